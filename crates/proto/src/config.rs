@@ -1,0 +1,52 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::{AuthKey, DEFAULT_MAX_FRAME};
+
+/// Which wire protocol a server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// Length-prefixed frames with error notices (the default).
+    #[default]
+    Framed,
+    /// RFC 862 echo: every byte back as it arrives, no framing, no notices.
+    Raw,
+}
+
+/// Once this many bytes of output are waiting, a session stops asking for input, so a
+/// client that sends but never reads cannot grow the server's memory without bound.
+pub const DEFAULT_HIGH_WATER: usize = 256 * 1024;
+
+/// The per-connection rules every model applies identically.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Wire protocol.
+    pub protocol: Protocol,
+    /// Largest frame payload accepted (framed mode).
+    pub max_frame: u32,
+    /// The shared key, when connections must authenticate.
+    pub auth_key: Option<Arc<AuthKey>>,
+    /// How long a client has to answer the challenge.
+    pub handshake_timeout: Duration,
+    /// A connection that moves no bytes in either direction for this long is closed.
+    pub idle_timeout: Option<Duration>,
+    /// A frame must be complete this long after its first header byte arrived: an
+    /// absolute deadline, so trickling bytes (slowloris) cannot extend it.
+    pub frame_timeout: Option<Duration>,
+    /// Pending output above which the session stops wanting input.
+    pub high_water: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            protocol: Protocol::Framed,
+            max_frame: DEFAULT_MAX_FRAME,
+            auth_key: None,
+            handshake_timeout: Duration::from_secs(5),
+            idle_timeout: Some(Duration::from_secs(60)),
+            frame_timeout: Some(Duration::from_secs(30)),
+            high_water: DEFAULT_HIGH_WATER,
+        }
+    }
+}

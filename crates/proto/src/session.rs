@@ -1,0 +1,432 @@
+//! The server side of one connection, as a state machine with no IO.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::frame::{encode_notice, HEADER_LEN};
+use crate::{AuthKey, Protocol, SessionConfig, MAC_LEN, NONCE_LEN};
+
+/// Buffers that grew past this (to hold a large frame) are released once they empty,
+/// so one big frame does not pin a megabyte to an otherwise idle connection.
+const RETAIN_CAPACITY: usize = 64 * 1024;
+
+/// How long a closing connection may take to accept its last bytes (replies, a notice)
+/// when no idle timeout is configured, before the server gives up on it.
+const DEFAULT_LINGER: Duration = Duration::from_secs(10);
+
+/// Why a session ended (or is ending).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CloseReason {
+    /// The peer closed its side cleanly, between frames.
+    PeerClosed,
+    /// The peer closed its side in the middle of a header, a frame or the handshake.
+    Truncated,
+    /// A header announced more than the limit (or had the top bit set).
+    Oversize,
+    /// The handshake answer was wrong.
+    AuthFailed,
+    /// The handshake answer did not arrive in time.
+    HandshakeTimeout,
+    /// No bytes moved in either direction for the idle timeout.
+    IdleTimeout,
+    /// A frame was not complete by its deadline (slowloris).
+    FrameTimeout,
+    /// The server is shutting down.
+    Shutdown,
+    /// The peer stopped accepting our output while we were closing.
+    Abandoned,
+}
+
+impl CloseReason {
+    /// Every reason, for tables of counters.
+    pub const ALL: [CloseReason; 9] = [
+        CloseReason::PeerClosed,
+        CloseReason::Truncated,
+        CloseReason::Oversize,
+        CloseReason::AuthFailed,
+        CloseReason::HandshakeTimeout,
+        CloseReason::IdleTimeout,
+        CloseReason::FrameTimeout,
+        CloseReason::Shutdown,
+        CloseReason::Abandoned,
+    ];
+
+    /// A short snake_case name, used in stats output.
+    pub fn name(self) -> &'static str {
+        match self {
+            CloseReason::PeerClosed => "peer_closed",
+            CloseReason::Truncated => "truncated",
+            CloseReason::Oversize => "oversize",
+            CloseReason::AuthFailed => "auth_failed",
+            CloseReason::HandshakeTimeout => "handshake_timeout",
+            CloseReason::IdleTimeout => "idle_timeout",
+            CloseReason::FrameTimeout => "frame_timeout",
+            CloseReason::Shutdown => "shutdown",
+            CloseReason::Abandoned => "abandoned",
+        }
+    }
+
+    /// Whether this ending is an error (anything but a clean close or a shutdown).
+    pub fn is_error(self) -> bool {
+        !matches!(self, CloseReason::PeerClosed | CloseReason::Shutdown)
+    }
+}
+
+/// Counters for one session, folded into the server's totals when it ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    /// Complete frames echoed (framed mode).
+    pub frames: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Bytes the driver reported written.
+    pub bytes_out: u64,
+}
+
+#[derive(Debug)]
+struct Handshake {
+    key: Arc<AuthKey>,
+    nonce: [u8; NONCE_LEN],
+    answer: Vec<u8>,
+    deadline: Instant,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Framing {
+    Header,
+    Payload { remaining: usize },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Open,
+    Closing(CloseReason),
+    Closed(CloseReason),
+}
+
+/// One connection's protocol state. See the crate docs for how a driver uses it.
+#[derive(Debug)]
+pub struct Session {
+    protocol: Protocol,
+    max_frame: u32,
+    high_water: usize,
+    idle_timeout: Option<Duration>,
+    frame_timeout: Option<Duration>,
+    handshake: Option<Handshake>,
+    framing: Framing,
+    /// Bytes of the frame being received; echoed only when the frame is complete.
+    held: Vec<u8>,
+    frame_deadline: Option<Instant>,
+    out: Vec<u8>,
+    out_pos: usize,
+    last_activity: Instant,
+    output_progressed: bool,
+    closing_since: Option<Instant>,
+    phase: Phase,
+    stats: SessionStats,
+}
+
+impl Session {
+    /// Starts a session at `now`. When the config carries a key, `nonce` is the challenge
+    /// (the caller draws it from a secure random source; the session has no IO) and it is
+    /// the first output; otherwise `nonce` is unused.
+    pub fn new(config: &SessionConfig, now: Instant, nonce: [u8; NONCE_LEN]) -> Session {
+        let mut out = Vec::new();
+        let handshake = config.auth_key.as_ref().map(|key| {
+            out.extend_from_slice(&nonce);
+            Handshake {
+                key: Arc::clone(key),
+                nonce,
+                answer: Vec::with_capacity(MAC_LEN),
+                deadline: now + config.handshake_timeout,
+            }
+        });
+        Session {
+            protocol: config.protocol,
+            max_frame: config.max_frame,
+            high_water: config.high_water,
+            idle_timeout: config.idle_timeout,
+            frame_timeout: config.frame_timeout,
+            handshake,
+            framing: Framing::Header,
+            held: Vec::new(),
+            frame_deadline: None,
+            out,
+            out_pos: 0,
+            last_activity: now,
+            output_progressed: false,
+            closing_since: None,
+            phase: Phase::Open,
+            stats: SessionStats::default(),
+        }
+    }
+
+    /// Feeds bytes received from the peer. "Not a whole frame yet" is a normal state:
+    /// the bytes are held until the frame completes. Input after the session started
+    /// closing is discarded.
+    pub fn handle_input(&mut self, data: &[u8], now: Instant) {
+        if self.phase != Phase::Open {
+            return;
+        }
+        self.stats.bytes_in += data.len() as u64;
+        self.last_activity = now;
+        let mut data = data;
+        if let Some(handshake) = &mut self.handshake {
+            let take = (MAC_LEN - handshake.answer.len()).min(data.len());
+            handshake.answer.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if handshake.answer.len() < MAC_LEN {
+                return;
+            }
+            if !handshake.key.verify(&handshake.nonce, &handshake.answer) {
+                self.close_with(CloseReason::AuthFailed, "authentication failed", now);
+                return;
+            }
+            self.handshake = None;
+        }
+        match self.protocol {
+            Protocol::Raw => self.out.extend_from_slice(data),
+            Protocol::Framed => self.handle_frames(data, now),
+        }
+    }
+
+    fn handle_frames(&mut self, mut data: &[u8], now: Instant) {
+        while !data.is_empty() {
+            match self.framing {
+                Framing::Header => {
+                    if self.held.is_empty() {
+                        self.frame_deadline = self.frame_timeout.map(|t| now + t);
+                    }
+                    let take = (HEADER_LEN - self.held.len()).min(data.len());
+                    self.held.extend_from_slice(&data[..take]);
+                    data = &data[take..];
+                    if self.held.len() < HEADER_LEN {
+                        return;
+                    }
+                    let word = [self.held[0], self.held[1], self.held[2], self.held[3]];
+                    let len = u32::from_be_bytes(word);
+                    if len > self.max_frame {
+                        let text = format!(
+                            "frame of {len} bytes exceeds the limit of {} bytes",
+                            self.max_frame
+                        );
+                        self.close_with(CloseReason::Oversize, &text, now);
+                        return;
+                    }
+                    // `len <= max_frame: u32`, so it fits in usize on every target we build.
+                    self.framing = Framing::Payload {
+                        remaining: len as usize,
+                    };
+                    if len == 0 {
+                        self.complete_frame(&[]);
+                    }
+                }
+                Framing::Payload { remaining } => {
+                    let take = remaining.min(data.len());
+                    if take == remaining {
+                        self.complete_frame(&data[..take]);
+                    } else {
+                        self.held.extend_from_slice(&data[..take]);
+                        self.framing = Framing::Payload {
+                            remaining: remaining - take,
+                        };
+                    }
+                    data = &data[take..];
+                }
+            }
+        }
+    }
+
+    /// Moves the held part of a frame plus its `tail` to the output.
+    fn complete_frame(&mut self, tail: &[u8]) {
+        if self.pending_output() == 0 {
+            // Nothing is waiting to be written: hand the held buffer over instead of
+            // copying a possibly megabyte-sized frame.
+            self.out.clear();
+            self.out_pos = 0;
+            std::mem::swap(&mut self.out, &mut self.held);
+        } else {
+            self.out.extend_from_slice(&self.held);
+            self.held.clear();
+        }
+        self.out.extend_from_slice(tail);
+        release_if_large(&mut self.held);
+        self.framing = Framing::Header;
+        self.frame_deadline = None;
+        self.stats.frames += 1;
+    }
+
+    /// The peer closed its sending side (`recv` returned 0). Complete frames already
+    /// received are still echoed; a partial frame is dropped.
+    pub fn handle_eof(&mut self, now: Instant) {
+        if self.phase != Phase::Open {
+            return;
+        }
+        let partial = !self.held.is_empty() || self.handshake.is_some();
+        let reason = if partial {
+            CloseReason::Truncated
+        } else {
+            CloseReason::PeerClosed
+        };
+        self.begin_close(reason, now);
+    }
+
+    /// The server is shutting down: stop reading, send what is already owed, then close.
+    pub fn begin_shutdown(&mut self, now: Instant) {
+        if self.phase == Phase::Open {
+            self.close_with(CloseReason::Shutdown, "server shutting down", now);
+        }
+    }
+
+    /// Applies every deadline that has passed at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.output_progressed {
+            self.output_progressed = false;
+            self.last_activity = now;
+        }
+        match self.phase {
+            Phase::Open => {
+                if self.handshake.as_ref().is_some_and(|h| now >= h.deadline) {
+                    self.close_with(CloseReason::HandshakeTimeout, "handshake timeout", now);
+                } else if self.frame_deadline.is_some_and(|d| now >= d) {
+                    self.close_with(CloseReason::FrameTimeout, "frame not completed in time", now);
+                } else if self.idle_deadline().is_some_and(|d| now >= d) {
+                    self.close_with(CloseReason::IdleTimeout, "idle timeout", now);
+                }
+            }
+            Phase::Closing(_) => {
+                if self.linger_deadline().is_some_and(|d| now >= d) {
+                    self.phase = Phase::Closed(CloseReason::Abandoned);
+                    self.out = Vec::new();
+                    self.out_pos = 0;
+                }
+            }
+            Phase::Closed(_) => {}
+        }
+    }
+
+    fn idle_deadline(&self) -> Option<Instant> {
+        self.idle_timeout.map(|t| self.last_activity + t)
+    }
+
+    fn linger_deadline(&self) -> Option<Instant> {
+        let since = self.closing_since?;
+        let linger = self.idle_timeout.unwrap_or(DEFAULT_LINGER);
+        Some(since.max(self.last_activity) + linger)
+    }
+
+    /// The earliest instant at which [`Session::handle_timeout`] has work to do. A driver
+    /// may call it early; it re-checks and does nothing.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Open => [
+                self.handshake.as_ref().map(|h| h.deadline),
+                self.frame_deadline,
+                self.idle_deadline(),
+            ]
+            .into_iter()
+            .flatten()
+            .min(),
+            Phase::Closing(_) if self.pending_output() > 0 => self.linger_deadline(),
+            _ => None,
+        }
+    }
+
+    fn close_with(&mut self, reason: CloseReason, notice: &str, now: Instant) {
+        if self.protocol == Protocol::Framed {
+            encode_notice(notice, &mut self.out);
+        }
+        self.begin_close(reason, now);
+    }
+
+    fn begin_close(&mut self, reason: CloseReason, now: Instant) {
+        self.held = Vec::new();
+        self.handshake = None;
+        self.frame_deadline = None;
+        self.closing_since = Some(now);
+        self.phase = Phase::Closing(reason);
+        self.finish_if_flushed();
+    }
+
+    fn finish_if_flushed(&mut self) {
+        if let Phase::Closing(reason) = self.phase {
+            if self.pending_output() == 0 {
+                self.phase = Phase::Closed(reason);
+            }
+        }
+    }
+
+    /// Bytes waiting to be written, oldest first.
+    pub fn output(&self) -> &[u8] {
+        &self.out[self.out_pos..]
+    }
+
+    /// Marks the first `n` bytes of [`Session::output`] as written.
+    pub fn consume_output(&mut self, n: usize) {
+        let n = n.min(self.pending_output());
+        if n == 0 {
+            return;
+        }
+        self.out_pos += n;
+        self.stats.bytes_out += n as u64;
+        self.output_progressed = true;
+        if self.out_pos == self.out.len() {
+            self.out.clear();
+            self.out_pos = 0;
+            release_if_large(&mut self.out);
+        } else if self.out_pos >= RETAIN_CAPACITY && self.out_pos * 2 >= self.out.len() {
+            // Keep the unsent tail at the front so the buffer does not creep forward.
+            self.out.drain(..self.out_pos);
+            self.out_pos = 0;
+        }
+        self.finish_if_flushed();
+    }
+
+    fn pending_output(&self) -> usize {
+        self.out.len() - self.out_pos
+    }
+
+    /// Whether the driver should read: the session is open and its output is below the
+    /// high-water mark (backpressure).
+    pub fn wants_read(&self) -> bool {
+        self.phase == Phase::Open && self.pending_output() < self.high_water
+    }
+
+    /// Whether there is output to write.
+    pub fn wants_write(&self) -> bool {
+        self.pending_output() > 0
+    }
+
+    /// Whether the driver should close the connection now: the session ended and every
+    /// byte it owed has been written (or abandoned).
+    pub fn is_closed(&self) -> bool {
+        matches!(self.phase, Phase::Closed(_))
+    }
+
+    /// Why the session ended or is ending, once it is.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        match self.phase {
+            Phase::Open => None,
+            Phase::Closing(reason) | Phase::Closed(reason) => Some(reason),
+        }
+    }
+
+    /// This session's counters.
+    pub fn stats(&self) -> SessionStats {
+        self.stats
+    }
+
+    /// Bytes this session holds in memory (buffer capacities), for tests of the bounds.
+    pub fn buffered_capacity(&self) -> usize {
+        self.held.capacity() + self.out.capacity()
+    }
+}
+
+fn release_if_large(buf: &mut Vec<u8>) {
+    if buf.is_empty() && buf.capacity() > RETAIN_CAPACITY {
+        *buf = Vec::new();
+    }
+}
+
+#[cfg(test)]
+mod tests;
