@@ -14,6 +14,16 @@ const RETAIN_CAPACITY: usize = 64 * 1024;
 /// when no idle timeout is configured, before the server gives up on it.
 const DEFAULT_LINGER: Duration = Duration::from_secs(10);
 
+/// A shutting-down server waits at most this long for a peer to accept its last bytes.
+const SHUTDOWN_LINGER: Duration = Duration::from_secs(2);
+
+/// After the server has sent its last byte and its FIN, it keeps reading (and discarding)
+/// for at most this long or [`DRAIN_LIMIT`] bytes, waiting for the peer's FIN. Closing a
+/// socket with unread input makes the kernel send a reset, and a reset can destroy the
+/// replies and the notice still in flight to the peer: "lingering close".
+const DRAIN_TIME: Duration = Duration::from_secs(1);
+const DRAIN_LIMIT: u64 = 256 * 1024;
+
 /// Why a session ended (or is ending).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CloseReason {
@@ -100,7 +110,11 @@ enum Framing {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Open,
+    /// Sending what is still owed; reading has stopped.
     Closing(CloseReason),
+    /// Everything owed is written and the write side should be shut down; discarding
+    /// input until the peer's FIN (see [`DRAIN_TIME`]).
+    Draining { reason: CloseReason, until: Instant, discarded: u64 },
     Closed(CloseReason),
 }
 
@@ -120,7 +134,6 @@ pub struct Session {
     out: Vec<u8>,
     out_pos: usize,
     last_activity: Instant,
-    output_progressed: bool,
     closing_since: Option<Instant>,
     phase: Phase,
     stats: SessionStats,
@@ -154,7 +167,6 @@ impl Session {
             out,
             out_pos: 0,
             last_activity: now,
-            output_progressed: false,
             closing_since: None,
             phase: Phase::Open,
             stats: SessionStats::default(),
@@ -165,6 +177,16 @@ impl Session {
     /// the bytes are held until the frame completes. Input after the session started
     /// closing is discarded.
     pub fn handle_input(&mut self, data: &[u8], now: Instant) {
+        if let Phase::Draining {
+            reason, discarded, ..
+        } = &mut self.phase
+        {
+            *discarded += data.len() as u64;
+            if *discarded > DRAIN_LIMIT {
+                self.phase = Phase::Closed(*reason);
+            }
+            return;
+        }
         if self.phase != Phase::Open {
             return;
         }
@@ -259,6 +281,10 @@ impl Session {
     /// The peer closed its sending side (`recv` returned 0). Complete frames already
     /// received are still echoed; a partial frame is dropped.
     pub fn handle_eof(&mut self, now: Instant) {
+        if let Phase::Draining { reason, .. } = self.phase {
+            self.phase = Phase::Closed(reason);
+            return;
+        }
         if self.phase != Phase::Open {
             return;
         }
@@ -280,10 +306,6 @@ impl Session {
 
     /// Applies every deadline that has passed at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.output_progressed {
-            self.output_progressed = false;
-            self.last_activity = now;
-        }
         match self.phase {
             Phase::Open => {
                 if self.handshake.as_ref().is_some_and(|h| now >= h.deadline) {
@@ -301,6 +323,11 @@ impl Session {
                     self.out_pos = 0;
                 }
             }
+            Phase::Draining { reason, until, .. } => {
+                if now >= until {
+                    self.phase = Phase::Closed(reason);
+                }
+            }
             Phase::Closed(_) => {}
         }
     }
@@ -311,7 +338,10 @@ impl Session {
 
     fn linger_deadline(&self) -> Option<Instant> {
         let since = self.closing_since?;
-        let linger = self.idle_timeout.unwrap_or(DEFAULT_LINGER);
+        let linger = match self.phase {
+            Phase::Closing(CloseReason::Shutdown) => SHUTDOWN_LINGER,
+            _ => self.idle_timeout.unwrap_or(DEFAULT_LINGER),
+        };
         Some(since.max(self.last_activity) + linger)
     }
 
@@ -327,8 +357,9 @@ impl Session {
             .into_iter()
             .flatten()
             .min(),
-            Phase::Closing(_) if self.pending_output() > 0 => self.linger_deadline(),
-            _ => None,
+            Phase::Closing(_) => self.linger_deadline(),
+            Phase::Draining { until, .. } => Some(until),
+            Phase::Closed(_) => None,
         }
     }
 
@@ -345,15 +376,27 @@ impl Session {
         self.frame_deadline = None;
         self.closing_since = Some(now);
         self.phase = Phase::Closing(reason);
-        self.finish_if_flushed();
+        self.finish_if_flushed(now);
     }
 
-    fn finish_if_flushed(&mut self) {
-        if let Phase::Closing(reason) = self.phase {
-            if self.pending_output() == 0 {
-                self.phase = Phase::Closed(reason);
-            }
+    fn finish_if_flushed(&mut self, now: Instant) {
+        let Phase::Closing(reason) = self.phase else {
+            return;
+        };
+        if self.pending_output() > 0 {
+            return;
         }
+        self.phase = match reason {
+            // The peer already sent its FIN: nothing more can arrive, close at once.
+            CloseReason::PeerClosed | CloseReason::Truncated | CloseReason::Abandoned => {
+                Phase::Closed(reason)
+            }
+            _ => Phase::Draining {
+                reason,
+                until: now + DRAIN_TIME,
+                discarded: 0,
+            },
+        };
     }
 
     /// Bytes waiting to be written, oldest first.
@@ -361,15 +404,15 @@ impl Session {
         &self.out[self.out_pos..]
     }
 
-    /// Marks the first `n` bytes of [`Session::output`] as written.
-    pub fn consume_output(&mut self, n: usize) {
+    /// Marks the first `n` bytes of [`Session::output`] as written at `now`.
+    pub fn consume_output(&mut self, n: usize, now: Instant) {
         let n = n.min(self.pending_output());
         if n == 0 {
             return;
         }
         self.out_pos += n;
         self.stats.bytes_out += n as u64;
-        self.output_progressed = true;
+        self.last_activity = now;
         if self.out_pos == self.out.len() {
             self.out.clear();
             self.out_pos = 0;
@@ -379,7 +422,7 @@ impl Session {
             self.out.drain(..self.out_pos);
             self.out_pos = 0;
         }
-        self.finish_if_flushed();
+        self.finish_if_flushed(now);
     }
 
     fn pending_output(&self) -> usize {
@@ -387,9 +430,20 @@ impl Session {
     }
 
     /// Whether the driver should read: the session is open and its output is below the
-    /// high-water mark (backpressure).
+    /// high-water mark (backpressure), or it is draining the peer's last bytes.
     pub fn wants_read(&self) -> bool {
-        self.phase == Phase::Open && self.pending_output() < self.high_water
+        match self.phase {
+            Phase::Open => self.pending_output() < self.high_water,
+            Phase::Draining { .. } => true,
+            Phase::Closing(_) | Phase::Closed(_) => false,
+        }
+    }
+
+    /// Whether the server has written its last byte: the driver should now shut down
+    /// the socket's write side (send FIN) if it has not already, and keep reading until
+    /// [`Session::is_closed`].
+    pub fn is_write_finished(&self) -> bool {
+        matches!(self.phase, Phase::Draining { .. } | Phase::Closed(_))
     }
 
     /// Whether there is output to write.
@@ -407,7 +461,9 @@ impl Session {
     pub fn close_reason(&self) -> Option<CloseReason> {
         match self.phase {
             Phase::Open => None,
-            Phase::Closing(reason) | Phase::Closed(reason) => Some(reason),
+            Phase::Closing(reason) | Phase::Draining { reason, .. } | Phase::Closed(reason) => {
+                Some(reason)
+            }
         }
     }
 

@@ -24,7 +24,7 @@ fn run(config: &SessionConfig, chunks: &[&[u8]]) -> (Vec<u8>, Session) {
 fn drain(session: &mut Session, wire: &mut Vec<u8>) {
     let n = session.output().len();
     wire.extend_from_slice(session.output());
-    session.consume_output(n);
+    session.consume_output(n, Instant::now());
 }
 
 fn replies(wire: &[u8]) -> Vec<Reply> {
@@ -77,7 +77,9 @@ fn oversize_header_echoes_earlier_frames_then_notice_then_closes() {
     assert_eq!(got[0], Reply::Frame(b"one".to_vec()));
     assert_eq!(got[1], Reply::Frame(b"two".to_vec()));
     assert!(matches!(&got[2], Reply::Notice(text) if text.contains("exceeds")));
-    assert!(session.is_closed());
+    assert!(session.is_write_finished(), "FIN is due after the notice");
+    assert!(session.wants_read(), "draining the peer's input before close");
+    assert!(!session.is_closed());
     assert_eq!(session.close_reason(), Some(CloseReason::Oversize));
 }
 
@@ -127,7 +129,7 @@ fn backpressure_stops_reading_above_high_water() {
     assert!(session.wants_read());
     session.handle_input(&frames(&[&[2; 600]]), now);
     assert!(!session.wants_read());
-    session.consume_output(700);
+    session.consume_output(700, now);
     assert!(session.wants_read());
     assert!(session.wants_write());
 }
@@ -148,7 +150,7 @@ fn handshake_sends_nonce_and_accepts_the_right_answer() {
     let nonce = [42; NONCE_LEN];
     let mut session = Session::new(&config, now, nonce);
     assert_eq!(session.output(), &nonce);
-    session.consume_output(NONCE_LEN);
+    session.consume_output(NONCE_LEN, now);
     // The answer and the first frame in one write: the frame must not be lost.
     let mut input = key.respond(&nonce).to_vec();
     input.extend(frames(&[b"after auth"]));
@@ -161,7 +163,7 @@ fn wrong_answer_gets_a_notice_and_closes() {
     let (config, _) = auth_config();
     let now = Instant::now();
     let mut session = Session::new(&config, now, [42; NONCE_LEN]);
-    session.consume_output(NONCE_LEN);
+    session.consume_output(NONCE_LEN, now);
     session.handle_input(&[0; MAC_LEN], now);
     assert!(
         matches!(&replies(session.output())[..], [Reply::Notice(t)] if t == "authentication failed")
@@ -174,7 +176,7 @@ fn silent_client_is_closed_at_the_handshake_deadline() {
     let (config, _) = auth_config();
     let start = Instant::now();
     let mut session = Session::new(&config, start, [42; NONCE_LEN]);
-    session.consume_output(NONCE_LEN);
+    session.consume_output(NONCE_LEN, start);
     session.handle_input(&[1; 31], start);
     let deadline = session.poll_timeout().unwrap();
     assert_eq!(deadline, start + config.handshake_timeout);
@@ -211,8 +213,7 @@ fn idle_deadline_moves_with_output_progress() {
     let start = Instant::now();
     let mut session = Session::new(&config, start, [0; NONCE_LEN]);
     session.handle_input(&frames(&[&[1; 100]]), start);
-    session.consume_output(50);
-    session.handle_timeout(start + Duration::from_secs(9));
+    session.consume_output(50, start + Duration::from_secs(9));
     session.handle_timeout(start + Duration::from_secs(11));
     assert!(session.close_reason().is_none(), "the peer was reading");
     session.handle_timeout(start + Duration::from_secs(19));
@@ -256,7 +257,7 @@ fn large_frame_buffers_are_released_after_use() {
     }
     let n = session.output().len();
     assert_eq!(n, wire.len());
-    session.consume_output(n);
+    session.consume_output(n, now);
     assert!(session.buffered_capacity() <= 2 * 64 * 1024);
 }
 
@@ -295,7 +296,7 @@ proptest! {
         let got = replies(&out);
         prop_assert_eq!(got.len(), prefix.len() + 1);
         prop_assert!(matches!(got.last(), Some(Reply::Notice(_))));
-        prop_assert!(session.is_closed());
+        prop_assert!(session.is_write_finished());
     }
 
     #[test]
@@ -310,9 +311,40 @@ proptest! {
             prop_assert!(session.buffered_capacity() <= 4 * (4096 + 2000 + 64 * 1024));
             if chunk.len() % 3 == 0 {
                 let n = session.output().len();
-                session.consume_output(n);
+                session.consume_output(n, now);
             }
         }
         session.handle_eof(now);
     }
+}
+
+#[test]
+fn drain_ends_at_peer_eof_or_deadline_or_byte_limit() {
+    let now = Instant::now();
+    let drained = |session: &mut Session| {
+        session.handle_input(&[0xff; 4], now);
+        let n = session.output().len();
+        session.consume_output(n, now);
+        assert!(session.is_write_finished() && !session.is_closed());
+    };
+    let mut by_eof = Session::new(&framed(), now, [0; NONCE_LEN]);
+    drained(&mut by_eof);
+    by_eof.handle_input(&[1; 1000], now);
+    assert!(!by_eof.is_closed());
+    by_eof.handle_eof(now);
+    assert!(by_eof.is_closed());
+
+    let mut by_time = Session::new(&framed(), now, [0; NONCE_LEN]);
+    drained(&mut by_time);
+    let deadline = by_time.poll_timeout().unwrap();
+    by_time.handle_timeout(deadline);
+    assert!(by_time.is_closed());
+
+    let mut by_bytes = Session::new(&framed(), now, [0; NONCE_LEN]);
+    drained(&mut by_bytes);
+    for _ in 0..300 {
+        by_bytes.handle_input(&[1; 1024], now);
+    }
+    assert!(by_bytes.is_closed());
+    assert_eq!(by_bytes.close_reason(), Some(CloseReason::Oversize));
 }
