@@ -114,7 +114,11 @@ enum Phase {
     Closing(CloseReason),
     /// Everything owed is written and the write side should be shut down; discarding
     /// input until the peer's FIN (see [`DRAIN_TIME`]).
-    Draining { reason: CloseReason, until: Instant, discarded: u64 },
+    Draining {
+        reason: CloseReason,
+        until: Instant,
+        discarded: u64,
+    },
     Closed(CloseReason),
 }
 
@@ -311,7 +315,11 @@ impl Session {
                 if self.handshake.as_ref().is_some_and(|h| now >= h.deadline) {
                     self.close_with(CloseReason::HandshakeTimeout, "handshake timeout", now);
                 } else if self.frame_deadline.is_some_and(|d| now >= d) {
-                    self.close_with(CloseReason::FrameTimeout, "frame not completed in time", now);
+                    self.close_with(
+                        CloseReason::FrameTimeout,
+                        "frame not completed in time",
+                        now,
+                    );
                 } else if self.idle_deadline().is_some_and(|d| now >= d) {
                     self.close_with(CloseReason::IdleTimeout, "idle timeout", now);
                 }

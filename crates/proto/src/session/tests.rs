@@ -78,7 +78,10 @@ fn oversize_header_echoes_earlier_frames_then_notice_then_closes() {
     assert_eq!(got[1], Reply::Frame(b"two".to_vec()));
     assert!(matches!(&got[2], Reply::Notice(text) if text.contains("exceeds")));
     assert!(session.is_write_finished(), "FIN is due after the notice");
-    assert!(session.wants_read(), "draining the peer's input before close");
+    assert!(
+        session.wants_read(),
+        "draining the peer's input before close"
+    );
     assert!(!session.is_closed());
     assert_eq!(session.close_reason(), Some(CloseReason::Oversize));
 }

@@ -1,0 +1,44 @@
+//! # iterative — one client at a time
+//!
+//! The first server in every sockets course: `accept`, serve that client until it
+//! leaves, `accept` the next. There is no concurrency at all, which makes it the
+//! baseline every other model is measured against.
+//!
+//! **Syscalls.** Per connection: `poll` (listener + shutdown pipe), `accept4`, three
+//! `setsockopt`s (`TCP_NODELAY`, receive and send timeouts), `close`. Per message: one
+//! `read` and one `write` — the cheapest possible, and the reason this model has the
+//! best single-client latency.
+//!
+//! **Where it waits.** In `read` on the one client. Every other client waits in the
+//! kernel's accept queue (the listen backlog): connected as far as TCP is concerned,
+//! but not served.
+//!
+//! **What a connection costs.** Nothing extra: one socket and a 64 KiB read buffer,
+//! reused.
+//!
+//! **How it fails under load.** Head-of-line blocking: a second client is not served
+//! until the first one leaves, so with 100 clients the fairness index collapses to
+//! about 1/100. A silent client would hold the server forever; `--idle-timeout` is
+//! what frees it, and that bounded failure is what the tests assert.
+//!
+//! **Shutdown.** The accept `poll` wakes on the shutdown pipe; a client being served
+//! notices within one [`echolab_server::BLOCKING_TICK`], gets its buffered replies, and
+//! is closed. Clients still in the backlog are never served.
+
+use std::io;
+use std::net::TcpListener;
+
+use echolab_server::{refuse_busy, serve_blocking, Acceptor, ServerContext};
+
+/// Serves clients one after another until shutdown.
+pub fn serve(listener: TcpListener, ctx: &ServerContext) -> io::Result<()> {
+    let acceptor = Acceptor::new(&listener, ctx)?;
+    while let Some(stream) = acceptor.next() {
+        // With one client at a time the slot only matters for `--max-conns 0`.
+        match ctx.try_admit() {
+            Some(_slot) => serve_blocking(stream, ctx),
+            None => refuse_busy(stream, ctx),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,148 @@
+use std::io::{self, Read, Write};
+use std::net::{Shutdown as SocketShutdown, TcpStream};
+use std::time::{Duration, Instant};
+
+use echolab_proto::Session;
+
+use crate::{new_session, ServerContext};
+
+/// The longest a blocking `read`/`write` waits before the loop looks at the clock and
+/// the shutdown flag. Shorter deadlines (handshake, frame, idle) shorten it as they near.
+/// Each idle connection wakes this often, the price of blocking I/O that must still
+/// notice a shutdown.
+pub const BLOCKING_TICK: Duration = Duration::from_millis(500);
+
+const READ_BUFFER: usize = 64 * 1024;
+
+/// Serves one connection to the end with blocking `read`/`write` calls: the loop every
+/// blocking model (iterative, fork, threads, pool) shares. Per message it costs one
+/// `read` and one `write` (more when the message is larger than a socket buffer).
+///
+/// The connection's outcome is folded into `ctx.stats`; an error here ends only this
+/// connection, never the caller's accept loop.
+pub fn serve_blocking(stream: TcpStream, ctx: &ServerContext) {
+    let mut session = match new_session(&ctx.config.session, Instant::now()) {
+        Ok(session) => session,
+        Err(_) => return,
+    };
+    let result = BlockingConnection::new(&stream).and_then(|mut conn| conn.run(&mut session, ctx));
+    ctx.stats.record_session(&session, result.is_err());
+}
+
+struct BlockingConnection<'a> {
+    stream: &'a TcpStream,
+    timeout: Duration,
+    fin_sent: bool,
+}
+
+impl<'a> BlockingConnection<'a> {
+    fn new(stream: &'a TcpStream) -> io::Result<Self> {
+        stream.set_read_timeout(Some(BLOCKING_TICK))?;
+        stream.set_write_timeout(Some(BLOCKING_TICK))?;
+        Ok(BlockingConnection {
+            stream,
+            timeout: BLOCKING_TICK,
+            fin_sent: false,
+        })
+    }
+
+    fn run(&mut self, session: &mut Session, ctx: &ServerContext) -> io::Result<()> {
+        let mut buf = vec![0u8; READ_BUFFER];
+        let mut shutdown_seen = false;
+        loop {
+            self.flush(session, ctx, &mut shutdown_seen)?;
+            if session.is_write_finished() && !self.fin_sent {
+                self.fin_sent = true;
+                // Our FIN goes out after the last reply; the peer may still be sending,
+                // so keep reading until its FIN (the session's draining phase).
+                let _ = self.stream.shutdown(SocketShutdown::Write);
+            }
+            if session.is_closed() {
+                return Ok(());
+            }
+            if !shutdown_seen && ctx.shutdown.is_requested() {
+                shutdown_seen = true;
+                self.read_what_has_arrived(session, &mut buf)?;
+                session.begin_shutdown(Instant::now());
+                continue;
+            }
+            self.adjust_timeout(session)?;
+            match self.stream.read(&mut buf) {
+                Ok(0) => session.handle_eof(Instant::now()),
+                Ok(n) => session.handle_input(&buf[..n], Instant::now()),
+                Err(e) if is_timeout(&e) => session.handle_timeout(Instant::now()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Writes everything the session owes, waking every tick to apply deadlines (a peer
+    /// that never reads is closed by them, not waited on forever).
+    fn flush(
+        &mut self,
+        session: &mut Session,
+        ctx: &ServerContext,
+        shutdown_seen: &mut bool,
+    ) -> io::Result<()> {
+        while session.wants_write() {
+            match self.stream.write(session.output()) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => session.consume_output(n, Instant::now()),
+                Err(e) if is_timeout(&e) => {
+                    let now = Instant::now();
+                    if !*shutdown_seen && ctx.shutdown.is_requested() {
+                        *shutdown_seen = true;
+                        session.begin_shutdown(now);
+                    }
+                    session.handle_timeout(now);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// At shutdown, takes in what the peer already sent (without waiting for more), so
+    /// complete frames sitting in the socket buffer are still echoed.
+    fn read_what_has_arrived(&mut self, session: &mut Session, buf: &mut [u8]) -> io::Result<()> {
+        self.stream.set_nonblocking(true)?;
+        while session.wants_read() {
+            match self.stream.read(buf) {
+                Ok(0) => {
+                    session.handle_eof(Instant::now());
+                    break;
+                }
+                Ok(n) => session.handle_input(&buf[..n], Instant::now()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        self.stream.set_nonblocking(false)
+    }
+
+    /// Shortens the read timeout when a session deadline is nearer than a tick. Only
+    /// then does it cost a `setsockopt`; the common per-message path makes none.
+    fn adjust_timeout(&mut self, session: &Session) -> io::Result<()> {
+        let wanted = session
+            .poll_timeout()
+            .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or(BLOCKING_TICK)
+            .clamp(Duration::from_millis(1), BLOCKING_TICK);
+        let differs = wanted.abs_diff(self.timeout) > Duration::from_millis(2);
+        if differs {
+            self.stream.set_read_timeout(Some(wanted))?;
+            self.timeout = wanted;
+        }
+        Ok(())
+    }
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}

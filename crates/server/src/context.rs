@@ -1,0 +1,87 @@
+use std::io::{self, Read, Write};
+use std::net::{Shutdown as SocketShutdown, TcpStream};
+use std::sync::Arc;
+use std::time::Instant;
+
+use echolab_proto::{encode_notice, Protocol, Session, SessionConfig, NONCE_LEN};
+
+use crate::{ServerConfig, ServerStats, Shutdown};
+
+/// What a running model needs: its config, the shutdown signal and the stats. Cloning
+/// is cheap (three `Arc`s), so a model hands one to each thread it starts.
+#[derive(Debug, Clone)]
+pub struct ServerContext {
+    /// The configuration.
+    pub config: Arc<ServerConfig>,
+    /// Set by SIGINT/SIGTERM.
+    pub shutdown: Shutdown,
+    /// Server-wide counters.
+    pub stats: Arc<ServerStats>,
+}
+
+impl ServerContext {
+    /// A context with fresh stats.
+    pub fn new(config: ServerConfig, shutdown: Shutdown) -> ServerContext {
+        ServerContext {
+            config: Arc::new(config),
+            shutdown,
+            stats: Arc::new(ServerStats::default()),
+        }
+    }
+
+    /// Claims one of the `--max-conns` slots, or `None` when the server is full. The
+    /// slot is given back when the returned guard drops.
+    pub fn try_admit(&self) -> Option<ConnectionSlot> {
+        self.stats
+            .try_enter(self.config.max_conns)
+            .then(|| ConnectionSlot {
+                stats: Arc::clone(&self.stats),
+            })
+    }
+}
+
+/// One of the `--max-conns` slots; released on drop.
+#[derive(Debug)]
+pub struct ConnectionSlot {
+    stats: Arc<ServerStats>,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.stats.leave();
+    }
+}
+
+/// Starts a protocol session for a new connection, drawing the handshake nonce from the
+/// OS's secure random source when authentication is on.
+pub fn new_session(config: &SessionConfig, now: Instant) -> io::Result<Session> {
+    let mut nonce = [0u8; NONCE_LEN];
+    if config.auth_key.is_some() {
+        getrandom::fill(&mut nonce).map_err(io::Error::other)?;
+    }
+    Ok(Session::new(config, now, nonce))
+}
+
+/// Turns away a connection the server has no room for: framed clients get the
+/// `server busy` notice, raw clients a plain close. Never blocks: the notice is a few
+/// bytes into an empty socket buffer, and anything the client already sent is read and
+/// dropped so the close is a FIN, not a reset that could destroy the notice.
+pub fn refuse_busy(stream: TcpStream, ctx: &ServerContext) {
+    ctx.stats.record_refused();
+    if stream.set_nonblocking(true).is_err() {
+        return;
+    }
+    if ctx.config.session.protocol == Protocol::Framed {
+        let mut notice = Vec::new();
+        encode_notice("server busy", &mut notice);
+        let _ = (&stream).write(&notice);
+    }
+    let _ = stream.shutdown(SocketShutdown::Write);
+    let mut sink = [0u8; 4096];
+    for _ in 0..16 {
+        match (&stream).read(&mut sink) {
+            Ok(n) if n > 0 => continue,
+            _ => break,
+        }
+    }
+}

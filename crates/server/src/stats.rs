@@ -1,0 +1,143 @@
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use echolab_proto::{CloseReason, Session};
+use serde::{Deserialize, Serialize};
+
+/// Server-wide counters. Connections fold their counts in once, when they end, so the
+/// per-message path touches no shared cache line.
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    accepted: AtomicU64,
+    refused_busy: AtomicU64,
+    active: AtomicU64,
+    active_peak: AtomicU64,
+    frames: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    closes: [AtomicU64; CloseReason::ALL.len()],
+    io_errors: AtomicU64,
+    accept_errors: AtomicU64,
+}
+
+/// A point-in-time copy of [`ServerStats`], as printed in the JSON stats line.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsSnapshot {
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Connections refused because the server was at `--max-conns` (or out of threads,
+    /// processes or workers).
+    pub refused_busy: u64,
+    /// Most connections served at once.
+    pub active_peak: u64,
+    /// Frames echoed.
+    pub frames: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// How connections ended, by reason.
+    pub closed: BTreeMap<String, u64>,
+    /// Errors by kind: protocol violations, timeouts, I/O errors, accept errors.
+    pub errors: BTreeMap<String, u64>,
+}
+
+impl StatsSnapshot {
+    /// Adds another snapshot's counts (a forked child's, say) to this one.
+    pub fn merge(&mut self, other: &StatsSnapshot) {
+        self.accepted += other.accepted;
+        self.refused_busy += other.refused_busy;
+        self.active_peak = self.active_peak.max(other.active_peak);
+        self.frames += other.frames;
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
+        for (k, v) in &other.closed {
+            *self.closed.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &other.errors {
+            *self.errors.entry(k.clone()).or_default() += v;
+        }
+    }
+}
+
+impl ServerStats {
+    /// A connection was accepted.
+    pub fn record_accept(&self) {
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection was refused for lack of capacity.
+    pub fn record_refused(&self) {
+        self.refused_busy.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `accept` failed (EMFILE, ENOBUFS, ...).
+    pub fn record_accept_error(&self) {
+        self.accept_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection started being served; returns false past `max` (and undoes itself).
+    pub(crate) fn try_enter(&self, max: usize) -> bool {
+        let now = self.active.fetch_add(1, Ordering::AcqRel) + 1;
+        if now > max as u64 {
+            self.active.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        self.active_peak.fetch_max(now, Ordering::Relaxed);
+        true
+    }
+
+    pub(crate) fn leave(&self) {
+        self.active.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Connections being served right now.
+    pub fn active(&self) -> u64 {
+        self.active.load(Ordering::Acquire)
+    }
+
+    /// Folds in a finished session; `io_error` when the connection ended with an I/O
+    /// error (a reset, say) rather than through the protocol.
+    pub fn record_session(&self, session: &Session, io_error: bool) {
+        let counts = session.stats();
+        self.frames.fetch_add(counts.frames, Ordering::Relaxed);
+        self.bytes_in.fetch_add(counts.bytes_in, Ordering::Relaxed);
+        self.bytes_out
+            .fetch_add(counts.bytes_out, Ordering::Relaxed);
+        if io_error {
+            self.io_errors.fetch_add(1, Ordering::Relaxed);
+        } else if let Some(reason) = session.close_reason() {
+            let index = CloseReason::ALL
+                .iter()
+                .position(|r| *r == reason)
+                .unwrap_or_default();
+            self.closes[index].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Copies the counters.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut closed = BTreeMap::new();
+        let mut errors = BTreeMap::new();
+        for (reason, count) in CloseReason::ALL.iter().zip(&self.closes) {
+            let count = load(count);
+            closed.insert(reason.name().to_string(), count);
+            if reason.is_error() {
+                errors.insert(reason.name().to_string(), count);
+            }
+        }
+        errors.insert("io".to_string(), load(&self.io_errors));
+        errors.insert("accept".to_string(), load(&self.accept_errors));
+        StatsSnapshot {
+            accepted: load(&self.accepted),
+            refused_busy: load(&self.refused_busy),
+            active_peak: load(&self.active_peak),
+            frames: load(&self.frames),
+            bytes_in: load(&self.bytes_in),
+            bytes_out: load(&self.bytes_out),
+            closed,
+            errors,
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! # threads — one OS thread per client
+//!
+//! The accept loop hands each connection to a new thread, which runs the shared
+//! blocking loop until the client leaves. Blocking code stays simple (the thread
+//! sleeps in `read`), and the kernel scheduler provides the concurrency.
+//!
+//! **Syscalls.** Per connection: `poll` + `accept4` in the acceptor, then `mmap` (the
+//! thread's stack), `mprotect` (its guard page), `clone3`, and at exit `munmap` and a
+//! `futex` wake. Per message: one `read` and one `write`, as in `iterative` — but each
+//! message also costs a context switch into the thread that owns the socket.
+//!
+//! **Where it waits.** Each thread in its own `read`; the acceptor in `poll`.
+//!
+//! **What a connection costs.** A thread: a 256 KiB stack reservation (touched pages
+//! only, a few KiB resident), a kernel task struct, and a scheduler entry. Memory and
+//! context switches grow linearly with clients, idle or not.
+//!
+//! **How it fails under load.** Thousands of mostly idle clients mean thousands of
+//! threads: memory per connection, scheduler overhead and — past `ulimit -u` or
+//! `--max-conns` — refused clients. Past `--max-conns`, framed clients get the
+//! `server busy` notice; a failed `spawn` (out of threads) refuses the same way
+//! instead of killing the server.
+//!
+//! **Shutdown.** The acceptor stops, every thread notices within one
+//! [`echolab_server::BLOCKING_TICK`], sends what it owes, and is joined before
+//! `serve` returns.
+
+use std::io;
+use std::net::TcpListener;
+use std::thread::{self, JoinHandle};
+
+use echolab_server::{refuse_busy, serve_blocking, Acceptor, ServerContext};
+
+/// Each thread needs little stack: the read buffer lives on the heap.
+const THREAD_STACK: usize = 256 * 1024;
+
+/// Serves each client on its own thread until shutdown, then joins them all.
+pub fn serve(listener: TcpListener, ctx: &ServerContext) -> io::Result<()> {
+    let acceptor = Acceptor::new(&listener, ctx)?;
+    let mut threads: Vec<JoinHandle<()>> = Vec::new();
+    while let Some(stream) = acceptor.next() {
+        threads.retain(|t| !t.is_finished());
+        let Some(slot) = ctx.try_admit() else {
+            refuse_busy(stream, ctx);
+            continue;
+        };
+        // Keep a handle on the socket: if the spawn fails the closure (and the stream
+        // it owns) is gone, and the client must still be told.
+        let refusal_handle = stream.try_clone();
+        let thread_ctx = ctx.clone();
+        let spawned = thread::Builder::new()
+            .name("echolab-conn".into())
+            .stack_size(THREAD_STACK)
+            .spawn(move || {
+                let _slot = slot;
+                serve_blocking(stream, &thread_ctx);
+            });
+        match spawned {
+            Ok(handle) => threads.push(handle),
+            Err(_) => {
+                if let Ok(stream) = refusal_handle {
+                    refuse_busy(stream, ctx);
+                }
+            }
+        }
+    }
+    for thread in threads {
+        let _ = thread.join();
+    }
+    Ok(())
+}

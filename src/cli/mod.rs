@@ -1,0 +1,43 @@
+//! The command line: one subcommand per file.
+
+mod args;
+mod echo;
+mod models;
+mod ping;
+mod serve;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+pub(crate) use args::ClientArgs;
+
+/// One echo protocol, many server concurrency models, one client and one benchmark.
+#[derive(Debug, Parser)]
+#[command(name = "echolab", version, about, long_about = None)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the registered server models.
+    Models,
+    /// Run a server model until SIGINT/SIGTERM.
+    Serve(serve::ServeArgs),
+    /// Send messages and print the echoes (interactive with no messages).
+    Echo(echo::EchoArgs),
+    /// Measure round-trip latency on one connection.
+    Ping(ping::PingArgs),
+}
+
+pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Models => models::run(),
+        Command::Serve(args) => serve::run(args),
+        Command::Echo(args) => echo::run(args),
+        Command::Ping(args) => ping::run(args),
+    }
+}

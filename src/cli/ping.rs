@@ -1,0 +1,56 @@
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use clap::Args;
+use echolab_client::Client;
+
+use super::ClientArgs;
+
+#[derive(Debug, Args)]
+pub(crate) struct PingArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// Payload bytes per message.
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Round trips to time.
+    #[arg(long, default_value_t = 1000)]
+    count: u32,
+}
+
+pub(crate) fn run(args: PingArgs) -> Result<ExitCode> {
+    if args.count == 0 {
+        bail!("--count must be at least 1");
+    }
+    let config = args.client.client_config()?;
+    let mut client = Client::connect(&config)?;
+    let mut payload: Vec<u8> = (0..args.size).map(|i| (i % 251) as u8).collect();
+    let mut samples = Vec::with_capacity(args.count as usize);
+    for seq in 0..args.count {
+        // Vary the payload so a server that replays an old reply is caught.
+        if let Some(first) = payload.first_mut() {
+            *first = seq as u8;
+        }
+        let start = Instant::now();
+        let reply = client.echo(&payload)?;
+        samples.push(start.elapsed());
+        if reply != payload {
+            bail!("reply {seq} differs from the message sent");
+        }
+    }
+    samples.sort_unstable();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    println!(
+        "{} round trips of {} bytes to {}: min {:.1} us, p50 {:.1} us, p99 {:.1} us, max {:.1} us",
+        args.count,
+        args.size,
+        config.addr,
+        us(samples[0]),
+        us(at(0.5)),
+        us(at(0.99)),
+        us(samples[samples.len() - 1]),
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,120 @@
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use clap::Args;
+use echolab::models;
+use echolab_proto::{SessionConfig, DEFAULT_MAX_FRAME};
+use echolab_server::{bind_listener, ServerConfig, ServerContext, Shutdown, DEFAULT_BACKLOG};
+
+use super::args::{parse_secs, ProtocolArg};
+use crate::key_file::load_key_file;
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// The model to run (see `echolab models`).
+    model: String,
+    /// Address to listen on, e.g. 127.0.0.1:0 (port 0: the kernel chooses, and the first
+    /// line printed names the port).
+    #[arg(long)]
+    addr: SocketAddr,
+    /// Wire protocol.
+    #[arg(long, value_enum, default_value_t)]
+    protocol: ProtocolArg,
+    /// Largest frame payload accepted, in bytes (framed protocol).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_FRAME)]
+    max_frame: u32,
+    /// Require the HMAC-SHA256 handshake with the key in this file (at least 16 bytes,
+    /// not readable by group or others).
+    #[arg(long, value_name = "PATH")]
+    auth_key_file: Option<PathBuf>,
+    /// Seconds a client has to answer the challenge.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
+    handshake_timeout: Duration,
+    /// Close a connection that moves no bytes for this many seconds (0: never).
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
+    idle_timeout: Duration,
+    /// A frame must be complete this many seconds after its first byte (0: no limit).
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
+    frame_timeout: Duration,
+    /// Most connections served at once; past it framed clients get `server busy`.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    max_conns: usize,
+    /// Worker threads, for models with a fixed set (default: number of CPUs).
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+    /// Listen backlog (the kernel caps it at net.core.somaxconn).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_BACKLOG)]
+    backlog: i32,
+}
+
+fn nonzero(d: Duration) -> Option<Duration> {
+    (!d.is_zero()).then_some(d)
+}
+
+impl ServeArgs {
+    fn server_config(&self) -> Result<ServerConfig> {
+        let auth_key = self
+            .auth_key_file
+            .as_deref()
+            .map(load_key_file)
+            .transpose()?
+            .map(Arc::new);
+        Ok(ServerConfig {
+            addr: self.addr,
+            session: SessionConfig {
+                protocol: self.protocol.into(),
+                max_frame: self.max_frame.min(i32::MAX as u32),
+                auth_key,
+                handshake_timeout: self.handshake_timeout,
+                idle_timeout: nonzero(self.idle_timeout),
+                frame_timeout: nonzero(self.frame_timeout),
+                ..SessionConfig::default()
+            },
+            max_conns: self.max_conns,
+            workers: self.workers,
+            backlog: self.backlog,
+        })
+    }
+}
+
+pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
+    let model = models::find(&args.model).ok_or_else(|| {
+        anyhow!(
+            "unknown model `{}`; the models are: {}",
+            args.model,
+            models::names()
+        )
+    })?;
+    let config = args.server_config()?;
+    if args.workers == Some(0) {
+        return Err(anyhow!("--workers must be at least 1"));
+    }
+    let shutdown = Shutdown::new().context("cannot create the shutdown pipe")?;
+    shutdown
+        .install_signal_handlers()
+        .context("cannot install signal handlers")?;
+    let listener = bind_listener(config.addr, config.backlog)
+        .with_context(|| format!("cannot listen on {}", config.addr))?;
+    let local = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
+    let ctx = ServerContext::new(config, shutdown);
+    {
+        // The harness and the tests wait for exactly this line.
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "listening on {local}")?;
+        stdout.flush()?;
+    }
+    (model.serve)(listener, &ctx).with_context(|| format!("model {} failed", model.name))?;
+    let mut stats = serde_json::to_value(ctx.stats.snapshot())?;
+    if let Some(object) = stats.as_object_mut() {
+        object.insert("model".into(), model.name.into());
+    }
+    println!("{stats}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,550 @@
+//! The conformance suite: the same protocol tests against every model in the registry,
+//! each through the real `echolab serve` binary. A model added to `src/models.rs` is
+//! tested here with no other edit. Run one model with `cargo test --test conformance --
+//! threads::` or one case across models with `-- sticky`.
+
+mod support;
+
+use std::io::Write;
+use std::net::Shutdown;
+use std::time::{Duration, Instant};
+
+use echolab::models::{Model, MODELS};
+use echolab_proto::{Reply, DEFAULT_MAX_FRAME};
+use libtest_mimic::{Arguments, Trial};
+use support::*;
+
+struct Case {
+    name: &'static str,
+    run: fn(&Model),
+    /// Only for models that serve clients concurrently (or only for those that do not).
+    needs_concurrency: Option<bool>,
+}
+
+const fn case(name: &'static str, run: fn(&Model)) -> Case {
+    Case {
+        name,
+        run,
+        needs_concurrency: None,
+    }
+}
+
+const CASES: &[Case] = &[
+    case("frame_sizes_0_to_1mib", frame_sizes_0_to_1mib),
+    case(
+        "frame_dribbled_one_byte_per_write",
+        frame_dribbled_one_byte_per_write,
+    ),
+    case(
+        "pipelined_200_frames_in_one_write",
+        pipelined_200_frames_in_one_write,
+    ),
+    case(
+        "sticky_hello_feng_stay_two_frames",
+        sticky_hello_feng_stay_two_frames,
+    ),
+    case(
+        "oversize_header_echoes_earlier_frames_then_notice",
+        oversize_header_echoes_earlier_frames_then_notice,
+    ),
+    case("all_ones_header_gets_notice", all_ones_header_gets_notice),
+    case(
+        "half_close_after_three_frames",
+        half_close_after_three_frames,
+    ),
+    case(
+        "truncated_frame_then_close_next_client_served",
+        truncated_frame_then_close_next_client_served,
+    ),
+    case(
+        "reset_mid_frame_next_client_served",
+        reset_mid_frame_next_client_served,
+    ),
+    case(
+        "two_1mib_frames_before_reading",
+        two_1mib_frames_before_reading,
+    ),
+    case("raw_mode_utf8_lines", raw_mode_utf8_lines),
+    case("raw_mode_4mib_stream", raw_mode_4mib_stream),
+    case("auth_right_key", auth_right_key),
+    case("auth_wrong_key_gets_notice", auth_wrong_key_gets_notice),
+    case(
+        "auth_silent_client_closed_at_deadline",
+        auth_silent_client_closed_at_deadline,
+    ),
+    case(
+        "auth_key_file_readable_by_others_refused",
+        auth_key_file_readable_by_others_refused,
+    ),
+    case(
+        "idle_client_closed_then_next_served",
+        idle_client_closed_then_next_served,
+    ),
+    case(
+        "sigterm_mid_conversation_delivers_replies",
+        sigterm_mid_conversation_delivers_replies,
+    ),
+    case("restart_on_same_port", restart_on_same_port),
+    Case {
+        name: "sixteen_interleaved_clients",
+        run: sixteen_interleaved_clients,
+        needs_concurrency: Some(true),
+    },
+    Case {
+        name: "max_conns_refuses_with_server_busy",
+        run: max_conns_refuses_with_server_busy,
+        needs_concurrency: Some(true),
+    },
+    Case {
+        name: "second_client_waits_for_the_first",
+        run: second_client_waits_for_the_first,
+        needs_concurrency: Some(false),
+    },
+];
+
+fn main() {
+    let args = Arguments::from_args();
+    let mut trials = Vec::new();
+    for model in MODELS {
+        for case in CASES {
+            if case
+                .needs_concurrency
+                .is_some_and(|c| c != model.concurrent)
+            {
+                continue;
+            }
+            let run = case.run;
+            trials.push(Trial::test(
+                format!("{}::{}", model.name, case.name),
+                move || {
+                    run(model);
+                    Ok(())
+                },
+            ));
+        }
+    }
+    libtest_mimic::run(&args, trials).exit();
+}
+
+fn expect_frame(reply: &Reply) -> &[u8] {
+    match reply {
+        Reply::Frame(payload) => payload,
+        Reply::Notice(text) => panic!("expected a frame, got notice {text:?}"),
+    }
+}
+
+fn expect_notice(reply: &Reply) -> &str {
+    match reply {
+        Reply::Notice(text) => text,
+        Reply::Frame(p) => panic!("expected a notice, got a {}-byte frame", p.len()),
+    }
+}
+
+fn frame_sizes_0_to_1mib(model: &Model) {
+    let server = ServerGuard::start(model.name, &[]);
+    let mut client = server.client();
+    let max = DEFAULT_MAX_FRAME as usize;
+    for (i, size) in [
+        0,
+        1,
+        3,
+        4,
+        5,
+        255,
+        1000,
+        4096,
+        65_535,
+        65_536,
+        65_537,
+        300_000,
+        max - 1,
+        max,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let payload = pattern(size, i as u8);
+        let reply = client.echo(&payload).expect("echo");
+        assert_eq!(reply.len(), size, "{}: size {size}", model.name);
+        assert!(reply == payload, "{}: {size}-byte echo differs", model.name);
+    }
+}
+
+fn frame_dribbled_one_byte_per_write(model: &Model) {
+    let server = ServerGuard::start(model.name, &[]);
+    let mut stream = server.connect();
+    let payload = pattern(300, 7);
+    for byte in frames(&[&payload]) {
+        stream.write_all(&[byte]).expect("write one byte");
+    }
+    let replies = read_replies(&mut stream, 1);
+    assert_eq!(expect_frame(&replies[0]), payload.as_slice());
+}
+
+fn pipelined_200_frames_in_one_write(model: &Model) {
+    let server = ServerGuard::start(model.name, &[]);
+    let mut stream = server.connect();
+    let payloads: Vec<Vec<u8>> = (0..200).map(|i| pattern(i * 7 % 300, i as u8)).collect();
+    let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+    stream.write_all(&frames(&refs)).expect("write 200 frames");
+    let replies = read_replies(&mut stream, 200);
+    for (i, (reply, sent)) in replies.iter().zip(&payloads).enumerate() {
+        assert_eq!(expect_frame(reply), sent.as_slice(), "frame {i}");
+    }
+}
+
+fn sticky_hello_feng_stay_two_frames(model: &Model) {
+    let server = ServerGuard::start(model.name, &[]);
+    let mut stream = server.connect();
+    stream
+        .write_all(&frames(&[b"hello", b"feng"]))
+        .expect("write");
+    let replies = read_replies(&mut stream, 2);
+    assert_eq!(
+        replies,
+        vec![
+            Reply::Frame(b"hello".to_vec()),
+            Reply::Frame(b"feng".to_vec())
+        ]
+    );
+}
+
+fn oversize_header_echoes_earlier_frames_then_notice(model: &Model) {
+    let server = ServerGuard::start(model.name, &["--max-frame", "1000"]);
+    let mut stream = server.connect();
+    let mut wire = frames(&[b"first", &pattern(1000, 1)]);
+    wire.extend_from_slice(&1001u32.to_be_bytes());
+    wire.extend_from_slice(&[0; 64]);
+    stream.write_all(&wire).expect("write");
+    let (replies, end) = read_until_close(&mut stream);
+    end.expect("clean close, not a reset");
+    assert_eq!(replies.len(), 3, "{replies:?}");
+    assert_eq!(expect_frame(&replies[0]), b"first");
+    assert_eq!(expect_frame(&replies[1]), pattern(1000, 1).as_slice());
+    assert!(
+        expect_notice(&replies[2]).contains("exceeds"),
+        "{:?}",
+        replies[2]
+    );
+}
+
+fn all_ones_header_gets_notice(model: &Model) {
+    let server = ServerGuard::start(model.name, &[]);
+    let mut stream = server.connect();
+    stream.write_all(&[0xff; 4]).expect("write");
+    let (replies, end) = read_until_close(&mut stream);
+    end.expect("clean close");
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    expect_notice(&replies[0]);
+}
+
+fn half_close_after_three_frames(model: &Model) {
+    let server = ServerGuard::start(model.name, &[]);
+    let mut stream = server.connect();
+    stream
+        .write_all(&frames(&[b"one", b"two", b"three"]))
+        .expect("write");
+    stream.shutdown(Shutdown::Write).expect("half-close");
+    let (replies, end) = read_until_close(&mut stream);
+    end.expect("EOF after the replies");
+    let got: Vec<&[u8]> = replies.iter().map(expect_frame).collect();
+    assert_eq!(got, vec![&b"one"[..], b"two", b"three"]);
+}
+
+fn assert_serves_next_client(server: &ServerGuard) {
+    let mut client = server.client();
+    assert_eq!(client.echo(b"next").expect("next client served"), b"next");
+}
+
+fn truncated_frame_then_close_next_client_served(model: &Model) {
+    let server = ServerGuard::start(model.name, &[]);
+    let mut stream = server.connect();
+    let wire = frames(&[&pattern(100, 3)]);
+    stream.write_all(&wire[..50]).expect("write half a frame");
+    stream.shutdown(Shutdown::Write).expect("half-close");
+    let (replies, end) = read_until_close(&mut stream);
+    end.expect("clean close");
+    assert!(
+        replies.is_empty(),
+        "a partial frame must not be echoed: {replies:?}"
+    );
+    assert_serves_next_client(&server);
+}
+
+fn reset_mid_frame_next_client_served(model: &Model) {
+    let server = ServerGuard::start(model.name, &[]);
+    let stream = server.connect();
+    let wire = frames(&[&pattern(100, 3)]);
+    (&stream)
+        .write_all(&wire[..50])
+        .expect("write half a frame");
+    // SO_LINGER 0: close() sends a reset instead of a FIN.
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .expect("linger");
+    drop(stream);
+    assert_serves_next_client(&server);
+}
+
+fn two_1mib_frames_before_reading(model: &Model) {
+    let server = ServerGuard::start(model.name, &[]);
+    let mut stream = server.connect();
+    let a = pattern(1 << 20, 1);
+    let b = pattern(1 << 20, 2);
+    // Written from this thread before any read: the server must keep reading while its
+    // replies wait in the socket buffers, or both sides block (the timeout fails it).
+    stream
+        .write_all(&frames(&[&a, &b]))
+        .expect("write 2 MiB without reading");
+    let replies = read_replies(&mut stream, 2);
+    assert!(expect_frame(&replies[0]) == a.as_slice());
+    assert!(expect_frame(&replies[1]) == b.as_slice());
+}
+
+fn raw_mode_utf8_lines(model: &Model) {
+    let server = ServerGuard::start(model.name, &["--protocol", "raw"]);
+    let mut stream = server.connect();
+    for line in [
+        "hello\n",
+        "feng\n",
+        "héllo wörld ✓ 你好\n",
+        "\n",
+        "no newline",
+    ] {
+        stream.write_all(line.as_bytes()).expect("write");
+        assert_eq!(read_exactly(&mut stream, line.len()), line.as_bytes());
+    }
+}
+
+fn raw_mode_4mib_stream(model: &Model) {
+    let server = ServerGuard::start(model.name, &["--protocol", "raw"]);
+    let mut stream = server.connect();
+    let data = pattern(4 << 20, 9);
+    let writer = write_in_background(&stream, data.clone());
+    let echoed = read_exactly(&mut stream, data.len());
+    writer.join().expect("writer thread").expect("write 4 MiB");
+    assert!(echoed == data, "raw echo differs");
+}
+
+const KEY: &[u8] = b"a-shared-secret-of-32-bytes-long";
+
+fn auth_right_key(model: &Model) {
+    let key = KeyFile::new(KEY);
+    let server = ServerGuard::start(model.name, &["--auth-key-file", key.path_str()]);
+    let mut config = server.client_config();
+    config.auth_key = Some(key.key.clone());
+    let mut client = echolab_client::Client::connect(&config).expect("authenticated connect");
+    assert_eq!(client.echo(b"after auth").expect("echo"), b"after auth");
+}
+
+fn auth_wrong_key_gets_notice(model: &Model) {
+    let key = KeyFile::new(KEY);
+    let server = ServerGuard::start(model.name, &["--auth-key-file", key.path_str()]);
+    let mut config = server.client_config();
+    config.auth_key =
+        Some(echolab_proto::AuthKey::new(b"not-the-right-key-at-all".to_vec()).expect("key"));
+    let mut client = echolab_client::Client::connect(&config).expect("tcp connect works");
+    match client.echo(b"sneaky") {
+        Err(echolab_client::ClientError::Notice(text)) => assert_eq!(text, "authentication failed"),
+        other => panic!("expected the authentication notice, got {other:?}"),
+    }
+}
+
+fn auth_silent_client_closed_at_deadline(model: &Model) {
+    let key = KeyFile::new(KEY);
+    let server = ServerGuard::start(
+        model.name,
+        &[
+            "--auth-key-file",
+            key.path_str(),
+            "--handshake-timeout",
+            "1",
+        ],
+    );
+    let mut stream = server.connect();
+    let start = Instant::now();
+    let nonce = read_exactly(&mut stream, 32);
+    assert_eq!(nonce.len(), 32);
+    let (replies, _) = read_until_close(&mut stream);
+    let elapsed = start.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "closed too early: {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "closed too late: {elapsed:?}"
+    );
+    assert!(
+        replies.iter().all(|r| matches!(r, Reply::Notice(_))),
+        "{replies:?}"
+    );
+}
+
+fn auth_key_file_readable_by_others_refused(model: &Model) {
+    let key = KeyFile::with_mode(KEY, 0o644);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_echolab"))
+        .args([
+            "serve",
+            model.name,
+            "--addr",
+            "127.0.0.1:0",
+            "--auth-key-file",
+            key.path_str(),
+        ])
+        .output()
+        .expect("run echolab");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+    assert!(
+        !stderr.contains(std::str::from_utf8(KEY).expect("utf-8")),
+        "key leaked: {stderr}"
+    );
+    assert!(output.stdout.is_empty(), "must not start listening");
+}
+
+fn idle_client_closed_then_next_served(model: &Model) {
+    let server = ServerGuard::start(model.name, &["--idle-timeout", "1"]);
+    let mut idle = server.connect();
+    let start = Instant::now();
+    let (replies, _) = read_until_close(&mut idle);
+    let elapsed = start.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "closed too early: {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "closed too late: {elapsed:?}"
+    );
+    assert!(
+        matches!(&replies[..], [Reply::Notice(t)] if t.contains("idle")),
+        "{replies:?}"
+    );
+    assert_serves_next_client(&server);
+}
+
+fn sigterm_mid_conversation_delivers_replies(model: &Model) {
+    let mut server = ServerGuard::start(model.name, &[]);
+    let mut stream = server.connect();
+    stream.write_all(&frames(&[b"before"])).expect("write");
+    assert_eq!(expect_frame(&read_replies(&mut stream, 1)[0]), b"before");
+    let payloads: Vec<Vec<u8>> = (0..5).map(|i| pattern(10_000, i)).collect();
+    let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+    stream.write_all(&frames(&refs)).expect("write 5 frames");
+    std::thread::sleep(Duration::from_millis(50));
+    let (status, elapsed, stats) = server.terminate(Duration::from_secs(5));
+    let (replies, end) = read_until_close(&mut stream);
+    end.expect("clean close");
+    assert!(status.success(), "{}: exit status {status}", model.name);
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    let echoed: Vec<&[u8]> = replies
+        .iter()
+        .filter_map(|r| match r {
+            Reply::Frame(p) => Some(p.as_slice()),
+            Reply::Notice(_) => None,
+        })
+        .collect();
+    assert_eq!(
+        echoed, refs,
+        "every buffered frame is echoed before the close"
+    );
+    let stats = stats.expect("JSON stats line on exit");
+    assert_eq!(stats["model"], model.name);
+    assert!(stats["accepted"].as_u64() >= Some(1), "{stats}");
+    assert_eq!(stats["frames"].as_u64(), Some(6), "{stats}");
+}
+
+fn restart_on_same_port(model: &Model) {
+    let mut first = ServerGuard::start(model.name, &[]);
+    let addr = first.addr.to_string();
+    {
+        let mut client = first.client();
+        assert_eq!(client.echo(b"one").expect("echo"), b"one");
+    }
+    let _ = first.terminate(Duration::from_secs(5));
+    drop(first);
+    // The server closed connections first, so they sit in TIME_WAIT on its port.
+    let second = ServerGuard::start_at(model.name, &addr, &[]);
+    assert_serves_next_client(&second);
+}
+
+fn sixteen_interleaved_clients(model: &Model) {
+    let server = ServerGuard::start(model.name, &[]);
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(16));
+    let workers: Vec<_> = (0..16u8)
+        .map(|id| {
+            let config = server.client_config();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let mut client = echolab_client::Client::connect(&config).expect("connect");
+                barrier.wait();
+                for round in 0..50u8 {
+                    let payload = pattern(
+                        1 + (id as usize * 97 + round as usize * 13) % 5000,
+                        id ^ round,
+                    );
+                    let reply = client.echo(&payload).expect("echo");
+                    assert!(
+                        reply == payload,
+                        "client {id} round {round} got someone else's bytes"
+                    );
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().expect("client thread");
+    }
+}
+
+fn max_conns_refuses_with_server_busy(model: &Model) {
+    let server = ServerGuard::start(model.name, &["--max-conns", "2"]);
+    let mut a = server.client();
+    let mut b = server.client();
+    assert_eq!(a.echo(b"a").expect("a admitted"), b"a");
+    assert_eq!(b.echo(b"b").expect("b admitted"), b"b");
+    let mut c = server.connect();
+    let (replies, _) = read_until_close(&mut c);
+    assert!(
+        matches!(&replies[..], [Reply::Notice(t)] if t == "server busy"),
+        "{replies:?}"
+    );
+    drop(a);
+    // Once a leaves, its slot frees up (within a moment: the server sees the FIN).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut d = server.client();
+        match d.echo(b"d") {
+            Ok(reply) => {
+                assert_eq!(reply, b"d");
+                break;
+            }
+            Err(e) => assert!(Instant::now() < deadline, "slot never freed: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(b.echo(b"b2").expect("b still served"), b"b2");
+}
+
+fn second_client_waits_for_the_first(model: &Model) {
+    let server = ServerGuard::start(model.name, &[]);
+    let mut first = server.client();
+    assert_eq!(first.echo(b"first").expect("first served"), b"first");
+    let mut second = server.connect();
+    second.write_all(&frames(&[b"second"])).expect("write");
+    second
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let mut byte = [0u8; 1];
+    let waited = std::io::Read::read(&mut second, &mut byte);
+    assert!(
+        waited.is_err(),
+        "a one-at-a-time server answered a second client: {waited:?}"
+    );
+    drop(first);
+    second.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+    // The byte we tried to read is still unread: the whole reply arrives now.
+    assert_eq!(expect_frame(&read_replies(&mut second, 1)[0]), b"second");
+}

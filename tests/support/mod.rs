@@ -1,0 +1,265 @@
+//! What the shared test suites need: a server child process that is killed on drop,
+//! sockets that never wait forever, and frame helpers.
+//!
+//! Every server runs as `echolab serve MODEL --addr 127.0.0.1:0` — the real binary,
+//! as a user runs it — never inside the test process (fork() in a multi-threaded
+//! test runner would be unsound, and it would not test what users run).
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use echolab_client::{Client, ClientConfig};
+use echolab_proto::{encode_frame, AuthKey, Reply, ReplyDecoder};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// Every socket read or write in the suites gives up after this.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running `echolab serve` child. Dropping it kills the process (SIGKILL) and reaps it.
+pub struct ServerGuard {
+    child: Child,
+    pub addr: SocketAddr,
+    pub model: String,
+    lines: Receiver<String>,
+}
+
+impl ServerGuard {
+    /// Starts `echolab serve MODEL --addr 127.0.0.1:0 EXTRA...` and waits for its
+    /// `listening on` line.
+    pub fn start(model: &str, extra: &[&str]) -> ServerGuard {
+        Self::start_at(model, "127.0.0.1:0", extra)
+    }
+
+    pub fn start_at(model: &str, addr: &str, extra: &[&str]) -> ServerGuard {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_echolab"));
+        command.args(["serve", model, "--addr", addr]).args(extra);
+        Self::spawn(model, command)
+    }
+
+    /// Spawns a prepared `echolab serve` command (for wrappers such as `prlimit`).
+    pub fn spawn(model: &str, mut command: Command) -> ServerGuard {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn echolab serve");
+        let stdout = child.stdout.take().expect("child stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut guard = ServerGuard {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            model: model.to_string(),
+            lines,
+        };
+        let first = guard
+            .lines
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("{model}: no `listening on` line within 20 s"));
+        let addr = first
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("{model}: unexpected first line {first:?}"));
+        guard.addr = addr.parse().expect("listening address");
+        guard
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), signal).expect("signal the server");
+    }
+
+    /// Sends SIGTERM and waits up to `limit` for the exit; returns the status, how long
+    /// it took, and the JSON stats line (if printed).
+    pub fn terminate(
+        &mut self,
+        limit: Duration,
+    ) -> (ExitStatus, Duration, Option<serde_json::Value>) {
+        let start = Instant::now();
+        self.signal(Signal::SIGTERM);
+        let status = self
+            .wait_timeout(limit)
+            .unwrap_or_else(|| panic!("{}: still running {limit:?} after SIGTERM", self.model));
+        let elapsed = start.elapsed();
+        let stats = self
+            .lines
+            .recv_timeout(Duration::from_secs(2))
+            .ok()
+            .and_then(|line| serde_json::from_str(&line).ok());
+        (status, elapsed, stats)
+    }
+
+    /// Waits for the process to exit, polling; `None` if it is still running at `limit`.
+    pub fn wait_timeout(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A blocking client with the suite's timeouts.
+    pub fn client(&self) -> Client {
+        Client::connect(&self.client_config()).expect("connect to the server")
+    }
+
+    pub fn client_config(&self) -> ClientConfig {
+        ClientConfig {
+            timeout: IO_TIMEOUT,
+            ..ClientConfig::new(self.addr)
+        }
+    }
+
+    /// A raw TCP connection with the suite's timeouts.
+    pub fn connect(&self) -> TcpStream {
+        connect(self.addr)
+    }
+}
+
+impl Drop for ServerGuard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");
+    stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+    stream.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
+    stream.set_nodelay(true).expect("nodelay");
+    stream
+}
+
+/// The frames for `payloads`, back to back.
+pub fn frames(payloads: &[&[u8]]) -> Vec<u8> {
+    let mut wire = Vec::new();
+    for payload in payloads {
+        encode_frame(payload, &mut wire).expect("encode");
+    }
+    wire
+}
+
+/// Reads replies until `count` have arrived.
+pub fn read_replies(stream: &mut TcpStream, count: usize) -> Vec<Reply> {
+    let mut decoder = ReplyDecoder::new(u32::MAX >> 1);
+    let mut replies = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    while replies.len() < count {
+        while let Some(reply) = decoder.next_reply().expect("valid replies") {
+            replies.push(reply);
+        }
+        if replies.len() >= count {
+            break;
+        }
+        let n = stream.read(&mut buf).expect("read replies");
+        assert!(
+            n > 0,
+            "server closed after {} of {count} replies",
+            replies.len()
+        );
+        decoder.feed(&buf[..n]);
+    }
+    replies
+}
+
+/// Reads until the server closes; returns every reply and how the stream ended.
+pub fn read_until_close(stream: &mut TcpStream) -> (Vec<Reply>, std::io::Result<()>) {
+    let mut decoder = ReplyDecoder::new(u32::MAX >> 1);
+    let mut replies = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break (replies, Ok(())),
+            Ok(n) => {
+                decoder.feed(&buf[..n]);
+                while let Some(reply) = decoder.next_reply().expect("valid replies") {
+                    replies.push(reply);
+                }
+            }
+            Err(e) => break (replies, Err(e)),
+        }
+    }
+}
+
+/// Reads exactly `n` bytes.
+pub fn read_exactly(stream: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; n];
+    stream.read_exact(&mut buf).expect("read_exact");
+    buf
+}
+
+/// A payload of `len` bytes that differs at every position and per `seed`.
+pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(31).wrapping_add(seed as u32) as u8)
+        .collect()
+}
+
+/// A key file (mode 0600) in a fresh temporary directory, removed on drop.
+pub struct KeyFile {
+    dir: PathBuf,
+    pub path: PathBuf,
+    pub key: AuthKey,
+}
+
+impl KeyFile {
+    pub fn new(bytes: &[u8]) -> KeyFile {
+        Self::with_mode(bytes, 0o600)
+    }
+
+    pub fn with_mode(bytes: &[u8], mode: u32) -> KeyFile {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("echolab-test-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("key");
+        std::fs::write(&path, bytes).expect("write key");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        let key = AuthKey::new(bytes.to_vec()).expect("test key long enough");
+        KeyFile { dir, path, key }
+    }
+
+    pub fn path_str(&self) -> &str {
+        self.path.to_str().expect("utf-8 temp path")
+    }
+}
+
+impl Drop for KeyFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Writes all of `data` to `stream` from a helper thread, so the caller can read the
+/// echo at the same time (a raw echo of a large stream needs both directions moving).
+pub fn write_in_background(
+    stream: &TcpStream,
+    data: Vec<u8>,
+) -> std::thread::JoinHandle<std::io::Result<()>> {
+    let mut writer = stream.try_clone().expect("clone stream");
+    std::thread::spawn(move || writer.write_all(&data))
+}
