@@ -7,7 +7,7 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum ClientError {
     /// The TCP connection could not be made.
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}")]
     Connect {
         /// The address tried.
         addr: SocketAddr,
@@ -15,7 +15,7 @@ pub enum ClientError {
         source: io::Error,
     },
     /// Reading or writing failed (including timeouts).
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         /// What the client was doing.
         context: &'static str,
