@@ -29,16 +29,8 @@ pub enum ClientError {
     #[error("server closed the connection {0}")]
     Closed(&'static str),
     /// The server's bytes do not parse as replies.
-    #[error("unexpected reply from the server ({0}); does it speak this protocol, and does it require --auth-key-file?")]
+    #[error("unexpected reply from the server; does it speak this protocol, and does it require --auth-key-file?")]
     Protocol(#[from] echolab_proto::ProtoError),
-    /// The echoed bytes differ from what was sent.
-    #[error("reply differs from the message sent ({sent} bytes sent, {received} received)")]
-    Mismatch {
-        /// Bytes sent.
-        sent: usize,
-        /// Bytes received.
-        received: usize,
-    },
 }
 
 impl ClientError {

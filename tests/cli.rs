@@ -1,0 +1,110 @@
+//! The binary as a user meets it: help, the model list, and errors a user can cause —
+//! each one clear line on stderr and a non-zero exit, never a panic.
+
+mod support;
+
+use std::process::{Command, Output};
+
+use echolab::models::MODELS;
+use support::ServerGuard;
+
+fn echolab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_echolab"))
+        .args(args)
+        .output()
+        .expect("run echolab")
+}
+
+fn assert_clean_failure(output: &Output, expected: &str) {
+    assert!(!output.status.success(), "expected failure");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(expected), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
+    assert!(!stderr.contains("RUST_BACKTRACE"), "stderr: {stderr}");
+}
+
+#[test]
+fn models_lists_every_registered_model() {
+    let output = echolab(&["models"]);
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for model in MODELS {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(model.name) && l.contains(model.summary)),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+fn unknown_model_names_the_real_ones() {
+    let output = echolab(&["serve", "nosuch", "--addr", "127.0.0.1:0"]);
+    assert_clean_failure(&output, "unknown model `nosuch`");
+    assert_clean_failure(&output, MODELS[0].name);
+}
+
+#[test]
+fn connection_refused_is_one_clear_line() {
+    // Bind and drop a listener to find a port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("probe port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let output = echolab(&["echo", "--addr", &addr, "hello"]);
+    assert_clean_failure(&output, "cannot connect");
+    assert_eq!(String::from_utf8_lossy(&output.stderr).lines().count(), 1);
+}
+
+#[test]
+fn bad_flag_value_is_rejected_by_the_parser() {
+    let output = echolab(&[
+        "serve",
+        "threads",
+        "--addr",
+        "127.0.0.1:0",
+        "--max-frame",
+        "lots",
+    ]);
+    assert_clean_failure(&output, "--max-frame");
+}
+
+#[test]
+fn too_short_key_is_refused() {
+    let key = support::KeyFile::with_mode(b"0123456789abcdef", 0o600);
+    std::fs::write(&key.path, b"short").expect("rewrite key");
+    let output = echolab(&[
+        "serve",
+        "threads",
+        "--addr",
+        "127.0.0.1:0",
+        "--auth-key-file",
+        key.path_str(),
+    ]);
+    assert_clean_failure(&output, "at least 16");
+}
+
+#[test]
+fn echo_and_ping_talk_to_a_server() {
+    let server = ServerGuard::start("threads", &[]);
+    let addr = server.addr.to_string();
+    let output = echolab(&["echo", "--addr", &addr, "hello", "feng"]);
+    assert!(output.status.success());
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "hello\nfeng\n");
+
+    let output = echolab(&["ping", "--addr", &addr, "--size", "64", "--count", "50"]);
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.starts_with("50 round trips of 64 bytes"), "{stdout}");
+    assert!(stdout.contains("p99"), "{stdout}");
+}
+
+#[test]
+fn frame_too_large_is_reported_not_panicked() {
+    let server = ServerGuard::start("threads", &["--max-frame", "4"]);
+    let addr = server.addr.to_string();
+    let output = echolab(&["echo", "--addr", &addr, "too long"]);
+    assert_clean_failure(&output, "exceeds the limit");
+}
