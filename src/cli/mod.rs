@@ -2,6 +2,7 @@
 
 mod args;
 mod echo;
+mod load;
 mod models;
 mod ping;
 mod serve;
@@ -31,6 +32,9 @@ enum Command {
     Echo(echo::EchoArgs),
     /// Measure round-trip latency on one connection.
     Ping(ping::PingArgs),
+    /// Drive a server with many connections; verify every reply; report throughput,
+    /// latency percentiles and fairness.
+    Load(load::LoadArgs),
 }
 
 pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
@@ -39,5 +43,6 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(args) => serve::run(args),
         Command::Echo(args) => echo::run(args),
         Command::Ping(args) => ping::run(args),
+        Command::Load(args) => load::run(args),
     }
 }

@@ -1,0 +1,164 @@
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Latency percentiles in microseconds.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct LatencyUs {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Largest seen.
+    pub max: f64,
+}
+
+/// How evenly the connections were served.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Fairness {
+    /// Jain's index over per-connection response counts: 1 when every connection got
+    /// the same share, 1/n when one connection got everything.
+    pub jain: f64,
+    /// Fewest responses any connection got.
+    pub min: u64,
+    /// Most responses any connection got.
+    pub max: u64,
+}
+
+/// The outcome of a load run (the `--json` object).
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    /// Verified responses in the measured interval.
+    pub responses: u64,
+    /// Measured seconds.
+    pub seconds: f64,
+    /// Responses per second.
+    pub responses_per_sec: f64,
+    /// Payload MiB per second echoed (one direction).
+    pub mib_per_sec: f64,
+    /// Round-trip latency.
+    pub latency_us: LatencyUs,
+    /// Errors by kind (`mismatch`, `notice`, `short_read`, `reset`, `timeout`, `connect`,
+    /// `io`); every kind is present, zero or not.
+    pub errors: BTreeMap<String, u64>,
+    /// Per-connection fairness.
+    pub fairness: Fairness,
+    /// Median time from connect to first verified reply, in microseconds.
+    pub first_reply_us_p50: f64,
+    /// Slowest time from connect to first verified reply (microseconds); `null` if some
+    /// connection never got one.
+    pub first_reply_us_max: Option<f64>,
+    /// Connections asked for.
+    pub conns: usize,
+    /// Payload size.
+    pub size: usize,
+    /// In-flight messages per connection.
+    pub depth: usize,
+}
+
+/// The error kinds every report lists.
+pub(crate) const ERROR_KINDS: [&str; 7] = [
+    "mismatch",
+    "notice",
+    "short_read",
+    "reset",
+    "timeout",
+    "connect",
+    "io",
+];
+
+pub(crate) fn latency(hist: &Histogram<u64>) -> LatencyUs {
+    let at = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
+    LatencyUs {
+        p50: at(0.50),
+        p90: at(0.90),
+        p99: at(0.99),
+        p999: at(0.999),
+        max: hist.max() as f64 / 1000.0,
+    }
+}
+
+pub(crate) fn fairness(counts: &[u64]) -> Fairness {
+    if counts.is_empty() {
+        return Fairness::default();
+    }
+    let sum: f64 = counts.iter().map(|&c| c as f64).sum();
+    let squares: f64 = counts.iter().map(|&c| (c as f64) * (c as f64)).sum();
+    let jain = if squares == 0.0 {
+        0.0
+    } else {
+        sum * sum / (counts.len() as f64 * squares)
+    };
+    Fairness {
+        jain,
+        min: counts.iter().copied().min().unwrap_or(0),
+        max: counts.iter().copied().max().unwrap_or(0),
+    }
+}
+
+pub(crate) fn per_sec(count: u64, elapsed: Duration) -> f64 {
+    let secs = elapsed.as_secs_f64();
+    if secs > 0.0 {
+        count as f64 / secs
+    } else {
+        0.0
+    }
+}
+
+impl LoadReport {
+    /// A short human-readable summary (what `echolab load` prints without `--json`).
+    pub fn summary(&self) -> String {
+        let errors: u64 = self.errors.values().sum();
+        let mut text = format!(
+            "{} conns x {} B, depth {}: {} responses in {:.1} s = {:.0} responses/s, {:.2} MiB/s\n\
+             latency us: p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}\n\
+             fairness: jain {:.3}  min {}  max {} responses per connection\n",
+            self.conns,
+            self.size,
+            self.depth,
+            self.responses,
+            self.seconds,
+            self.responses_per_sec,
+            self.mib_per_sec,
+            self.latency_us.p50,
+            self.latency_us.p90,
+            self.latency_us.p99,
+            self.latency_us.p999,
+            self.latency_us.max,
+            self.fairness.jain,
+            self.fairness.min,
+            self.fairness.max,
+        );
+        if errors == 0 {
+            text.push_str("errors: none\n");
+        } else {
+            let listed: Vec<String> = self
+                .errors
+                .iter()
+                .filter(|(_, &n)| n > 0)
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
+            text.push_str(&format!("errors: {}\n", listed.join(", ")));
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jain_index_is_one_when_even_and_one_over_n_when_starved() {
+        assert!((fairness(&[5, 5, 5, 5]).jain - 1.0).abs() < 1e-9);
+        let starved = fairness(&[100, 0, 0, 0]);
+        assert!((starved.jain - 0.25).abs() < 1e-9);
+        assert_eq!((starved.min, starved.max), (0, 100));
+    }
+}

@@ -1,0 +1,59 @@
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use echolab_client::load::{self, LoadConfig};
+
+use super::args::parse_secs;
+use super::ClientArgs;
+
+#[derive(Debug, Args)]
+pub(crate) struct LoadArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 50)]
+    conns: usize,
+    /// Generator threads (default: 1 on a 2-core machine, otherwise half the CPUs).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Payload bytes per message.
+    #[arg(long, default_value_t = 512)]
+    size: usize,
+    /// Messages in flight per connection (closed loop).
+    #[arg(long, default_value_t = 1)]
+    depth: usize,
+    /// Measured seconds.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
+    duration: Duration,
+    /// Seconds of load before measuring starts.
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_secs)]
+    warmup: Duration,
+    /// Print one JSON object instead of the summary.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn run(args: LoadArgs) -> Result<ExitCode> {
+    let client = args.client.client_config()?;
+    let config = LoadConfig {
+        protocol: client.protocol,
+        auth_key: client.auth_key,
+        conns: args.conns,
+        threads: args.threads.unwrap_or_else(load::default_threads),
+        size: args.size,
+        depth: args.depth,
+        duration: args.duration,
+        warmup: args.warmup,
+        reply_timeout: client.timeout,
+        ..LoadConfig::new(client.addr)
+    };
+    let report = load::run(&config).context("load run failed")?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", report.summary());
+    }
+    Ok(ExitCode::SUCCESS)
+}
