@@ -1,0 +1,139 @@
+//! `cargo bench`: every registered model, side by side, on the same client work.
+//!
+//! Each model runs as a child process (`echolab serve MODEL --addr 127.0.0.1:0`),
+//! started once per group outside the timed code (`iter_custom`) and killed on drop.
+//! Every reply is checked. Groups:
+//! - `round_trip`: one connection, 64 B frames, one at a time (latency).
+//! - `throughput/CONNSxSIZE`: several blocking clients on their own threads, each
+//!   echoing its share of the iterations (messages per second).
+//! - `churn`: connect, one echo, close (connections per second).
+//!
+//! Run one group with `cargo bench --bench models -- round_trip`; a quick pass with
+//! `cargo bench --bench models -- --quick`.
+
+// criterion_group! generates undocumented functions.
+#![allow(missing_docs)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use echolab::models::{Model, MODELS};
+use echolab_client::{Client, ClientConfig};
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(model: &str) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_echolab"))
+            .args(["serve", model, "--addr", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn echolab serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("listening line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .expect("`listening on` line")
+            .parse()
+            .expect("address");
+        Server { child, addr }
+    }
+
+    fn client(&self) -> Client {
+        Client::connect(&ClientConfig {
+            timeout: Duration::from_secs(10),
+            ..ClientConfig::new(self.addr)
+        })
+        .expect("connect")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn echo_checked(client: &mut Client, payload: &[u8]) {
+    let reply = client.echo(payload).expect("echo");
+    assert!(reply == payload, "reply differs");
+}
+
+fn round_trip(c: &mut Criterion) {
+    let mut group = c.benchmark_group("round_trip");
+    group.throughput(Throughput::Elements(1));
+    let payload = vec![42u8; 64];
+    for model in MODELS {
+        let server = Server::start(model.name);
+        let mut client = server.client();
+        group.bench_function(model.name, |b| {
+            b.iter(|| echo_checked(&mut client, &payload))
+        });
+    }
+    group.finish();
+}
+
+fn run_clients(server: &Server, conns: usize, size: usize, iters: u64) -> Duration {
+    let mut clients: Vec<Client> = (0..conns).map(|_| server.client()).collect();
+    let payload = vec![7u8; size];
+    let per_client = iters.div_ceil(conns as u64);
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for client in &mut clients {
+            let payload = &payload;
+            scope.spawn(move || {
+                for _ in 0..per_client {
+                    echo_checked(client, payload);
+                }
+            });
+        }
+    });
+    start.elapsed()
+}
+
+fn throughput(c: &mut Criterion) {
+    for (conns, size) in [(10usize, 64usize), (10, 4096)] {
+        let mut group = c.benchmark_group(format!("throughput/{conns}x{size}"));
+        group.throughput(Throughput::Elements(1));
+        group.sample_size(20);
+        for model in MODELS.iter().filter(|m: &&Model| m.concurrent) {
+            let server = Server::start(model.name);
+            group.bench_function(BenchmarkId::from_parameter(model.name), |b| {
+                b.iter_custom(|iters| run_clients(&server, conns, size, iters))
+            });
+        }
+        group.finish();
+    }
+}
+
+fn churn(c: &mut Criterion) {
+    let mut group = c.benchmark_group("churn");
+    group.throughput(Throughput::Elements(1));
+    group.sample_size(20);
+    for model in MODELS {
+        let server = Server::start(model.name);
+        group.bench_function(model.name, |b| {
+            b.iter(|| {
+                let mut client = server.client();
+                echo_checked(&mut client, b"churn");
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, round_trip, throughput, churn);
+criterion_main!(benches);
