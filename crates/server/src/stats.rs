@@ -115,6 +115,26 @@ impl ServerStats {
         }
     }
 
+    /// Adds a snapshot taken elsewhere (a forked child's, whose counters die with it)
+    /// to these counters. `active_peak` is not added: the caller counts its own.
+    pub fn absorb(&self, other: &StatsSnapshot) {
+        self.accepted.fetch_add(other.accepted, Ordering::Relaxed);
+        self.refused_busy
+            .fetch_add(other.refused_busy, Ordering::Relaxed);
+        self.frames.fetch_add(other.frames, Ordering::Relaxed);
+        self.bytes_in.fetch_add(other.bytes_in, Ordering::Relaxed);
+        self.bytes_out.fetch_add(other.bytes_out, Ordering::Relaxed);
+        for (reason, count) in CloseReason::ALL.iter().zip(&self.closes) {
+            if let Some(n) = other.closed.get(reason.name()) {
+                count.fetch_add(*n, Ordering::Relaxed);
+            }
+        }
+        let error = |kind: &str| other.errors.get(kind).copied().unwrap_or_default();
+        self.io_errors.fetch_add(error("io"), Ordering::Relaxed);
+        self.accept_errors
+            .fetch_add(error("accept"), Ordering::Relaxed);
+    }
+
     /// Copies the counters.
     pub fn snapshot(&self) -> StatsSnapshot {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
