@@ -253,7 +253,12 @@ impl Parent<'_> {
 }
 
 /// The child's whole life: serve the one client, report, `_exit`.
-fn run_child(stream: TcpStream, listener: RawFd, stats_tx: &UnixDatagram, ctx: &ServerContext) -> ! {
+fn run_child(
+    stream: TcpStream,
+    listener: RawFd,
+    stats_tx: &UnixDatagram,
+    ctx: &ServerContext,
+) -> ! {
     // The child never accepts; the listener object is never dropped here (we `_exit`),
     // so closing its descriptor directly cannot double-close.
     let _ = nix::unistd::close(listener);

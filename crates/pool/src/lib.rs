@@ -35,9 +35,7 @@ use std::net::{TcpListener, TcpStream};
 use std::thread::{self, JoinHandle};
 
 use crossbeam_channel::{bounded, Receiver, TrySendError};
-use echolab_server::{
-    refuse_busy, serve_blocking, Acceptor, ConnectionSlot, ServerContext,
-};
+use echolab_server::{refuse_busy, serve_blocking, Acceptor, ConnectionSlot, ServerContext};
 
 /// Each worker needs little stack: the read buffer lives on the heap.
 const WORKER_STACK: usize = 256 * 1024;
@@ -75,7 +73,9 @@ pub fn serve(listener: TcpListener, ctx: &ServerContext) -> io::Result<()> {
         };
         match sender.try_send((stream, slot)) {
             Ok(()) => {}
-            Err(TrySendError::Full((stream, slot)) | TrySendError::Disconnected((stream, slot))) => {
+            Err(
+                TrySendError::Full((stream, slot)) | TrySendError::Disconnected((stream, slot)),
+            ) => {
                 drop(slot);
                 refuse_busy(stream, ctx);
             }
