@@ -161,3 +161,34 @@ impl ServerStats {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absorb_adds_a_snapshot_taken_elsewhere() {
+        let child = ServerStats::default();
+        child.record_refused();
+        child.record_accept_error();
+        let mut snapshot = child.snapshot();
+        snapshot.frames = 6;
+        snapshot.bytes_in = 100;
+        snapshot.bytes_out = 90;
+        if let Some(first) = snapshot.closed.keys().next().cloned() {
+            snapshot.closed.insert(first, 3);
+        }
+        let parent = ServerStats::default();
+        parent.record_accept();
+        parent.absorb(&snapshot);
+        parent.absorb(&snapshot);
+        let total = parent.snapshot();
+        assert_eq!(total.accepted, 1);
+        assert_eq!(total.refused_busy, 2);
+        assert_eq!(total.frames, 12);
+        assert_eq!(total.bytes_in, 200);
+        assert_eq!(total.bytes_out, 180);
+        assert_eq!(total.errors["accept"], 2);
+        assert_eq!(total.closed.values().sum::<u64>(), 6);
+    }
+}
