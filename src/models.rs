@@ -37,6 +37,18 @@ pub const MODELS: &[Model] = &[
         concurrent: true,
         serve: echolab_threads::serve,
     },
+    Model {
+        name: "fork",
+        summary: "one process per client (fork), blocking read/write",
+        concurrent: true,
+        serve: echolab_fork::serve,
+    },
+    Model {
+        name: "pool",
+        summary: "fixed worker threads fed by a bounded queue, blocking read/write",
+        concurrent: true,
+        serve: echolab_pool::serve,
+    },
 ];
 
 /// Looks a model up by name.

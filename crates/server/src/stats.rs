@@ -115,6 +115,26 @@ impl ServerStats {
         }
     }
 
+    /// Adds a snapshot taken elsewhere (a forked child's, whose counters die with it)
+    /// to these counters. `active_peak` is not added: the caller counts its own.
+    pub fn absorb(&self, other: &StatsSnapshot) {
+        self.accepted.fetch_add(other.accepted, Ordering::Relaxed);
+        self.refused_busy
+            .fetch_add(other.refused_busy, Ordering::Relaxed);
+        self.frames.fetch_add(other.frames, Ordering::Relaxed);
+        self.bytes_in.fetch_add(other.bytes_in, Ordering::Relaxed);
+        self.bytes_out.fetch_add(other.bytes_out, Ordering::Relaxed);
+        for (reason, count) in CloseReason::ALL.iter().zip(&self.closes) {
+            if let Some(n) = other.closed.get(reason.name()) {
+                count.fetch_add(*n, Ordering::Relaxed);
+            }
+        }
+        let error = |kind: &str| other.errors.get(kind).copied().unwrap_or_default();
+        self.io_errors.fetch_add(error("io"), Ordering::Relaxed);
+        self.accept_errors
+            .fetch_add(error("accept"), Ordering::Relaxed);
+    }
+
     /// Copies the counters.
     pub fn snapshot(&self) -> StatsSnapshot {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -139,5 +159,36 @@ impl ServerStats {
             closed,
             errors,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absorb_adds_a_snapshot_taken_elsewhere() {
+        let child = ServerStats::default();
+        child.record_refused();
+        child.record_accept_error();
+        let mut snapshot = child.snapshot();
+        snapshot.frames = 6;
+        snapshot.bytes_in = 100;
+        snapshot.bytes_out = 90;
+        if let Some(first) = snapshot.closed.keys().next().cloned() {
+            snapshot.closed.insert(first, 3);
+        }
+        let parent = ServerStats::default();
+        parent.record_accept();
+        parent.absorb(&snapshot);
+        parent.absorb(&snapshot);
+        let total = parent.snapshot();
+        assert_eq!(total.accepted, 1);
+        assert_eq!(total.refused_busy, 2);
+        assert_eq!(total.frames, 12);
+        assert_eq!(total.bytes_in, 200);
+        assert_eq!(total.bytes_out, 180);
+        assert_eq!(total.errors["accept"], 2);
+        assert_eq!(total.closed.values().sum::<u64>(), 6);
     }
 }
