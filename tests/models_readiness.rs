@@ -118,7 +118,9 @@ fn small_round_trips_complete_while_another_client_streams() {
 
         // Wait until the stream is flowing (bounded).
         let wait = Instant::now();
-        while received.load(Ordering::Relaxed) < CHUNK as u64 && wait.elapsed() < Duration::from_secs(10) {
+        while received.load(Ordering::Relaxed) < CHUNK as u64
+            && wait.elapsed() < Duration::from_secs(10)
+        {
             std::thread::sleep(Duration::from_millis(1));
         }
         assert!(
@@ -148,13 +150,19 @@ fn small_round_trips_complete_while_another_client_streams() {
         }
         assert!(started.elapsed() < Duration::from_secs(20));
 
-        writer.join().expect("writer thread").expect("stream written");
+        writer
+            .join()
+            .expect("writer thread")
+            .expect("stream written");
         let total = reader.join().expect("reader thread").expect("stream read");
         assert_eq!(total, STREAM, "{model}: stream echo incomplete");
         eprintln!(
             "{model}: 50 round trips (slowest {slowest:?}), {during_stream} while 64 MiB streamed"
         );
-        assert!(during_stream > 0, "{model}: the stream ended before any round trip");
+        assert!(
+            during_stream > 0,
+            "{model}: the stream ended before any round trip"
+        );
     }
 }
 
@@ -207,7 +215,10 @@ fn out_of_descriptors_backs_off_without_spinning_then_recovers() {
         std::thread::sleep(Duration::from_secs(1));
         let ticks = cpu_ticks(server.pid()) - before;
         let share = ticks as f64 / hz as f64 / t.elapsed().as_secs_f64();
-        eprintln!("{model}: {ticks} ticks in {:?} while out of descriptors", t.elapsed());
+        eprintln!(
+            "{model}: {ticks} ticks in {:?} while out of descriptors",
+            t.elapsed()
+        );
         assert!(
             share < 0.20,
             "{model}: {:.0}% of a core while out of descriptors",
@@ -217,7 +228,9 @@ fn out_of_descriptors_backs_off_without_spinning_then_recovers() {
         drop(clients);
         let t = Instant::now();
         let mut stream = server.connect();
-        stream.write_all(&frames(&[b"after emfile"])).expect("write");
+        stream
+            .write_all(&frames(&[b"after emfile"]))
+            .expect("write");
         let replies = read_replies(&mut stream, 1);
         assert_eq!(expect_frame(&replies[0]), b"after emfile");
         assert!(
@@ -231,6 +244,9 @@ fn out_of_descriptors_backs_off_without_spinning_then_recovers() {
         assert!(status.success(), "{model}: exit {status:?}");
         let stats = stats.expect("stats line");
         let accept_errors = stats["errors"]["accept"].as_u64().unwrap_or(0);
-        assert!(accept_errors > 0, "{model}: no accept errors recorded: {stats}");
+        assert!(
+            accept_errors > 0,
+            "{model}: no accept errors recorded: {stats}"
+        );
     }
 }

@@ -167,7 +167,8 @@ impl Loop<'_> {
                             // Errors and hang-ups are reported as both: the next read or
                             // write returns what happened.
                             let broken = event.is_error();
-                            conn.readable |= event.is_readable() || event.is_read_closed() || broken;
+                            conn.readable |=
+                                event.is_readable() || event.is_read_closed() || broken;
                             conn.writable |=
                                 event.is_writable() || event.is_write_closed() || broken;
                             if !conn.queued {
