@@ -132,7 +132,7 @@ impl Loop<'_> {
             if !self.shutting_down && self.ctx.shutdown.is_requested() {
                 self.begin_shutdown()?;
             }
-            if self.shutting_down && self.conns.iter().all(Option::is_none) {
+            if self.shutting_down && self.free.len() == self.conns.len() {
                 return Ok(());
             }
             let now = Instant::now();
