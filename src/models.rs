@@ -49,6 +49,18 @@ pub const MODELS: &[Model] = &[
         concurrent: true,
         serve: echolab_pool::serve,
     },
+    Model {
+        name: "poll",
+        summary: "one thread, non-blocking sockets, level-triggered readiness loop (polling crate)",
+        concurrent: true,
+        serve: echolab_poll::serve,
+    },
+    Model {
+        name: "mio",
+        summary: "one thread, edge-triggered epoll via mio, drained until WouldBlock",
+        concurrent: true,
+        serve: echolab_mio::serve,
+    },
 ];
 
 /// Looks a model up by name.
