@@ -34,8 +34,10 @@ impl ReplyDecoder {
 
     /// Appends received bytes.
     pub fn feed(&mut self, data: &[u8]) {
-        if self.pos > 0 && self.pos == self.buf.len() {
-            self.buf.clear();
+        // Drop what was already returned, so a long stream whose reads always end
+        // mid-reply does not grow the buffer forever.
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
             self.pos = 0;
         }
         self.buf.extend_from_slice(data);
@@ -113,6 +115,31 @@ mod tests {
             ]
         );
         assert_eq!(decoder.buffered(), 0);
+    }
+
+    #[test]
+    fn buffer_stays_bounded_when_reads_always_end_mid_reply() {
+        let mut wire = Vec::new();
+        for _ in 0..10_000 {
+            encode_frame(&[1; 10], &mut wire).unwrap();
+        }
+        let mut decoder = ReplyDecoder::new(1024);
+        let mut count = 0;
+        // One byte first, then reply-sized reads: every read ends one byte into the next
+        // reply, so the buffer is never fully consumed.
+        decoder.feed(&wire[..1]);
+        for chunk in wire[1..].chunks(14) {
+            decoder.feed(chunk);
+            while decoder.next_reply().unwrap().is_some() {
+                count += 1;
+            }
+            assert!(
+                decoder.buf.capacity() < 1024,
+                "buffer grew to {}",
+                decoder.buf.capacity()
+            );
+        }
+        assert_eq!(count, 10_000);
     }
 
     #[test]
