@@ -91,7 +91,7 @@ impl Client {
                 Ok(0) => return Err(ClientError::Closed("before the reply was complete")),
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(source) => return Err(ClientError::Io { context, source }),
+                Err(source) => return Err(ClientError::io(context)(source)),
             }
         }
         Ok(())
@@ -146,12 +146,7 @@ impl Client {
                 Ok(0) => return Err(ClientError::Closed("in the middle of a reply")),
                 Ok(n) => self.decoder.feed(&self.buf[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(source) => {
-                    return Err(ClientError::Io {
-                        context: "waiting for the reply",
-                        source,
-                    })
-                }
+                Err(source) => return Err(ClientError::io("waiting for the reply")(source)),
             }
         }
     }

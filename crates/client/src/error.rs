@@ -34,7 +34,17 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// Wraps an I/O error with what the client was doing. A socket timeout surfaces
+    /// from the kernel as EAGAIN ("resource temporarily unavailable"); say what it is.
     pub(crate) fn io(context: &'static str) -> impl FnOnce(io::Error) -> ClientError {
-        move |source| ClientError::Io { context, source }
+        move |source| {
+            let source = match source.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                    io::Error::new(io::ErrorKind::TimedOut, "timed out")
+                }
+                _ => source,
+            };
+            ClientError::Io { context, source }
+        }
     }
 }
