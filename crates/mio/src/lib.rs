@@ -39,16 +39,16 @@
 //! every session takes in what has already arrived, is told to
 //! [`Session::begin_shutdown`], and the loop runs until every session has closed.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
-use std::io::{self, Read, Write};
+use std::collections::VecDeque;
+use std::io::{self, Read};
 use std::net::Shutdown as SocketShutdown;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use echolab_proto::Session;
 use echolab_server::{
-    is_transient, new_session, refuse_busy, ConnectionSlot, ServerContext, ACCEPT_BACKOFF,
+    is_transient, new_session, read_available, refuse_busy, write_pending, ConnectionSlot,
+    Deadlines, ServerContext, Slab, ACCEPT_BACKOFF,
 };
 use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
@@ -78,8 +78,6 @@ struct Conn {
     scheduled: Option<Instant>,
 }
 
-type Timers = BinaryHeap<Reverse<(Instant, usize, u64)>>;
-
 struct Loop<'a> {
     ctx: &'a ServerContext,
     poll: Poll,
@@ -87,11 +85,9 @@ struct Loop<'a> {
     /// The listener may have connections we have not accepted yet.
     listener_ready: bool,
     backoff_until: Option<Instant>,
-    conns: Vec<Option<Conn>>,
-    free: Vec<usize>,
+    conns: Slab<Conn>,
     ready: VecDeque<usize>,
-    timers: Timers,
-    next_generation: u64,
+    timers: Deadlines,
     shutting_down: bool,
     buf: Vec<u8>,
 }
@@ -113,11 +109,9 @@ pub fn serve(listener: std::net::TcpListener, ctx: &ServerContext) -> io::Result
         listener: Some(listener),
         listener_ready: true,
         backoff_until: None,
-        conns: Vec::new(),
-        free: Vec::new(),
+        conns: Slab::new(),
         ready: VecDeque::new(),
-        timers: BinaryHeap::new(),
-        next_generation: 0,
+        timers: Deadlines::new(),
         shutting_down: false,
         buf: vec![0u8; READ_BUFFER],
     };
@@ -133,7 +127,7 @@ impl Loop<'_> {
             if !self.shutting_down && self.ctx.shutdown.is_requested() {
                 self.begin_shutdown();
             }
-            if self.shutting_down && self.free.len() == self.conns.len() {
+            if self.shutting_down && self.conns.is_empty() {
                 return Ok(());
             }
             let now = Instant::now();
@@ -142,7 +136,7 @@ impl Loop<'_> {
             {
                 Some(Duration::ZERO)
             } else {
-                let mut deadline = self.timers.peek().map(|Reverse((d, _, _))| *d);
+                let mut deadline = self.timers.next_deadline();
                 if let Some(until) = self.backoff_until {
                     deadline = Some(deadline.map_or(until, |d| d.min(until)));
                 }
@@ -163,7 +157,7 @@ impl Loop<'_> {
                     }
                     Token(key) => {
                         let index = key - FIRST_CONN;
-                        if let Some(conn) = self.conns.get_mut(index).and_then(Option::as_mut) {
+                        if let Some(conn) = self.conns.get_mut(index) {
                             // Errors and hang-ups are reported as both: the next read or
                             // write returns what happened.
                             let broken = event.is_error();
@@ -238,41 +232,37 @@ impl Loop<'_> {
         let Ok(session) = new_session(&self.ctx.config.session, Instant::now()) else {
             return;
         };
-        let index = match self.free.pop() {
-            Some(index) => index,
-            None => {
-                self.conns.push(None);
-                self.conns.len() - 1
-            }
-        };
+        let (index, generation) = self.conns.reserve();
         let registered = self.poll.registry().register(
             &mut stream,
             Token(index + FIRST_CONN),
             Interest::READABLE | Interest::WRITABLE,
         );
         if registered.is_err() {
-            self.free.push(index);
+            self.conns.unreserve(index);
             return;
         }
-        self.next_generation += 1;
-        self.conns[index] = Some(Conn {
-            stream,
-            session,
-            _slot: slot,
-            fin_sent: false,
-            // Optimistic: a fresh socket usually has room to write, and the worst case
-            // is one `WouldBlock`.
-            readable: true,
-            writable: true,
-            queued: true,
-            generation: self.next_generation,
-            scheduled: None,
-        });
+        self.conns.insert(
+            index,
+            Conn {
+                stream,
+                session,
+                _slot: slot,
+                fin_sent: false,
+                // Optimistic: a fresh socket usually has room to write, and the worst case
+                // is one `WouldBlock`.
+                readable: true,
+                writable: true,
+                queued: true,
+                generation,
+                scheduled: None,
+            },
+        );
         self.ready.push_back(index);
     }
 
     fn drive(&mut self, index: usize) {
-        let Some(conn) = self.conns.get_mut(index).and_then(Option::as_mut) else {
+        let Some(conn) = self.conns.get_mut(index) else {
             return;
         };
         conn.queued = false;
@@ -283,7 +273,7 @@ impl Loop<'_> {
     /// After any change to a session: FIN once writing is done, close when closed,
     /// re-queue if work is left, keep its timer current.
     fn settle(&mut self, index: usize, result: io::Result<()>) {
-        let Some(conn) = self.conns.get_mut(index).and_then(Option::as_mut) else {
+        let Some(conn) = self.conns.get_mut(index) else {
             return;
         };
         if result.is_ok() && conn.session.is_write_finished() && !conn.fin_sent {
@@ -301,37 +291,29 @@ impl Loop<'_> {
             self.ready.push_back(index);
         }
         if let Some(deadline) = conn.session.poll_timeout() {
-            if !matches!(conn.scheduled, Some(s) if s <= deadline) {
-                conn.scheduled = Some(deadline);
-                self.timers
-                    .push(Reverse((deadline, index, conn.generation)));
-            }
+            self.timers
+                .schedule(index, conn.generation, deadline, &mut conn.scheduled);
         }
     }
 
     fn close(&mut self, index: usize, io_error: bool) {
-        if let Some(mut conn) = self.conns.get_mut(index).and_then(Option::take) {
+        if let Some(mut conn) = self.conns.remove(index) {
             let _ = self.poll.registry().deregister(&mut conn.stream);
             self.ctx.stats.record_session(&conn.session, io_error);
-            self.free.push(index);
             // A stale ready-list entry finds `None` (or a new connection, which then
             // just gets an extra, harmless turn).
         }
     }
 
     fn expire_timers(&mut self, now: Instant) {
-        while let Some(Reverse((deadline, index, generation))) = self.timers.peek().copied() {
-            if deadline > now {
-                break;
-            }
-            self.timers.pop();
-            let Some(conn) = self.conns.get_mut(index).and_then(Option::as_mut) else {
+        while let Some(expired) = self.timers.pop_expired(now) {
+            let index = expired.index;
+            let Some(conn) = self.conns.get_mut(index) else {
                 continue;
             };
-            if conn.generation != generation || conn.scheduled != Some(deadline) {
+            if !expired.claim(conn.generation, &mut conn.scheduled) {
                 continue;
             }
-            conn.scheduled = None;
             conn.session.handle_timeout(now);
             let result = if conn.writable { flush(conn) } else { Ok(()) };
             self.settle(index, result);
@@ -345,8 +327,8 @@ impl Loop<'_> {
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
-        for index in 0..self.conns.len() {
-            let Some(conn) = self.conns[index].as_mut() else {
+        for index in 0..self.conns.capacity() {
+            let Some(conn) = self.conns.get_mut(index) else {
                 continue;
             };
             let result = read_what_has_arrived(conn, &mut self.buf).and_then(|()| {
@@ -393,38 +375,17 @@ fn step(conn: &mut Conn, buf: &mut [u8]) -> io::Result<()> {
 
 /// Writes until the output is empty or `WouldBlock` (which clears `writable`).
 fn flush(conn: &mut Conn) -> io::Result<()> {
-    while conn.session.wants_write() {
-        match conn.stream.write(conn.session.output()) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => conn.session.consume_output(n, Instant::now()),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                conn.writable = false;
-                break;
-            }
-            Err(e) => return Err(e),
-        }
+    if write_pending(&mut conn.stream, &mut conn.session)?.socket_exhausted() {
+        conn.writable = false;
     }
     Ok(())
 }
 
-/// At shutdown: takes in what the peer already sent, without waiting for more.
+/// At shutdown: takes in what the peer already sent, without waiting for more (an EOF
+/// or `WouldBlock` clears `readable`).
 fn read_what_has_arrived(conn: &mut Conn, buf: &mut [u8]) -> io::Result<()> {
-    while conn.session.wants_read() {
-        match conn.stream.read(buf) {
-            Ok(0) => {
-                conn.readable = false;
-                conn.session.handle_eof(Instant::now());
-                break;
-            }
-            Ok(n) => conn.session.handle_input(&buf[..n], Instant::now()),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                conn.readable = false;
-                break;
-            }
-            Err(e) => return Err(e),
-        }
+    if read_available(&mut conn.stream, &mut conn.session, buf)?.socket_exhausted() {
+        conn.readable = false;
     }
     Ok(())
 }

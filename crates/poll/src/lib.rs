@@ -42,15 +42,14 @@
 //! [`Session::begin_shutdown`], and the loop keeps running until every session has
 //! sent what it owes and closed (bounded by the sessions' own linger deadlines).
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{Shutdown as SocketShutdown, TcpListener, TcpStream};
 use std::time::Instant;
 
 use echolab_proto::Session;
 use echolab_server::{
-    is_transient, new_session, refuse_busy, ConnectionSlot, ServerContext, ACCEPT_BACKOFF,
+    is_transient, new_session, read_available, refuse_busy, write_pending, ConnectionSlot,
+    Deadlines, ServerContext, Slab, ACCEPT_BACKOFF,
 };
 use polling::{Event, Events, PollMode, Poller};
 
@@ -73,9 +72,6 @@ struct Conn {
     scheduled: Option<Instant>,
 }
 
-/// A min-heap of (deadline, slab index, generation); entries are invalidated lazily.
-type Timers = BinaryHeap<Reverse<(Instant, usize, u64)>>;
-
 struct Loop<'a> {
     ctx: &'a ServerContext,
     poller: Poller,
@@ -83,10 +79,8 @@ struct Loop<'a> {
     /// Whether the listener is currently registered.
     listening: bool,
     backoff_until: Option<Instant>,
-    conns: Vec<Option<Conn>>,
-    free: Vec<usize>,
-    timers: Timers,
-    next_generation: u64,
+    conns: Slab<Conn>,
+    timers: Deadlines,
     shutting_down: bool,
     buf: Vec<u8>,
 }
@@ -113,10 +107,8 @@ pub fn serve(listener: TcpListener, ctx: &ServerContext) -> io::Result<()> {
         listener: Some(listener),
         listening: true,
         backoff_until: None,
-        conns: Vec::new(),
-        free: Vec::new(),
-        timers: BinaryHeap::new(),
-        next_generation: 0,
+        conns: Slab::new(),
+        timers: Deadlines::new(),
         shutting_down: false,
         buf: vec![0u8; READ_BUFFER],
     };
@@ -132,11 +124,11 @@ impl Loop<'_> {
             if !self.shutting_down && self.ctx.shutdown.is_requested() {
                 self.begin_shutdown()?;
             }
-            if self.shutting_down && self.free.len() == self.conns.len() {
+            if self.shutting_down && self.conns.is_empty() {
                 return Ok(());
             }
             let now = Instant::now();
-            let mut deadline = self.timers.peek().map(|Reverse((d, _, _))| *d);
+            let mut deadline = self.timers.next_deadline();
             if let Some(until) = self.backoff_until {
                 deadline = Some(deadline.map_or(until, |d| d.min(until)));
             }
@@ -223,14 +215,7 @@ impl Loop<'_> {
         let Ok(session) = new_session(&self.ctx.config.session, now) else {
             return;
         };
-        let index = match self.free.pop() {
-            Some(index) => index,
-            None => {
-                self.conns.push(None);
-                self.conns.len() - 1
-            }
-        };
-        self.next_generation += 1;
+        let (index, generation) = self.conns.reserve();
         let interest = (session.wants_read(), session.wants_write());
         // SAFETY: the stream is deleted from the poller before it is dropped (`close`).
         let added = unsafe {
@@ -241,25 +226,28 @@ impl Loop<'_> {
             )
         };
         if added.is_err() {
-            self.free.push(index);
+            self.conns.unreserve(index);
             return;
         }
-        self.conns[index] = Some(Conn {
-            stream,
-            session,
-            _slot: slot,
-            fin_sent: false,
-            interest,
-            generation: self.next_generation,
-            scheduled: None,
-        });
+        self.conns.insert(
+            index,
+            Conn {
+                stream,
+                session,
+                _slot: slot,
+                fin_sent: false,
+                interest,
+                generation,
+                scheduled: None,
+            },
+        );
         // The handshake challenge (if any) is written on the first writable report.
         self.settle(index, Ok(()));
     }
 
     /// One step of work on a connection the poller reported.
     fn drive(&mut self, index: usize, readable: bool, writable: bool) {
-        let Some(conn) = self.conns.get_mut(index).and_then(Option::as_mut) else {
+        let Some(conn) = self.conns.get_mut(index) else {
             return;
         };
         let result = step(conn, &mut self.buf, readable, writable);
@@ -269,7 +257,7 @@ impl Loop<'_> {
     /// After any change to a session: send FIN once its writing is done, close it when
     /// it is closed, otherwise bring interest and timer up to date.
     fn settle(&mut self, index: usize, result: io::Result<()>) {
-        let Some(conn) = self.conns.get_mut(index).and_then(Option::as_mut) else {
+        let Some(conn) = self.conns.get_mut(index) else {
             return;
         };
         if result.is_ok() && conn.session.is_write_finished() && !conn.fin_sent {
@@ -294,37 +282,27 @@ impl Loop<'_> {
             conn.interest = wanted;
         }
         if let Some(deadline) = conn.session.poll_timeout() {
-            // Only an earlier deadline needs a new entry; a later one (the idle timer
-            // moved on) is found when the old entry fires and re-checks.
-            if !matches!(conn.scheduled, Some(s) if s <= deadline) {
-                conn.scheduled = Some(deadline);
-                self.timers
-                    .push(Reverse((deadline, index, conn.generation)));
-            }
+            self.timers
+                .schedule(index, conn.generation, deadline, &mut conn.scheduled);
         }
     }
 
     fn close(&mut self, index: usize, io_error: bool) {
-        if let Some(conn) = self.conns.get_mut(index).and_then(Option::take) {
+        if let Some(conn) = self.conns.remove(index) {
             let _ = self.poller.delete(&conn.stream);
             self.ctx.stats.record_session(&conn.session, io_error);
-            self.free.push(index);
         }
     }
 
     fn expire_timers(&mut self, now: Instant) {
-        while let Some(Reverse((deadline, index, generation))) = self.timers.peek().copied() {
-            if deadline > now {
-                break;
-            }
-            self.timers.pop();
-            let Some(conn) = self.conns.get_mut(index).and_then(Option::as_mut) else {
+        while let Some(expired) = self.timers.pop_expired(now) {
+            let index = expired.index;
+            let Some(conn) = self.conns.get_mut(index) else {
                 continue;
             };
-            if conn.generation != generation || conn.scheduled != Some(deadline) {
+            if !expired.claim(conn.generation, &mut conn.scheduled) {
                 continue; // stale: superseded by an earlier entry, or a reused slot
             }
-            conn.scheduled = None;
             conn.session.handle_timeout(now);
             let result = flush(conn);
             self.settle(index, result);
@@ -342,14 +320,15 @@ impl Loop<'_> {
         self.listening = false;
         // The waker stays readable forever; a level-triggered loop must stop watching it.
         let _ = self.poller.delete(self.ctx.shutdown.waker());
-        for index in 0..self.conns.len() {
-            let Some(conn) = self.conns[index].as_mut() else {
+        for index in 0..self.conns.capacity() {
+            let Some(conn) = self.conns.get_mut(index) else {
                 continue;
             };
-            let result = read_what_has_arrived(conn, &mut self.buf).and_then(|()| {
-                conn.session.begin_shutdown(Instant::now());
-                flush(conn)
-            });
+            let result = read_available(&mut conn.stream, &mut conn.session, &mut self.buf)
+                .and_then(|_| {
+                    conn.session.begin_shutdown(Instant::now());
+                    flush(conn)
+                });
             self.settle(index, result);
         }
         Ok(())
@@ -374,33 +353,7 @@ fn step(conn: &mut Conn, buf: &mut [u8], readable: bool, writable: bool) -> io::
 
 /// Writes the session's output until it is empty or the socket is full.
 fn flush(conn: &mut Conn) -> io::Result<()> {
-    while conn.session.wants_write() {
-        match conn.stream.write(conn.session.output()) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => conn.session.consume_output(n, Instant::now()),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// At shutdown: takes in what the peer already sent, without waiting for more.
-fn read_what_has_arrived(conn: &mut Conn, buf: &mut [u8]) -> io::Result<()> {
-    while conn.session.wants_read() {
-        match conn.stream.read(buf) {
-            Ok(0) => {
-                conn.session.handle_eof(Instant::now());
-                break;
-            }
-            Ok(n) => conn.session.handle_input(&buf[..n], Instant::now()),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
+    write_pending(&mut conn.stream, &mut conn.session).map(drop)
 }
 
 fn would_retry(e: &io::Error) -> bool {
