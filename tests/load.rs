@@ -8,6 +8,11 @@ use std::process::Command;
 use support::ServerGuard;
 
 fn load_json(server: &ServerGuard, extra: &[&str]) -> serde_json::Value {
+    load_output(server, extra).0
+}
+
+/// The report and what was printed on stderr.
+fn load_output(server: &ServerGuard, extra: &[&str]) -> (serde_json::Value, String) {
     let addr = server.addr.to_string();
     let output = Command::new(env!("CARGO_BIN_EXE_echolab"))
         .args([
@@ -28,7 +33,8 @@ fn load_json(server: &ServerGuard, extra: &[&str]) -> serde_json::Value {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    serde_json::from_slice(&output.stdout).expect("one JSON object")
+    let report = serde_json::from_slice(&output.stdout).expect("one JSON object");
+    (report, String::from_utf8_lossy(&output.stderr).into_owned())
 }
 
 fn total_errors(report: &serde_json::Value) -> u64 {
@@ -97,7 +103,10 @@ fn authenticated_load_runs_the_handshake() {
 #[test]
 fn open_loop_sends_at_the_target_rate() {
     let server = ServerGuard::start("threads", &[]);
-    let report = load_json(&server, &["--conns", "4", "--size", "64", "--rate", "2000"]);
+    let (report, stderr) =
+        load_output(&server, &["--conns", "4", "--size", "64", "--rate", "2000"]);
+    // The run lasts past the first progress tick, but stderr is a pipe: no progress.
+    assert_eq!(stderr, "", "progress printed to a non-terminal");
     assert_eq!(report["mode"], "open", "{report}");
     assert_eq!(report["target_rate"].as_f64(), Some(2000.0), "{report}");
     assert_eq!(total_errors(&report), 0, "{report}");
@@ -153,13 +162,7 @@ fn authenticated_churn_handshakes_every_connection() {
     let server = ServerGuard::start("threads", &["--auth-key-file", key.path_str()]);
     let report = load_json(
         &server,
-        &[
-            "--conns",
-            "2",
-            "--churn",
-            "--auth-key-file",
-            key.path_str(),
-        ],
+        &["--conns", "2", "--churn", "--auth-key-file", key.path_str()],
     );
     assert_eq!(total_errors(&report), 0, "{report}");
     assert!(report["responses"].as_u64() > Some(10), "{report}");

@@ -261,7 +261,10 @@ fn run_thread(
         if now >= phases.end {
             break;
         }
-        let timeout = worker.next_wake(now).min(phases.end).saturating_duration_since(now);
+        let timeout = worker
+            .next_wake(now)
+            .min(phases.end)
+            .saturating_duration_since(now);
         if let Err(e) = poll.poll(&mut events, Some(timeout)) {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;

@@ -11,8 +11,8 @@
 //! earlier ones were answered, and latency counts from the intended send time.
 //! Churn: each connection slot connects, echoes once, closes and reconnects.
 
-mod engine;
 mod churn;
+mod engine;
 mod open;
 mod payload;
 mod progress;
