@@ -167,3 +167,22 @@ fn authenticated_churn_handshakes_every_connection() {
     assert_eq!(total_errors(&report), 0, "{report}");
     assert!(report["responses"].as_u64() > Some(10), "{report}");
 }
+
+#[test]
+fn churn_counts_refused_connects_and_retries_without_spinning() {
+    // A port nobody listens on: every connect is refused.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let output = Command::new(env!("CARGO_BIN_EXE_echolab"))
+        .args(["load", "--addr", &addr.to_string(), "--json", "--churn"])
+        .args(["--conns", "2", "--warmup", "0", "--duration", "0.5"])
+        .output()
+        .expect("run echolab load");
+    assert!(output.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let refused = report["errors"]["connect"].as_u64().expect("connect count");
+    // Each slot retries after a pause (10 ms): about 50 per slot here, never thousands.
+    assert!(refused > 0 && refused <= 200, "{report}");
+    assert_eq!(report["responses"].as_u64(), Some(0), "{report}");
+}

@@ -199,7 +199,7 @@ pub(crate) fn run(config: &LoadConfig) -> Result<LoadReport, ClientError> {
         },
         conns: config.conns,
         size: config.size,
-        depth: config.depth,
+        depth: if mode == Mode::Churn { 1 } else { config.depth },
     })
 }
 

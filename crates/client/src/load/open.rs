@@ -16,7 +16,9 @@ impl Worker<'_> {
     pub(super) fn next_wake(&self, now: Instant) -> Instant {
         let mut wake = now + TICK;
         for c in &self.conns {
-            if let Some(schedule) = c.schedule.as_ref().filter(|_| c.open) {
+            // A connection still in its handshake sends nothing yet: waking for its
+            // overdue schedule would spin.
+            if let Some(schedule) = c.schedule.as_ref().filter(|_| c.open && !c.awaiting_nonce) {
                 wake = wake.min(schedule.next_due());
             }
             if let Some(at) = c.retry_at {

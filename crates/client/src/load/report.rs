@@ -65,7 +65,7 @@ pub struct LoadReport {
     pub conns: usize,
     /// Payload size.
     pub size: usize,
-    /// In-flight messages per connection.
+    /// In-flight messages per connection (closed loop; always 1 in churn).
     pub depth: usize,
 }
 
