@@ -8,6 +8,11 @@ use std::process::Command;
 use support::ServerGuard;
 
 fn load_json(server: &ServerGuard, extra: &[&str]) -> serde_json::Value {
+    load_output(server, extra).0
+}
+
+/// The report and what was printed on stderr.
+fn load_output(server: &ServerGuard, extra: &[&str]) -> (serde_json::Value, String) {
     let addr = server.addr.to_string();
     let output = Command::new(env!("CARGO_BIN_EXE_echolab"))
         .args([
@@ -28,7 +33,8 @@ fn load_json(server: &ServerGuard, extra: &[&str]) -> serde_json::Value {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    serde_json::from_slice(&output.stdout).expect("one JSON object")
+    let report = serde_json::from_slice(&output.stdout).expect("one JSON object");
+    (report, String::from_utf8_lossy(&output.stderr).into_owned())
 }
 
 fn total_errors(report: &serde_json::Value) -> u64 {
@@ -92,4 +98,91 @@ fn authenticated_load_runs_the_handshake() {
     );
     assert_eq!(total_errors(&report), 0, "{report}");
     assert!(report["responses"].as_u64() > Some(0), "{report}");
+}
+
+#[test]
+fn open_loop_sends_at_the_target_rate() {
+    let server = ServerGuard::start("threads", &[]);
+    let (report, stderr) =
+        load_output(&server, &["--conns", "4", "--size", "64", "--rate", "2000"]);
+    // The run lasts past the first progress tick, but stderr is a pipe: no progress.
+    assert_eq!(stderr, "", "progress printed to a non-terminal");
+    assert_eq!(report["mode"], "open", "{report}");
+    assert_eq!(report["target_rate"].as_f64(), Some(2000.0), "{report}");
+    assert_eq!(total_errors(&report), 0, "{report}");
+    let responses = report["responses"].as_u64().expect("responses") as f64;
+    let expected = 2000.0 * report["seconds"].as_f64().expect("seconds");
+    assert!(
+        (responses - expected).abs() <= expected * 0.25,
+        "{responses} responses, expected about {expected}: {report}"
+    );
+}
+
+#[test]
+fn open_loop_does_not_hide_a_starving_server() {
+    // `iterative` serves one connection at a time: the other three send on schedule and
+    // wait. Their unanswered messages are charged from their intended send times (or time
+    // out), so the stall shows; a closed loop would just send less.
+    let server = ServerGuard::start("iterative", &[]);
+    let report = load_json(&server, &["--conns", "4", "--size", "64", "--rate", "400"]);
+    assert_eq!(report["mode"], "open", "{report}");
+    let p99_us = report["latency_us"]["p99"].as_f64().expect("p99");
+    assert!(
+        p99_us > 100_000.0 || total_errors(&report) > 0,
+        "starvation hidden: {report}"
+    );
+}
+
+fn churn_runs_cycles_without_errors(model: &str) {
+    let server = ServerGuard::start(model, &[]);
+    let report = load_json(&server, &["--conns", "4", "--size", "64", "--churn"]);
+    assert_eq!(report["mode"], "churn", "{report}");
+    assert!(report["target_rate"].is_null(), "{report}");
+    assert_eq!(total_errors(&report), 0, "{report}");
+    assert!(report["responses"].as_u64() > Some(10), "{report}");
+    assert!(
+        report["connections_per_sec"].as_f64() > Some(0.0),
+        "{report}"
+    );
+}
+
+#[test]
+fn churn_against_threads() {
+    churn_runs_cycles_without_errors("threads");
+}
+
+#[test]
+fn churn_against_poll() {
+    churn_runs_cycles_without_errors("poll");
+}
+
+#[test]
+fn authenticated_churn_handshakes_every_connection() {
+    let key = support::KeyFile::new(b"a-shared-secret-of-32-bytes-long");
+    let server = ServerGuard::start("threads", &["--auth-key-file", key.path_str()]);
+    let report = load_json(
+        &server,
+        &["--conns", "2", "--churn", "--auth-key-file", key.path_str()],
+    );
+    assert_eq!(total_errors(&report), 0, "{report}");
+    assert!(report["responses"].as_u64() > Some(10), "{report}");
+}
+
+#[test]
+fn churn_counts_refused_connects_and_retries_without_spinning() {
+    // A port nobody listens on: every connect is refused.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let output = Command::new(env!("CARGO_BIN_EXE_echolab"))
+        .args(["load", "--addr", &addr.to_string(), "--json", "--churn"])
+        .args(["--conns", "2", "--warmup", "0", "--duration", "0.5"])
+        .output()
+        .expect("run echolab load");
+    assert!(output.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let refused = report["errors"]["connect"].as_u64().expect("connect count");
+    // Each slot retries after a pause (10 ms): about 50 per slot here, never thousands.
+    assert!(refused > 0 && refused <= 200, "{report}");
+    assert_eq!(report["responses"].as_u64(), Some(0), "{report}");
 }

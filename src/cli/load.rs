@@ -1,3 +1,4 @@
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -30,6 +31,13 @@ pub(crate) struct LoadArgs {
     /// Seconds of load before measuring starts.
     #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_secs)]
     warmup: Duration,
+    /// Open loop: send this many messages per second in total (split evenly across the
+    /// connections) on a fixed schedule; latency counts from each intended send time.
+    #[arg(long, value_name = "MSGS_PER_SEC", conflicts_with = "churn")]
+    rate: Option<f64>,
+    /// Churn: every connection slot connects, echoes once, closes and reconnects.
+    #[arg(long)]
+    churn: bool,
     /// Print one JSON object instead of the summary.
     #[arg(long)]
     json: bool,
@@ -47,6 +55,9 @@ pub(crate) fn run(args: LoadArgs) -> Result<ExitCode> {
         duration: args.duration,
         warmup: args.warmup,
         reply_timeout: client.timeout,
+        rate: args.rate,
+        churn: args.churn,
+        progress: std::io::stderr().is_terminal(),
         ..LoadConfig::new(client.addr)
     };
     let report = load::run(&config).context("load run failed")?;

@@ -2,23 +2,25 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use echolab_proto::{Header, Protocol, HEADER_LEN, NONCE_LEN};
 use hdrhistogram::Histogram;
 use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Poll};
 
 use super::payload;
 use super::report::{self, LoadReport, ERROR_KINDS};
-use super::LoadConfig;
+use super::schedule::Schedule;
+use super::{progress, LoadConfig, Mode};
 use crate::ClientError;
 
 /// How often the loop wakes with nothing to do, to check reply timeouts and the clock.
-const TICK: Duration = Duration::from_millis(50);
+pub(super) const TICK: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Clone, Copy)]
-enum ErrorKind {
+pub(super) enum ErrorKind {
     Mismatch,
     Notice,
     ShortRead,
@@ -26,29 +28,70 @@ enum ErrorKind {
     Timeout,
     Connect,
     Io,
+    Backlog,
 }
 
-struct Phases {
-    measure_from: Instant,
-    end: Instant,
+pub(super) struct Phases {
+    pub(super) measure_from: Instant,
+    pub(super) end: Instant,
 }
 
-struct Conn {
-    id: u32,
-    stream: TcpStream,
-    connected_at: Instant,
+pub(super) struct Conn {
+    pub(super) id: u32,
+    /// `None` between a churn cycle's close (or failed connect) and its reconnect.
+    pub(super) stream: Option<TcpStream>,
+    pub(super) connected_at: Instant,
     first_reply: Option<Duration>,
     /// Bytes of the server's challenge still to come (0: no handshake pending).
     nonce: Vec<u8>,
-    awaiting_nonce: bool,
+    pub(super) awaiting_nonce: bool,
     out: Vec<u8>,
     out_pos: usize,
     input: Vec<u8>,
     input_pos: usize,
     next_seq: u64,
-    in_flight: VecDeque<(u64, Instant)>,
-    measured: u64,
-    open: bool,
+    /// (sequence number, time it was sent, or due to be sent in the open loop).
+    pub(super) in_flight: VecDeque<(u64, Instant)>,
+    pub(super) measured: u64,
+    pub(super) open: bool,
+    /// Open loop: when each message is due.
+    pub(super) schedule: Option<Schedule>,
+    /// Churn: when to reconnect after a failure.
+    pub(super) retry_at: Option<Instant>,
+}
+
+impl Conn {
+    fn new(id: u32, awaiting_nonce: bool, schedule: Option<Schedule>) -> Conn {
+        Conn {
+            id,
+            stream: None,
+            connected_at: Instant::now(),
+            first_reply: None,
+            nonce: Vec::new(),
+            awaiting_nonce,
+            out: Vec::new(),
+            out_pos: 0,
+            input: Vec::new(),
+            input_pos: 0,
+            next_seq: 0,
+            in_flight: VecDeque::new(),
+            measured: 0,
+            open: false,
+            schedule,
+            retry_at: None,
+        }
+    }
+
+    /// Forgets the connection's I/O state before it reconnects (churn).
+    pub(super) fn reset(&mut self, awaiting_nonce: bool) {
+        self.nonce.clear();
+        self.awaiting_nonce = awaiting_nonce;
+        self.out.clear();
+        self.out_pos = 0;
+        self.input.clear();
+        self.input_pos = 0;
+        self.in_flight.clear();
+    }
 }
 
 struct ThreadResult {
@@ -69,20 +112,33 @@ pub(crate) fn run(config: &LoadConfig) -> Result<LoadReport, ClientError> {
     if config.size > (i32::MAX as usize) {
         return Err(invalid("--size is larger than a frame can carry"));
     }
+    if let Some(rate) = config.rate {
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(invalid("--rate must be a positive number"));
+        }
+        if config.churn {
+            return Err(invalid("--rate and --churn cannot be combined"));
+        }
+    }
     let threads = config.threads.min(config.conns);
     let start = Instant::now();
     let phases = Phases {
         measure_from: start + config.warmup,
         end: start + config.warmup + config.duration,
     };
+    let progress_count = AtomicU64::new(0);
     let results: Vec<io::Result<ThreadResult>> = std::thread::scope(|scope| {
+        if config.progress {
+            let count = &progress_count;
+            scope.spawn(move || progress::report_until(start, phases.end, count));
+        }
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let ids: Vec<u32> = (0..config.conns as u32)
                     .filter(|id| *id as usize % threads == t)
                     .collect();
-                let phases = &phases;
-                scope.spawn(move || run_thread(config, &ids, phases))
+                let (phases, count) = (&phases, &progress_count);
+                scope.spawn(move || run_thread(config, &ids, phases, start, count))
             })
             .collect();
         handles
@@ -113,7 +169,16 @@ pub(crate) fn run(config: &LoadConfig) -> Result<LoadReport, ClientError> {
     let mut firsts: Vec<Duration> = first_replies.iter().flatten().copied().collect();
     firsts.sort_unstable();
     let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let mode = config.mode();
     Ok(LoadReport {
+        mode: match mode {
+            Mode::Closed => "closed",
+            Mode::Open(_) => "open",
+            Mode::Churn => "churn",
+        },
+        target_rate: config.rate.filter(|_| matches!(mode, Mode::Open(_))),
+        connections_per_sec: (mode == Mode::Churn)
+            .then(|| report::per_sec(responses, config.duration)),
         responses,
         seconds: config.duration.as_secs_f64(),
         responses_per_sec: report::per_sec(responses, config.duration),
@@ -134,7 +199,7 @@ pub(crate) fn run(config: &LoadConfig) -> Result<LoadReport, ClientError> {
         },
         conns: config.conns,
         size: config.size,
-        depth: config.depth,
+        depth: if mode == Mode::Churn { 1 } else { config.depth },
     })
 }
 
@@ -144,67 +209,62 @@ fn new_histogram() -> Histogram<u64> {
         .unwrap_or_else(|_| unreachable!("constant histogram bounds are valid"))
 }
 
-struct Worker<'a> {
-    config: &'a LoadConfig,
-    phases: &'a Phases,
-    conns: Vec<Conn>,
-    histogram: Histogram<u64>,
-    errors: [u64; ERROR_KINDS.len()],
+pub(super) struct Worker<'a> {
+    pub(super) config: &'a LoadConfig,
+    pub(super) mode: Mode,
+    pub(super) phases: &'a Phases,
+    pub(super) registry: mio::Registry,
+    pub(super) conns: Vec<Conn>,
+    pub(super) histogram: Histogram<u64>,
+    pub(super) errors: [u64; ERROR_KINDS.len()],
     scratch: Vec<u8>,
+    progress: &'a AtomicU64,
 }
 
-fn run_thread(config: &LoadConfig, ids: &[u32], phases: &Phases) -> io::Result<ThreadResult> {
+fn run_thread(
+    config: &LoadConfig,
+    ids: &[u32],
+    phases: &Phases,
+    start: Instant,
+    progress: &AtomicU64,
+) -> io::Result<ThreadResult> {
     let mut poll = Poll::new()?;
+    let mode = config.mode();
     let mut worker = Worker {
         config,
+        mode,
         phases,
+        registry: poll.registry().try_clone()?,
         conns: Vec::with_capacity(ids.len()),
         histogram: new_histogram(),
         errors: [0; ERROR_KINDS.len()],
         scratch: vec![0; 64 * 1024],
+        progress,
     };
-    let mut first_failed = Vec::new();
     for &id in ids {
-        match TcpStream::connect(config.addr) {
-            Ok(mut stream) => {
-                let token = Token(worker.conns.len());
-                poll.registry().register(
-                    &mut stream,
-                    token,
-                    Interest::READABLE | Interest::WRITABLE,
-                )?;
-                worker.conns.push(Conn {
-                    id,
-                    stream,
-                    connected_at: Instant::now(),
-                    first_reply: None,
-                    nonce: Vec::new(),
-                    awaiting_nonce: config.auth_key.is_some(),
-                    out: Vec::new(),
-                    out_pos: 0,
-                    input: Vec::new(),
-                    input_pos: 0,
-                    next_seq: 0,
-                    in_flight: VecDeque::new(),
-                    measured: 0,
-                    open: true,
-                });
-                let conn = worker.conns.len() - 1;
-                if !worker.conns[conn].awaiting_nonce {
-                    worker.fill_pipeline(conn);
-                }
+        let schedule = match mode {
+            Mode::Open(rate) => {
+                let phase = id as f64 / config.conns as f64;
+                Some(Schedule::new(start, rate, phase))
             }
-            Err(_) => first_failed.push(id),
-        }
+            _ => None,
+        };
+        worker
+            .conns
+            .push(Conn::new(id, config.auth_key.is_some(), schedule));
+        let conn = worker.conns.len() - 1;
+        worker.connect(conn)?;
     }
-    worker.errors[ErrorKind::Connect as usize] += first_failed.len() as u64;
     let mut events = Events::with_capacity(1024);
     loop {
         let now = Instant::now();
         if now >= phases.end {
             break;
         }
-        let timeout = (phases.end - now).min(TICK);
+        let timeout = worker
+            .next_wake(now)
+            .min(phases.end)
+            .saturating_duration_since(now);
         if let Err(e) = poll.poll(&mut events, Some(timeout)) {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
@@ -218,13 +278,14 @@ fn run_thread(config: &LoadConfig, ids: &[u32], phases: &Phases) -> io::Result<T
             }
             worker.flush(conn);
         }
-        worker.check_timeouts(Instant::now());
+        let now = Instant::now();
+        worker.check_timeouts(now);
+        worker.on_tick(now);
     }
-    let mut counts: Vec<u64> = worker.conns.iter().map(|c| c.measured).collect();
-    let mut first_replies: Vec<_> = worker.conns.iter().map(|c| c.first_reply).collect();
+    worker.record_unanswered();
     // Connections that never connected still count, as starved ones.
-    counts.extend(first_failed.iter().map(|_| 0));
-    first_replies.extend(first_failed.iter().map(|_| None));
+    let counts: Vec<u64> = worker.conns.iter().map(|c| c.measured).collect();
+    let first_replies: Vec<_> = worker.conns.iter().map(|c| c.first_reply).collect();
     Ok(ThreadResult {
         histogram: worker.histogram,
         counts,
@@ -234,43 +295,66 @@ fn run_thread(config: &LoadConfig, ids: &[u32], phases: &Phases) -> io::Result<T
 }
 
 impl Worker<'_> {
-    fn fail(&mut self, conn: usize, kind: ErrorKind) {
+    /// Counts an error and ends the connection (in churn, closes it and schedules a
+    /// reconnect after a short pause).
+    pub(super) fn fail(&mut self, conn: usize, kind: ErrorKind) {
         let c = &mut self.conns[conn];
         if c.open {
             c.open = false;
-            let _ = c.stream.shutdown(std::net::Shutdown::Both);
+            if let Some(stream) = &c.stream {
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+            }
             self.errors[kind as usize] += 1;
+            if self.mode == Mode::Churn {
+                self.close(conn);
+                self.conns[conn].retry_at = Some(Instant::now() + super::churn::RETRY_PAUSE);
+            }
         }
     }
 
-    /// Queues messages until `depth` are in flight (closed loop), unless the run is over.
-    fn fill_pipeline(&mut self, conn: usize) {
+    /// Queues messages: until `depth` are in flight (closed loop, one in churn), or every
+    /// message now due (open loop); nothing once the run is over.
+    pub(super) fn fill_pipeline(&mut self, conn: usize) {
         let now = Instant::now();
         if now >= self.phases.end {
             return;
         }
         let size = self.config.size;
         let framed = self.config.protocol == Protocol::Framed;
+        let depth = match self.mode {
+            Mode::Churn => 1,
+            _ => self.config.depth,
+        };
         let c = &mut self.conns[conn];
-        while c.in_flight.len() < self.config.depth {
-            let seq = c.next_seq;
-            c.next_seq += 1;
-            if framed {
-                // `size` was checked against the frame limit in `run`.
-                c.out.extend_from_slice(&(size as u32).to_be_bytes());
+        if let Some(mut schedule) = c.schedule.take() {
+            loop {
+                let due = schedule.next_due();
+                if due > now || due >= self.phases.end {
+                    break;
+                }
+                schedule.advance();
+                if c.in_flight.len() >= super::open::MAX_IN_FLIGHT {
+                    self.errors[ErrorKind::Backlog as usize] += 1;
+                    continue;
+                }
+                queue(c, size, framed, due);
             }
-            let start = c.out.len();
-            c.out.resize(start + size, 0);
-            payload::fill(&mut c.out[start..], c.id, seq);
-            c.in_flight.push_back((seq, now));
+            c.schedule = Some(schedule);
+        } else {
+            while c.in_flight.len() < depth {
+                queue(c, size, framed, now);
+            }
         }
         self.flush(conn);
     }
 
     fn flush(&mut self, conn: usize) {
         let c = &mut self.conns[conn];
+        let Some(stream) = c.stream.as_mut() else {
+            return;
+        };
         while c.open && c.out_pos < c.out.len() {
-            match c.stream.write(&c.out[c.out_pos..]) {
+            match stream.write(&c.out[c.out_pos..]) {
                 Ok(0) => return self.fail(conn, ErrorKind::Io),
                 Ok(n) => c.out_pos += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -287,10 +371,10 @@ impl Worker<'_> {
     fn on_readable(&mut self, conn: usize) {
         loop {
             let c = &mut self.conns[conn];
-            if !c.open {
+            let Some(stream) = c.stream.as_mut().filter(|_| c.open) else {
                 return;
-            }
-            match c.stream.read(&mut self.scratch) {
+            };
+            match stream.read(&mut self.scratch) {
                 Ok(0) => {
                     let kind = if c.in_flight.is_empty() && c.input.len() == c.input_pos {
                         ErrorKind::Reset
@@ -372,10 +456,14 @@ impl Worker<'_> {
             }
             if now >= self.phases.measure_from && now < self.phases.end {
                 c.measured += 1;
-                let nanos = (now - sent).as_nanos().min(u64::MAX as u128) as u64;
-                let _ = self.histogram.record(nanos.max(1_000));
+                self.progress.fetch_add(1, Ordering::Relaxed);
+                record(&mut self.histogram, now.saturating_duration_since(sent));
             }
             completed += 1;
+            if self.mode == Mode::Churn {
+                // One verified echo per connection: close, and start the next cycle.
+                return self.recycle(conn);
+            }
         }
         if completed > 0 {
             self.fill_pipeline(conn);
@@ -396,7 +484,26 @@ impl Worker<'_> {
     }
 }
 
-fn classify(e: &io::Error) -> ErrorKind {
+/// Adds one message and its payload to the connection's output.
+fn queue(c: &mut Conn, size: usize, framed: bool, at: Instant) {
+    let seq = c.next_seq;
+    c.next_seq += 1;
+    if framed {
+        // `size` was checked against the frame limit in `run`.
+        c.out.extend_from_slice(&(size as u32).to_be_bytes());
+    }
+    let start = c.out.len();
+    c.out.resize(start + size, 0);
+    payload::fill(&mut c.out[start..], c.id, seq);
+    c.in_flight.push_back((seq, at));
+}
+
+pub(super) fn record(histogram: &mut Histogram<u64>, latency: Duration) {
+    let nanos = latency.as_nanos().min(u64::MAX as u128) as u64;
+    let _ = histogram.record(nanos.max(1_000));
+}
+
+pub(super) fn classify(e: &io::Error) -> ErrorKind {
     match e.kind() {
         io::ErrorKind::ConnectionReset
         | io::ErrorKind::ConnectionAborted

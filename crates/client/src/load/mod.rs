@@ -6,10 +6,18 @@
 //! soon as a reply arrives. Every reply is verified byte for byte; latency goes into an
 //! HDR histogram; per-connection counts give the fairness index (a starved client under
 //! `iterative` or a saturated pool shows up as a low Jain index and a zero minimum).
+//!
+//! Open loop (`rate`): messages are sent when due on a fixed schedule, whether or not
+//! earlier ones were answered, and latency counts from the intended send time.
+//! Churn: each connection slot connects, echoes once, closes and reconnects.
 
+mod churn;
 mod engine;
+mod open;
 mod payload;
+mod progress;
 mod report;
+mod schedule;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -41,6 +49,34 @@ pub struct LoadConfig {
     pub warmup: Duration,
     /// A message with no reply for this long counts as a timeout and ends its connection.
     pub reply_timeout: Duration,
+    /// Open loop: messages per second in total, split evenly across connections
+    /// (`None`: closed loop).
+    pub rate: Option<f64>,
+    /// Churn: connect, echo once, close, reconnect, on every connection slot.
+    pub churn: bool,
+    /// A per-second progress line on stderr (only ever printed to a terminal).
+    pub progress: bool,
+}
+
+/// How the load is offered.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Mode {
+    /// `depth` in flight per connection, the next sent when a reply arrives.
+    Closed,
+    /// Sent on schedule at this many messages per second per connection.
+    Open(f64),
+    /// One echo per connection, then reconnect.
+    Churn,
+}
+
+impl LoadConfig {
+    pub(crate) fn mode(&self) -> Mode {
+        match (self.churn, self.rate) {
+            (true, _) => Mode::Churn,
+            (false, Some(rate)) => Mode::Open(rate / self.conns.max(1) as f64),
+            (false, None) => Mode::Closed,
+        }
+    }
 }
 
 impl LoadConfig {
@@ -57,6 +93,9 @@ impl LoadConfig {
             duration: Duration::from_secs(5),
             warmup: Duration::from_secs(1),
             reply_timeout: Duration::from_secs(5),
+            rate: None,
+            churn: false,
+            progress: false,
         }
     }
 }

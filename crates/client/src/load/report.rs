@@ -34,6 +34,12 @@ pub struct Fairness {
 /// The outcome of a load run (the `--json` object).
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadReport {
+    /// `closed`, `open` (`--rate`) or `churn`.
+    pub mode: &'static str,
+    /// The offered rate in messages per second (open loop), `null` otherwise.
+    pub target_rate: Option<f64>,
+    /// Completed connect + echo + close cycles per second (churn), `null` otherwise.
+    pub connections_per_sec: Option<f64>,
     /// Verified responses in the measured interval.
     pub responses: u64,
     /// Measured seconds.
@@ -45,7 +51,8 @@ pub struct LoadReport {
     /// Round-trip latency.
     pub latency_us: LatencyUs,
     /// Errors by kind (`mismatch`, `notice`, `short_read`, `reset`, `timeout`, `connect`,
-    /// `io`); every kind is present, zero or not.
+    /// `io`, `backlog`: an open-loop message dropped because its connection already had
+    /// the maximum in flight); every kind is present, zero or not.
     pub errors: BTreeMap<String, u64>,
     /// Per-connection fairness.
     pub fairness: Fairness,
@@ -58,12 +65,12 @@ pub struct LoadReport {
     pub conns: usize,
     /// Payload size.
     pub size: usize,
-    /// In-flight messages per connection.
+    /// In-flight messages per connection (closed loop; always 1 in churn).
     pub depth: usize,
 }
 
 /// The error kinds every report lists.
-pub(crate) const ERROR_KINDS: [&str; 7] = [
+pub(crate) const ERROR_KINDS: [&str; 8] = [
     "mismatch",
     "notice",
     "short_read",
@@ -71,6 +78,7 @@ pub(crate) const ERROR_KINDS: [&str; 7] = [
     "timeout",
     "connect",
     "io",
+    "backlog",
 ];
 
 pub(crate) fn latency(hist: &Histogram<u64>) -> LatencyUs {
@@ -115,7 +123,12 @@ impl LoadReport {
     /// A short human-readable summary (what `echolab load` prints without `--json`).
     pub fn summary(&self) -> String {
         let errors: u64 = self.errors.values().sum();
-        let mut text = format!(
+        let mut text = match (self.target_rate, self.connections_per_sec) {
+            (Some(rate), _) => format!("open loop at {rate:.0} messages/s: "),
+            (_, Some(cps)) => format!("churn: {cps:.0} connections/s: "),
+            _ => String::new(),
+        };
+        text += &format!(
             "{} conns x {} B, depth {}: {} responses in {:.1} s = {:.0} responses/s, {:.2} MiB/s\n\
              latency us: p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}\n\
              fairness: jain {:.3}  min {}  max {} responses per connection\n",
