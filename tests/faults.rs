@@ -167,7 +167,9 @@ fn oversize_header_then_silence(model: &Model) {
     for header in [u32::MAX, DEFAULT_MAX_FRAME + 1] {
         let mut stream = server.connect();
         let start = Instant::now();
-        stream.write_all(&header.to_be_bytes()).expect("write header");
+        stream
+            .write_all(&header.to_be_bytes())
+            .expect("write header");
         let (replies, end) = read_until_close(&mut stream);
         let elapsed = start.elapsed();
         end.expect("clean close");
@@ -208,7 +210,9 @@ fn stream_ends_mid_frame_fds_return(model: &Model) {
     for (what, cut) in [("inside the header", 2), ("inside the payload", 50)] {
         for by_reset in [false, true] {
             let mut stream = server.connect();
-            stream.write_all(&wire[..cut]).expect("write part of a frame");
+            stream
+                .write_all(&wire[..cut])
+                .expect("write part of a frame");
             if by_reset {
                 // Let the server take the bytes in before the reset.
                 std::thread::sleep(Duration::from_millis(50));
@@ -277,10 +281,7 @@ fn slowloris_closed_by_frame_timeout(model: &Model) {
 // 4. A client that writes 64 MiB of frames and never reads.
 fn writer_that_never_reads(model: &Model) {
     let iterative = !model.concurrent;
-    let server = start(
-        model,
-        &["--max-frame", "1048576", "--idle-timeout", "2"],
-    );
+    let server = start(model, &["--max-frame", "1048576", "--idle-timeout", "2"]);
     let pid = server.pid();
     assert_serves_next_client(&server);
     let baseline = proc::rss_kb(pid);
