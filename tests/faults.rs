@@ -382,9 +382,15 @@ fn writer_that_never_reads(model: &Model) {
 }
 
 // 5. A slow reader with a small receive buffer.
+//
+// The echo is 6 MiB (with `--max-frame 8388608`), not 1 MiB: on loopback the kernel's
+// send buffer (tcp_wmem up to 4 MiB) swallows a whole 1 MiB echo at once, and the
+// server would never wait on a slow reader at all. With 6 MiB, megabytes stay in the
+// server's own buffer while the first 1 MiB is read at 16 KiB every 10 ms, so the
+// server must wait for writability — a busy write loop shows up as CPU time.
 fn slow_reader_no_busy_loop(model: &Model) {
     use socket2::{Domain, Socket, Type};
-    let server = start(model, &[]);
+    let server = start(model, &["--max-frame", "8388608"]);
     let pid = server.pid();
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
     socket.set_recv_buffer_size(16 * 1024).expect("SO_RCVBUF");
@@ -394,7 +400,7 @@ fn slow_reader_no_busy_loop(model: &Model) {
     let mut stream: TcpStream = socket.into();
     stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
     stream.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
-    let payload = pattern(1 << 20, 4);
+    let payload = pattern(6 << 20, 4);
     let wire = frames(&[&payload]);
     let writer = write_in_background(&stream, wire.clone());
     // Wait for the first bytes of the echo, then measure while draining slowly.
@@ -402,10 +408,10 @@ fn slow_reader_no_busy_loop(model: &Model) {
     let mut buf = vec![0u8; 16 * 1024];
     let n = stream.read(&mut buf).expect("first read");
     got.extend_from_slice(&buf[..n]);
-    writer.join().expect("writer").expect("write 1 MiB frame");
+    writer.join().expect("writer").expect("write 6 MiB frame");
     let ticks_before = server_cpu_ticks(pid);
     let start_read = Instant::now();
-    while got.len() < wire.len() {
+    while got.len() < 1 << 20 {
         std::thread::sleep(Duration::from_millis(10));
         let n = stream.read(&mut buf).expect("read");
         assert!(n > 0, "{}: closed after {} bytes", model.name, got.len());
@@ -413,6 +419,13 @@ fn slow_reader_no_busy_loop(model: &Model) {
     }
     let wall_ms = start_read.elapsed().as_millis() as u64;
     let cpu_ms = server_cpu_ticks(pid).saturating_sub(ticks_before) * proc::MS_PER_TICK;
+    // The rest at full speed.
+    let mut big = vec![0u8; 1 << 20];
+    while got.len() < wire.len() {
+        let n = stream.read(&mut big).expect("read");
+        assert!(n > 0, "{}: closed after {} bytes", model.name, got.len());
+        got.extend_from_slice(&big[..n]);
+    }
     assert!(got == wire, "{}: echo differs", model.name);
     assert!(
         cpu_ms * 5 < wall_ms.max(500),
