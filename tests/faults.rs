@@ -534,14 +534,19 @@ fn auth_abuse(model: &Model) {
 }
 
 // 8. The peer resets while the server writes a large echo.
+//
+// 6 MiB (with `--max-frame 8388608`) rather than 1 MiB: the kernel's send buffer on
+// loopback takes a whole 1 MiB echo at once, so the server would finish writing before
+// the reset and never write to a reset peer. With 6 MiB, megabytes are still in the
+// server's hands when the reset arrives, and its next write fails (EPIPE/ECONNRESET).
 fn reset_while_server_writes(model: &Model) {
-    let mut server = start(model, &[]);
-    let frame = frames(&[&pattern(1 << 20, 6)]);
+    let mut server = start(model, &["--max-frame", "8388608"]);
+    let frame = frames(&[&pattern(6 << 20, 6)]);
     for _ in 0..20 {
         let mut stream = server.connect();
-        stream.write_all(&frame).expect("write 1 MiB frame");
-        // Let the server start echoing into our full receive buffer.
-        std::thread::sleep(Duration::from_millis(20));
+        stream.write_all(&frame).expect("write 6 MiB frame");
+        // Let the server fill our receive buffer and its send buffer.
+        std::thread::sleep(Duration::from_millis(50));
         reset(stream);
     }
     std::thread::sleep(Duration::from_millis(200));
