@@ -9,25 +9,10 @@ use std::io::Write;
 use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
-use echolab::models::{Model, MODELS};
+use echolab::models::Model;
 use echolab_proto::{Reply, DEFAULT_MAX_FRAME};
-use libtest_mimic::{Arguments, Trial};
+use support::suite::{self, case, Case};
 use support::*;
-
-struct Case {
-    name: &'static str,
-    run: fn(&Model),
-    /// Only for models that serve clients concurrently (or only for those that do not).
-    needs_concurrency: Option<bool>,
-}
-
-const fn case(name: &'static str, run: fn(&Model)) -> Case {
-    Case {
-        name,
-        run,
-        needs_concurrency: None,
-    }
-}
 
 const CASES: &[Case] = &[
     case("frame_sizes_0_to_1mib", frame_sizes_0_to_1mib),
@@ -103,41 +88,7 @@ const CASES: &[Case] = &[
 ];
 
 fn main() {
-    let args = Arguments::from_args();
-    let mut trials = Vec::new();
-    for model in MODELS {
-        for case in CASES {
-            if case
-                .needs_concurrency
-                .is_some_and(|c| c != model.concurrent)
-            {
-                continue;
-            }
-            let run = case.run;
-            trials.push(Trial::test(
-                format!("{}::{}", model.name, case.name),
-                move || {
-                    run(model);
-                    Ok(())
-                },
-            ));
-        }
-    }
-    libtest_mimic::run(&args, trials).exit();
-}
-
-fn expect_frame(reply: &Reply) -> &[u8] {
-    match reply {
-        Reply::Frame(payload) => payload,
-        Reply::Notice(text) => panic!("expected a frame, got notice {text:?}"),
-    }
-}
-
-fn expect_notice(reply: &Reply) -> &str {
-    match reply {
-        Reply::Notice(text) => text,
-        Reply::Frame(p) => panic!("expected a notice, got a {}-byte frame", p.len()),
-    }
+    suite::run_over_models(CASES)
 }
 
 fn frame_sizes_0_to_1mib(model: &Model) {
@@ -367,14 +318,7 @@ fn auth_silent_client_closed_at_deadline(model: &Model) {
     assert_eq!(nonce.len(), 32);
     let (replies, _) = read_until_close(&mut stream);
     let elapsed = start.elapsed();
-    assert!(
-        elapsed >= Duration::from_millis(900),
-        "closed too early: {elapsed:?}"
-    );
-    assert!(
-        elapsed < Duration::from_secs(5),
-        "closed too late: {elapsed:?}"
-    );
+    assert_elapsed_within(elapsed, Duration::from_millis(900), Duration::from_secs(5));
     assert!(
         replies.iter().all(|r| matches!(r, Reply::Notice(_))),
         "{replies:?}"
@@ -410,14 +354,7 @@ fn idle_client_closed_then_next_served(model: &Model) {
     let start = Instant::now();
     let (replies, _) = read_until_close(&mut idle);
     let elapsed = start.elapsed();
-    assert!(
-        elapsed >= Duration::from_millis(900),
-        "closed too early: {elapsed:?}"
-    );
-    assert!(
-        elapsed < Duration::from_secs(5),
-        "closed too late: {elapsed:?}"
-    );
+    assert_elapsed_within(elapsed, Duration::from_millis(900), Duration::from_secs(5));
     assert!(
         matches!(&replies[..], [Reply::Notice(t)] if t.contains("idle")),
         "{replies:?}"

@@ -15,73 +15,33 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use echolab::models::{Model, MODELS};
+use echolab::models::Model;
 use echolab_proto::{Reply, DEFAULT_MAX_FRAME};
-use libtest_mimic::{Arguments, Trial};
 use nix::sys::signal::Signal;
 use support::proc;
+use support::suite::{self, case, Case};
 use support::*;
 
-struct Case {
-    name: &'static str,
-    run: fn(&Model),
-}
-
 const CASES: &[Case] = &[
-    Case {
-        name: "oversize_header_then_silence",
-        run: oversize_header_then_silence,
-    },
-    Case {
-        name: "stream_ends_mid_frame_fds_return",
-        run: stream_ends_mid_frame_fds_return,
-    },
-    Case {
-        name: "slowloris_closed_by_frame_timeout",
-        run: slowloris_closed_by_frame_timeout,
-    },
-    Case {
-        name: "writer_that_never_reads",
-        run: writer_that_never_reads,
-    },
-    Case {
-        name: "slow_reader_no_busy_loop",
-        run: slow_reader_no_busy_loop,
-    },
-    Case {
-        name: "resets_before_accept",
-        run: resets_before_accept,
-    },
-    Case {
-        name: "auth_abuse",
-        run: auth_abuse,
-    },
-    Case {
-        name: "reset_while_server_writes",
-        run: reset_while_server_writes,
-    },
-    Case {
-        name: "graceful_shutdown_under_load",
-        run: graceful_shutdown_under_load,
-    },
+    case("oversize_header_then_silence", oversize_header_then_silence),
+    case(
+        "stream_ends_mid_frame_fds_return",
+        stream_ends_mid_frame_fds_return,
+    ),
+    case(
+        "slowloris_closed_by_frame_timeout",
+        slowloris_closed_by_frame_timeout,
+    ),
+    case("writer_that_never_reads", writer_that_never_reads),
+    case("slow_reader_no_busy_loop", slow_reader_no_busy_loop),
+    case("resets_before_accept", resets_before_accept),
+    case("auth_abuse", auth_abuse),
+    case("reset_while_server_writes", reset_while_server_writes),
+    case("graceful_shutdown_under_load", graceful_shutdown_under_load),
 ];
 
 fn main() {
-    let args = Arguments::from_args();
-    let mut trials = Vec::new();
-    for model in MODELS {
-        for case in CASES {
-            let run = case.run;
-            trials.push(Trial::test(
-                format!("{}::{}", model.name, case.name),
-                move || {
-                    run(model);
-                    Ok(())
-                },
-            ));
-        }
-    }
-    libtest_mimic::run(&args, trials).exit();
+    suite::run_over_models(CASES)
 }
 
 /// Starts `model` with `extra` flags; `pool` gets enough workers for the suite's
@@ -92,13 +52,6 @@ fn start(model: &Model, extra: &[&str]) -> ServerGuard {
         args.extend_from_slice(&["--workers", "16"]);
     }
     ServerGuard::start(model.name, &args)
-}
-
-fn expect_frame(reply: &Reply) -> &[u8] {
-    match reply {
-        Reply::Frame(payload) => payload,
-        Reply::Notice(text) => panic!("expected a frame, got notice {text:?}"),
-    }
 }
 
 fn notices(replies: &[Reply]) -> Vec<&str> {

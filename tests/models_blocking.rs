@@ -50,13 +50,6 @@ fn zombies_of(parent: u32) -> usize {
         .count()
 }
 
-fn expect_frame(reply: &Reply) -> &[u8] {
-    match reply {
-        Reply::Frame(payload) => payload,
-        Reply::Notice(text) => panic!("expected a frame, got notice {text:?}"),
-    }
-}
-
 #[test]
 fn fork_leaves_no_zombies_and_no_orphans() {
     let mut server = ServerGuard::start("fork", &[]);

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use echolab_proto::Reply;
 use support::*;
 
 const MODELS: [&str; 2] = ["poll", "mio"];
@@ -27,13 +26,6 @@ fn raise_nofile(wanted: u64) -> u64 {
     let target = wanted.min(hard);
     setrlimit(Resource::RLIMIT_NOFILE, target, hard).expect("setrlimit");
     target
-}
-
-fn expect_frame(reply: &Reply) -> &[u8] {
-    match reply {
-        Reply::Frame(payload) => payload,
-        Reply::Notice(text) => panic!("expected a frame, got notice {text:?}"),
-    }
 }
 
 fn distinct_payload(i: usize) -> Vec<u8> {

@@ -8,6 +8,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod proc;
+pub mod suite;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -264,4 +265,26 @@ pub fn write_in_background(
 ) -> std::thread::JoinHandle<std::io::Result<()>> {
     let mut writer = stream.try_clone().expect("clone stream");
     std::thread::spawn(move || writer.write_all(&data))
+}
+
+/// The payload of a frame reply; panics on a notice.
+pub fn expect_frame(reply: &Reply) -> &[u8] {
+    match reply {
+        Reply::Frame(payload) => payload,
+        Reply::Notice(text) => panic!("expected a frame, got notice {text:?}"),
+    }
+}
+
+/// The text of a notice reply; panics on a frame.
+pub fn expect_notice(reply: &Reply) -> &str {
+    match reply {
+        Reply::Notice(text) => text,
+        Reply::Frame(p) => panic!("expected a notice, got a {}-byte frame", p.len()),
+    }
+}
+
+/// Asserts that a deadline-driven close came neither early nor (much) late.
+pub fn assert_elapsed_within(elapsed: Duration, min: Duration, max: Duration) {
+    assert!(elapsed >= min, "closed too early: {elapsed:?} < {min:?}");
+    assert!(elapsed < max, "closed too late: {elapsed:?} >= {max:?}");
 }

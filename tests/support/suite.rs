@@ -1,0 +1,48 @@
+//! The shared-suite pattern: a list of cases, each run once per registered model as a
+//! trial named `MODEL::case`, so a model added to the registry is tested with no edit.
+
+use echolab::models::{Model, MODELS};
+use libtest_mimic::{Arguments, Trial};
+
+/// One test case of a suite.
+pub struct Case {
+    pub name: &'static str,
+    pub run: fn(&Model),
+    /// `Some(true)`: only for models that serve clients concurrently; `Some(false)`:
+    /// only for those that do not; `None`: every model.
+    pub needs_concurrency: Option<bool>,
+}
+
+/// A case for every model.
+pub const fn case(name: &'static str, run: fn(&Model)) -> Case {
+    Case {
+        name,
+        run,
+        needs_concurrency: None,
+    }
+}
+
+/// Expands `cases` over the registry and runs them with libtest's command line.
+pub fn run_over_models(cases: &'static [Case]) -> ! {
+    let args = Arguments::from_args();
+    let mut trials = Vec::new();
+    for model in MODELS {
+        for case in cases {
+            if case
+                .needs_concurrency
+                .is_some_and(|c| c != model.concurrent)
+            {
+                continue;
+            }
+            let run = case.run;
+            trials.push(Trial::test(
+                format!("{}::{}", model.name, case.name),
+                move || {
+                    run(model);
+                    Ok(())
+                },
+            ));
+        }
+    }
+    libtest_mimic::run(&args, trials).exit()
+}
