@@ -376,13 +376,7 @@ fn sigterm_mid_conversation_delivers_replies(model: &Model) {
     end.expect("clean close");
     assert!(status.success(), "{}: exit status {status}", model.name);
     assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
-    let echoed: Vec<&[u8]> = replies
-        .iter()
-        .filter_map(|r| match r {
-            Reply::Frame(p) => Some(p.as_slice()),
-            Reply::Notice(_) => None,
-        })
-        .collect();
+    let echoed = frame_payloads(&replies);
     assert_eq!(
         echoed, refs,
         "every buffered frame is echoed before the close"

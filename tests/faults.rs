@@ -548,13 +548,7 @@ fn graceful_shutdown_under_load(model: &Model) {
     for (i, (reader, payloads)) in readers.into_iter().zip(&sent).enumerate() {
         let (replies, end) = reader.join().expect("reader thread");
         end.unwrap_or_else(|e| panic!("{}: client {i}: {e}", model.name));
-        let echoed: Vec<&[u8]> = replies
-            .iter()
-            .filter_map(|r| match r {
-                Reply::Frame(p) => Some(p.as_slice()),
-                Reply::Notice(_) => None,
-            })
-            .collect();
+        let echoed = frame_payloads(&replies);
         let want: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
         assert!(
             echoed == want,

@@ -288,3 +288,14 @@ pub fn assert_elapsed_within(elapsed: Duration, min: Duration, max: Duration) {
     assert!(elapsed >= min, "closed too early: {elapsed:?} < {min:?}");
     assert!(elapsed < max, "closed too late: {elapsed:?} >= {max:?}");
 }
+
+/// The frame payloads among `replies`, notices skipped.
+pub fn frame_payloads(replies: &[Reply]) -> Vec<&[u8]> {
+    replies
+        .iter()
+        .filter_map(|r| match r {
+            Reply::Frame(p) => Some(p.as_slice()),
+            Reply::Notice(_) => None,
+        })
+        .collect()
+}
