@@ -14,13 +14,13 @@ impl TempDir {
     fn new(tag: &str) -> TempDir {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
+            .expect("clock after 1970")
             .subsec_nanos();
         let dir = std::env::temp_dir().join(format!(
             "echolab-compare-{tag}-{}-{nanos}",
             std::process::id()
         ));
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&dir).expect("create temp dir");
         TempDir(dir)
     }
 }
@@ -41,7 +41,7 @@ fn compare(args: &[&str], limit: Duration) -> Output {
         .spawn()
         .expect("run echolab compare");
     let deadline = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
+    while child.try_wait().expect("wait").is_none() {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
@@ -49,23 +49,23 @@ fn compare(args: &[&str], limit: Duration) -> Output {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    child.wait_with_output().unwrap()
+    child.wait_with_output().expect("output")
 }
 
 fn only_run_dir(root: &Path) -> PathBuf {
     let dirs: Vec<PathBuf> = std::fs::read_dir(root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
+        .expect("read results dir")
+        .map(|e| e.expect("dir entry").path())
         .filter(|p| p.is_dir())
         .collect();
     assert_eq!(dirs.len(), 1, "{dirs:?}");
-    dirs.into_iter().next().unwrap()
+    dirs.into_iter().next().expect("one dir")
 }
 
 fn csv_rows(dir: &Path) -> Vec<std::collections::HashMap<String, String>> {
-    let text = std::fs::read_to_string(dir.join("results.csv")).unwrap();
+    let text = std::fs::read_to_string(dir.join("results.csv")).expect("results.csv");
     let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let header: Vec<&str> = lines.next().expect("csv header").split(',').collect();
     lines
         .map(|line| {
             let fields: Vec<&str> = line.split(',').collect();
@@ -80,7 +80,9 @@ fn csv_rows(dir: &Path) -> Vec<std::collections::HashMap<String, String>> {
 }
 
 fn num(row: &std::collections::HashMap<String, String>, key: &str) -> f64 {
-    row[key].parse().unwrap_or_else(|_| panic!("{key}={:?}", row[key]))
+    row[key]
+        .parse()
+        .unwrap_or_else(|_| panic!("{key}={:?}", row[key]))
 }
 
 #[test]
@@ -105,8 +107,14 @@ fn throughput_and_idle_write_every_file_with_measured_numbers() {
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "stderr: {stderr}\nstdout: {stdout}");
-    assert!(stdout.contains("throughput") && stdout.contains("idle"), "{stdout}");
+    assert!(
+        output.status.success(),
+        "stderr: {stderr}\nstdout: {stdout}"
+    );
+    assert!(
+        stdout.contains("throughput") && stdout.contains("idle"),
+        "{stdout}"
+    );
 
     let dir = only_run_dir(&out.0);
     let rows = csv_rows(&dir);
@@ -148,15 +156,17 @@ fn throughput_and_idle_write_every_file_with_measured_numbers() {
     assert_eq!(num(iterative_idle, "responses"), 0.0, "{iterative_idle:?}");
 
     let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
     assert_eq!(json["measurements"].as_array().unwrap().len(), 14);
     assert_eq!(json["summaries"].as_array().unwrap().len(), 14);
     for key in ["cpu", "cores", "kernel", "rustc", "commit", "command"] {
         assert!(!json["machine"][key].is_null(), "machine.{key}");
     }
     let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
-    assert!(readme.contains("compare --models mio,iterative"), "{readme}");
+    assert!(
+        readme.contains("compare --models mio,iterative"),
+        "{readme}"
+    );
     assert!(readme.contains("| mio | throughput 100x4096 |"), "{readme}");
     for chart in [
         "throughput-64B.svg",
@@ -166,7 +176,10 @@ fn throughput_and_idle_write_every_file_with_measured_numbers() {
     ] {
         let svg = std::fs::read_to_string(dir.join(chart)).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("mio"), "{chart}");
-        assert!(readme.contains(&format!("]({chart})")), "{chart} not linked");
+        assert!(
+            readme.contains(&format!("]({chart})")),
+            "{chart} not linked"
+        );
     }
     let index = std::fs::read_to_string(out.0.join("README.md")).unwrap();
     let name = dir.file_name().unwrap().to_str().unwrap();
