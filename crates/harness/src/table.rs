@@ -2,7 +2,7 @@
 //! (comfy-table) and in the run's README (Markdown).
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::{CellAlignment, Table};
+use comfy_table::{CellAlignment, ContentArrangement, Table};
 
 use crate::scenario::Scenario;
 use crate::summary::{Spread, Summary};
@@ -101,6 +101,8 @@ pub fn terminal(summaries: &[Summary]) -> String {
         let mut table = Table::new();
         table
             .load_preset(UTF8_FULL_CONDENSED)
+            // Fit the terminal's width by wrapping cells instead of breaking every line.
+            .set_content_arrangement(ContentArrangement::Dynamic)
             .set_header(headers(scenario));
         for row in rows {
             table.add_row(row);
