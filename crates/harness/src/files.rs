@@ -29,15 +29,31 @@ pub struct RunResults {
 /// Writes the run under `results_root/<date>-<host>/` and updates
 /// `results_root/README.md`; returns the run's directory.
 pub fn write_run(results_root: &Path, run: &RunResults) -> Result<PathBuf, HarnessError> {
-    let dir = results_root.join(run.machine.run_name());
+    let dir = results_root.join(run.dir_name());
     std::fs::create_dir_all(&dir).map_err(|e| write_error(&dir, e))?;
     write(&dir.join("results.csv"), &csv(&run.measurements))?;
     let json = serde_json::to_string_pretty(run).map_err(|e| write_error(&dir, e))?;
     write(&dir.join("results.json"), &(json + "\n"))?;
     let charts = charts::write_all(&dir, &run.summaries)?;
     write(&dir.join("README.md"), &run_readme(run, &charts))?;
-    write(&results_root.join("README.md"), &index_readme(&run.machine))?;
+    write(
+        &results_root.join("README.md"),
+        &index_readme(run, &run_dirs(results_root)),
+    )?;
     Ok(dir)
+}
+
+impl RunResults {
+    /// `<date>-<host>`, with `-full` for the whole matrix so that a day's default run and
+    /// full run on one machine do not overwrite each other.
+    pub fn dir_name(&self) -> String {
+        let base = self.machine.run_name();
+        if self.plan.full {
+            format!("{base}-full")
+        } else {
+            base
+        }
+    }
 }
 
 fn write(path: &Path, text: &str) -> Result<(), HarnessError> {
@@ -145,14 +161,33 @@ fn run_readme(run: &RunResults, charts: &[PathBuf]) -> String {
     out
 }
 
-fn index_readme(latest: &Machine) -> String {
-    let name = latest.run_name();
-    format!(
-        "# Results\n\nEach directory is one `echolab compare` run, named `<date>-<host>`, with its \
-         machine, commit and exact command in its README.\n\nLatest: [{name}]({name}/README.md) \
-         ({} on {}, {} logical CPUs).\n\nReproduce with `cargo run --release -- compare` (add \
-         `--full` for the whole matrix); see [docs/benchmarking.md](../docs/benchmarking.md) for \
-         the method.\n",
+/// The run directories under `root` (those with a README), newest name first.
+fn run_dirs(root: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root)
+        .map(|dir| {
+            dir.flatten()
+                .filter(|e| e.path().join("README.md").is_file())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort_unstable_by(|a, b| b.cmp(a));
+    names
+}
+
+fn index_readme(run: &RunResults, all_runs: &[String]) -> String {
+    let latest = &run.machine;
+    let name = run.dir_name();
+    let mut out = format!(
+        "# Results\n\nEach directory is one `echolab compare` run, named `<date>-<host>` \
+         (`-full` for the whole matrix), with its machine, commit and exact command in its \
+         README.\n\nLatest: [{name}]({name}/README.md) ({} on {}, {} logical CPUs).\n\n\
+         Reproduce with `cargo run --release -- compare` (add `--full` for the whole matrix); \
+         see [docs/benchmarking.md](../docs/benchmarking.md) for the method.\n\n## All runs\n\n",
         latest.started, latest.cpu, latest.cores
-    )
+    );
+    for dir in all_runs {
+        out.push_str(&format!("- [{dir}]({dir}/README.md)\n"));
+    }
+    out
 }
