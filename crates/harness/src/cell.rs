@@ -230,17 +230,20 @@ impl IdleCrowd {
         let mut held = 0;
         let mut last_change = Instant::now();
         while Instant::now() < deadline {
+            let started = Instant::now();
             let now_held = new_sockets(pid, &before_sockets);
+            // Counting is costly for a big `fork` tree: keep it to a fifth of the time.
+            let pause = Duration::from_millis(100).max(started.elapsed() * 4);
             if now_held != held {
                 held = now_held;
                 last_change = Instant::now();
             }
             // Settled: everything held, or no progress for a second (a model that
             // cannot take more, like `iterative`).
-            if held >= target || last_change.elapsed() > Duration::from_secs(1) {
+            if held >= target || last_change.elapsed() > Duration::from_secs(1) + pause {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(pause);
         }
         let after_pss = procfs::pss_kb(pid);
         let memory_per_conn_kb =

@@ -9,9 +9,12 @@ use std::time::{Duration, Instant};
 
 use crate::procfs::{sample_tree, TreeSample};
 
-/// How often the peaks are sampled. Coarse on purpose: reading a thousand forked
-/// children's `/proc` files costs the client core time the server would otherwise get.
+/// How often the peaks are sampled at most.
 const PEAK_INTERVAL: Duration = Duration::from_millis(200);
+/// Sampling may take at most this share of one core: reading five thousand forked
+/// children's `/proc` files takes a good part of a second, time taken from the client
+/// and the server being measured, so a big tree is sampled less often.
+const MAX_SAMPLING_SHARE: u32 = 10;
 
 /// What the sampler saw.
 #[derive(Debug, Clone, Copy, Default)]
@@ -65,6 +68,7 @@ fn watch(pid: u32, from: Instant, to: Instant, stop: &AtomicBool) -> Window {
         let now = Instant::now();
         let stopping = stop.load(Ordering::Relaxed);
         let Ok(sample) = sample_tree(pid) else { break };
+        let cost = now.elapsed();
         window.observe(sample);
         last = sample;
         if at_from.is_none() && now >= from {
@@ -74,7 +78,7 @@ fn watch(pid: u32, from: Instant, to: Instant, stop: &AtomicBool) -> Window {
             break;
         }
         // Wake at the next peak sample, but exactly at the window's edges.
-        let mut next = now + PEAK_INTERVAL;
+        let mut next = now + PEAK_INTERVAL.max(cost * MAX_SAMPLING_SHARE);
         if at_from.is_none() {
             next = next.min(from);
         }
