@@ -6,6 +6,7 @@ mod load;
 mod models;
 mod ping;
 mod serve;
+mod soak;
 
 use std::process::ExitCode;
 
@@ -35,6 +36,9 @@ enum Command {
     /// Drive a server with many connections; verify every reply; report throughput,
     /// latency percentiles and fairness.
     Load(load::LoadArgs),
+    /// Soak a model for a long time: random sizes, chunking and churn, every byte
+    /// verified; reports mismatches and the server's memory and descriptor drift.
+    Soak(soak::SoakArgs),
 }
 
 pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
@@ -44,5 +48,6 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Echo(args) => echo::run(args),
         Command::Ping(args) => ping::run(args),
         Command::Load(args) => load::run(args),
+        Command::Soak(args) => soak::run(args),
     }
 }
