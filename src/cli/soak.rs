@@ -59,7 +59,11 @@ pub(crate) struct SoakArgs {
 pub(crate) fn run(args: SoakArgs) -> Result<ExitCode> {
     let seed = args.seed.unwrap_or_else(clock_seed);
     eprintln!("soak: seed {seed}");
-    let server = args.model.as_deref().map(|name| start(name, &args)).transpose()?;
+    let server = args
+        .model
+        .as_deref()
+        .map(|name| start(name, &args))
+        .transpose()?;
     let default_conns = match args.model.as_deref().and_then(models::find) {
         Some(model) if !model.concurrent => 2,
         _ => 32,
@@ -70,7 +74,11 @@ pub(crate) fn run(args: SoakArgs) -> Result<ExitCode> {
         (None, None) => bail!("give --model or --addr"),
     };
     let config = SoakConfig {
-        auth_key: args.auth_key_file.as_deref().map(load_key_file).transpose()?,
+        auth_key: args
+            .auth_key_file
+            .as_deref()
+            .map(load_key_file)
+            .transpose()?,
         conns: args.conns.map_or(default_conns, usize::from),
         duration: args.duration,
         warmup: args.warmup,

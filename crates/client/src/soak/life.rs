@@ -59,7 +59,13 @@ struct Sent {
 }
 
 /// Runs one life of connection `id` and adds its outcome to `tally`.
-pub(crate) fn run(config: &SoakConfig, id: u32, rng: &mut Rng, stop: &AtomicBool, tally: &mut Tally) {
+pub(crate) fn run(
+    config: &SoakConfig,
+    id: u32,
+    rng: &mut Rng,
+    stop: &AtomicBool,
+    tally: &mut Tally,
+) {
     let stream = match connect(config) {
         Ok(stream) => stream,
         Err(err) => {
@@ -76,13 +82,16 @@ pub(crate) fn run(config: &SoakConfig, id: u32, rng: &mut Rng, stop: &AtomicBool
     let mut reader_rng = rng.fork(2);
     let (tx, rx) = mpsc::sync_channel(window - 1);
     let outcome = std::thread::scope(|scope| {
-        let writer = scope.spawn(|| write_frames(config, &stream, id, frames, &mut writer_rng, stop, tx));
+        let writer =
+            scope.spawn(|| write_frames(config, &stream, id, frames, &mut writer_rng, stop, tx));
         let read = read_replies(config, &stream, id, &mut reader_rng, rx);
         if read.error.is_some() {
             // Unblock a writer stuck on a peer that stopped reading.
             let _ = stream.shutdown(Shutdown::Both);
         }
-        let written = writer.join().unwrap_or_else(|_| Written::failed("writer_panic"));
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Written::failed("writer_panic"));
         (written, read)
     });
     let (written, read) = outcome;
@@ -122,7 +131,9 @@ fn close(stream: &TcpStream, rng: &mut Rng) -> Result<(), &'static str> {
     if rng.percent(50) {
         return Ok(());
     }
-    stream.shutdown(Shutdown::Write).map_err(|e| kind_of_io(&e))?;
+    stream
+        .shutdown(Shutdown::Write)
+        .map_err(|e| kind_of_io(&e))?;
     let mut byte = [0u8; 1];
     match (&*stream).read(&mut byte) {
         Ok(0) => Ok(()),
@@ -208,7 +219,13 @@ struct Received {
     error: Option<&'static str>,
 }
 
-fn read_replies(config: &SoakConfig, stream: &TcpStream, id: u32, rng: &mut Rng, rx: Receiver<Sent>) -> Received {
+fn read_replies(
+    config: &SoakConfig,
+    stream: &TcpStream,
+    id: u32,
+    rng: &mut Rng,
+    rx: Receiver<Sent>,
+) -> Received {
     let mut read = Received {
         checksum: Checksum::default(),
         verified: 0,

@@ -92,7 +92,9 @@ pub fn run(config: &SoakConfig) -> SoakReport {
     let end = started + config.duration;
     let warm = started + config.warmup.min(config.duration / 2);
     let mut seeds = Rng::new(config.seed);
-    let slot_rngs: Vec<Rng> = (0..config.conns).map(|slot| seeds.fork(slot as u64)).collect();
+    let slot_rngs: Vec<Rng> = (0..config.conns)
+        .map(|slot| seeds.fork(slot as u64))
+        .collect();
     let mut loaded_start: Option<TreeUsage> = None;
     let mut loaded_end: Option<TreeUsage> = None;
     let mut rss_max_kb = 0;
@@ -136,9 +138,10 @@ pub fn run(config: &SoakConfig) -> SoakReport {
         total
     });
     let seconds = started.elapsed().as_secs_f64();
-    let idle_after = config.server_pid.zip(idle_before).map(|(pid, before)| {
-        settle(pid, before, config.fd_tolerance)
-    });
+    let idle_after = config
+        .server_pid
+        .zip(idle_before)
+        .map(|(pid, before)| settle(pid, before, config.fd_tolerance));
     SoakReport::new(
         config,
         &tally,

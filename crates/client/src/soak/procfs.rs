@@ -97,7 +97,10 @@ mod tests {
         let with_child = tree_usage(me);
         let _ = child.kill();
         let _ = child.wait();
-        assert!(with_child.processes > alone.processes, "{with_child:?} vs {alone:?}");
+        assert!(
+            with_child.processes > alone.processes,
+            "{with_child:?} vs {alone:?}"
+        );
         assert!(with_child.rss_kb > alone.rss_kb);
         assert_eq!(tree_usage(u32::MAX).processes, 0);
     }

@@ -114,7 +114,11 @@ impl SoakReport {
         }
         let errors: u64 = self.errors.values().sum();
         if errors > 0 {
-            let kinds: Vec<String> = self.errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            let kinds: Vec<String> = self
+                .errors
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
             failures.push(format!("{errors} errors ({})", kinds.join(", ")));
         }
         if self.messages == 0 {
@@ -156,11 +160,19 @@ impl SoakReport {
             "mismatches    {} replies, {} checksums",
             self.mismatches, self.checksum_mismatches
         );
-        let errors: Vec<String> = self.errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let errors: Vec<String> = self
+            .errors
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
         let _ = writeln!(
             out,
             "errors        {}",
-            if errors.is_empty() { "none".to_string() } else { errors.join(", ") }
+            if errors.is_empty() {
+                "none".to_string()
+            } else {
+                errors.join(", ")
+            }
         );
         match (self.rss_start_kb, self.rss_end_kb, self.rss_drift_kb) {
             (Some(start), Some(end), Some(drift)) => {
@@ -190,7 +202,11 @@ impl SoakReport {
         let _ = writeln!(
             out,
             "verdict       {}",
-            if failures.is_empty() { "pass".to_string() } else { format!("FAIL: {}", failures.join("; ")) }
+            if failures.is_empty() {
+                "pass".to_string()
+            } else {
+                format!("FAIL: {}", failures.join("; "))
+            }
         );
         out
     }

@@ -63,7 +63,10 @@ mod tests {
             assert!((3..=6).contains(&v));
             seen[v - 3] = true;
         }
-        assert!(seen.iter().all(|&s| s), "every value of a small range appears");
+        assert!(
+            seen.iter().all(|&s| s),
+            "every value of a small range appears"
+        );
         assert_eq!(a.range(5..=5), 5);
     }
 }

@@ -98,9 +98,8 @@ impl ServerProcess {
 
     /// Sends SIGTERM and waits up to `limit` for the exit and the stats line.
     pub fn terminate(mut self, limit: Duration) -> Result<ServerExit, ServerError> {
-        let pid = i32::try_from(self.child.id()).map_err(|_| {
-            ServerError::Wait(std::io::Error::other("pid out of range"))
-        })?;
+        let pid = i32::try_from(self.child.id())
+            .map_err(|_| ServerError::Wait(std::io::Error::other("pid out of range")))?;
         kill(Pid::from_raw(pid), Signal::SIGTERM)
             .map_err(|errno| ServerError::Wait(errno.into()))?;
         let deadline = Instant::now() + limit;
