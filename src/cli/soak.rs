@@ -1,12 +1,13 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use echolab::models;
-use echolab_client::soak::{self, ServerProcess, SoakConfig};
+use echolab_client::soak::{SoakConfig, MAX_CONNS};
+use echolab_harness::{run_soak, ServerProcess};
 
 use super::args::parse_secs;
 use crate::key_file::load_key_file;
@@ -34,7 +35,7 @@ pub(crate) struct SoakArgs {
     warmup: Duration,
     /// Connection slots (default 32; 2 for a model that serves one client at a time,
     /// whose other clients wait in the backlog).
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=MAX_CONNS as i64))]
     conns: Option<u16>,
     /// Largest frame payload, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024)]
@@ -86,24 +87,18 @@ pub(crate) fn run(args: SoakArgs) -> Result<ExitCode> {
         max_size: args.max_size,
         depth: usize::from(args.depth),
         timeout: args.timeout,
-        server_pid: server.as_ref().map(ServerProcess::pid).or(args.server_pid),
-        fd_tolerance: args.fd_tolerance,
         ..SoakConfig::new(addr)
     };
-    let report = soak::run(&config);
+    let server_pid = server.as_ref().map(ServerProcess::pid).or(args.server_pid);
+    let report = run_soak(&config, server_pid, args.fd_tolerance);
     let mut failures = report.failures();
     let mut stats = serde_json::Value::Null;
     if let Some(server) = server {
-        let exit = server
-            .terminate(Duration::from_secs(10))
-            .context("stopping the server")?;
-        if !exit.status.success() {
-            failures.push(format!("the server exited with {}", exit.status));
+        let exit = server.stop();
+        if !exit.clean {
+            failures.push("the server did not exit cleanly after SIGTERM".to_string());
         }
-        stats = exit
-            .stats_line
-            .and_then(|line| serde_json::from_str(&line).ok())
-            .unwrap_or_default();
+        stats = exit.stats;
     }
     if args.json {
         let mut object = serde_json::to_value(&report)?;
@@ -137,16 +132,15 @@ fn start(name: &str, args: &SoakArgs) -> Result<ServerProcess> {
         )
     })?;
     let exe = std::env::current_exe().context("cannot find the echolab binary")?;
-    let mut command = Command::new(exe);
-    command.args(["serve", model.name, "--addr", "127.0.0.1:0"]);
+    let mut extra = Vec::new();
     if args.max_size > echolab_proto::DEFAULT_MAX_FRAME as usize {
-        command.arg("--max-frame").arg(args.max_size.to_string());
+        extra.extend(["--max-frame".to_string(), args.max_size.to_string()]);
     }
     if let Some(path) = &args.auth_key_file {
-        command.arg("--auth-key-file").arg(path);
+        let path = path.to_str().context("the key file path is not UTF-8")?;
+        extra.extend(["--auth-key-file".to_string(), path.to_string()]);
     }
-    ServerProcess::spawn(command, Duration::from_secs(20))
-        .with_context(|| format!("cannot start `echolab serve {}`", model.name))
+    Ok(ServerProcess::start(&exe, model.name, &extra)?)
 }
 
 fn clock_seed() -> u64 {
