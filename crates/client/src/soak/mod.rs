@@ -10,9 +10,12 @@
 
 mod checksum;
 mod life;
+mod receive;
 mod report;
 mod rng;
+mod send;
 mod shape;
+mod tally;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,8 +25,8 @@ use echolab_proto::AuthKey;
 
 pub use report::SoakTraffic;
 
-use life::Tally;
 use rng::Rng;
+use tally::Tally;
 
 /// What to soak and how hard.
 #[derive(Debug, Clone)]

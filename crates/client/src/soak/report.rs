@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::life::Tally;
+use super::tally::Tally;
 use super::SoakConfig;
 
 /// The traffic side of a soak (fields of the `--json` object).
