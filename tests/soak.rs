@@ -309,3 +309,37 @@ fn soak_detects_a_leaked_descriptor() {
         stderr(&output)
     );
 }
+
+#[test]
+fn soak_against_nothing_fails_in_one_line() {
+    let _shared = PROCESS_TREE.read().unwrap_or_else(|e| e.into_inner());
+    // Bind and drop a listener to find a port nobody listens on.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("probe port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let (output, report) = soak(&["--addr", &addr, "--duration", "1", "--conns", "2"]);
+    assert!(!output.status.success());
+    assert_eq!(report["messages"], 0);
+    assert!(
+        report["errors"]["connect"].as_u64().is_some_and(|n| n > 0),
+        "{report}"
+    );
+    let err = stderr(&output);
+    assert!(
+        err.lines()
+            .last()
+            .is_some_and(|l| l.contains("no reply verified")),
+        "{err}"
+    );
+
+    let output = Command::new(env!("CARGO_BIN_EXE_echolab"))
+        .args(["soak", "--model", "nosuch", "--duration", "1"])
+        .output()
+        .expect("run echolab soak");
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(err.contains("unknown model `nosuch`"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

@@ -59,12 +59,12 @@ pub(crate) struct SoakArgs {
 
 pub(crate) fn run(args: SoakArgs) -> Result<ExitCode> {
     let seed = args.seed.unwrap_or_else(clock_seed);
-    eprintln!("soak: seed {seed}");
     let server = args
         .model
         .as_deref()
         .map(|name| start(name, &args))
         .transpose()?;
+    eprintln!("soak: seed {seed}");
     let default_conns = match args.model.as_deref().and_then(models::find) {
         Some(model) if !model.concurrent => 2,
         _ => 32,
