@@ -7,6 +7,7 @@ mod load;
 mod models;
 mod ping;
 mod serve;
+mod soak;
 
 use std::process::ExitCode;
 
@@ -39,6 +40,9 @@ enum Command {
     /// Benchmark every model side by side: each as a child server, the same load, the
     /// server's CPU and memory from /proc; writes results/<date>-<host>/.
     Compare(compare::CompareArgs),
+    /// Soak a model for a long time: random sizes, chunking and churn, every byte
+    /// verified; reports mismatches and the server's memory and descriptor drift.
+    Soak(soak::SoakArgs),
 }
 
 pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
@@ -49,5 +53,6 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Ping(args) => ping::run(args),
         Command::Load(args) => load::run(args),
         Command::Compare(args) => compare::run(args),
+        Command::Soak(args) => soak::run(args),
     }
 }

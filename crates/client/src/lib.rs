@@ -6,6 +6,7 @@
 mod blocking;
 mod error;
 pub mod load;
+pub mod soak;
 
 pub use blocking::{Client, ClientConfig};
 pub use error::ClientError;

@@ -9,6 +9,9 @@
 //! share the machine's cores, so next to throughput the harness reports responses per
 //! server CPU-second, which separates the models where raw throughput cannot.
 //!
+//! `echolab soak` runs here too: the client's soak traffic with the server's memory and
+//! descriptors sampled from `/proc` ([`run_soak`]).
+//!
 //! Results go to `results/<date>-<host>/` as CSV, JSON, a Markdown README with the
 //! machine and the exact command, and SVG charts.
 
@@ -21,6 +24,7 @@ mod machine;
 pub mod procfs;
 mod sampler;
 mod scenario;
+mod soak;
 mod summary;
 mod table;
 
@@ -31,6 +35,7 @@ pub use files::{csv, write_run, RunResults};
 pub use machine::Machine;
 pub use scenario::{Cell, Plan, Scenario};
 pub use server::{ServerExit, ServerProcess};
+pub use soak::{run_soak, SoakReport};
 pub use summary::{summarize, Spread, Summary};
 pub use table::terminal as terminal_table;
 

@@ -14,7 +14,7 @@
 mod churn;
 mod engine;
 mod open;
-mod payload;
+pub(crate) mod payload;
 mod progress;
 mod report;
 mod schedule;
