@@ -186,3 +186,17 @@ fn churn_counts_refused_connects_and_retries_without_spinning() {
     assert!(refused > 0 && refused <= 200, "{report}");
     assert_eq!(report["responses"].as_u64(), Some(0), "{report}");
 }
+
+#[test]
+fn replies_larger_than_one_read_are_drained_and_verified() {
+    // Replies several times the generator's 64 KiB read buffer, on one connection: each
+    // takes many reads, and the bytes left in the socket after a full read raise no new
+    // event, so a generator that stopped reading early would stall for good here.
+    let server = ServerGuard::start("threads", &[]);
+    let report = load_json(
+        &server,
+        &["--conns", "1", "--size", "300000", "--depth", "2"],
+    );
+    assert_eq!(total_errors(&report), 0, "{report}");
+    assert!(report["responses"].as_u64() > Some(20), "{report}");
+}

@@ -16,6 +16,7 @@ mod engine;
 mod open;
 mod payload;
 mod progress;
+mod replies;
 mod report;
 mod schedule;
 
