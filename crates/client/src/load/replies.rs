@@ -32,6 +32,9 @@ impl Worker<'_> {
     /// shows.
     pub(super) fn on_readable(&mut self, conn: usize, ended: bool) {
         let mut buf = std::mem::take(&mut self.read_buf);
+        // Taken, not borrowed, so replies can be verified while `self` queues the next
+        // messages; a re-entrant call would read into an empty buffer and see an end.
+        debug_assert!(!buf.is_empty(), "on_readable re-entered");
         if self.read_replies(conn, &mut buf, ended) == Turn::Capped {
             self.unread.push((conn, ended));
         }
