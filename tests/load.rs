@@ -186,3 +186,83 @@ fn churn_counts_refused_connects_and_retries_without_spinning() {
     assert!(refused > 0 && refused <= 200, "{report}");
     assert_eq!(report["responses"].as_u64(), Some(0), "{report}");
 }
+
+#[test]
+fn replies_larger_than_one_read_are_drained_and_verified() {
+    // Replies several times the generator's 64 KiB read buffer, on one connection: each
+    // takes many reads, and the bytes left in the socket after a full read raise no new
+    // event, so a generator that stopped reading early would stall for good here.
+    let server = ServerGuard::start("threads", &[]);
+    let report = load_json(
+        &server,
+        &["--conns", "1", "--size", "300000", "--depth", "2"],
+    );
+    assert_eq!(total_errors(&report), 0, "{report}");
+    assert!(report["responses"].as_u64() > Some(20), "{report}");
+}
+
+#[test]
+fn a_corrupted_raw_echo_is_counted_as_a_mismatch() {
+    // A raw echo server that flips one bit in the 11th 64-byte reply: the generator must
+    // verify ten replies, catch the eleventh and end the connection, not count it.
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+
+    const CORRUPT_AT: usize = 64 * 10 + 5;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = std::thread::spawn(move || {
+        let (mut peer, _) = listener.accept().expect("accept");
+        peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        peer.set_write_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut echoed = 0;
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            let n = match peer.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if (echoed..echoed + n).contains(&CORRUPT_AT) {
+                buf[CORRUPT_AT - echoed] ^= 0x01;
+            }
+            echoed += n;
+            if peer.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        echoed
+    });
+    let output = Command::new(env!("CARGO_BIN_EXE_echolab"))
+        .args([
+            "load",
+            "--addr",
+            &addr.to_string(),
+            "--json",
+            "--protocol",
+            "raw",
+        ])
+        .args([
+            "--conns",
+            "1",
+            "--size",
+            "64",
+            "--warmup",
+            "0",
+            "--duration",
+            "1",
+        ])
+        .output()
+        .expect("run echolab load");
+    assert!(output.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(report["errors"]["mismatch"].as_u64(), Some(1), "{report}");
+    assert_eq!(total_errors(&report), 1, "{report}");
+    assert_eq!(report["responses"].as_u64(), Some(10), "{report}");
+    let echoed = server.join().expect("echo thread");
+    assert!(
+        echoed > CORRUPT_AT,
+        "the corrupted reply was sent: {echoed} bytes"
+    );
+}

@@ -1,11 +1,11 @@
 //! One mio event loop per generator thread, each driving its share of the connections.
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::io::{self, Write};
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
-use echolab_proto::{Header, Protocol, HEADER_LEN, NONCE_LEN};
+use echolab_proto::Protocol;
 use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Poll};
@@ -41,14 +41,15 @@ pub(super) struct Conn {
     /// `None` between a churn cycle's close (or failed connect) and its reconnect.
     pub(super) stream: Option<TcpStream>,
     pub(super) connected_at: Instant,
-    first_reply: Option<Duration>,
+    pub(super) first_reply: Option<Duration>,
     /// Bytes of the server's challenge still to come (0: no handshake pending).
-    nonce: Vec<u8>,
+    pub(super) nonce: Vec<u8>,
     pub(super) awaiting_nonce: bool,
-    out: Vec<u8>,
+    pub(super) out: Vec<u8>,
     out_pos: usize,
-    input: Vec<u8>,
-    input_pos: usize,
+    /// The start of a reply still arriving (whole replies are verified where they were
+    /// read and never land here).
+    pub(super) input: Vec<u8>,
     next_seq: u64,
     /// (sequence number, time it was sent, or due to be sent in the open loop).
     pub(super) in_flight: VecDeque<(u64, Instant)>,
@@ -72,7 +73,6 @@ impl Conn {
             out: Vec::new(),
             out_pos: 0,
             input: Vec::new(),
-            input_pos: 0,
             next_seq: 0,
             in_flight: VecDeque::new(),
             measured: 0,
@@ -89,7 +89,6 @@ impl Conn {
         self.out.clear();
         self.out_pos = 0;
         self.input.clear();
-        self.input_pos = 0;
         self.in_flight.clear();
     }
 }
@@ -217,8 +216,14 @@ pub(super) struct Worker<'a> {
     pub(super) conns: Vec<Conn>,
     pub(super) histogram: Histogram<u64>,
     pub(super) errors: [u64; ERROR_KINDS.len()],
-    scratch: Vec<u8>,
-    progress: &'a AtomicU64,
+    /// Where replies are read to, shared by the thread's connections.
+    pub(super) read_buf: Vec<u8>,
+    pub(super) progress: &'a AtomicU64,
+    /// Reply timeouts are seconds long: scanning every connection for them once per
+    /// tick is enough, rather than after every batch of events.
+    next_timeout_check: Instant,
+    /// Connections whose read turn was capped with bytes left: (connection, hung up).
+    pub(super) unread: Vec<(usize, bool)>,
 }
 
 fn run_thread(
@@ -238,8 +243,10 @@ fn run_thread(
         conns: Vec::with_capacity(ids.len()),
         histogram: new_histogram(),
         errors: [0; ERROR_KINDS.len()],
-        scratch: vec![0; 64 * 1024],
+        read_buf: vec![0; 64 * 1024],
         progress,
+        next_timeout_check: start,
+        unread: Vec::new(),
     };
     for &id in ids {
         let schedule = match mode {
@@ -261,10 +268,14 @@ fn run_thread(
         if now >= phases.end {
             break;
         }
-        let timeout = worker
-            .next_wake(now)
-            .min(phases.end)
-            .saturating_duration_since(now);
+        let timeout = if worker.unread.is_empty() {
+            worker
+                .next_wake(now)
+                .min(phases.end)
+                .saturating_duration_since(now)
+        } else {
+            Duration::ZERO
+        };
         if let Err(e) = poll.poll(&mut events, Some(timeout)) {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
@@ -273,13 +284,18 @@ fn run_thread(
         }
         for event in events.iter() {
             let conn = event.token().0;
-            if event.is_readable() || event.is_read_closed() || event.is_error() {
-                worker.on_readable(conn);
+            let ended = event.is_read_closed() || event.is_error();
+            if event.is_readable() || ended {
+                worker.on_readable(conn, ended);
             }
             worker.flush(conn);
         }
+        worker.read_unread();
         let now = Instant::now();
-        worker.check_timeouts(now);
+        if now >= worker.next_timeout_check {
+            worker.check_timeouts(now);
+            worker.next_timeout_check = now + TICK;
+        }
         worker.on_tick(now);
     }
     worker.record_unanswered();
@@ -348,7 +364,7 @@ impl Worker<'_> {
         self.flush(conn);
     }
 
-    fn flush(&mut self, conn: usize) {
+    pub(super) fn flush(&mut self, conn: usize) {
         let c = &mut self.conns[conn];
         let Some(stream) = c.stream.as_mut() else {
             return;
@@ -365,108 +381,6 @@ impl Worker<'_> {
         if c.out_pos == c.out.len() {
             c.out.clear();
             c.out_pos = 0;
-        }
-    }
-
-    fn on_readable(&mut self, conn: usize) {
-        loop {
-            let c = &mut self.conns[conn];
-            let Some(stream) = c.stream.as_mut().filter(|_| c.open) else {
-                return;
-            };
-            match stream.read(&mut self.scratch) {
-                Ok(0) => {
-                    let kind = if c.in_flight.is_empty() && c.input.len() == c.input_pos {
-                        ErrorKind::Reset
-                    } else {
-                        ErrorKind::ShortRead
-                    };
-                    return self.fail(conn, kind);
-                }
-                Ok(n) => {
-                    if c.input_pos == c.input.len() {
-                        c.input.clear();
-                        c.input_pos = 0;
-                    }
-                    c.input.extend_from_slice(&self.scratch[..n]);
-                    self.process_input(conn);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return self.fail(conn, classify(&e)),
-            }
-        }
-    }
-
-    fn process_input(&mut self, conn: usize) {
-        let size = self.config.size;
-        let framed = self.config.protocol == Protocol::Framed;
-        let mut completed = 0usize;
-        loop {
-            let c = &mut self.conns[conn];
-            if !c.open {
-                return;
-            }
-            let rest = &c.input[c.input_pos..];
-            if c.awaiting_nonce {
-                let take = (NONCE_LEN - c.nonce.len()).min(rest.len());
-                c.nonce.extend_from_slice(&rest[..take]);
-                c.input_pos += take;
-                if c.nonce.len() < NONCE_LEN {
-                    return;
-                }
-                let mut nonce = [0u8; NONCE_LEN];
-                nonce.copy_from_slice(&c.nonce);
-                c.awaiting_nonce = false;
-                if let Some(key) = &self.config.auth_key {
-                    c.out.extend_from_slice(&key.respond(&nonce));
-                }
-                self.fill_pipeline(conn);
-                continue;
-            }
-            let header_len = if framed { HEADER_LEN } else { 0 };
-            if rest.len() < header_len {
-                break;
-            }
-            if framed {
-                let header = Header::parse([rest[0], rest[1], rest[2], rest[3]]);
-                match header {
-                    Header::Notice(_) => return self.fail(conn, ErrorKind::Notice),
-                    Header::Frame(len) if len as usize != size => {
-                        return self.fail(conn, ErrorKind::Mismatch)
-                    }
-                    Header::Frame(_) => {}
-                }
-            }
-            if rest.len() < header_len + size {
-                break;
-            }
-            let Some((seq, sent)) = c.in_flight.pop_front() else {
-                // A reply nobody asked for.
-                return self.fail(conn, ErrorKind::Mismatch);
-            };
-            let body = &rest[header_len..header_len + size];
-            if !payload::matches(body, c.id, seq) {
-                return self.fail(conn, ErrorKind::Mismatch);
-            }
-            c.input_pos += header_len + size;
-            let now = Instant::now();
-            if c.first_reply.is_none() {
-                c.first_reply = Some(now - c.connected_at);
-            }
-            if now >= self.phases.measure_from && now < self.phases.end {
-                c.measured += 1;
-                self.progress.fetch_add(1, Ordering::Relaxed);
-                record(&mut self.histogram, now.saturating_duration_since(sent));
-            }
-            completed += 1;
-            if self.mode == Mode::Churn {
-                // One verified echo per connection: close, and start the next cycle.
-                return self.recycle(conn);
-            }
-        }
-        if completed > 0 {
-            self.fill_pipeline(conn);
         }
     }
 

@@ -16,6 +16,7 @@ mod engine;
 mod open;
 pub(crate) mod payload;
 mod progress;
+mod replies;
 mod report;
 mod schedule;
 
