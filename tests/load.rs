@@ -66,6 +66,13 @@ fn iterative_server_starves_all_but_one_connection() {
     assert_eq!(total_errors(&report), 0, "{report}");
     assert_eq!(report["fairness"]["min"].as_u64(), Some(0), "{report}");
     assert!(report["fairness"]["jain"].as_f64() < Some(0.5), "{report}");
+    // The starved connections' one message each waited the whole run (1.2 s) unanswered:
+    // the latency tail says so instead of showing only the served client's round trips.
+    let max_us = report["latency_us"]["max"].as_f64().expect("max");
+    assert!(
+        max_us > 1_000_000.0,
+        "starved clients missing from latency: {report}"
+    );
 }
 
 #[test]

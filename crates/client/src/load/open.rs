@@ -44,13 +44,12 @@ impl Worker<'_> {
         }
     }
 
-    /// Open loop: a message still unanswered when the run ends waited at least from its
-    /// due time until the end; leaving it out would hide exactly the stalls the open loop
-    /// exists to show (coordinated omission).
+    /// A message still unanswered when the run ends waited at least from its due (open
+    /// loop) or send (closed loop, churn) time until the end; leaving it out would hide
+    /// exactly the stalls the percentiles exist to show (coordinated omission in the open
+    /// loop; a client starved for the whole run behind an `iterative` server in the
+    /// closed loop, whose one message would otherwise never appear at all).
     pub(super) fn record_unanswered(&mut self) {
-        if !matches!(self.mode, Mode::Open(_)) {
-            return;
-        }
         let end = self.phases.end;
         for c in &self.conns {
             for (_, due) in &c.in_flight {
