@@ -8,6 +8,9 @@
 
 mod support;
 
+#[path = "faults/descriptors.rs"]
+mod descriptors;
+
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -38,6 +41,10 @@ const CASES: &[Case] = &[
     case("auth_abuse", auth_abuse),
     case("reset_while_server_writes", reset_while_server_writes),
     case("graceful_shutdown_under_load", graceful_shutdown_under_load),
+    case(
+        "out_of_descriptors_backs_off_then_serves_the_queue",
+        descriptors::out_of_descriptors_backs_off_then_serves_the_queue,
+    ),
 ];
 
 fn main() {
@@ -52,6 +59,32 @@ fn start(model: &Model, extra: &[&str]) -> ServerGuard {
         args.extend_from_slice(&["--workers", "16"]);
     }
     ServerGuard::start(model.name, &args)
+}
+
+/// Starts `model` behind a wrapper command (`prlimit ... --`, `setpriv ...`), which
+/// must `exec` the server so that the guard's pid is the server's.
+fn start_under(model: &Model, wrapper: &[&str], extra: &[&str]) -> ServerGuard {
+    let mut command = std::process::Command::new(wrapper[0]);
+    command.args(&wrapper[1..]);
+    command.args([
+        env!("CARGO_BIN_EXE_echolab"),
+        "serve",
+        model.name,
+        "--addr",
+        "127.0.0.1:0",
+    ]);
+    command.args(extra);
+    if model.name == "pool" && !extra.contains(&"--workers") {
+        command.args(["--workers", "16"]);
+    }
+    ServerGuard::spawn(model.name, command)
+}
+
+fn prlimit_available() -> bool {
+    std::process::Command::new("prlimit")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn notices(replies: &[Reply]) -> Vec<&str> {

@@ -11,6 +11,9 @@ pub struct Case {
     /// `Some(true)`: only for models that serve clients concurrently; `Some(false)`:
     /// only for those that do not; `None`: every model.
     pub needs_concurrency: Option<bool>,
+    /// Non-empty: only for the models named here (a case about a mechanism that only
+    /// those models have; the case list says why).
+    pub only: &'static [&'static str],
 }
 
 /// A case for every model.
@@ -19,6 +22,27 @@ pub const fn case(name: &'static str, run: fn(&Model)) -> Case {
         name,
         run,
         needs_concurrency: None,
+        only: &[],
+    }
+}
+
+/// A case for models that serve clients concurrently.
+pub const fn concurrent_case(name: &'static str, run: fn(&Model)) -> Case {
+    Case {
+        name,
+        run,
+        needs_concurrency: Some(true),
+        only: &[],
+    }
+}
+
+/// A case for the named models only.
+pub const fn case_for(name: &'static str, only: &'static [&'static str], run: fn(&Model)) -> Case {
+    Case {
+        name,
+        run,
+        needs_concurrency: None,
+        only,
     }
 }
 
@@ -32,6 +56,9 @@ pub fn run_over_models(cases: &'static [Case]) -> ! {
                 .needs_concurrency
                 .is_some_and(|c| c != model.concurrent)
             {
+                continue;
+            }
+            if !case.only.is_empty() && !case.only.contains(&model.name) {
                 continue;
             }
             let run = case.run;
