@@ -8,6 +8,8 @@
 
 mod support;
 
+#[path = "faults/connect_storm.rs"]
+mod connect_storm;
 #[path = "faults/descriptors.rs"]
 mod descriptors;
 
@@ -44,6 +46,10 @@ const CASES: &[Case] = &[
     case(
         "out_of_descriptors_backs_off_then_serves_the_queue",
         descriptors::out_of_descriptors_backs_off_then_serves_the_queue,
+    ),
+    case(
+        "two_thousand_simultaneous_connects",
+        connect_storm::two_thousand_simultaneous_connects,
     ),
 ];
 
