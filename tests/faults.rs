@@ -12,6 +12,8 @@ mod support;
 mod connect_storm;
 #[path = "faults/descriptors.rs"]
 mod descriptors;
+#[path = "faults/process_limit.rs"]
+mod process_limit;
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
@@ -50,6 +52,10 @@ const CASES: &[Case] = &[
     case(
         "two_thousand_simultaneous_connects",
         connect_storm::two_thousand_simultaneous_connects,
+    ),
+    case(
+        "process_limit_refuses_then_recovers",
+        process_limit::process_limit_refuses_then_recovers,
     ),
 ];
 

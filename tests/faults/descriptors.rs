@@ -75,47 +75,7 @@ pub(crate) fn out_of_descriptors_backs_off_then_serves_the_queue(model: &Model) 
     }
 
     // Waves: the served clients leave, and the waiting ones take their descriptors.
-    let started = Instant::now();
-    let mut waves = 0;
-    let mut slowest = Duration::ZERO;
-    loop {
-        let (served, waiting): (Vec<_>, Vec<_>) = clients
-            .into_iter()
-            .partition(|c| c.outcome() == Outcome::Served);
-        clients = waiting;
-        if clients.is_empty() {
-            break;
-        }
-        assert!(
-            !served.is_empty(),
-            "{}: {} clients wait and none is served",
-            model.name,
-            clients.len()
-        );
-        assert!(
-            waves < CLIENTS && started.elapsed() < Duration::from_secs(40),
-            "{}: {} clients still waiting after {waves} waves",
-            model.name,
-            clients.len()
-        );
-        let freed = served.len();
-        drop(served);
-        let freed_at = Instant::now();
-        let due = freed.min(clients.len());
-        let ok = pending::pump_until(&mut clients, SERVED_WITHIN, |clients| {
-            pending::count(clients, &Outcome::Served) >= due
-        });
-        pending::assert_none_broken(&clients, model.name);
-        assert!(
-            ok,
-            "{}: wave {waves}: {} of {due} waiting clients served within {SERVED_WITHIN:?} \
-             of {freed} descriptors freeing",
-            model.name,
-            pending::count(&clients, &Outcome::Served)
-        );
-        slowest = slowest.max(freed_at.elapsed());
-        waves += 1;
-    }
+    let (waves, slowest) = pending::serve_in_waves(clients, SERVED_WITHIN, model.name);
     eprintln!(
         "{}: the rest served in {waves} waves, slowest {slowest:?}",
         model.name

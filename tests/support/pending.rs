@@ -111,3 +111,53 @@ pub fn assert_none_broken(clients: &[PendingClient], what: &str) {
         }
     }
 }
+
+/// Lets `clients` be served in waves, as a full server frees up: the served clients
+/// leave, and within `within` of their leaving at least as many of the waiting ones
+/// (or all of them, if fewer wait) must be served. Panics on a broken outcome, a wave
+/// that comes late, or no progress; returns the number of waves and the slowest.
+pub fn serve_in_waves(
+    mut clients: Vec<PendingClient>,
+    within: Duration,
+    what: &str,
+) -> (usize, Duration) {
+    let limit = clients.len();
+    let started = Instant::now();
+    let mut waves = 0;
+    let mut slowest = Duration::ZERO;
+    loop {
+        let (served, waiting): (Vec<_>, Vec<_>) = clients
+            .into_iter()
+            .partition(|c| c.outcome() == Outcome::Served);
+        clients = waiting;
+        if clients.is_empty() {
+            return (waves, slowest);
+        }
+        assert!(
+            !served.is_empty(),
+            "{what}: {} clients wait and none is served",
+            clients.len()
+        );
+        assert!(
+            waves < limit && started.elapsed() < Duration::from_secs(40),
+            "{what}: {} clients still waiting after {waves} waves",
+            clients.len()
+        );
+        let freed = served.len();
+        drop(served);
+        let freed_at = Instant::now();
+        let due = freed.min(clients.len());
+        let ok = pump_until(&mut clients, within, |clients| {
+            count(clients, &Outcome::Served) >= due
+        });
+        assert_none_broken(&clients, what);
+        assert!(
+            ok,
+            "{what}: wave {waves}: {} of {due} waiting clients served within {within:?} of \
+             {freed} clients leaving",
+            count(&clients, &Outcome::Served)
+        );
+        slowest = slowest.max(freed_at.elapsed());
+        waves += 1;
+    }
+}
