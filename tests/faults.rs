@@ -8,6 +8,8 @@
 
 mod support;
 
+#[path = "faults/churn.rs"]
+mod churn;
 #[path = "faults/connect_storm.rs"]
 mod connect_storm;
 #[path = "faults/descriptors.rs"]
@@ -26,7 +28,7 @@ use echolab::models::Model;
 use echolab_proto::{Reply, DEFAULT_MAX_FRAME};
 use nix::sys::signal::Signal;
 use support::proc;
-use support::suite::{self, case, Case};
+use support::suite::{self, case, case_for, Case};
 use support::*;
 
 const CASES: &[Case] = &[
@@ -56,6 +58,17 @@ const CASES: &[Case] = &[
     case(
         "process_limit_refuses_then_recovers",
         process_limit::process_limit_refuses_then_recovers,
+    ),
+    case(
+        "thousand_short_connections_leave_nothing",
+        churn::thousand_short_connections_leave_nothing,
+    ),
+    // Only `fork` handles SIGCHLD; every other model leaves it at its default
+    // disposition (ignored), where it interrupts nothing.
+    case_for(
+        "sigchld_storm_during_50mib_echo",
+        &["fork"],
+        churn::sigchld_storm_during_50mib_echo,
     ),
 ];
 
