@@ -14,6 +14,8 @@ mod churn;
 mod connect_storm;
 #[path = "faults/descriptors.rs"]
 mod descriptors;
+#[path = "faults/fairness.rs"]
+mod fairness;
 #[path = "faults/process_limit.rs"]
 mod process_limit;
 
@@ -28,7 +30,7 @@ use echolab::models::Model;
 use echolab_proto::{Reply, DEFAULT_MAX_FRAME};
 use nix::sys::signal::Signal;
 use support::proc;
-use support::suite::{self, case, case_for, Case};
+use support::suite::{self, case, case_for, concurrent_case, Case};
 use support::*;
 
 const CASES: &[Case] = &[
@@ -70,6 +72,12 @@ const CASES: &[Case] = &[
         &["fork"],
         churn::sigchld_storm_during_50mib_echo,
     ),
+    // `iterative` serves nobody beside a connected hog, by design.
+    concurrent_case(
+        "pingers_p99_under_a_max_frame_hog",
+        fairness::pingers_p99_under_a_max_frame_hog,
+    )
+    .alone(),
 ];
 
 fn main() {
@@ -80,7 +88,7 @@ fn main() {
 /// concurrent clients (its default is one per CPU).
 fn start(model: &Model, extra: &[&str]) -> ServerGuard {
     let mut args: Vec<&str> = extra.to_vec();
-    if model.name == "pool" {
+    if model.name == "pool" && !extra.contains(&"--workers") {
         args.extend_from_slice(&["--workers", "16"]);
     }
     ServerGuard::start(model.name, &args)

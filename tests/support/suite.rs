@@ -2,6 +2,8 @@
 //! trial named `MODEL::case`, so a model added to the registry is tested with no edit.
 
 use echolab::models::{Model, MODELS};
+use std::sync::RwLock;
+
 use libtest_mimic::{Arguments, Trial};
 
 /// One test case of a suite.
@@ -14,7 +16,23 @@ pub struct Case {
     /// Non-empty: only for the models named here (a case about a mechanism that only
     /// those models have; the case list says why).
     pub only: &'static [&'static str],
+    /// Runs with no other trial beside it: for cases that assert a latency bound,
+    /// which a CPU-heavy neighbour on a 2-core machine would break.
+    pub alone: bool,
 }
+
+impl Case {
+    /// The same case, run with no other trial beside it.
+    pub const fn alone(self) -> Case {
+        Case {
+            alone: true,
+            ..self
+        }
+    }
+}
+
+/// Held shared by every trial, exclusively by a trial that runs alone.
+static RUNNING: RwLock<()> = RwLock::new(());
 
 /// A case for every model.
 pub const fn case(name: &'static str, run: fn(&Model)) -> Case {
@@ -23,6 +41,7 @@ pub const fn case(name: &'static str, run: fn(&Model)) -> Case {
         run,
         needs_concurrency: None,
         only: &[],
+        alone: false,
     }
 }
 
@@ -33,6 +52,7 @@ pub const fn concurrent_case(name: &'static str, run: fn(&Model)) -> Case {
         run,
         needs_concurrency: Some(true),
         only: &[],
+        alone: false,
     }
 }
 
@@ -43,6 +63,7 @@ pub const fn case_for(name: &'static str, only: &'static [&'static str], run: fn
         run,
         needs_concurrency: None,
         only,
+        alone: false,
     }
 }
 
@@ -61,10 +82,15 @@ pub fn run_over_models(cases: &'static [Case]) -> ! {
             if !case.only.is_empty() && !case.only.contains(&model.name) {
                 continue;
             }
-            let run = case.run;
+            let (run, alone) = (case.run, case.alone);
             trials.push(Trial::test(
                 format!("{}::{}", model.name, case.name),
                 move || {
+                    // A poisoned lock only means another trial failed.
+                    let _exclusive =
+                        alone.then(|| RUNNING.write().unwrap_or_else(|e| e.into_inner()));
+                    let _shared =
+                        (!alone).then(|| RUNNING.read().unwrap_or_else(|e| e.into_inner()));
                     run(model);
                     Ok(())
                 },
