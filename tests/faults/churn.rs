@@ -1,6 +1,6 @@
-//! 11. Connection churn: 1,000 short connections leave nothing behind (no zombie, no
-//! descriptor), in every model; and for `fork`, signals arriving in the middle of a
-//! 50 MiB echo (a SIGCHLD storm) lose nothing.
+//! Case 11 of issue 6, connection churn: 1,000 short connections leave nothing behind
+//! (no zombie, no descriptor), in every model; and for `fork`, signals arriving in the
+//! middle of a 50 MiB echo (a SIGCHLD storm) lose nothing.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -1,4 +1,4 @@
-//! 9. 2,000 simultaneous connects against `--max-conns 500`.
+//! Case 9 of issue 6: 2,000 simultaneous connects against `--max-conns 500`.
 //!
 //! All 2,000 connects are issued at once (non-blocking), and nothing is sent until the
 //! server has answered what it can without input: each concurrent model admits exactly

@@ -1,5 +1,5 @@
-//! 7. Out of descriptors: the server runs under `prlimit --nofile=64` and 100 clients
-//! connect at once, each sending one frame.
+//! Case 7 of issue 6, out of descriptors: the server runs under `prlimit --nofile=64`
+//! and 100 clients connect at once, each sending one frame.
 //!
 //! What each model does: `threads`, `pool`, `poll` and `mio` hold a descriptor per
 //! accepted client, so `accept` fails (EMFILE) once about 55 are open; they back off

@@ -1,6 +1,6 @@
-//! 12. Fairness under a hog: one client sends maximum-size (1 MiB) frames as fast as
-//! the server takes them, and reads the echoes, while 20 clients ping (64 bytes, one
-//! every 10 ms). The pingers' p99 round trip must stay under 50 ms.
+//! Case 12 of issue 6, fairness under a hog: one client sends maximum-size (1 MiB)
+//! frames as fast as the server takes them, and reads the echoes, while 20 clients ping
+//! (64 bytes, one every 10 ms). The pingers' p99 round trip must stay under 50 ms.
 //!
 //! For `poll` and `mio` this is the edge-triggered (and level-triggered) fairness
 //! question: one thread serves everyone, so the hog must not be drained to `WouldBlock`

@@ -1,6 +1,6 @@
-//! 10. Out of threads or processes: the server runs as an unprivileged user under
-//! `prlimit --nproc=4` (the limit counts every task of that user; root ignores it),
-//! so it may have at most 4 tasks: its main thread and 3 more.
+//! Case 10 of issue 6, out of threads or processes: the server runs as an unprivileged
+//! user under `prlimit --nproc=4` (the limit counts every task of that user; root
+//! ignores it), so it may have at most 4 tasks: its main thread and 3 more.
 //!
 //! What each model does with 6 clients at once:
 //! - `threads` and `fork` start a task per client: 3 clients are served, and the

@@ -102,7 +102,8 @@ fn config() -> impl Strategy<Value = SessionConfig> {
                     max_frame,
                     auth_key: auth.then(|| {
                         Arc::new(
-                            AuthKey::new(b"fuzzing-key-of-32-bytes-exactly!".to_vec()).unwrap(),
+                            AuthKey::new(b"fuzzing-key-of-32-bytes-exactly!".to_vec())
+                                .expect("key long enough"),
                         )
                     }),
                     handshake_timeout,
