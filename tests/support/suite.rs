@@ -1,9 +1,9 @@
 //! The shared-suite pattern: a list of cases, each run once per registered model as a
 //! trial named `MODEL::case`, so a model added to the registry is tested with no edit.
 
-use echolab::models::{Model, MODELS};
 use std::sync::RwLock;
 
+use echolab::models::{Model, MODELS};
 use libtest_mimic::{Arguments, Trial};
 
 /// One test case of a suite.

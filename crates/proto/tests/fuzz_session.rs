@@ -16,8 +16,10 @@
 //! ECHOLAB_FUZZ_CASES=10000000 cargo test --release -p echolab-proto --test fuzz_session
 //! ```
 //!
-//! A failure prints the minimal input proptest shrank it to, and proptest stores the
-//! seed under `crates/proto/proptest-regressions/` so that the next run replays it.
+//! A failure prints the minimal input proptest shrank it to, and proptest stores its
+//! seed in `fuzz_session.proptest-regressions` beside this file, so that every later run
+//! replays it first; commit that file. The one committed seed is the case that caught
+//! a session with its backpressure removed (`wants_read` always true).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
