@@ -1,7 +1,8 @@
 //! `cargo bench`: every registered model, side by side, on the same client work.
 //!
 //! Each model runs as a child process (`echolab serve MODEL --addr 127.0.0.1:0`),
-//! started once per group outside the timed code (`iter_custom`) and killed on drop.
+//! started once per group outside the timed code (`iter_custom`) by the harness's
+//! `ServerProcess`, and stopped on drop.
 //! Every reply is checked. Groups:
 //! - `round_trip`: one connection, 64 B frames, one at a time (latency).
 //! - `throughput/CONNSxSIZE`: several blocking clients on their own threads, each
@@ -14,56 +15,29 @@
 // criterion_group! generates undocumented functions.
 #![allow(missing_docs)]
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use echolab::models::{Model, MODELS};
 use echolab_client::{Client, ClientConfig};
+use echolab_harness::ServerProcess;
 
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
+/// The harness's child-server guard (SIGTERM, then SIGKILL, on drop), plus a client.
+struct Server(ServerProcess);
 
 impl Server {
     fn start(model: &str) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_echolab"))
-            .args(["serve", model, "--addr", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn echolab serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("listening line");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .expect("`listening on` line")
-            .parse()
-            .expect("address");
-        Server { child, addr }
+        let binary = Path::new(env!("CARGO_BIN_EXE_echolab"));
+        Server(ServerProcess::start(binary, model, &[]).expect("start echolab serve"))
     }
 
     fn client(&self) -> Client {
         Client::connect(&ClientConfig {
             timeout: Duration::from_secs(10),
-            ..ClientConfig::new(self.addr)
+            ..ClientConfig::new(self.0.addr())
         })
         .expect("connect")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -1,6 +1,7 @@
 //! The command line: one subcommand per file.
 
 mod args;
+mod compare;
 mod echo;
 mod load;
 mod models;
@@ -35,6 +36,9 @@ enum Command {
     /// Drive a server with many connections; verify every reply; report throughput,
     /// latency percentiles and fairness.
     Load(load::LoadArgs),
+    /// Benchmark every model side by side: each as a child server, the same load, the
+    /// server's CPU and memory from /proc; writes results/<date>-<host>/.
+    Compare(compare::CompareArgs),
 }
 
 pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
@@ -44,5 +48,6 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Echo(args) => echo::run(args),
         Command::Ping(args) => ping::run(args),
         Command::Load(args) => load::run(args),
+        Command::Compare(args) => compare::run(args),
     }
 }

@@ -114,7 +114,34 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
     let mut stats = serde_json::to_value(ctx.stats.snapshot())?;
     if let Some(object) = stats.as_object_mut() {
         object.insert("model".into(), model.name.into());
+        object.insert("rusage".into(), rusage());
     }
     println!("{stats}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The server's own resource use, itself plus its reaped children (`fork`), for the
+/// harness: context switches cannot be read back from `/proc` once a thread or child has
+/// gone, but `getrusage` keeps them.
+fn rusage() -> serde_json::Value {
+    use nix::sys::resource::{getrusage, UsageWho};
+    let mut totals = [0i64; 5];
+    for who in [UsageWho::RUSAGE_SELF, UsageWho::RUSAGE_CHILDREN] {
+        let Ok(usage) = getrusage(who) else {
+            continue;
+        };
+        let micros = |t: nix::sys::time::TimeVal| t.tv_sec() * 1_000_000 + t.tv_usec();
+        totals[0] += micros(usage.user_time());
+        totals[1] += micros(usage.system_time());
+        totals[2] = totals[2].max(usage.max_rss());
+        totals[3] += usage.voluntary_context_switches();
+        totals[4] += usage.involuntary_context_switches();
+    }
+    serde_json::json!({
+        "user_us": totals[0],
+        "system_us": totals[1],
+        "max_rss_kb": totals[2],
+        "voluntary_ctx_switches": totals[3],
+        "involuntary_ctx_switches": totals[4],
+    })
 }

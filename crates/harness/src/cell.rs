@@ -1,0 +1,286 @@
+//! One run of one cell on one model: a fresh server, the load, the server's cost.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use echolab_client::load::{self, LoadConfig, LoadReport};
+use serde::Serialize;
+
+use crate::procfs;
+use crate::sampler::{Sampler, Window};
+use crate::scenario::{Cell, Scenario};
+use crate::server::ServerProcess;
+use crate::HarnessError;
+
+/// How long the idle crowd gets to be accepted before memory is read.
+const IDLE_SETTLE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Per-connect limit for the idle crowd (a model that stops accepting leaves the rest
+/// in the backlog, or in SYN retries once the backlog is full).
+const IDLE_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Everything measured in one run of one cell.
+#[derive(Debug, Clone, Serialize)]
+pub struct Measurement {
+    /// The model.
+    pub model: String,
+    /// The cell.
+    pub cell: Cell,
+    /// Which repeat (0-based).
+    pub repeat: usize,
+    /// Verified responses in the measured window.
+    pub responses: u64,
+    /// Responses per second.
+    pub responses_per_sec: f64,
+    /// Payload MiB/s (one direction).
+    pub mib_per_sec: f64,
+    /// Round-trip latency percentiles, microseconds.
+    pub p50_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+    /// 99.9th percentile.
+    pub p999_us: f64,
+    /// Slowest.
+    pub max_us: f64,
+    /// Load-generator errors by kind (only the non-zero ones).
+    pub errors: BTreeMap<String, u64>,
+    /// Jain's fairness index over the active connections.
+    pub jain: f64,
+    /// Fewest responses any active connection got (0: a starved client).
+    pub min_per_conn: u64,
+    /// Server CPU seconds (user + system, whole tree) inside the measured window.
+    pub server_cpu_secs: f64,
+    /// Responses per server CPU-second (`None` if the server used no measurable CPU).
+    pub responses_per_cpu_sec: Option<f64>,
+    /// Largest RSS of the server's tree during the run, KiB.
+    pub peak_rss_kb: u64,
+    /// Most threads in the tree.
+    pub peak_threads: u64,
+    /// Most processes in the tree.
+    pub peak_processes: u64,
+    /// Voluntary context switches over the server's life (from its stats line).
+    pub voluntary_ctx_switches: Option<u64>,
+    /// Involuntary context switches over the server's life.
+    pub involuntary_ctx_switches: Option<u64>,
+    /// Idle scenario: connections the server actually held (new sockets in its tree).
+    pub idle_held: Option<u64>,
+    /// Idle scenario: proportional memory (PSS) per held connection, KiB.
+    pub memory_per_conn_kb: Option<f64>,
+    /// The server exited 0 after SIGTERM.
+    pub server_exit_clean: bool,
+}
+
+impl Measurement {
+    /// A short verdict for the table: empty when the run was clean.
+    pub fn note(&self) -> String {
+        let mut notes = Vec::new();
+        if self.responses == 0 {
+            notes.push("no replies".to_string());
+        } else if self.min_per_conn == 0 && self.cell.conns > 1 {
+            notes.push("starved clients".to_string());
+        }
+        if let (Some(held), true) = (self.idle_held, self.cell.idle_conns > 0) {
+            if held < self.cell.idle_conns as u64 {
+                notes.push(format!("held {held}/{} idle", self.cell.idle_conns));
+            }
+        }
+        let errors: u64 = self.errors.values().sum();
+        if errors > 0 {
+            let kinds: Vec<String> = self
+                .errors
+                .iter()
+                .map(|(k, n)| format!("{n} {k}"))
+                .collect();
+            notes.push(kinds.join(", "));
+        }
+        if !self.server_exit_clean {
+            notes.push("unclean exit".to_string());
+        }
+        notes.join("; ")
+    }
+}
+
+/// The knobs of one run.
+#[derive(Debug, Clone)]
+pub struct RunSettings<'a> {
+    /// The `echolab` executable.
+    pub binary: &'a Path,
+    /// Measured time.
+    pub duration: Duration,
+    /// Load before measuring.
+    pub warmup: Duration,
+    /// Load-generator threads.
+    pub threads: usize,
+}
+
+/// Runs `cell` once on `model`.
+pub fn run_cell(
+    settings: &RunSettings<'_>,
+    model: &str,
+    cell: Cell,
+    repeat: usize,
+) -> Result<Measurement, HarnessError> {
+    let server = ServerProcess::start(settings.binary, model, &[])?;
+    let pid = server.pid();
+    let mut idle = IdleCrowd::default();
+    if cell.idle_conns > 0 {
+        idle = IdleCrowd::open(server.addr(), pid, cell.idle_conns)?;
+    }
+    let config = LoadConfig {
+        conns: cell.conns,
+        size: cell.size,
+        threads: settings.threads.min(cell.conns).max(1),
+        duration: settings.duration,
+        warmup: settings.warmup,
+        // A client starved for the whole run is a result (fairness 0), not a timeout.
+        reply_timeout: settings.duration + settings.warmup + Duration::from_secs(1),
+        churn: cell.scenario == Scenario::Churn,
+        ..LoadConfig::new(server.addr())
+    };
+    let start = Instant::now();
+    let sampler = Sampler::start(
+        pid,
+        start + config.warmup,
+        start + config.warmup + config.duration,
+    );
+    let report = load::run(&config);
+    let window = sampler.finish();
+    idle.streams.clear();
+    let exit = server.stop();
+    let report = report?;
+    Ok(measurement(
+        model, cell, repeat, &report, window, &idle, &exit,
+    ))
+}
+
+fn measurement(
+    model: &str,
+    cell: Cell,
+    repeat: usize,
+    report: &LoadReport,
+    window: Window,
+    idle: &IdleCrowd,
+    exit: &crate::server::ServerExit,
+) -> Measurement {
+    let rusage = |key: &str| {
+        exit.stats
+            .get("rusage")
+            .and_then(|r| r.get(key))
+            .and_then(|v| v.as_u64())
+    };
+    Measurement {
+        model: model.to_string(),
+        cell,
+        repeat,
+        responses: report.responses,
+        responses_per_sec: report.responses_per_sec,
+        mib_per_sec: report.mib_per_sec,
+        p50_us: report.latency_us.p50,
+        p99_us: report.latency_us.p99,
+        p999_us: report.latency_us.p999,
+        max_us: report.latency_us.max,
+        errors: report
+            .errors
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| (k.clone(), *n))
+            .collect(),
+        jain: report.fairness.jain,
+        min_per_conn: report.fairness.min,
+        server_cpu_secs: window.cpu_secs,
+        responses_per_cpu_sec: (window.cpu_secs > 0.0)
+            .then(|| report.responses as f64 / window.cpu_secs),
+        peak_rss_kb: window.peak_rss_kb,
+        peak_threads: window.peak_threads,
+        peak_processes: window.peak_processes,
+        voluntary_ctx_switches: rusage("voluntary_ctx_switches"),
+        involuntary_ctx_switches: rusage("involuntary_ctx_switches"),
+        idle_held: (cell.idle_conns > 0).then_some(idle.held),
+        memory_per_conn_kb: idle.memory_per_conn_kb,
+        server_exit_clean: exit.clean,
+    }
+}
+
+/// The idle scenario's crowd: connections that connect and then say nothing.
+#[derive(Debug, Default)]
+struct IdleCrowd {
+    streams: Vec<TcpStream>,
+    held: u64,
+    memory_per_conn_kb: Option<f64>,
+}
+
+impl IdleCrowd {
+    /// Opens `n` connections, waits until the server holds them (or stops gaining), and
+    /// measures the server's PSS per connection held.
+    fn open(addr: SocketAddr, pid: u32, n: usize) -> Result<IdleCrowd, HarnessError> {
+        let before_sockets = socket_inodes(pid);
+        let before_pss = procfs::pss_kb(pid);
+        let mut streams = Vec::with_capacity(n);
+        for _ in 0..n {
+            match TcpStream::connect_timeout(&addr, IDLE_CONNECT_TIMEOUT) {
+                Ok(s) => streams.push(s),
+                // The model stopped accepting and the backlog is full: what it holds is
+                // the result.
+                Err(_) => break,
+            }
+        }
+        let target = streams.len() as u64;
+        let deadline = Instant::now() + IDLE_SETTLE_TIMEOUT;
+        let mut held = 0;
+        let mut last_change = Instant::now();
+        while Instant::now() < deadline {
+            let started = Instant::now();
+            let now_held = new_sockets(pid, &before_sockets);
+            // Counting is costly for a big `fork` tree: keep it to a fifth of the time.
+            let pause = Duration::from_millis(100).max(started.elapsed() * 4);
+            if now_held != held {
+                held = now_held;
+                last_change = Instant::now();
+            }
+            // Settled: everything held, or no progress for a second (a model that
+            // cannot take more, like `iterative`).
+            if held >= target || last_change.elapsed() > Duration::from_secs(1) + pause {
+                break;
+            }
+            std::thread::sleep(pause);
+        }
+        let after_pss = procfs::pss_kb(pid);
+        let memory_per_conn_kb =
+            (held > 0).then(|| after_pss.saturating_sub(before_pss) as f64 / held as f64);
+        Ok(IdleCrowd {
+            streams,
+            held,
+            memory_per_conn_kb,
+        })
+    }
+}
+
+/// Socket inodes open anywhere in the tree (a forked child's copy of the listener is the
+/// same socket, so distinct inodes count connections once whatever the model).
+fn socket_inodes(root: u32) -> HashSet<u64> {
+    let mut inodes = HashSet::new();
+    for pid in procfs::tree(root) {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            let target = target.to_string_lossy();
+            if let Some(inode) = target
+                .strip_prefix("socket:[")
+                .and_then(|rest| rest.strip_suffix(']'))
+                .and_then(|n| n.parse().ok())
+            {
+                inodes.insert(inode);
+            }
+        }
+    }
+    inodes
+}
+
+fn new_sockets(root: u32, before: &HashSet<u64>) -> u64 {
+    socket_inodes(root).difference(before).count() as u64
+}

@@ -1,0 +1,214 @@
+//! SVG charts of a run (plotters): throughput, p99 latency and server CPU per response
+//! against connections, one line per model; memory per idle connection as bars.
+
+use std::path::{Path, PathBuf};
+
+use plotters::coord::ranged1d::SegmentValue;
+use plotters::prelude::*;
+
+use crate::scenario::Scenario;
+use crate::summary::Summary;
+use crate::HarnessError;
+
+/// One line: a model's points.
+type Series = (String, Vec<(f64, f64)>);
+
+/// Writes every chart the summaries can fill into `dir`; returns the files written.
+pub(crate) fn write_all(dir: &Path, summaries: &[Summary]) -> Result<Vec<PathBuf>, HarnessError> {
+    let mut written = Vec::new();
+    let mut sizes: Vec<usize> = summaries
+        .iter()
+        .filter(|s| s.cell.scenario == Scenario::Throughput)
+        .map(|s| s.cell.size)
+        .collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    type Metric = fn(&Summary) -> Option<f64>;
+    let metrics: [(&str, &str, &str, Metric); 3] = [
+        ("throughput", "responses/s", "Throughput", |s| {
+            Some(s.responses_per_sec.median)
+        }),
+        ("p99", "p99 latency (µs)", "p99 latency", |s| {
+            Some(s.p99_us.median)
+        }),
+        (
+            "cpu-per-response",
+            "server CPU µs per response",
+            "Server CPU per response",
+            |s| s.server_cpu_us_per_response.map(|c| c.median),
+        ),
+    ];
+    for size in sizes {
+        for (file, y_label, title, metric) in metrics {
+            let series = series_by_model(summaries, size, metric);
+            if series.iter().all(|(_, points)| points.len() < 2) {
+                continue;
+            }
+            let path = dir.join(format!("{file}-{size}B.svg"));
+            let caption = format!("{title} vs connections, {size} B payload");
+            line_chart(&path, &caption, y_label, &series)?;
+            written.push(path);
+        }
+    }
+    let memory: Vec<(String, f64)> = summaries
+        .iter()
+        .filter(|s| s.cell.scenario == Scenario::Idle)
+        .filter_map(|s| Some((s.model.clone(), s.memory_per_conn_kb?.median)))
+        .collect();
+    if !memory.is_empty() {
+        let path = dir.join("memory-per-connection.svg");
+        bar_chart(
+            &path,
+            "Server memory (PSS) per idle connection",
+            "KiB",
+            &memory,
+        )?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+fn series_by_model(
+    summaries: &[Summary],
+    size: usize,
+    metric: fn(&Summary) -> Option<f64>,
+) -> Vec<Series> {
+    let mut series: Vec<Series> = Vec::new();
+    for s in summaries
+        .iter()
+        .filter(|s| s.cell.scenario == Scenario::Throughput && s.cell.size == size)
+    {
+        // A log axis cannot show zero: a model with no replies in a cell has no point.
+        let Some(y) = metric(s).filter(|y| *y > 0.0) else {
+            continue;
+        };
+        let point = (s.cell.conns as f64, y);
+        match series.iter_mut().find(|(m, _)| *m == s.model) {
+            Some((_, points)) => points.push(point),
+            None => series.push((s.model.clone(), vec![point])),
+        }
+    }
+    for (_, points) in &mut series {
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    series
+}
+
+fn draw_error(path: &Path, e: impl std::fmt::Display) -> HarnessError {
+    HarnessError::Write {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
+fn line_chart(
+    path: &Path,
+    caption: &str,
+    y_label: &str,
+    series: &[Series],
+) -> Result<(), HarnessError> {
+    let fail = |e: &dyn std::fmt::Display| draw_error(path, e);
+    let points = series.iter().flat_map(|(_, p)| p.iter());
+    let (mut x_max, mut y_min, mut y_max) = (1.0f64, f64::MAX, 0.0f64);
+    for &(x, y) in points {
+        x_max = x_max.max(x);
+        y_min = y_min.min(y);
+        y_max = y_max.max(y);
+    }
+    let root = SVGBackend::new(path, (860, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| fail(&e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(caption, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d(
+            (0.7f64..x_max * 1.4).log_scale(),
+            (y_min / 2.0..y_max * 2.0).log_scale(),
+        )
+        .map_err(|e| fail(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("connections (log)")
+        .y_desc(format!("{y_label} (log)"))
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| crate::table::short(*y))
+        .draw()
+        .map_err(|e| fail(&e))?;
+    for (i, (model, points)) in series.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+            .map_err(|e| fail(&e))?
+            .label(model.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(points.iter().map(|p| Circle::new(*p, 3, color.filled())))
+            .map_err(|e| fail(&e))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.6))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| fail(&e))?;
+    root.present().map_err(|e| fail(&e))
+}
+
+fn bar_chart(
+    path: &Path,
+    caption: &str,
+    y_label: &str,
+    bars: &[(String, f64)],
+) -> Result<(), HarnessError> {
+    let fail = |e: &dyn std::fmt::Display| draw_error(path, e);
+    let y_max = bars.iter().map(|(_, v)| *v).fold(1.0f64, f64::max) * 1.15;
+    let root = SVGBackend::new(path, (860, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| fail(&e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(caption, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d((0..bars.len()).into_segmented(), 0f64..y_max)
+        .map_err(|e| fail(&e))?;
+    let label = |v: &SegmentValue<usize>| match v {
+        SegmentValue::CenterOf(i) => bars.get(*i).map(|(m, _)| m.clone()).unwrap_or_default(),
+        _ => String::new(),
+    };
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(bars.len())
+        .x_label_formatter(&label)
+        .y_desc(y_label)
+        .draw()
+        .map_err(|e| fail(&e))?;
+    chart
+        .draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
+            let color = Palette99::pick(i).to_rgba();
+            let mut bar = Rectangle::new(
+                [
+                    (SegmentValue::Exact(i), 0.0),
+                    (SegmentValue::Exact(i + 1), *v),
+                ],
+                color.filled(),
+            );
+            bar.set_margin(0, 0, 12, 12);
+            bar
+        }))
+        .map_err(|e| fail(&e))?;
+    chart
+        .draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
+            Text::new(
+                format!("{v:.1}"),
+                (SegmentValue::CenterOf(i), *v),
+                ("sans-serif", 14),
+            )
+        }))
+        .map_err(|e| fail(&e))?;
+    root.present().map_err(|e| fail(&e))
+}

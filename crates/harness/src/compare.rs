@@ -1,0 +1,57 @@
+//! The whole matrix: every model on every cell, repeats interleaved so that a noisy
+//! minute on a shared machine lands on all models rather than on one.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::cell::{run_cell, Measurement, RunSettings};
+use crate::scenario::Plan;
+use crate::HarnessError;
+
+/// Runs `plan`, calling `log` with a line for each failed run (a model that cannot start
+/// is reported and skipped, not fatal to the other models).
+pub fn run_plan(
+    plan: &Plan,
+    binary: &Path,
+    threads: usize,
+    mut log: impl FnMut(&str),
+) -> Result<Vec<Measurement>, HarnessError> {
+    let settings = RunSettings {
+        binary,
+        duration: plan.duration,
+        warmup: plan.warmup,
+        threads,
+    };
+    let progress = progress_bar(plan.runs() as u64);
+    let mut measurements = Vec::with_capacity(plan.runs());
+    for repeat in 0..plan.repeat {
+        for cell in &plan.cells {
+            for model in &plan.models {
+                progress.set_message(format!("{model} {} (repeat {})", cell.label(), repeat + 1));
+                match run_cell(&settings, model, *cell, repeat) {
+                    Ok(m) => measurements.push(m),
+                    Err(e @ HarnessError::Load(_)) => return Err(e),
+                    Err(e) => progress.suspend(|| log(&format!("{model} {}: {e}", cell.label()))),
+                }
+                progress.inc(1);
+            }
+        }
+    }
+    progress.finish_and_clear();
+    Ok(measurements)
+}
+
+fn progress_bar(len: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden());
+    }
+    let bar = ProgressBar::new(len);
+    if let Ok(style) =
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} eta {eta} {msg}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}

@@ -1,0 +1,37 @@
+use std::io;
+
+/// What can stop a benchmark run (a model that serves badly is a result, not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    /// The server child could not be started or did not announce its address.
+    #[error("cannot start `{model}`: {reason}")]
+    ServerStart {
+        /// The model.
+        model: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Reading `/proc` or another local resource failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The load generator refused the configuration.
+    #[error("load generator: {0}")]
+    Load(#[from] echolab_client::ClientError),
+    /// A result file could not be written.
+    #[error("cannot write {path}: {reason}")]
+    Write {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The plan asked for something that does not exist.
+    #[error("{0}")]
+    Plan(String),
+}

@@ -1,0 +1,193 @@
+//! A run on disk: `results/<date>-<host>/` with `results.csv` (one row per run),
+//! `results.json` (everything), `README.md` (the tables and the machine) and the SVG
+//! charts; `results/README.md` points at the latest run.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::cell::Measurement;
+use crate::machine::Machine;
+use crate::scenario::{Plan, Scenario};
+use crate::summary::Summary;
+use crate::{charts, table, HarnessError};
+
+/// Everything one `echolab compare` produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResults {
+    /// Where it ran.
+    pub machine: Machine,
+    /// What it ran.
+    pub plan: Plan,
+    /// Every run of every cell.
+    pub measurements: Vec<Measurement>,
+    /// Repeats folded.
+    pub summaries: Vec<Summary>,
+}
+
+/// Writes the run under `results_root/<date>-<host>/` and updates
+/// `results_root/README.md`; returns the run's directory.
+pub fn write_run(results_root: &Path, run: &RunResults) -> Result<PathBuf, HarnessError> {
+    let dir = results_root.join(run.dir_name());
+    std::fs::create_dir_all(&dir).map_err(|e| write_error(&dir, e))?;
+    write(&dir.join("results.csv"), &csv(&run.measurements))?;
+    let json = serde_json::to_string_pretty(run).map_err(|e| write_error(&dir, e))?;
+    write(&dir.join("results.json"), &(json + "\n"))?;
+    let charts = charts::write_all(&dir, &run.summaries)?;
+    write(&dir.join("README.md"), &run_readme(run, &charts))?;
+    write(
+        &results_root.join("README.md"),
+        &index_readme(run, &run_dirs(results_root)),
+    )?;
+    Ok(dir)
+}
+
+impl RunResults {
+    /// `<date>-<host>`, with `-full` for the whole matrix so that a day's default run and
+    /// full run on one machine do not overwrite each other.
+    pub fn dir_name(&self) -> String {
+        let base = self.machine.run_name();
+        if self.plan.full {
+            format!("{base}-full")
+        } else {
+            base
+        }
+    }
+}
+
+fn write(path: &Path, text: &str) -> Result<(), HarnessError> {
+    std::fs::write(path, text).map_err(|e| write_error(path, e))
+}
+
+fn write_error(path: &Path, e: impl std::fmt::Display) -> HarnessError {
+    HarnessError::Write {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
+const CSV_HEADER: &str = "model,scenario,conns,size,idle_conns,repeat,responses,responses_per_sec,mib_per_sec,p50_us,p99_us,p999_us,max_us,errors,jain,min_per_conn,server_cpu_secs,responses_per_cpu_sec,peak_rss_kb,peak_threads,peak_processes,voluntary_ctx_switches,involuntary_ctx_switches,idle_held,memory_per_conn_kb,server_exit_clean";
+
+/// One row per run; optional figures are empty cells. No field can hold a comma except
+/// `errors`, which is written `kind=n;kind=n`.
+pub fn csv(measurements: &[Measurement]) -> String {
+    let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.3}"));
+    let opt_u = |v: Option<u64>| v.map_or(String::new(), |v| v.to_string());
+    let mut out = String::from(CSV_HEADER);
+    out.push('\n');
+    for m in measurements {
+        let errors: Vec<String> = m.errors.iter().map(|(k, n)| format!("{k}={n}")).collect();
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{},{},{:.1},{:.3},{:.1},{:.1},{:.1},{:.1},{},{:.4},{},{:.4},{},{},{},{},{},{},{},{},{}",
+            m.model,
+            m.cell.scenario,
+            m.cell.conns,
+            m.cell.size,
+            m.cell.idle_conns,
+            m.repeat,
+            m.responses,
+            m.responses_per_sec,
+            m.mib_per_sec,
+            m.p50_us,
+            m.p99_us,
+            m.p999_us,
+            m.max_us,
+            errors.join(";"),
+            m.jain,
+            m.min_per_conn,
+            m.server_cpu_secs,
+            opt(m.responses_per_cpu_sec),
+            m.peak_rss_kb,
+            m.peak_threads,
+            m.peak_processes,
+            opt_u(m.voluntary_ctx_switches),
+            opt_u(m.involuntary_ctx_switches),
+            opt_u(m.idle_held),
+            opt(m.memory_per_conn_kb),
+            m.server_exit_clean,
+        );
+    }
+    out
+}
+
+fn run_readme(run: &RunResults, charts: &[PathBuf]) -> String {
+    let m = &run.machine;
+    let p = &run.plan;
+    let mut out = format!("# echolab compare, {}\n\n", m.started);
+    let _ = writeln!(
+        out,
+        "- machine: {} ({} logical CPUs, {} MiB), host `{}`",
+        m.cpu, m.cores, m.memory_mib, m.host
+    );
+    let _ = writeln!(out, "- kernel {}, {}", m.kernel, m.rustc);
+    let _ = writeln!(out, "- commit `{}`", m.commit);
+    let _ = writeln!(out, "- command: `{}`", m.command);
+    let _ = writeln!(
+        out,
+        "- plan: {} models x {} cells x {} repeats, {:.1} s measured after {:.1} s warm-up per run{}\n",
+        p.models.len(),
+        p.cells.len(),
+        p.repeat,
+        p.duration.as_secs_f64(),
+        p.warmup.as_secs_f64(),
+        if p.full { " (full matrix)" } else { "" }
+    );
+    out.push_str(
+        "Each figure is the median over the repeats (min–max in brackets for throughput). The \
+         client and the server share the machine's cores, so raw throughput partly measures the \
+         scheduler; **responses per server CPU-second** (the server's own user+system time, whole \
+         process tree, inside the measured window) separates the models where throughput cannot. \
+         Context switches are over the server's whole life for the run. Files: `results.csv` (one \
+         row per run), `results.json` (everything, with the plan and the machine).\n",
+    );
+    for scenario in Scenario::ALL {
+        let rows = table::rows(&run.summaries, scenario);
+        if rows.is_empty() {
+            continue;
+        }
+        let _ = write!(out, "\n## {scenario}\n\n");
+        out.push_str(&table::markdown(&table::headers(scenario), &rows));
+    }
+    if !charts.is_empty() {
+        out.push_str("\n## Charts\n\n");
+        for chart in charts {
+            if let Some(name) = chart.file_name().and_then(|n| n.to_str()) {
+                let _ = writeln!(out, "![{name}]({name})\n");
+            }
+        }
+    }
+    out
+}
+
+/// The run directories under `root` (those with a README), newest name first.
+fn run_dirs(root: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root)
+        .map(|dir| {
+            dir.flatten()
+                .filter(|e| e.path().join("README.md").is_file())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort_unstable_by(|a, b| b.cmp(a));
+    names
+}
+
+fn index_readme(run: &RunResults, all_runs: &[String]) -> String {
+    let latest = &run.machine;
+    let name = run.dir_name();
+    let mut out = format!(
+        "# Results\n\nEach directory is one `echolab compare` run, named `<date>-<host>` \
+         (`-full` for the whole matrix), with its machine, commit and exact command in its \
+         README.\n\nLatest: [{name}]({name}/README.md) ({} on {}, {} logical CPUs).\n\n\
+         Reproduce with `cargo run --release -- compare` (add `--full` for the whole matrix); \
+         see [docs/benchmarking.md](../docs/benchmarking.md) for the method.\n\n## All runs\n\n",
+        latest.started, latest.cpu, latest.cores
+    );
+    for dir in all_runs {
+        out.push_str(&format!("- [{dir}]({dir}/README.md)\n"));
+    }
+    out
+}

@@ -1,0 +1,37 @@
+//! The benchmark harness behind `echolab compare`.
+//!
+//! Each run of each cell starts a fresh server as a child process (`echolab serve MODEL
+//! --addr 127.0.0.1:0`), reads its `listening on` line, drives it with the one load
+//! generator (`echolab_client::load`, in this process), and stops it with SIGTERM,
+//! reading back its stats line. The server's side is read from `/proc` while the load
+//! runs: CPU time inside the measured window, peak memory, threads and processes of the
+//! whole process tree (a `fork` server is many processes). The client and the server
+//! share the machine's cores, so next to throughput the harness reports responses per
+//! server CPU-second, which separates the models where raw throughput cannot.
+//!
+//! Results go to `results/<date>-<host>/` as CSV, JSON, a Markdown README with the
+//! machine and the exact command, and SVG charts.
+
+mod cell;
+mod charts;
+mod compare;
+mod error;
+mod files;
+mod machine;
+pub mod procfs;
+mod sampler;
+mod scenario;
+mod summary;
+mod table;
+
+pub use cell::{run_cell, Measurement, RunSettings};
+pub use compare::run_plan;
+pub use error::HarnessError;
+pub use files::{csv, write_run, RunResults};
+pub use machine::Machine;
+pub use scenario::{Cell, Plan, Scenario};
+pub use server::{ServerExit, ServerProcess};
+pub use summary::{summarize, Spread, Summary};
+pub use table::terminal as terminal_table;
+
+mod server;

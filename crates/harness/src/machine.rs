@@ -1,0 +1,141 @@
+//! The machine a result was measured on: every result file carries it, because numbers
+//! from a shared 2-core VM and from a 64-core server are not the same kind of number.
+
+use std::process::Command;
+
+use serde::Serialize;
+
+/// Where and how a run was made.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    /// Host name.
+    pub host: String,
+    /// CPU model name from `/proc/cpuinfo`.
+    pub cpu: String,
+    /// Logical CPUs available to this process.
+    pub cores: usize,
+    /// Kernel release.
+    pub kernel: String,
+    /// Total memory, MiB.
+    pub memory_mib: u64,
+    /// `rustc --version`, or `unknown`.
+    pub rustc: String,
+    /// `git describe --always --dirty` of the working tree, or `unknown`.
+    pub commit: String,
+    /// UTC date and time the run started (`YYYY-MM-DDTHH:MM:SSZ`).
+    pub started: String,
+    /// The exact command line.
+    pub command: String,
+}
+
+impl Machine {
+    /// Reads this machine.
+    pub fn detect() -> Machine {
+        let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+        let cpuinfo = read("/proc/cpuinfo");
+        let meminfo = read("/proc/meminfo");
+        Machine {
+            host: non_empty(read("/proc/sys/kernel/hostname").trim()),
+            cpu: non_empty(
+                cpuinfo
+                    .lines()
+                    .find_map(|l| l.strip_prefix("model name"))
+                    .and_then(|rest| rest.split_once(':'))
+                    .map(|(_, name)| name.trim())
+                    .unwrap_or(""),
+            ),
+            cores: std::thread::available_parallelism()
+                .map(usize::from)
+                .unwrap_or(1),
+            kernel: non_empty(read("/proc/sys/kernel/osrelease").trim()),
+            memory_mib: meminfo
+                .lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|kb| kb.parse::<u64>().ok())
+                .map_or(0, |kb| kb / 1024),
+            rustc: command_output("rustc", &["--version"]),
+            commit: command_output("git", &["describe", "--always", "--dirty"]),
+            started: utc_now(),
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+        }
+    }
+
+    /// `YYYY-MM-DD-host`, the results directory name.
+    pub fn run_name(&self) -> String {
+        format!(
+            "{}-{}",
+            &self.started[..10.min(self.started.len())],
+            self.host
+        )
+    }
+}
+
+fn non_empty(s: &str) -> String {
+    if s.is_empty() {
+        "unknown".into()
+    } else {
+        s.to_string()
+    }
+}
+
+fn command_output(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The current UTC time, formatted without a date library (civil-from-days).
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format_utc(secs)
+}
+
+fn format_utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_known_instants() {
+        assert_eq!(format_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(format_utc(1_795_437_296), "2026-11-23T12:34:56Z");
+    }
+
+    #[test]
+    fn detects_this_machine() {
+        let m = Machine::detect();
+        assert!(m.cores >= 1);
+        assert_ne!(m.kernel, "unknown");
+        assert!(m.run_name().len() > 11, "{}", m.run_name());
+    }
+}

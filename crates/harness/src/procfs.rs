@@ -1,0 +1,186 @@
+//! The server's cost, read from `/proc`: CPU time, resident memory, threads, processes
+//! and descriptors of a whole process tree (a `fork` server is a parent plus one child
+//! per client, so every figure sums the tree).
+
+use std::fs;
+use std::io;
+
+use nix::unistd::{sysconf, SysconfVar};
+
+/// One reading of a process tree.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TreeSample {
+    /// User + system CPU of every live process in the tree, plus the children the root
+    /// has already reaped (`cutime`/`cstime`), in seconds.
+    pub cpu_secs: f64,
+    /// Sum of `VmRSS` over the tree, in KiB (counts pages shared after `fork` once per
+    /// process; see [`pss_kb`] for the fair share).
+    pub rss_kb: u64,
+    /// Sum of `Threads` over the tree.
+    pub threads: u64,
+    /// Processes in the tree, the root included.
+    pub processes: u64,
+}
+
+/// Reads the tree rooted at `root`. Fails only if the root itself is gone; a child that
+/// exits while it is read is skipped.
+pub fn sample_tree(root: u32) -> io::Result<TreeSample> {
+    let pids = tree(root);
+    let tick = ticks_per_sec();
+    let mut sample = TreeSample::default();
+    for (i, pid) in pids.iter().enumerate() {
+        // The root's reaped children are in its cutime/cstime; a live child's own
+        // children (there are none in echolab's models) would be in its.
+        let ticks = match cpu_ticks(*pid) {
+            Ok(t) => t,
+            Err(e) if i == 0 => return Err(e),
+            Err(_) => continue,
+        };
+        let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
+            continue;
+        };
+        sample.cpu_secs += ticks as f64 / tick;
+        sample.rss_kb += status_field(&status, "VmRSS:").unwrap_or(0);
+        sample.threads += status_field(&status, "Threads:").unwrap_or(0);
+        sample.processes += 1;
+    }
+    Ok(sample)
+}
+
+/// Proportional set size of the tree in KiB: each shared page is divided among the
+/// processes that map it, so a thousand forked children are not counted a thousand
+/// times for the parent's binary.
+pub fn pss_kb(root: u32) -> u64 {
+    tree(root)
+        .iter()
+        .filter_map(|pid| fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok())
+        .filter_map(|rollup| status_field(&rollup, "Pss:"))
+        .sum()
+}
+
+/// Open descriptors over the tree.
+pub fn fd_count(root: u32) -> u64 {
+    tree(root)
+        .iter()
+        .filter_map(|pid| fs::read_dir(format!("/proc/{pid}/fd")).ok())
+        .map(|dir| dir.count() as u64)
+        .sum()
+}
+
+/// `root` and every descendant, root first (from each task's `children` file).
+pub fn tree(root: u32) -> Vec<u32> {
+    let mut pids = vec![root];
+    let mut next = 0;
+    // Bounded: a pid is visited once, and the kernel's pid space is finite.
+    while next < pids.len() {
+        let pid = pids[next];
+        next += 1;
+        let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let path = task.path().join("children");
+            let Ok(children) = fs::read_to_string(path) else {
+                continue;
+            };
+            pids.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
+        }
+    }
+    pids
+}
+
+/// utime + stime + cutime + cstime of one process, in clock ticks.
+fn cpu_ticks(pid: u32) -> io::Result<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name may contain spaces and parentheses: fields start after the last ')'.
+    let rest = stat
+        .rfind(')')
+        .map(|i| &stat[i + 1..])
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed /proc stat"))?;
+    // After ')' the first field is field 3 (state); utime..cstime are fields 14..17.
+    Ok(rest
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum())
+}
+
+fn status_field(text: &str, key: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(key))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+fn ticks_per_sec() -> f64 {
+    match sysconf(SysconfVar::CLK_TCK) {
+        Ok(Some(t)) if t > 0 => t as f64,
+        _ => 100.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_this_process() {
+        let me = std::process::id();
+        let sample = sample_tree(me).unwrap();
+        assert!(sample.rss_kb > 0);
+        assert!(sample.threads >= 1);
+        assert!(sample.processes >= 1);
+        assert!(fd_count(me) >= 3);
+        assert!(pss_kb(me) > 0);
+    }
+
+    #[test]
+    fn counts_a_child_and_its_cpu() {
+        // A child that burns some CPU and then sleeps: once it sleeps its time is fixed,
+        // and the tree's sum must include it on top of this process's own.
+        let mut child = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; exec sleep 10",
+            ])
+            .spawn()
+            .unwrap();
+        let me = std::process::id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let sleeping = |pid: u32| {
+            fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains("(sleep) S"))
+        };
+        while !sleeping(child.id()) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let own_before = cpu_ticks(me).unwrap() as f64 / ticks_per_sec();
+        let sample = sample_tree(me).unwrap();
+        let child_cpu = cpu_ticks(child.id()).unwrap() as f64 / ticks_per_sec();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(
+            sleeping_was_reached(deadline),
+            "child never finished its loop"
+        );
+        assert!(sample.processes >= 2, "{sample:?}");
+        assert!(child_cpu > 0.0, "the child's loop used no CPU?");
+        assert!(
+            sample.cpu_secs >= own_before + child_cpu - 1e-9,
+            "{sample:?}: own {own_before} + child {child_cpu}"
+        );
+    }
+
+    fn sleeping_was_reached(deadline: std::time::Instant) -> bool {
+        std::time::Instant::now() < deadline
+    }
+
+    #[test]
+    fn missing_root_is_an_error() {
+        assert!(sample_tree(u32::MAX - 1).is_err());
+    }
+}

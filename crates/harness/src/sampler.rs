@@ -1,0 +1,92 @@
+//! Watches the server's process tree while a cell runs: its CPU time exactly at the
+//! start and end of the measured window, and the peaks of memory, threads and processes
+//! between samples.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::procfs::{sample_tree, TreeSample};
+
+/// How often the peaks are sampled at most.
+const PEAK_INTERVAL: Duration = Duration::from_millis(200);
+/// Sampling may take at most this share of one core: reading five thousand forked
+/// children's `/proc` files takes a good part of a second, time taken from the client
+/// and the server being measured, so a big tree is sampled less often.
+const MAX_SAMPLING_SHARE: u32 = 10;
+
+/// What the sampler saw.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Window {
+    /// Server CPU seconds spent inside the measured window.
+    pub(crate) cpu_secs: f64,
+    /// Largest tree RSS seen, KiB.
+    pub(crate) peak_rss_kb: u64,
+    /// Most threads seen in the tree.
+    pub(crate) peak_threads: u64,
+    /// Most processes seen in the tree.
+    pub(crate) peak_processes: u64,
+}
+
+/// A sampler thread over `[from, to]`; [`Sampler::finish`] returns what it saw.
+#[derive(Debug)]
+pub(crate) struct Sampler {
+    handle: JoinHandle<Window>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Sampler {
+    /// Starts sampling `pid` until `to` (or until stopped).
+    pub(crate) fn start(pid: u32, from: Instant, to: Instant) -> Sampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let handle = std::thread::spawn(move || watch(pid, from, to, &flag));
+        Sampler { handle, stop }
+    }
+
+    /// Waits for the window to close (or stops early) and returns the figures.
+    pub(crate) fn finish(self) -> Window {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().unwrap_or_default()
+    }
+}
+
+impl Window {
+    fn observe(&mut self, sample: TreeSample) {
+        self.peak_rss_kb = self.peak_rss_kb.max(sample.rss_kb);
+        self.peak_threads = self.peak_threads.max(sample.threads);
+        self.peak_processes = self.peak_processes.max(sample.processes);
+    }
+}
+
+fn watch(pid: u32, from: Instant, to: Instant, stop: &AtomicBool) -> Window {
+    let mut window = Window::default();
+    let mut at_from: Option<TreeSample> = None;
+    let mut last = TreeSample::default();
+    loop {
+        let now = Instant::now();
+        let stopping = stop.load(Ordering::Relaxed);
+        let Ok(sample) = sample_tree(pid) else { break };
+        let cost = now.elapsed();
+        window.observe(sample);
+        last = sample;
+        if at_from.is_none() && now >= from {
+            at_from = Some(sample);
+        }
+        if now >= to || stopping {
+            break;
+        }
+        // Wake at the next peak sample, but exactly at the window's edges.
+        let mut next = now + PEAK_INTERVAL.max(cost * MAX_SAMPLING_SHARE);
+        if at_from.is_none() {
+            next = next.min(from);
+        }
+        next = next.min(to);
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    if let Some(start) = at_from {
+        window.cpu_secs = (last.cpu_secs - start.cpu_secs).max(0.0);
+    }
+    window
+}

@@ -1,0 +1,210 @@
+//! The scenarios and the matrix of cells they expand to.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::HarnessError;
+
+/// A named preset workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    /// One connection, 64 B, one message in flight: the round trip.
+    Latency,
+    /// Connections x payload sizes, closed loop.
+    Throughput,
+    /// A new connection per message: accept and teardown cost.
+    Churn,
+    /// Thousands of idle connections held open while one client pings: memory per
+    /// connection, and whether an idle crowd slows the active client.
+    Idle,
+}
+
+impl Scenario {
+    /// Every scenario, in report order.
+    pub const ALL: [Scenario; 4] = [
+        Scenario::Latency,
+        Scenario::Throughput,
+        Scenario::Churn,
+        Scenario::Idle,
+    ];
+
+    /// Its lowercase name (CLI, files).
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Latency => "latency",
+            Scenario::Throughput => "throughput",
+            Scenario::Churn => "churn",
+            Scenario::Idle => "idle",
+        }
+    }
+
+    /// Parses a name.
+    pub fn parse(name: &str) -> Result<Scenario, HarnessError> {
+        Scenario::ALL
+            .into_iter()
+            .find(|s| s.name() == name)
+            .ok_or_else(|| {
+                HarnessError::Plan(format!(
+                    "unknown scenario `{name}`; the scenarios are: latency, throughput, churn, idle"
+                ))
+            })
+    }
+
+    /// The cells this scenario runs: a sensible subset by default, the whole matrix
+    /// with `full`.
+    pub fn cells(self, full: bool) -> Vec<Cell> {
+        let cell = |conns, size, idle| Cell {
+            scenario: self,
+            conns,
+            size,
+            idle_conns: idle,
+        };
+        match self {
+            Scenario::Latency => vec![cell(1, 64, 0)],
+            Scenario::Throughput => {
+                let (conns, sizes): (&[usize], &[usize]) = if full {
+                    (&[1, 10, 100, 1000], &[64, 4096, 65536])
+                } else {
+                    (&[1, 10, 100], &[64, 4096])
+                };
+                sizes
+                    .iter()
+                    .flat_map(|&size| conns.iter().map(move |&c| (c, size)))
+                    .map(|(c, size)| cell(c, size, 0))
+                    .collect()
+            }
+            Scenario::Churn => vec![cell(10, 64, 0)],
+            Scenario::Idle => vec![cell(1, 64, if full { 5000 } else { 1000 })],
+        }
+    }
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One point of the matrix: a scenario at one size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct Cell {
+    /// Which preset.
+    pub scenario: Scenario,
+    /// Active (load-generating) connections.
+    pub conns: usize,
+    /// Payload bytes per message.
+    pub size: usize,
+    /// Idle connections held open beside the active ones.
+    pub idle_conns: usize,
+}
+
+impl Cell {
+    /// A short label: `throughput 100x4096`, `idle 5000+1x64`.
+    pub fn label(&self) -> String {
+        if self.idle_conns > 0 {
+            format!(
+                "{} {}+{}x{}",
+                self.scenario, self.idle_conns, self.conns, self.size
+            )
+        } else {
+            format!("{} {}x{}", self.scenario, self.conns, self.size)
+        }
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// Model names, in order.
+    pub models: Vec<String>,
+    /// The cells, in order.
+    pub cells: Vec<Cell>,
+    /// Runs of each cell.
+    pub repeat: usize,
+    /// Measured time per cell.
+    #[serde(serialize_with = "secs")]
+    pub duration: Duration,
+    /// Load before measuring, per cell.
+    #[serde(serialize_with = "secs")]
+    pub warmup: Duration,
+    /// The whole matrix (`--full`) rather than the default subset.
+    pub full: bool,
+}
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+impl Plan {
+    /// The plan for these models and scenarios (all scenarios if empty).
+    pub fn new(models: Vec<String>, scenarios: &[Scenario], full: bool) -> Plan {
+        let scenarios: Vec<Scenario> = if scenarios.is_empty() {
+            Scenario::ALL.to_vec()
+        } else {
+            scenarios.to_vec()
+        };
+        Plan {
+            models,
+            cells: scenarios.iter().flat_map(|s| s.cells(full)).collect(),
+            repeat: 3,
+            duration: if full {
+                Duration::from_secs(3)
+            } else {
+                Duration::from_secs(1)
+            },
+            warmup: if full {
+                Duration::from_secs(1)
+            } else {
+                Duration::from_millis(500)
+            },
+            full,
+        }
+    }
+
+    /// Runs in total.
+    pub fn runs(&self) -> usize {
+        self.models.len() * self.cells.len() * self.repeat
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_matrix_is_the_issue_matrix() {
+        let cells = Scenario::Throughput.cells(true);
+        assert_eq!(cells.len(), 12);
+        for conns in [1, 10, 100, 1000] {
+            for size in [64, 4096, 65536] {
+                assert!(cells.iter().any(|c| c.conns == conns && c.size == size));
+            }
+        }
+        assert_eq!(Scenario::Idle.cells(true)[0].idle_conns, 5000);
+    }
+
+    #[test]
+    fn default_is_a_subset_of_full() {
+        for s in Scenario::ALL {
+            let full = s.cells(true);
+            for cell in s.cells(false) {
+                let same_shape = full
+                    .iter()
+                    .any(|f| f.conns == cell.conns && f.size == cell.size);
+                assert!(same_shape || s == Scenario::Idle, "{cell:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn names_round_trip_and_unknown_is_an_error() {
+        for s in Scenario::ALL {
+            assert_eq!(Scenario::parse(s.name()).unwrap(), s);
+        }
+        let err = Scenario::parse("fast").unwrap_err().to_string();
+        assert!(err.contains("latency, throughput, churn, idle"), "{err}");
+    }
+}

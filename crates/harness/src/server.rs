@@ -1,0 +1,145 @@
+//! One model as a child process: `echolab serve MODEL --addr 127.0.0.1:0`, its address
+//! read from the `listening on` line, stopped with SIGTERM and its stats line read back.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::HarnessError;
+
+/// How long a server gets to print its address, and to exit after SIGTERM.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running server. Dropped without [`ServerProcess::stop`], it gets SIGTERM and then,
+/// after a grace period, SIGKILL: SIGTERM first so a `fork` parent takes its children
+/// down with it instead of leaving them orphaned.
+#[derive(Debug)]
+pub struct ServerProcess {
+    child: Child,
+    addr: SocketAddr,
+    lines: mpsc::Receiver<String>,
+}
+
+/// What the server said about itself when it stopped.
+#[derive(Debug, Clone, Default)]
+pub struct ServerExit {
+    /// Exited with status 0 within the stop timeout.
+    pub clean: bool,
+    /// Its JSON stats line (`null` if it printed none).
+    pub stats: serde_json::Value,
+}
+
+impl ServerProcess {
+    /// Starts `binary serve model --addr 127.0.0.1:0 extra_args...` and waits for its
+    /// address.
+    pub fn start(binary: &Path, model: &str, extra_args: &[String]) -> Result<Self, HarnessError> {
+        let fail = |reason: String| HarnessError::ServerStart {
+            model: model.to_string(),
+            reason,
+        };
+        let mut child = Command::new(binary)
+            .args(["serve", model, "--addr", "127.0.0.1:0"])
+            .args(extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| fail(format!("{}: {e}", binary.display())))?;
+        let Some(stdout) = child.stdout.take() else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(fail("no stdout pipe".into()));
+        };
+        let lines = forward_lines(stdout);
+        let mut server = ServerProcess {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            lines,
+        };
+        let first = server
+            .lines
+            .recv_timeout(START_TIMEOUT)
+            .map_err(|_| fail("it printed no `listening on` line".into()))?;
+        server.addr = first
+            .strip_prefix("listening on ")
+            .and_then(|a| a.trim().parse().ok())
+            .ok_or_else(|| fail(format!("unexpected first line {first:?}")))?;
+        Ok(server)
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its process id (the root of its process tree).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, then waits for the exit and the stats line (SIGKILL after the timeout).
+    pub fn stop(mut self) -> ServerExit {
+        let pid = Pid::from_raw(self.child.id() as i32);
+        let _ = kill(pid, Signal::SIGTERM);
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        let mut exit = ServerExit::default();
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    exit.clean = status.success();
+                    break;
+                }
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                _ => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break;
+                }
+            }
+        }
+        // The reader thread sees EOF once the process is gone; take its last JSON line.
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(1)) {
+            if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) {
+                exit.stats = value;
+            }
+        }
+        exit
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Reads the child's stdout on a thread so a silent server cannot block the harness.
+fn forward_lines(stdout: ChildStdout) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}

@@ -1,0 +1,147 @@
+//! Repeats folded into one row per model and cell: the median with its min–max spread.
+
+use serde::Serialize;
+
+use crate::cell::Measurement;
+use crate::scenario::Cell;
+
+/// Median and range of one figure over the repeats.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Spread {
+    /// Median (the lower middle value for an even count, so it is a value that was seen).
+    pub median: f64,
+    /// Smallest.
+    pub min: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of `values`; `None` if there are none.
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Option<Spread> {
+        let mut v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        Some(Spread {
+            median: v[(v.len() - 1) / 2],
+            min: v[0],
+            max: v[v.len() - 1],
+        })
+    }
+}
+
+/// One model on one cell, over its repeats.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// The model.
+    pub model: String,
+    /// The cell.
+    pub cell: Cell,
+    /// Repeats folded in.
+    pub runs: usize,
+    /// Responses per second.
+    pub responses_per_sec: Spread,
+    /// p50 latency, microseconds.
+    pub p50_us: Spread,
+    /// p99 latency, microseconds.
+    pub p99_us: Spread,
+    /// Server CPU microseconds per response.
+    pub server_cpu_us_per_response: Option<Spread>,
+    /// Responses per server CPU-second.
+    pub responses_per_cpu_sec: Option<Spread>,
+    /// Peak RSS of the server tree, KiB.
+    pub peak_rss_kb: Spread,
+    /// Most threads.
+    pub peak_threads: u64,
+    /// Most processes.
+    pub peak_processes: u64,
+    /// Context switches over the server's life (voluntary + involuntary), median.
+    pub ctx_switches: Option<Spread>,
+    /// Jain's index, median.
+    pub jain: Spread,
+    /// Idle scenario: PSS per held connection, KiB.
+    pub memory_per_conn_kb: Option<Spread>,
+    /// Idle scenario: connections held (fewest over the repeats).
+    pub idle_held: Option<u64>,
+    /// Each repeat's verdict, distinct, joined (empty when all were clean).
+    pub note: String,
+}
+
+/// Folds measurements into summaries, in the order their (model, cell) first appears.
+pub fn summarize(measurements: &[Measurement]) -> Vec<Summary> {
+    let mut keys: Vec<(String, Cell)> = Vec::new();
+    for m in measurements {
+        let key = (m.model.clone(), m.cell);
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    keys.into_iter()
+        .filter_map(|(model, cell)| {
+            let runs: Vec<&Measurement> = measurements
+                .iter()
+                .filter(|m| m.model == model && m.cell == cell)
+                .collect();
+            summarize_runs(model, cell, &runs)
+        })
+        .collect()
+}
+
+fn summarize_runs(model: String, cell: Cell, runs: &[&Measurement]) -> Option<Summary> {
+    let spread = |f: &dyn Fn(&Measurement) -> f64| Spread::of(runs.iter().map(|m| f(m)));
+    let optional = |f: &dyn Fn(&Measurement) -> Option<f64>| {
+        let values: Vec<f64> = runs.iter().filter_map(|m| f(m)).collect();
+        if values.len() == runs.len() {
+            Spread::of(values)
+        } else {
+            None
+        }
+    };
+    let mut notes: Vec<String> = Vec::new();
+    for m in runs {
+        let note = m.note();
+        if !note.is_empty() && !notes.contains(&note) {
+            notes.push(note);
+        }
+    }
+    Some(Summary {
+        responses_per_sec: spread(&|m| m.responses_per_sec)?,
+        p50_us: spread(&|m| m.p50_us)?,
+        p99_us: spread(&|m| m.p99_us)?,
+        server_cpu_us_per_response: optional(&|m| {
+            (m.responses > 0).then(|| m.server_cpu_secs * 1e6 / m.responses as f64)
+        }),
+        responses_per_cpu_sec: optional(&|m| m.responses_per_cpu_sec),
+        peak_rss_kb: spread(&|m| m.peak_rss_kb as f64)?,
+        peak_threads: runs.iter().map(|m| m.peak_threads).max().unwrap_or(0),
+        peak_processes: runs.iter().map(|m| m.peak_processes).max().unwrap_or(0),
+        ctx_switches: optional(&|m| {
+            Some((m.voluntary_ctx_switches? + m.involuntary_ctx_switches?) as f64)
+        }),
+        jain: spread(&|m| m.jain)?,
+        memory_per_conn_kb: optional(&|m| m.memory_per_conn_kb),
+        idle_held: runs.iter().filter_map(|m| m.idle_held).min(),
+        note: notes.join(" | "),
+        runs: runs.len(),
+        model,
+        cell,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts_is_a_seen_value() {
+        let s = Spread::of([3.0, 1.0, 2.0]).unwrap();
+        assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
+        let s = Spread::of([4.0, 1.0, 3.0, 2.0]).unwrap();
+        assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 4.0));
+        assert!(Spread::of(Vec::<f64>::new()).is_none());
+        let s = Spread::of([f64::NAN, 5.0]).unwrap();
+        assert_eq!(s.median, 5.0);
+    }
+}
