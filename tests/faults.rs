@@ -54,24 +54,30 @@ const CASES: &[Case] = &[
         descriptors::out_of_descriptors_backs_off_then_serves_the_queue,
     ),
     case(
-        "two_thousand_simultaneous_connects",
-        connect_storm::two_thousand_simultaneous_connects,
-    ),
-    case(
         "process_limit_refuses_then_recovers",
         process_limit::process_limit_refuses_then_recovers,
     ),
+    // The next three load the machine (hundreds of threads or processes, a 50 MiB echo
+    // under a signal storm): run alone, they neither slow a timed neighbour nor are
+    // slowed by one.
+    case(
+        "two_thousand_simultaneous_connects",
+        connect_storm::two_thousand_simultaneous_connects,
+    )
+    .alone(),
     case(
         "thousand_short_connections_leave_nothing",
         churn::thousand_short_connections_leave_nothing,
-    ),
+    )
+    .alone(),
     // Only `fork` handles SIGCHLD; every other model leaves it at its default
     // disposition (ignored), where it interrupts nothing.
     case_for(
         "sigchld_storm_during_50mib_echo",
         &["fork"],
         churn::sigchld_storm_during_50mib_echo,
-    ),
+    )
+    .alone(),
     // `iterative` serves nobody beside a connected hog, by design.
     concurrent_case(
         "pingers_p99_under_a_max_frame_hog",

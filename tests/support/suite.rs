@@ -16,8 +16,9 @@ pub struct Case {
     /// Non-empty: only for the models named here (a case about a mechanism that only
     /// those models have; the case list says why).
     pub only: &'static [&'static str],
-    /// Runs with no other trial beside it: for cases that assert a latency bound,
-    /// which a CPU-heavy neighbour on a 2-core machine would break.
+    /// Runs with no other trial beside it: for cases that assert a latency bound, which
+    /// a CPU-heavy neighbour on a 2-core machine would break, and for the CPU-heavy
+    /// cases themselves.
     pub alone: bool,
 }
 
