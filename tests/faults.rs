@@ -8,6 +8,8 @@
 
 mod support;
 
+#[path = "faults/auth_flood.rs"]
+mod auth_flood;
 #[path = "faults/churn.rs"]
 mod churn;
 #[path = "faults/connect_storm.rs"]
@@ -52,6 +54,10 @@ const CASES: &[Case] = &[
     case(
         "out_of_descriptors_backs_off_then_serves_the_queue",
         descriptors::out_of_descriptors_backs_off_then_serves_the_queue,
+    ),
+    case(
+        "unauthenticated_flood_capped_and_dropped",
+        auth_flood::unauthenticated_flood_capped_and_dropped,
     ),
     case(
         "process_limit_refuses_then_recovers",
