@@ -16,6 +16,8 @@ mod churn;
 mod connect_storm;
 #[path = "faults/descriptors.rs"]
 mod descriptors;
+#[path = "faults/drain.rs"]
+mod drain;
 #[path = "faults/fairness.rs"]
 mod fairness;
 #[path = "faults/process_limit.rs"]
@@ -58,6 +60,10 @@ const CASES: &[Case] = &[
     case(
         "unauthenticated_flood_capped_and_dropped",
         auth_flood::unauthenticated_flood_capped_and_dropped,
+    ),
+    case(
+        "new_connects_refused_while_draining",
+        drain::new_connects_refused_while_draining,
     ),
     case(
         "process_limit_refuses_then_recovers",
