@@ -105,11 +105,16 @@ fn main() {
 /// Starts `model` with `extra` flags; `pool` gets enough workers for the suite's
 /// concurrent clients (its default is one per CPU).
 fn start(model: &Model, extra: &[&str]) -> ServerGuard {
-    let mut args: Vec<&str> = extra.to_vec();
+    ServerGuard::start(model.name, &with_pool_workers(model, extra))
+}
+
+/// `extra`, plus `--workers 16` for `pool` unless `extra` sets its own.
+fn with_pool_workers<'a>(model: &Model, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = extra.to_vec();
     if model.name == "pool" && !extra.contains(&"--workers") {
         args.extend_from_slice(&["--workers", "16"]);
     }
-    ServerGuard::start(model.name, &args)
+    args
 }
 
 /// Starts `model` behind a wrapper command (`prlimit ... --`, `setpriv ...`), which
@@ -124,10 +129,7 @@ fn start_under(model: &Model, wrapper: &[&str], extra: &[&str]) -> ServerGuard {
         "--addr",
         "127.0.0.1:0",
     ]);
-    command.args(extra);
-    if model.name == "pool" && !extra.contains(&"--workers") {
-        command.args(["--workers", "16"]);
-    }
+    command.args(with_pool_workers(model, extra));
     ServerGuard::spawn(model.name, command)
 }
 

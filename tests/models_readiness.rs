@@ -15,19 +15,6 @@ use support::*;
 
 const MODELS: [&str; 2] = ["poll", "mio"];
 
-/// Raises the soft descriptor limit towards `wanted` (never past the hard limit);
-/// returns the soft limit now in force.
-fn raise_nofile(wanted: u64) -> u64 {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
-    if soft >= wanted {
-        return soft;
-    }
-    let target = wanted.min(hard);
-    setrlimit(Resource::RLIMIT_NOFILE, target, hard).expect("setrlimit");
-    target
-}
-
 fn distinct_payload(i: usize) -> Vec<u8> {
     let mut payload = format!("client-{i}:").into_bytes();
     payload.extend(pattern(16 + i % 97, i as u8));
@@ -38,7 +25,7 @@ fn distinct_payload(i: usize) -> Vec<u8> {
 fn thousand_concurrent_round_trips() {
     // The test process and the server (which inherits the limit) each need a
     // descriptor per connection, plus a margin.
-    let limit = raise_nofile(2048);
+    let limit = proc::raise_nofile(2048);
     let count = if limit >= 1100 { 1000 } else { 900 };
     for model in MODELS {
         let server = ServerGuard::start(model, &[]);

@@ -19,25 +19,11 @@ use socket2::{Domain, Socket, Type};
 
 use super::start;
 use crate::support::pending::{Outcome, PendingClient};
-use crate::support::{frames, pattern};
+use crate::support::{frames, pattern, proc};
 
 const CLIENTS: usize = 2000;
 const MAX_CONNS: usize = 500;
 const PHASE_LIMIT: Duration = Duration::from_secs(30);
-
-/// Raises this process's soft descriptor limit to `wanted` (the hard limit allowing);
-/// the server, our child, inherits it.
-fn raise_nofile(wanted: u64) {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
-    assert!(
-        hard >= wanted,
-        "the hard descriptor limit {hard} is below the {wanted} this case needs"
-    );
-    if soft < wanted {
-        setrlimit(Resource::RLIMIT_NOFILE, wanted, hard).expect("setrlimit");
-    }
-}
 
 /// Starts a non-blocking connect.
 fn start_connect(addr: std::net::SocketAddr) -> Socket {
@@ -134,7 +120,12 @@ fn pump(
 }
 
 pub(crate) fn two_thousand_simultaneous_connects(model: &Model) {
-    raise_nofile(CLIENTS as u64 + 1024);
+    let wanted = CLIENTS as u64 + 1024;
+    let limit = proc::raise_nofile(wanted);
+    assert!(
+        limit >= wanted,
+        "the descriptor limit {limit} (hard) is below the {wanted} this case needs"
+    );
     let max_conns = MAX_CONNS.to_string();
     let server = start(model, &["--max-conns", &max_conns, "--backlog", "4096"]);
     let started = Instant::now();
@@ -185,7 +176,7 @@ pub(crate) fn two_thousand_simultaneous_connects(model: &Model) {
     assert_eq!(served, CLIENTS - refusals, "{}", model.name);
     // The slots come back as the server notices the clients' closes, a moment after.
     let mut last = Vec::new();
-    let served_after = crate::support::proc::wait_until(Duration::from_secs(5), || {
+    let served_after = proc::wait_until(Duration::from_secs(5), || {
         let mut client = server.client();
         last = client.echo(b"after").unwrap_or_default();
         last == b"after"
