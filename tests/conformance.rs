@@ -74,16 +74,22 @@ const CASES: &[Case] = &[
         name: "sixteen_interleaved_clients",
         run: sixteen_interleaved_clients,
         needs_concurrency: Some(true),
+        only: &[],
+        alone: false,
     },
     Case {
         name: "max_conns_refuses_with_server_busy",
         run: max_conns_refuses_with_server_busy,
         needs_concurrency: Some(true),
+        only: &[],
+        alone: false,
     },
     Case {
         name: "second_client_waits_for_the_first",
         run: second_client_waits_for_the_first,
         needs_concurrency: Some(false),
+        only: &[],
+        alone: false,
     },
 ];
 

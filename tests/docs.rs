@@ -82,3 +82,34 @@ fn relative_links_resolve() {
     }
     assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
 }
+
+/// The quoted names in the `CASES` list of `tests/faults.rs` (model names, as in
+/// `case_for(.., &["fork"], ..)`, left out).
+fn fault_case_names() -> Vec<String> {
+    let source = std::fs::read_to_string(root().join("tests/faults.rs")).expect("faults.rs");
+    let start = source
+        .find("const CASES")
+        .expect("a CASES list in faults.rs");
+    let list = &source[start..start + source[start..].find("];").expect("end of CASES")];
+    list.split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|name| MODELS.iter().all(|m| m.name != *name))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn reliability_table_names_every_fault_case() {
+    let page = std::fs::read_to_string(root().join("docs/reliability.md")).expect("reliability.md");
+    let names = fault_case_names();
+    assert!(names.len() >= 10, "parsed only {names:?} from faults.rs");
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|name| !page.contains(&format!("`{name}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/reliability.md does not name these fault cases: {missing:?}"
+    );
+}

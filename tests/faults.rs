@@ -8,6 +8,21 @@
 
 mod support;
 
+#[path = "faults/auth_flood.rs"]
+mod auth_flood;
+#[path = "faults/churn.rs"]
+mod churn;
+#[path = "faults/connect_storm.rs"]
+mod connect_storm;
+#[path = "faults/descriptors.rs"]
+mod descriptors;
+#[path = "faults/drain.rs"]
+mod drain;
+#[path = "faults/fairness.rs"]
+mod fairness;
+#[path = "faults/process_limit.rs"]
+mod process_limit;
+
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -19,7 +34,7 @@ use echolab::models::Model;
 use echolab_proto::{Reply, DEFAULT_MAX_FRAME};
 use nix::sys::signal::Signal;
 use support::proc;
-use support::suite::{self, case, Case};
+use support::suite::{self, case, case_for, concurrent_case, Case};
 use support::*;
 
 const CASES: &[Case] = &[
@@ -38,6 +53,49 @@ const CASES: &[Case] = &[
     case("auth_abuse", auth_abuse),
     case("reset_while_server_writes", reset_while_server_writes),
     case("graceful_shutdown_under_load", graceful_shutdown_under_load),
+    case(
+        "out_of_descriptors_backs_off_then_serves_the_queue",
+        descriptors::out_of_descriptors_backs_off_then_serves_the_queue,
+    ),
+    case(
+        "unauthenticated_flood_capped_and_dropped",
+        auth_flood::unauthenticated_flood_capped_and_dropped,
+    ),
+    case(
+        "new_connects_refused_while_draining",
+        drain::new_connects_refused_while_draining,
+    ),
+    case(
+        "process_limit_refuses_then_recovers",
+        process_limit::process_limit_refuses_then_recovers,
+    ),
+    // The next three load the machine (hundreds of threads or processes, a 50 MiB echo
+    // under a signal storm): run alone, they neither slow a timed neighbour nor are
+    // slowed by one.
+    case(
+        "two_thousand_simultaneous_connects",
+        connect_storm::two_thousand_simultaneous_connects,
+    )
+    .alone(),
+    case(
+        "thousand_short_connections_leave_nothing",
+        churn::thousand_short_connections_leave_nothing,
+    )
+    .alone(),
+    // Only `fork` handles SIGCHLD; every other model leaves it at its default
+    // disposition (ignored), where it interrupts nothing.
+    case_for(
+        "sigchld_storm_during_50mib_echo",
+        &["fork"],
+        churn::sigchld_storm_during_50mib_echo,
+    )
+    .alone(),
+    // `iterative` serves nobody beside a connected hog, by design.
+    concurrent_case(
+        "pingers_p99_under_a_max_frame_hog",
+        fairness::pingers_p99_under_a_max_frame_hog,
+    )
+    .alone(),
 ];
 
 fn main() {
@@ -47,11 +105,39 @@ fn main() {
 /// Starts `model` with `extra` flags; `pool` gets enough workers for the suite's
 /// concurrent clients (its default is one per CPU).
 fn start(model: &Model, extra: &[&str]) -> ServerGuard {
-    let mut args: Vec<&str> = extra.to_vec();
-    if model.name == "pool" {
+    ServerGuard::start(model.name, &with_pool_workers(model, extra))
+}
+
+/// `extra`, plus `--workers 16` for `pool` unless `extra` sets its own.
+fn with_pool_workers<'a>(model: &Model, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = extra.to_vec();
+    if model.name == "pool" && !extra.contains(&"--workers") {
         args.extend_from_slice(&["--workers", "16"]);
     }
-    ServerGuard::start(model.name, &args)
+    args
+}
+
+/// Starts `model` behind a wrapper command (`prlimit ... --`, `setpriv ...`), which
+/// must `exec` the server so that the guard's pid is the server's.
+fn start_under(model: &Model, wrapper: &[&str], extra: &[&str]) -> ServerGuard {
+    let mut command = std::process::Command::new(wrapper[0]);
+    command.args(&wrapper[1..]);
+    command.args([
+        env!("CARGO_BIN_EXE_echolab"),
+        "serve",
+        model.name,
+        "--addr",
+        "127.0.0.1:0",
+    ]);
+    command.args(with_pool_workers(model, extra));
+    ServerGuard::spawn(model.name, command)
+}
+
+fn prlimit_available() -> bool {
+    std::process::Command::new("prlimit")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn notices(replies: &[Reply]) -> Vec<&str> {

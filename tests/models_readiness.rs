@@ -1,12 +1,12 @@
 //! Tests specific to the readiness-loop models (`poll`, `mio`): many clients on one
-//! thread, fairness under a streaming client, and running out of descriptors without
-//! spinning. Each runs the real `echolab serve` binary, as the conformance suite does.
+//! thread and fairness under a streaming client. (Running out of descriptors without
+//! spinning is a case of the fault suite, `tests/faults.rs`, for every model.)
+//! Each runs the real `echolab serve` binary, as the conformance suite does.
 
 mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,19 +14,6 @@ use std::time::{Duration, Instant};
 use support::*;
 
 const MODELS: [&str; 2] = ["poll", "mio"];
-
-/// Raises the soft descriptor limit towards `wanted` (never past the hard limit);
-/// returns the soft limit now in force.
-fn raise_nofile(wanted: u64) -> u64 {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
-    if soft >= wanted {
-        return soft;
-    }
-    let target = wanted.min(hard);
-    setrlimit(Resource::RLIMIT_NOFILE, target, hard).expect("setrlimit");
-    target
-}
 
 fn distinct_payload(i: usize) -> Vec<u8> {
     let mut payload = format!("client-{i}:").into_bytes();
@@ -38,7 +25,7 @@ fn distinct_payload(i: usize) -> Vec<u8> {
 fn thousand_concurrent_round_trips() {
     // The test process and the server (which inherits the limit) each need a
     // descriptor per connection, plus a margin.
-    let limit = raise_nofile(2048);
+    let limit = proc::raise_nofile(2048);
     let count = if limit >= 1100 { 1000 } else { 900 };
     for model in MODELS {
         let server = ServerGuard::start(model, &[]);
@@ -154,91 +141,6 @@ fn small_round_trips_complete_while_another_client_streams() {
         assert!(
             during_stream > 0,
             "{model}: the stream ended before any round trip"
-        );
-    }
-}
-
-/// utime + stime of `pid`, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/pid/stat");
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // rest[0] is field 3 (state); utime is field 14, stime field 15.
-    let utime: u64 = fields[11].parse().expect("utime");
-    let stime: u64 = fields[12].parse().expect("stime");
-    utime + stime
-}
-
-fn clock_ticks_per_second() -> u64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100)
-}
-
-#[test]
-fn out_of_descriptors_backs_off_without_spinning_then_recovers() {
-    let have_prlimit = Command::new("which")
-        .arg("prlimit")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have_prlimit {
-        eprintln!("prlimit (util-linux) not found: skipping");
-        return;
-    }
-    let hz = clock_ticks_per_second();
-    for model in MODELS {
-        let mut command = Command::new("prlimit");
-        command.args(["--nofile=32:32", "--", env!("CARGO_BIN_EXE_echolab")]);
-        command.args(["serve", model, "--addr", "127.0.0.1:0"]);
-        let mut server = ServerGuard::spawn(model, command);
-
-        // More connections than the server has descriptors: the rest wait in the
-        // backlog and every accept for them fails with EMFILE.
-        let clients: Vec<TcpStream> = (0..40).map(|_| server.connect()).collect();
-        std::thread::sleep(Duration::from_millis(300));
-
-        let before = cpu_ticks(server.pid());
-        let t = Instant::now();
-        std::thread::sleep(Duration::from_secs(1));
-        let ticks = cpu_ticks(server.pid()) - before;
-        let share = ticks as f64 / hz as f64 / t.elapsed().as_secs_f64();
-        eprintln!(
-            "{model}: {ticks} ticks in {:?} while out of descriptors",
-            t.elapsed()
-        );
-        assert!(
-            share < 0.20,
-            "{model}: {:.0}% of a core while out of descriptors",
-            share * 100.0
-        );
-
-        drop(clients);
-        let t = Instant::now();
-        let mut stream = server.connect();
-        stream
-            .write_all(&frames(&[b"after emfile"]))
-            .expect("write");
-        let replies = read_replies(&mut stream, 1);
-        assert_eq!(expect_frame(&replies[0]), b"after emfile");
-        assert!(
-            t.elapsed() < Duration::from_secs(2),
-            "{model}: new client served only after {:?}",
-            t.elapsed()
-        );
-        drop(stream);
-
-        let (status, _, stats) = server.terminate(Duration::from_secs(10));
-        assert!(status.success(), "{model}: exit {status:?}");
-        let stats = stats.expect("stats line");
-        let accept_errors = stats["errors"]["accept"].as_u64().unwrap_or(0);
-        assert!(
-            accept_errors > 0,
-            "{model}: no accept errors recorded: {stats}"
         );
     }
 }

@@ -7,6 +7,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod pending;
 pub mod proc;
 pub mod suite;
 

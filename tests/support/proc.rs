@@ -83,3 +83,16 @@ pub fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Raises this process's soft descriptor limit towards `wanted` (never past the hard
+/// limit); returns the soft limit now in force. Servers started afterwards inherit it.
+pub fn raise_nofile(wanted: u64) -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+    if soft >= wanted {
+        return soft;
+    }
+    let target = wanted.min(hard);
+    setrlimit(Resource::RLIMIT_NOFILE, target, hard).expect("setrlimit");
+    target
+}

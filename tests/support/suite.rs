@@ -1,6 +1,8 @@
 //! The shared-suite pattern: a list of cases, each run once per registered model as a
 //! trial named `MODEL::case`, so a model added to the registry is tested with no edit.
 
+use std::sync::RwLock;
+
 use echolab::models::{Model, MODELS};
 use libtest_mimic::{Arguments, Trial};
 
@@ -11,7 +13,27 @@ pub struct Case {
     /// `Some(true)`: only for models that serve clients concurrently; `Some(false)`:
     /// only for those that do not; `None`: every model.
     pub needs_concurrency: Option<bool>,
+    /// Non-empty: only for the models named here (a case about a mechanism that only
+    /// those models have; the case list says why).
+    pub only: &'static [&'static str],
+    /// Runs with no other trial beside it: for cases that assert a latency bound, which
+    /// a CPU-heavy neighbour on a 2-core machine would break, and for the CPU-heavy
+    /// cases themselves.
+    pub alone: bool,
 }
+
+impl Case {
+    /// The same case, run with no other trial beside it.
+    pub const fn alone(self) -> Case {
+        Case {
+            alone: true,
+            ..self
+        }
+    }
+}
+
+/// Held shared by every trial, exclusively by a trial that runs alone.
+static RUNNING: RwLock<()> = RwLock::new(());
 
 /// A case for every model.
 pub const fn case(name: &'static str, run: fn(&Model)) -> Case {
@@ -19,6 +41,30 @@ pub const fn case(name: &'static str, run: fn(&Model)) -> Case {
         name,
         run,
         needs_concurrency: None,
+        only: &[],
+        alone: false,
+    }
+}
+
+/// A case for models that serve clients concurrently.
+pub const fn concurrent_case(name: &'static str, run: fn(&Model)) -> Case {
+    Case {
+        name,
+        run,
+        needs_concurrency: Some(true),
+        only: &[],
+        alone: false,
+    }
+}
+
+/// A case for the named models only.
+pub const fn case_for(name: &'static str, only: &'static [&'static str], run: fn(&Model)) -> Case {
+    Case {
+        name,
+        run,
+        needs_concurrency: None,
+        only,
+        alone: false,
     }
 }
 
@@ -34,10 +80,18 @@ pub fn run_over_models(cases: &'static [Case]) -> ! {
             {
                 continue;
             }
-            let run = case.run;
+            if !case.only.is_empty() && !case.only.contains(&model.name) {
+                continue;
+            }
+            let (run, alone) = (case.run, case.alone);
             trials.push(Trial::test(
                 format!("{}::{}", model.name, case.name),
                 move || {
+                    // A poisoned lock only means another trial failed.
+                    let _exclusive =
+                        alone.then(|| RUNNING.write().unwrap_or_else(|e| e.into_inner()));
+                    let _shared =
+                        (!alone).then(|| RUNNING.read().unwrap_or_else(|e| e.into_inner()));
                     run(model);
                     Ok(())
                 },

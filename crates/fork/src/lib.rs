@@ -28,10 +28,11 @@
 //! **Stats.** A child's counters die with it, so before exiting it sends its snapshot
 //! as one JSON datagram to the parent, which adds it to the server's totals.
 //!
-//! **Shutdown.** The parent stops accepting and forwards SIGTERM to every live child;
-//! each sends the replies it owes within one [`echolab_server::BLOCKING_TICK`] and
-//! exits. The parent reaps them all (SIGKILL after [`CHILD_GRACE`]), so no orphan or
-//! zombie remains when `serve` returns.
+//! **Shutdown.** The parent stops accepting, closes the listening socket (a client
+//! connecting during the drain is refused, not left in the backlog), and forwards
+//! SIGTERM to every live child; each sends the replies it owes within one
+//! [`echolab_server::BLOCKING_TICK`] and exits. The parent reaps them all (SIGKILL
+//! after [`CHILD_GRACE`]), so no orphan or zombie remains when `serve` returns.
 //!
 //! **Threads.** `fork` copies only the calling thread, so the parent must be
 //! single-threaded: `serve` checks `/proc/self/task` and refuses to start otherwise,
@@ -76,13 +77,14 @@ pub fn serve(listener: TcpListener, ctx: &ServerContext) -> io::Result<()> {
     let sigchld = signal_hook::low_level::pipe::register(signal_hook::consts::SIGCHLD, sigchld_tx)?;
     let mut parent = Parent {
         ctx,
-        listener: &listener,
+        listener: Some(listener),
         stats_rx: &stats_rx,
         stats_tx: &stats_tx,
         sigchld_rx: &sigchld_rx,
         children: HashMap::new(),
     };
     let result = parent.accept_loop();
+    parent.listener = None;
     parent.stop_children();
     signal_hook::low_level::unregister(sigchld);
     result
@@ -90,7 +92,9 @@ pub fn serve(listener: TcpListener, ctx: &ServerContext) -> io::Result<()> {
 
 struct Parent<'a> {
     ctx: &'a ServerContext,
-    listener: &'a TcpListener,
+    /// `None` once shutdown begins: closed before the drain, so that a client that
+    /// connects then is refused at once instead of waiting in the backlog.
+    listener: Option<TcpListener>,
     stats_rx: &'a UnixDatagram,
     stats_tx: &'a UnixDatagram,
     sigchld_rx: &'a UnixStream,
@@ -121,8 +125,8 @@ impl Parent<'_> {
                 PollFd::new(self.sigchld_rx.as_fd(), PollFlags::POLLIN),
                 PollFd::new(self.stats_rx.as_fd(), PollFlags::POLLIN),
             ];
-            if listening {
-                fds.push(PollFd::new(self.listener.as_fd(), PollFlags::POLLIN));
+            if let Some(listener) = self.listener.as_ref().filter(|_| listening) {
+                fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
             }
             match poll(&mut fds, timeout) {
                 Ok(_) => {}
@@ -133,7 +137,7 @@ impl Parent<'_> {
             if ready(&fds[0]) {
                 return Ok(());
             }
-            let connection_waiting = listening && ready(&fds[3]);
+            let connection_waiting = listening && fds.get(3).is_some_and(ready);
             drop(fds);
             drain_wakeups(self.sigchld_rx);
             if connection_waiting && self.accept_one() {
@@ -145,7 +149,10 @@ impl Parent<'_> {
     /// Accepts and forks for one connection; true when `accept` failed for lack of
     /// resources and the loop should back off.
     fn accept_one(&mut self) -> bool {
-        let stream = match self.listener.accept() {
+        let Some(listener) = self.listener.as_ref() else {
+            return false;
+        };
+        let stream = match listener.accept() {
             Ok((stream, _)) => stream,
             Err(e) if is_transient(&e) => return false,
             Err(_) => {
@@ -173,7 +180,7 @@ impl Parent<'_> {
                 drop(stream);
             }
             Ok(ForkResult::Child) => {
-                run_child(stream, self.listener.as_raw_fd(), self.stats_tx, self.ctx)
+                run_child(stream, listener.as_raw_fd(), self.stats_tx, self.ctx)
             }
             Err(_) => {
                 // EAGAIN (process limit) or ENOMEM: turn the client away, keep serving.

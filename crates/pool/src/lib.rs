@@ -24,11 +24,12 @@
 //! queued connections (the queue holds at most `min(max_conns, 4096)`); past it, framed
 //! clients get the `server busy` notice instead of an ever-growing queue.
 //!
-//! **Shutdown.** The acceptor stops and drops the queue's sender. Busy workers notice
-//! within one [`echolab_server::BLOCKING_TICK`] and send what they owe; then they keep
-//! taking queued connections until the queue is empty, and each of those is served
-//! with shutdown already requested (what the client sent is echoed, then it is closed).
-//! Every worker is joined before `serve` returns.
+//! **Shutdown.** The acceptor stops, the listening socket closes (a client connecting
+//! during the drain is refused, not left in the backlog), and the queue's sender drops.
+//! Busy workers notice within one [`echolab_server::BLOCKING_TICK`] and send what they
+//! owe; then they keep taking queued connections until the queue is empty, and each of
+//! those is served with shutdown already requested (what the client sent is echoed,
+//! then it is closed). Every worker is joined before `serve` returns.
 
 use std::io;
 use std::net::{TcpListener, TcpStream};
@@ -81,7 +82,10 @@ pub fn serve(listener: TcpListener, ctx: &ServerContext) -> io::Result<()> {
             }
         }
     }
-    // Closing the queue: workers finish what they serve, drain it, and stop.
+    // Closing the queue: workers finish what they serve, drain it, and stop. The
+    // listening socket closes first, so a client that connects now is refused at once
+    // instead of waiting in the backlog to be reset at exit.
+    drop(listener);
     drop(sender);
     for worker in workers {
         let _ = worker.join();

@@ -21,9 +21,10 @@
 //! `server busy` notice; a failed `spawn` (out of threads) refuses the same way
 //! instead of killing the server.
 //!
-//! **Shutdown.** The acceptor stops, every thread notices within one
-//! [`echolab_server::BLOCKING_TICK`], sends what it owes, and is joined before
-//! `serve` returns.
+//! **Shutdown.** The acceptor stops and the listening socket closes (a client
+//! connecting during the drain is refused, not left in the backlog); every thread
+//! notices within one [`echolab_server::BLOCKING_TICK`], sends what it owes, and is
+//! joined before `serve` returns.
 
 use std::io;
 use std::net::TcpListener;
@@ -64,6 +65,9 @@ pub fn serve(listener: TcpListener, ctx: &ServerContext) -> io::Result<()> {
             }
         }
     }
+    // Close the listening socket before the drain: a client that connects now is
+    // refused at once instead of waiting in the backlog to be reset at exit.
+    drop(listener);
     for thread in threads {
         let _ = thread.join();
     }

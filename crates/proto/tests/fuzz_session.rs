@@ -1,0 +1,275 @@
+//! The fuzz target for the protocol core, as high-count property tests (`cargo fuzz`
+//! needs a nightly toolchain; these run on stable, in every `cargo test`).
+//!
+//! A [`Session`] is driven the way every server model drives it — input only while it
+//! [`Session::wants_read`], partial writes, deadlines that fire late, end of stream,
+//! shutdown — with arbitrary bytes in arbitrary chunks under arbitrary limits, and must
+//! never panic, never hold more memory than its limits allow (whatever the volume of
+//! input), and never echo anything once it has started closing. Well-formed frames in
+//! any chunking, with any partial writes, must come back byte for byte. The client's
+//! [`ReplyDecoder`] gets arbitrary bytes too.
+//!
+//! Each property runs `ECHOLAB_FUZZ_CASES` cases (default 256, sized for CI: a few
+//! seconds in a debug build). A long run, e.g. overnight:
+//!
+//! ```sh
+//! ECHOLAB_FUZZ_CASES=10000000 cargo test --release -p echolab-proto --test fuzz_session
+//! ```
+//!
+//! A failure prints the minimal input proptest shrank it to, and proptest stores its
+//! seed in `fuzz_session.proptest-regressions` beside this file, so that every later run
+//! replays it first; commit that file. The one committed seed is the case that caught
+//! a session with its backpressure removed (`wants_read` always true).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use echolab_proto::{
+    encode_frame, AuthKey, Protocol, ReplyDecoder, Session, SessionConfig, HEADER_LEN,
+    MAX_NOTICE_LEN, NONCE_LEN,
+};
+use proptest::prelude::*;
+
+/// Cases per property: `ECHOLAB_FUZZ_CASES`, or a default sized for CI.
+fn cases() -> u32 {
+    std::env::var("ECHOLAB_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256)
+}
+
+/// Buffers the session keeps below this size after use (its `RETAIN_CAPACITY`); two of
+/// them (input and output) may stay allocated on an idle connection.
+const RETAINED: usize = 64 * 1024;
+/// The servers' read buffer: the most one `handle_input` call gets.
+const LARGEST_FILL: usize = 64 * 1024;
+
+/// One thing that happens to a connection.
+#[derive(Debug, Clone)]
+enum Op {
+    /// Arbitrary bytes arrive.
+    Bytes(Vec<u8>),
+    /// A frame header announcing `len` bytes arrives.
+    Header(u32),
+    /// `len` copies of one byte arrive: volume without generating it byte by byte.
+    Fill(u8, usize),
+    /// The driver writes at most this many bytes of the pending output.
+    Write(usize),
+    /// Time passes and the driver applies deadlines.
+    Advance(Duration),
+    /// The peer closes its sending side.
+    Eof,
+    /// The server starts shutting down.
+    Shutdown,
+}
+
+fn op(max_frame: u32) -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => prop::collection::vec(any::<u8>(), 0..256).prop_map(Op::Bytes),
+        2 => prop_oneof![0..=max_frame.saturating_add(2), any::<u32>()].prop_map(Op::Header),
+        3 => (any::<u8>(), 0..LARGEST_FILL).prop_map(|(b, n)| Op::Fill(b, n)),
+        3 => (0usize..70_000).prop_map(Op::Write),
+        1 => (0u64..3000).prop_map(|ms| Op::Advance(Duration::from_millis(ms))),
+        1 => Just(Op::Eof),
+        1 => Just(Op::Shutdown),
+    ]
+}
+
+fn timeout() -> impl Strategy<Value = Option<Duration>> {
+    prop::option::of((1u64..5000).prop_map(Duration::from_millis))
+}
+
+fn config() -> impl Strategy<Value = SessionConfig> {
+    (
+        prop_oneof![Just(Protocol::Framed), Just(Protocol::Raw)],
+        prop_oneof![0u32..64, 0u32..20_000],
+        any::<bool>(),
+        (1u64..5000).prop_map(Duration::from_millis),
+        timeout(),
+        timeout(),
+        1usize..100_000,
+    )
+        .prop_map(
+            |(
+                protocol,
+                max_frame,
+                auth,
+                handshake_timeout,
+                idle_timeout,
+                frame_timeout,
+                high_water,
+            )| {
+                SessionConfig {
+                    protocol,
+                    max_frame,
+                    auth_key: auth.then(|| {
+                        Arc::new(
+                            AuthKey::new(b"fuzzing-key-of-32-bytes-exactly!".to_vec())
+                                .expect("key long enough"),
+                        )
+                    }),
+                    handshake_timeout,
+                    idle_timeout,
+                    frame_timeout,
+                    high_water,
+                }
+            },
+        )
+}
+
+/// A config and what happens to the connection; one case in four, a peer that never
+/// reads (no `Write` at all), so only backpressure can bound the session.
+fn config_and_ops() -> impl Strategy<Value = (SessionConfig, Vec<Op>)> {
+    (config(), prop::bool::weighted(0.25)).prop_flat_map(|(config, never_reads)| {
+        let ops = prop::collection::vec(op(config.max_frame), 0..80).prop_map(move |ops| {
+            ops.into_iter()
+                .filter(|op| !(never_reads && matches!(op, Op::Write(_))))
+                .collect()
+        });
+        (Just(config), ops)
+    })
+}
+
+/// The most a session may hold, from its limits alone: the output it may owe (below
+/// the high-water mark when input was taken, plus what one chunk of input can complete:
+/// the held frame, the chunk, a notice), the frame it is assembling, and the buffers it
+/// keeps after use; doubled for `Vec` growth. Independent of how much input came.
+fn memory_bound(config: &SessionConfig, chunk: usize) -> usize {
+    let frame = config.max_frame as usize + HEADER_LEN;
+    let owed = config.high_water + frame + chunk + HEADER_LEN + MAX_NOTICE_LEN + NONCE_LEN;
+    2 * (owed + frame) + 2 * RETAINED
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    #[test]
+    fn any_input_any_chunking_never_panics_and_stays_bounded((config, ops) in config_and_ops()) {
+        let mut now = Instant::now();
+        let mut session = Session::new(&config, now, [7; NONCE_LEN]);
+        let bound = memory_bound(&config, LARGEST_FILL);
+        let mut fed = 0usize;
+        let mut fill = Vec::new();
+        for op in &ops {
+            let closing = session.close_reason().is_some();
+            let owed = session.output().len();
+            match op {
+                Op::Bytes(bytes) if session.wants_read() => session.handle_input(bytes, now),
+                Op::Header(len) if session.wants_read() => {
+                    session.handle_input(&len.to_be_bytes(), now)
+                }
+                Op::Fill(byte, len) if session.wants_read() => {
+                    fill.clear();
+                    fill.resize(*len, *byte);
+                    session.handle_input(&fill, now);
+                }
+                Op::Bytes(_) | Op::Header(_) | Op::Fill(..) => {}
+                Op::Write(n) => {
+                    let n = (*n).min(session.output().len());
+                    session.consume_output(n, now);
+                }
+                Op::Advance(by) => {
+                    now += *by;
+                    session.handle_timeout(now);
+                }
+                Op::Eof => session.handle_eof(now),
+                Op::Shutdown => session.begin_shutdown(now),
+            }
+            fed += match op {
+                Op::Bytes(b) => b.len(),
+                Op::Fill(_, n) => *n,
+                Op::Header(_) => HEADER_LEN,
+                _ => 0,
+            };
+            prop_assert!(
+                session.buffered_capacity() <= bound,
+                "holds {} bytes, bound {bound}, after {fed} bytes of input; op {op:?}",
+                session.buffered_capacity()
+            );
+            if closing {
+                prop_assert!(
+                    session.output().len() <= owed,
+                    "output grew from {owed} to {} after the session started closing",
+                    session.output().len()
+                );
+            }
+            if session.is_closed() {
+                prop_assert!(!session.wants_read());
+            }
+        }
+    }
+
+    #[test]
+    fn frames_come_back_exactly_whatever_the_chunking_and_partial_writes(
+        payloads in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..3000), 0..12),
+        cuts in prop::collection::vec(0usize..5000, 1..40),
+        writes in prop::collection::vec(1usize..5000, 1..40),
+        high_water in 1usize..10_000,
+    ) {
+        let config = SessionConfig { max_frame: 4096, high_water, ..SessionConfig::default() };
+        let now = Instant::now();
+        let mut session = Session::new(&config, now, [0; NONCE_LEN]);
+        let mut wire = Vec::new();
+        for payload in &payloads {
+            encode_frame(payload, &mut wire).unwrap();
+        }
+        let mut chunks = Vec::new();
+        let mut rest = &wire[..];
+        for cut in cuts.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (chunk, tail) = rest.split_at((cut % 700 + 1).min(rest.len()));
+            chunks.push(chunk);
+            rest = tail;
+        }
+        let mut echoed = Vec::new();
+        let mut next_chunk = 0;
+        let mut next_write = 0;
+        // Like a driver: read while the session wants input, otherwise write.
+        for _ in 0..100_000 {
+            if next_chunk < chunks.len() && session.wants_read() {
+                session.handle_input(chunks[next_chunk], now);
+                next_chunk += 1;
+            } else if session.wants_write() {
+                let n = writes[next_write % writes.len()].min(session.output().len());
+                next_write += 1;
+                echoed.extend_from_slice(&session.output()[..n]);
+                session.consume_output(n, now);
+            } else {
+                break;
+            }
+        }
+        prop_assert_eq!(next_chunk, chunks.len(), "input left unread");
+        prop_assert!(echoed == wire, "the echo differs from the input");
+        prop_assert_eq!(session.stats().frames, payloads.len() as u64);
+    }
+
+    #[test]
+    fn reply_decoder_takes_any_bytes_without_panic_or_unbounded_buffer(
+        max_frame in 0u32..5000,
+        chunks in prop::collection::vec(
+            prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..300),
+                any::<u32>().prop_map(|h| h.to_be_bytes().to_vec()),
+            ],
+            0..60,
+        ),
+    ) {
+        let mut decoder = ReplyDecoder::new(max_frame);
+        'feed: for chunk in &chunks {
+            decoder.feed(chunk);
+            loop {
+                match decoder.next_reply() {
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    // A stream the client refuses to parse further.
+                    Err(_) => break 'feed,
+                }
+            }
+            // What is buffered is at most one incomplete reply plus the last chunk.
+            let largest = (max_frame as usize).max(MAX_NOTICE_LEN) + HEADER_LEN;
+            prop_assert!(decoder.buffered() <= largest + chunk.len());
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! Case 10 of issue 6, out of threads or processes: the server runs as an unprivileged
+//! user under `prlimit --nproc=4` (the limit counts every task of that user; root
+//! ignores it), so it may have at most 4 tasks: its main thread and 3 more.
+//!
+//! What each model does with 6 clients at once:
+//! - `threads` and `fork` start a task per client: 3 clients are served, and the
+//!   4th `spawn`/`fork` fails (EAGAIN), so 3 clients get the `server busy` notice and a
+//!   close; the server keeps serving, and once the served clients leave, their threads
+//!   or processes are gone and new clients are served again.
+//! - `pool` starts its workers once: 3 of `--workers 8` start, and it serves with
+//!   those; the other 3 clients wait in the queue and are served as workers free up.
+//! - `iterative`, `poll` and `mio` start no task per client and are unaffected:
+//!   `iterative` serves one client at a time as always, the readiness loops all 6.
+//!
+//! The server runs as a user id of its own (`setpriv --reuid`), different for every
+//! model and test process, so that no other process counts against the limit.
+//! Where that is impossible (not root, no `setpriv`), the case says so and skips.
+
+use std::io::Write;
+use std::process::Command;
+use std::time::Duration;
+
+use echolab::models::{Model, MODELS};
+
+use super::{prlimit_available, start_under};
+use crate::support::pending::{self, Outcome, PendingClient};
+use crate::support::{frames, pattern, proc, ServerGuard};
+
+const NPROC: usize = 4;
+const CLIENTS: usize = 6;
+const SERVED_WITHIN: Duration = Duration::from_secs(2);
+
+/// Of [`CLIENTS`] clients at once: how many are served and how many refused while the
+/// process limit holds (see the module doc).
+fn expected(model: &Model) -> (usize, usize) {
+    let extra_tasks = NPROC - 1;
+    match model.name {
+        "threads" | "fork" => (extra_tasks, CLIENTS - extra_tasks),
+        "pool" => (extra_tasks, 0),
+        _ if !model.concurrent => (1, 0),
+        // A readiness loop: one task serves everyone. A new model that starts tasks
+        // per client fails here and must be added above.
+        _ => (CLIENTS, 0),
+    }
+}
+
+/// A user id nobody else uses: per model and per test process.
+fn private_uid(model: &Model) -> u32 {
+    let index = MODELS
+        .iter()
+        .position(|m| m.name == model.name)
+        .expect("registered") as u32;
+    200_000 + (std::process::id() % 100_000) * 16 + index
+}
+
+/// Whether this process can run the server as `uid`; the reason when it cannot.
+fn can_run_as(uid: u32) -> Result<(), String> {
+    if !prlimit_available() {
+        return Err("prlimit (util-linux) not found".into());
+    }
+    let id = uid.to_string();
+    let probe = Command::new("setpriv")
+        .args(["--reuid", &id, "--regid", &id, "--clear-groups", "--"])
+        .args([env!("CARGO_BIN_EXE_echolab"), "models"])
+        .output();
+    match probe {
+        Err(e) => Err(format!("setpriv (util-linux) cannot run: {e}")),
+        Ok(out) if !out.status.success() => Err(format!(
+            "cannot run the server binary as uid {uid} (needs root, and the binary \
+             readable and executable by others): {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Ok(_) => Ok(()),
+    }
+}
+
+fn connect_client(server: &ServerGuard, i: usize) -> PendingClient {
+    let payload = pattern(50 + i, i as u8);
+    let mut stream = server.connect();
+    stream.write_all(&frames(&[&payload])).expect("write");
+    PendingClient::new(stream, payload)
+}
+
+/// Tasks of `pid` (its threads) plus its children: what counts against the limit.
+fn task_count(pid: u32) -> usize {
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    threads + proc::children(pid).len()
+}
+
+pub(crate) fn process_limit_refuses_then_recovers(model: &Model) {
+    let uid = private_uid(model);
+    if let Err(why) = can_run_as(uid) {
+        eprintln!(
+            "SKIPPED {}: process-limit case needs an unprivileged user: {why}",
+            model.name
+        );
+        return;
+    }
+    let id = uid.to_string();
+    let nproc = format!("--nproc={NPROC}:{NPROC}");
+    let wrapper = [
+        "prlimit",
+        &nproc,
+        "--",
+        "setpriv",
+        "--reuid",
+        &id,
+        "--regid",
+        &id,
+        "--clear-groups",
+        "--",
+    ];
+    let mut server = start_under(model, &wrapper, &["--workers", "8"]);
+    let pid = server.pid();
+    // What the server holds with no client: its main thread (and `pool`'s workers).
+    std::thread::sleep(Duration::from_millis(200));
+    let idle_tasks = task_count(pid);
+    let (served, refused) = expected(model);
+    let mut clients: Vec<PendingClient> =
+        (0..CLIENTS).map(|i| connect_client(&server, i)).collect();
+    let settled = pending::pump_until(&mut clients, Duration::from_secs(3), |c| {
+        pending::count(c, &Outcome::Served) >= served
+            && pending::count(c, &Outcome::Refused) >= refused
+    });
+    pending::assert_none_broken(&clients, model.name);
+    // Nobody beyond the limit is served a little later either.
+    std::thread::sleep(Duration::from_millis(300));
+    pending::pump_until(&mut clients, Duration::ZERO, |_| true);
+    let got = (
+        pending::count(&clients, &Outcome::Served),
+        pending::count(&clients, &Outcome::Refused),
+    );
+    eprintln!(
+        "{}: {} served, {} refused of {CLIENTS} under --nproc={NPROC} ({} tasks)",
+        model.name,
+        got.0,
+        got.1,
+        task_count(pid)
+    );
+    assert!(
+        settled && got == (served, refused),
+        "{}: (served, refused) = {got:?}, expected {:?}",
+        model.name,
+        (served, refused)
+    );
+    assert!(
+        task_count(pid) <= NPROC,
+        "{}: {} tasks under --nproc={NPROC}",
+        model.name,
+        task_count(pid)
+    );
+
+    // The refused are gone; the served leave, and whoever waits is served in turn.
+    clients.retain(|c| c.outcome() != Outcome::Refused);
+    pending::serve_in_waves(clients, SERVED_WITHIN, model.name);
+
+    // Recovered: once the tasks of the clients that left are gone, as many clients as
+    // at first are served at once again.
+    let recovered = proc::wait_until(Duration::from_secs(3), || task_count(pid) <= idle_tasks);
+    assert!(
+        recovered,
+        "{}: {} tasks left after every client left, {idle_tasks} before any came",
+        model.name,
+        task_count(pid)
+    );
+    let mut again: Vec<PendingClient> = (0..served).map(|i| connect_client(&server, i)).collect();
+    let ok = pending::pump_until(&mut again, SERVED_WITHIN, |c| {
+        pending::count(c, &Outcome::Served) == served
+    });
+    pending::assert_none_broken(&again, model.name);
+    assert!(
+        ok,
+        "{}: after recovery only {} of {served} clients served",
+        model.name,
+        pending::count(&again, &Outcome::Served)
+    );
+    assert!(
+        server.wait_timeout(Duration::ZERO).is_none(),
+        "{}: the server died",
+        model.name
+    );
+}
