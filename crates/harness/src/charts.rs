@@ -16,6 +16,16 @@ type Series = (String, Vec<(f64, f64)>);
 /// Writes every chart the summaries can fill into `dir`; returns the files written.
 pub(crate) fn write_all(dir: &Path, summaries: &[Summary]) -> Result<Vec<PathBuf>, HarnessError> {
     let mut written = Vec::new();
+    // One colour per model across every chart, in the order the models first appear.
+    let mut models: Vec<&str> = Vec::new();
+    for s in summaries {
+        if !models.contains(&s.model.as_str()) {
+            models.push(&s.model);
+        }
+    }
+    let colour = |model: &str| {
+        Palette99::pick(models.iter().position(|m| *m == model).unwrap_or(0)).to_rgba()
+    };
     let mut sizes: Vec<usize> = summaries
         .iter()
         .filter(|s| s.cell.scenario == Scenario::Throughput)
@@ -46,13 +56,16 @@ pub(crate) fn write_all(dir: &Path, summaries: &[Summary]) -> Result<Vec<PathBuf
             }
             let path = dir.join(format!("{file}-{size}B.svg"));
             let caption = format!("{title} vs connections, {size} B payload");
-            line_chart(&path, &caption, y_label, &series)?;
+            line_chart(&path, &caption, y_label, &series, &colour)?;
             written.push(path);
         }
     }
     let memory: Vec<(String, f64)> = summaries
         .iter()
         .filter(|s| s.cell.scenario == Scenario::Idle)
+        // A model that held only a few of the crowd (`iterative` holds one) has no
+        // per-connection figure worth a bar: one connection's noise divided by one.
+        .filter(|s| s.idle_held.unwrap_or(0) * 2 >= s.cell.idle_conns as u64)
         .filter_map(|s| Some((s.model.clone(), s.memory_per_conn_kb?.median)))
         .collect();
     if !memory.is_empty() {
@@ -62,6 +75,7 @@ pub(crate) fn write_all(dir: &Path, summaries: &[Summary]) -> Result<Vec<PathBuf
             "Server memory (PSS) per idle connection",
             "KiB",
             &memory,
+            &colour,
         )?;
         written.push(path);
     }
@@ -106,6 +120,7 @@ fn line_chart(
     caption: &str,
     y_label: &str,
     series: &[Series],
+    colour: &dyn Fn(&str) -> RGBAColor,
 ) -> Result<(), HarnessError> {
     let fail = |e: &dyn std::fmt::Display| draw_error(path, e);
     let points = series.iter().flat_map(|(_, p)| p.iter());
@@ -135,8 +150,8 @@ fn line_chart(
         .y_label_formatter(&|y| crate::table::short(*y))
         .draw()
         .map_err(|e| fail(&e))?;
-    for (i, (model, points)) in series.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
+    for (model, points) in series {
+        let color = colour(model);
         chart
             .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
             .map_err(|e| fail(&e))?
@@ -163,6 +178,7 @@ fn bar_chart(
     caption: &str,
     y_label: &str,
     bars: &[(String, f64)],
+    colour: &dyn Fn(&str) -> RGBAColor,
 ) -> Result<(), HarnessError> {
     let fail = |e: &dyn std::fmt::Display| draw_error(path, e);
     let y_max = bars.iter().map(|(_, v)| *v).fold(1.0f64, f64::max) * 1.15;
@@ -173,7 +189,8 @@ fn bar_chart(
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(80)
-        .build_cartesian_2d((0..bars.len()).into_segmented(), 0f64..y_max)
+        // `a..b` segmented has a segment for every value up to `b` inclusive.
+        .build_cartesian_2d((0..bars.len() - 1).into_segmented(), 0f64..y_max)
         .map_err(|e| fail(&e))?;
     let label = |v: &SegmentValue<usize>| match v {
         SegmentValue::CenterOf(i) => bars.get(*i).map(|(m, _)| m.clone()).unwrap_or_default(),
@@ -188,8 +205,8 @@ fn bar_chart(
         .draw()
         .map_err(|e| fail(&e))?;
     chart
-        .draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
-            let color = Palette99::pick(i).to_rgba();
+        .draw_series(bars.iter().enumerate().map(|(i, (model, v))| {
+            let color = colour(model);
             let mut bar = Rectangle::new(
                 [
                     (SegmentValue::Exact(i), 0.0),
@@ -205,7 +222,8 @@ fn bar_chart(
         .draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
             Text::new(
                 format!("{v:.1}"),
-                (SegmentValue::CenterOf(i), *v),
+                // Just above the bar's top.
+                (SegmentValue::CenterOf(i), *v + y_max * 0.04),
                 ("sans-serif", 14),
             )
         }))
