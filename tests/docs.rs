@@ -170,18 +170,14 @@ fn docs_map_links_every_docs_page() {
         .iter()
         .filter_map(|link| root().join("docs").join(link).canonicalize().ok())
         .collect();
-    let mut missing = Vec::new();
-    for file in markdown_files() {
-        let Ok(file) = file.canonicalize() else {
-            continue;
-        };
-        let under_docs = file.starts_with(root().join("docs").canonicalize().expect("docs"));
-        if under_docs && file != map.canonicalize().expect("docs/README.md") {
-            if !linked.contains(&file) {
-                missing.push(file.display().to_string());
-            }
-        }
-    }
+    let docs = root().join("docs").canonicalize().expect("docs");
+    let map = map.canonicalize().expect("docs/README.md");
+    let missing: Vec<String> = markdown_files()
+        .into_iter()
+        .filter_map(|file| file.canonicalize().ok())
+        .filter(|file| file.starts_with(&docs) && *file != map && !linked.contains(file))
+        .map(|file| file.display().to_string())
+        .collect();
     assert!(
         missing.is_empty(),
         "docs/README.md (the map) does not link:\n{}",
