@@ -17,19 +17,26 @@ conns=${2:-1000}
 bin=${ECHOLAB:-${CARGO_TARGET_DIR:-target}/release/echolab}
 [[ -x $bin ]] || { echo "no $bin: run cargo build --release (or set ECHOLAB)" >&2; exit 1; }
 
-out=$(mktemp)
+work=$(mktemp -d)
+out=$work/server.out
+# The load runs from a copy of the binary: a client mapping the very same file would
+# share its pages with the server and halve the server's Pss for them mid-measurement.
+cp "$bin" "$work/echolab-load"
 # --idle-timeout 0: the connections must stay open for the whole measurement.
 "$bin" serve "$model" --addr 127.0.0.1:0 --idle-timeout 0 >"$out" &
 server=$!
 load=
 cleanup() {
+    # No errexit here: `wait` reports the killed load's status, and the server must still
+    # be stopped.
+    set +e
     if [[ -n $load ]]; then kill "$load" 2>/dev/null; wait "$load" 2>/dev/null; fi
     kill -TERM "$server" 2>/dev/null
     # fork forwards SIGTERM to its children and reaps them; give it time, then insist.
     for _ in $(seq 100); do kill -0 "$server" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$server" 2>/dev/null
     wait "$server" 2>/dev/null
-    rm -f "$out"
+    rm -rf "$work"
 }
 trap cleanup EXIT
 
@@ -69,7 +76,7 @@ read -r p0 t0 pss0 rss0 < <(measure)
 
 # One message per connection every 10 s; --timeout 60 keeps connections that a model
 # does not serve yet (iterative, pool) open instead of timing them out.
-"$bin" load --addr "$addr" --conns "$conns" --size 64 --rate "$((conns / 10))" \
+"$work/echolab-load" load --addr "$addr" --conns "$conns" --size 64 --rate "$((conns / 10))" \
     --warmup 1 --duration 30 --timeout 60 >/dev/null &
 load=$!
 sleep 12   # every connection is open and has had its first message due
