@@ -1,5 +1,6 @@
-//! The docs stay tied to the code: every registered model has its page, and every
-//! relative link in the README and docs/ resolves.
+//! The docs stay tied to the code: every registered model has its page, the model
+//! pages share one set of sections, the docs map's tables list exactly the registered
+//! models and link every page, and every relative link in the README and docs/ resolves.
 
 use std::path::{Path, PathBuf};
 
@@ -111,5 +112,106 @@ fn reliability_table_names_every_fault_case() {
     assert!(
         missing.is_empty(),
         "docs/reliability.md does not name these fault cases: {missing:?}"
+    );
+}
+
+/// The `## ` headings of a markdown text, outside fenced code blocks.
+fn section_headings(text: &str) -> Vec<String> {
+    let mut headings = Vec::new();
+    let mut in_fence = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_fence = !in_fence;
+        } else if !in_fence {
+            if let Some(heading) = line.strip_prefix("## ") {
+                headings.push(heading.trim().to_string());
+            }
+        }
+    }
+    headings
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+#[test]
+fn every_model_page_has_the_same_sections_in_the_same_order() {
+    let first = MODELS.first().expect("at least one model");
+    let page = |name: &str| root().join("docs/models").join(format!("{name}.md"));
+    let reference = section_headings(&read(&page(first.name)));
+    assert!(
+        reference.iter().any(|h| h == "Code walk-through"),
+        "{}: no `## Code walk-through`",
+        first.name
+    );
+    for model in MODELS {
+        let headings = section_headings(&read(&page(model.name)));
+        assert_eq!(
+            headings, reference,
+            "docs/models/{}.md sections differ from docs/models/{}.md",
+            model.name, first.name
+        );
+    }
+}
+
+/// For every table in `text` whose header starts `| model |`: the first cells of its rows.
+fn model_tables(text: &str) -> Vec<Vec<String>> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut tables = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if !line.starts_with("| model |") {
+            continue;
+        }
+        let names = lines[i + 1..]
+            .iter()
+            .skip(1) // |---|---|
+            .take_while(|l| l.starts_with('|'))
+            .filter_map(|row| row.split('|').nth(1))
+            .map(|cell| cell.trim().trim_matches('`').to_string())
+            .collect();
+        tables.push(names);
+    }
+    tables
+}
+
+#[test]
+fn docs_summary_tables_list_exactly_the_registered_models() {
+    let tables = model_tables(&read(&root().join("docs/README.md")));
+    assert!(
+        !tables.is_empty(),
+        "docs/README.md has no `| model |` table"
+    );
+    let mut registered: Vec<String> = MODELS.iter().map(|m| m.name.to_string()).collect();
+    registered.sort();
+    for names in tables {
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(
+            sorted, registered,
+            "a docs/README.md table lists {names:?}, not exactly the registered models once each"
+        );
+    }
+}
+
+#[test]
+fn docs_map_links_every_docs_page() {
+    let map = root().join("docs/README.md");
+    let linked: Vec<PathBuf> = relative_links(&read(&map))
+        .iter()
+        .filter_map(|link| root().join("docs").join(link).canonicalize().ok())
+        .collect();
+    let docs = root().join("docs").canonicalize().expect("docs");
+    let map = map.canonicalize().expect("docs/README.md");
+    let missing: Vec<String> = markdown_files()
+        .into_iter()
+        .filter_map(|file| file.canonicalize().ok())
+        .filter(|file| file.starts_with(&docs) && *file != map && !linked.contains(file))
+        .map(|file| file.display().to_string())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/README.md (the map) does not link:\n{}",
+        missing.join("\n")
     );
 }
