@@ -38,6 +38,21 @@ fn soak(args: &[&str]) -> (Output, serde_json::Value) {
     (output, report)
 }
 
+/// A short, seeded soak of one of this file's test servers (no pid: no /proc samples).
+fn soak_test_server(server: &TestServer) -> (Output, serde_json::Value) {
+    let addr = server.addr.to_string();
+    soak(&[
+        "--addr",
+        &addr,
+        "--duration",
+        "2",
+        "--conns",
+        "4",
+        "--seed",
+        "5",
+    ])
+}
+
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -218,17 +233,7 @@ fn soak_passes_against_the_honest_test_server() {
     // The control for the two tests below: the same server without its fault passes,
     // so their failures come from the fault and nothing else.
     let server = TestServer::start(Fault::None);
-    let addr = server.addr.to_string();
-    let (output, report) = soak(&[
-        "--addr",
-        &addr,
-        "--duration",
-        "2",
-        "--conns",
-        "4",
-        "--seed",
-        "5",
-    ]);
+    let (output, report) = soak_test_server(&server);
     assert!(output.status.success(), "{}\n{report}", stderr(&output));
     assert_eq!(report["mismatches"], 0);
     assert!(
@@ -245,17 +250,7 @@ fn soak_passes_against_the_honest_test_server() {
 fn soak_detects_a_flipped_bit() {
     let _shared = PROCESS_TREE.read().unwrap_or_else(|e| e.into_inner());
     let server = TestServer::start(Fault::FlipBit);
-    let addr = server.addr.to_string();
-    let (output, report) = soak(&[
-        "--addr",
-        &addr,
-        "--duration",
-        "2",
-        "--conns",
-        "4",
-        "--seed",
-        "5",
-    ]);
+    let (output, report) = soak_test_server(&server);
     assert!(!output.status.success(), "{report}");
     let mismatches = report["mismatches"].as_u64().expect("mismatches");
     assert!(mismatches > 0, "{report}");

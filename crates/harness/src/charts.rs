@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use plotters::coord::ranged1d::SegmentValue;
+use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::scenario::Scenario;
@@ -115,6 +116,27 @@ fn draw_error(path: &Path, e: impl std::fmt::Display) -> HarnessError {
     }
 }
 
+/// A white 860x500 SVG canvas.
+fn canvas(path: &Path) -> Result<DrawingArea<SVGBackend<'_>, Shift>, HarnessError> {
+    let root = SVGBackend::new(path, (860, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| draw_error(path, e))?;
+    Ok(root)
+}
+
+/// Every chart's caption, margin and label areas.
+fn framed<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    caption: &str,
+) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+    let mut builder = ChartBuilder::on(root);
+    builder
+        .caption(caption, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(80);
+    builder
+}
+
 fn line_chart(
     path: &Path,
     caption: &str,
@@ -130,13 +152,8 @@ fn line_chart(
         y_min = y_min.min(y);
         y_max = y_max.max(y);
     }
-    let root = SVGBackend::new(path, (860, 500)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| fail(&e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(caption, ("sans-serif", 20))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(80)
+    let root = canvas(path)?;
+    let mut chart = framed(&root, caption)
         .build_cartesian_2d(
             (0.7f64..x_max * 1.4).log_scale(),
             (y_min / 2.0..y_max * 2.0).log_scale(),
@@ -182,13 +199,8 @@ fn bar_chart(
 ) -> Result<(), HarnessError> {
     let fail = |e: &dyn std::fmt::Display| draw_error(path, e);
     let y_max = bars.iter().map(|(_, v)| *v).fold(1.0f64, f64::max) * 1.15;
-    let root = SVGBackend::new(path, (860, 500)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| fail(&e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(caption, ("sans-serif", 20))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(80)
+    let root = canvas(path)?;
+    let mut chart = framed(&root, caption)
         // `a..b` segmented has a segment for every value up to `b` inclusive.
         .build_cartesian_2d((0..bars.len() - 1).into_segmented(), 0f64..y_max)
         .map_err(|e| fail(&e))?;
