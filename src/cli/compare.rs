@@ -11,6 +11,7 @@ use echolab_harness::{
 };
 
 use super::args::parse_secs;
+use super::fd_limit::raise_descriptor_limit;
 
 #[derive(Debug, Args)]
 pub(crate) struct CompareArgs {
@@ -70,7 +71,9 @@ pub(crate) fn run(args: CompareArgs) -> Result<ExitCode> {
     if plan.duration.is_zero() {
         bail!("--duration must be more than 0");
     }
-    raise_descriptor_limit(&plan);
+    // The idle scenario holds thousands of sockets in this process and in the server.
+    let sockets = plan.cells.iter().map(|c| c.idle_conns + c.conns).max();
+    raise_descriptor_limit(sockets.unwrap_or(0) as u64, "this plan");
     let binary = std::env::current_exe().context("cannot find the echolab executable")?;
     let machine = Machine::detect();
     eprintln!(
@@ -102,27 +105,4 @@ pub(crate) fn run(args: CompareArgs) -> Result<ExitCode> {
         println!("\nwrote {}", dir.display());
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The idle scenario holds thousands of sockets in this process and in the server it
-/// starts (which inherits the limit): raise the soft descriptor limit to the hard one.
-fn raise_descriptor_limit(plan: &Plan) {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    let needed = plan
-        .cells
-        .iter()
-        .map(|c| (c.idle_conns + c.conns) as u64)
-        .max()
-        .unwrap_or(0)
-        + 256;
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        if soft < needed
-            && (setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_err() || hard < needed)
-        {
-            eprintln!(
-                "warning: the descriptor limit ({hard}) is below the {needed} this plan needs; \
-                 raise it with `ulimit -n {needed}`"
-            );
-        }
-    }
 }

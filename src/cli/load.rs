@@ -7,6 +7,7 @@ use clap::Args;
 use echolab_client::load::{self, LoadConfig};
 
 use super::args::parse_secs;
+use super::fd_limit::raise_descriptor_limit;
 use super::ClientArgs;
 
 #[derive(Debug, Args)]
@@ -60,6 +61,7 @@ pub(crate) fn run(args: LoadArgs) -> Result<ExitCode> {
         progress: std::io::stderr().is_terminal(),
         ..LoadConfig::new(client.addr)
     };
+    raise_descriptor_limit(config.conns as u64, "--conns");
     let report = load::run(&config).context("load run failed")?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);

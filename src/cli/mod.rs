@@ -3,6 +3,7 @@
 mod args;
 mod compare;
 mod echo;
+mod fd_limit;
 mod load;
 mod models;
 mod ping;

@@ -12,6 +12,7 @@ use echolab_proto::{SessionConfig, DEFAULT_MAX_FRAME};
 use echolab_server::{bind_listener, ServerConfig, ServerContext, Shutdown, DEFAULT_BACKLOG};
 
 use super::args::{parse_secs, ProtocolArg};
+use super::fd_limit::raise_descriptor_limit;
 use crate::key_file::load_key_file;
 
 #[derive(Debug, Args)]
@@ -94,6 +95,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
     if args.workers == Some(0) {
         return Err(anyhow!("--workers must be at least 1"));
     }
+    raise_descriptor_limit(config.max_conns as u64, "--max-conns");
     let shutdown = Shutdown::new().context("cannot create the shutdown pipe")?;
     shutdown
         .install_signal_handlers()

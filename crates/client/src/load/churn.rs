@@ -20,6 +20,10 @@ impl Worker<'_> {
     pub(super) fn connect(&mut self, conn: usize) -> io::Result<()> {
         match TcpStream::connect(self.config.addr) {
             Ok(mut stream) => {
+                // Messages are written whole: Nagle would hold a small one back while an
+                // earlier one is unacknowledged (at `--depth` > 1), adding latency that
+                // belongs to neither the server nor the network.
+                let _ = stream.set_nodelay(true);
                 self.registry.register(
                     &mut stream,
                     Token(conn),
@@ -36,7 +40,7 @@ impl Worker<'_> {
             Err(_) => {
                 self.errors[ErrorKind::Connect as usize] += 1;
                 if self.mode == Mode::Churn {
-                    self.conns[conn].retry_at = Some(Instant::now() + RETRY_PAUSE);
+                    self.retry_later(conn);
                 }
             }
         }
@@ -61,18 +65,24 @@ impl Worker<'_> {
             // A registration failure leaves the slot to retry after the pause.
             if self.connect(conn).is_err() {
                 self.errors[ErrorKind::Io as usize] += 1;
-                self.conns[conn].retry_at = Some(Instant::now() + RETRY_PAUSE);
+                self.retry_later(conn);
             }
         }
     }
 
-    /// Reconnects the churn slots whose pause is over.
-    pub(super) fn retry_due(&mut self, now: Instant) {
-        for conn in 0..self.conns.len() {
-            if self.conns[conn].retry_at.is_some_and(|at| at <= now) {
-                self.conns[conn].retry_at = None;
-                self.recycle(conn);
-            }
+    /// Schedules slot `conn`'s reconnect after the pause.
+    pub(super) fn retry_later(&mut self, conn: usize) {
+        let at = Instant::now() + RETRY_PAUSE;
+        self.conns[conn].retry_at = Some(at);
+        self.wakeups.at(at, conn);
+    }
+
+    /// Reconnects churn slot `conn` if its pause is over (a slot that reconnected
+    /// and failed again since has a later time and waits for that one).
+    pub(super) fn retry_if_due(&mut self, conn: usize, now: Instant) {
+        if self.conns[conn].retry_at.is_some_and(|at| at <= now) {
+            self.conns[conn].retry_at = None;
+            self.recycle(conn);
         }
     }
 }

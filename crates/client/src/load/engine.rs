@@ -13,6 +13,7 @@ use mio::{Events, Poll};
 use super::payload;
 use super::report::{self, LoadReport, ERROR_KINDS};
 use super::schedule::Schedule;
+use super::wakeups::{Wakeups, ALARM};
 use super::{progress, LoadConfig, Mode};
 use crate::ClientError;
 
@@ -59,6 +60,8 @@ pub(super) struct Conn {
     pub(super) schedule: Option<Schedule>,
     /// Churn: when to reconnect after a failure.
     pub(super) retry_at: Option<Instant>,
+    /// Open loop: the connection's next due message is in the wake-up queue.
+    pub(super) wake_queued: bool,
 }
 
 impl Conn {
@@ -79,6 +82,7 @@ impl Conn {
             open: false,
             schedule,
             retry_at: None,
+            wake_queued: false,
         }
     }
 
@@ -224,6 +228,8 @@ pub(super) struct Worker<'a> {
     next_timeout_check: Instant,
     /// Connections whose read turn was capped with bytes left: (connection, hung up).
     pub(super) unread: Vec<(usize, bool)>,
+    /// Open-loop sends and churn retries, by time.
+    pub(super) wakeups: Wakeups,
 }
 
 fn run_thread(
@@ -247,6 +253,7 @@ fn run_thread(
         progress,
         next_timeout_check: start,
         unread: Vec::new(),
+        wakeups: Wakeups::new(poll.registry())?,
     };
     for &id in ids {
         let schedule = match mode {
@@ -269,10 +276,7 @@ fn run_thread(
             break;
         }
         let timeout = if worker.unread.is_empty() {
-            worker
-                .next_wake(now)
-                .min(phases.end)
-                .saturating_duration_since(now)
+            worker.wait_until(now)?.saturating_duration_since(now)
         } else {
             Duration::ZERO
         };
@@ -283,6 +287,9 @@ fn run_thread(
             return Err(e);
         }
         for event in events.iter() {
+            if event.token() == ALARM {
+                continue;
+            }
             let conn = event.token().0;
             let ended = event.is_read_closed() || event.is_error();
             if event.is_readable() || ended {
@@ -296,7 +303,7 @@ fn run_thread(
             worker.check_timeouts(now);
             worker.next_timeout_check = now + TICK;
         }
-        worker.on_tick(now);
+        worker.on_clock(now);
     }
     worker.record_unanswered();
     // Connections that never connected still count, as starved ones.
@@ -323,7 +330,7 @@ impl Worker<'_> {
             self.errors[kind as usize] += 1;
             if self.mode == Mode::Churn {
                 self.close(conn);
-                self.conns[conn].retry_at = Some(Instant::now() + super::churn::RETRY_PAUSE);
+                self.retry_later(conn);
             }
         }
     }
@@ -354,6 +361,10 @@ impl Worker<'_> {
                     continue;
                 }
                 queue(c, size, framed, due);
+            }
+            if !c.wake_queued {
+                c.wake_queued = true;
+                self.wakeups.at(schedule.next_due(), conn);
             }
             c.schedule = Some(schedule);
         } else {
@@ -392,6 +403,12 @@ impl Worker<'_> {
                 .front()
                 .is_some_and(|(_, sent)| now.duration_since(*sent) > self.config.reply_timeout);
             if c.open && overdue {
+                // The wait is the server's to answer for: keep it in the percentiles.
+                if now >= self.phases.measure_from {
+                    for (_, sent) in &c.in_flight {
+                        record(&mut self.histogram, now.saturating_duration_since(*sent));
+                    }
+                }
                 self.fail(conn, ErrorKind::Timeout);
             }
         }

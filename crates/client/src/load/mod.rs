@@ -19,6 +19,7 @@ mod progress;
 mod replies;
 mod report;
 mod schedule;
+mod wakeups;
 
 use std::net::SocketAddr;
 use std::time::Duration;
