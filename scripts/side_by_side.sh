@@ -5,6 +5,7 @@
 # in the machine's background load does not favour either), REPEATS runs each, per
 # server model; each client's CPU (user+sys) comes from /usr/bin/time.
 #
+# Knobs: MODELS, CONNS, SIZE, DURATION, REPEATS, LOAD_ARGS (extra `echolab load` flags).
 # Needs tcp-echo-benchmark on PATH or in $TEB (kept out of this repository):
 #   cargo install tcp-echo-benchmark --root /tmp/tools && export TEB=/tmp/tools/bin/tcp-echo-benchmark
 set -euo pipefail
@@ -15,6 +16,8 @@ SIZE=${SIZE:-512}
 DURATION=${DURATION:-10}
 REPEATS=${REPEATS:-3}
 TEB=${TEB:-tcp-echo-benchmark}
+# Extra `echolab load` flags, e.g. LOAD_ARGS="--threads 2".
+LOAD_ARGS=${LOAD_ARGS:-}
 
 cd "$(dirname "$0")/.."
 command -v "$TEB" >/dev/null || { echo "tcp-echo-benchmark not found; set TEB" >&2; exit 1; }
@@ -30,7 +33,7 @@ trap cleanup EXIT
 
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores," \
     "kernel $(uname -r), $(rustc --version), commit $(git rev-parse --short HEAD)"
-echo "load: $CONNS conns x $SIZE B, depth 1, ${DURATION} s, raw protocol, $REPEATS runs per tool"
+echo "load: $CONNS conns x $SIZE B, depth 1, ${DURATION} s, raw protocol, $REPEATS runs per tool${LOAD_ARGS:+; echolab load $LOAD_ARGS}"
 
 # Prints "responses cpu_seconds" for one run of one client.
 run_client() {
@@ -44,7 +47,7 @@ run_client() {
         echolab)
             /usr/bin/time -f '%U %S' -o "$time" \
                 "$ECHOLAB" load --addr "$addr" --protocol raw --conns "$CONNS" --size "$SIZE" \
-                --duration "$DURATION" --warmup 0 --json >"$out"
+                --duration "$DURATION" --warmup 0 --json $LOAD_ARGS >"$out"
             grep -q '"errors":{[^}]*[1-9]' "$out" && { echo "echolab load: errors: $(cat "$out")" >&2; exit 1; }
             responses=$(grep -o '"responses":[0-9]*' "$out" | cut -d: -f2) ;;
     esac
