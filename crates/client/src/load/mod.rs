@@ -8,7 +8,9 @@
 //! `iterative` or a saturated pool shows up as a low Jain index and a zero minimum).
 //!
 //! Open loop (`rate`): messages are sent when due on a fixed schedule, whether or not
-//! earlier ones were answered, and latency counts from the intended send time.
+//! earlier ones were answered, and latency counts from the intended send time; a queue
+//! of due times and a timerfd alarm wake the loop on time to the microsecond, looking
+//! only at the connections that are due.
 //! Churn: each connection slot connects, echoes once, closes and reconnects.
 
 mod churn;

@@ -128,13 +128,18 @@ impl LoadReport {
             (_, Some(cps)) => format!("churn: {cps:.0} connections/s: "),
             _ => String::new(),
         };
+        // The open loop's schedule, not a depth, sets how many messages are in flight.
+        let depth = match self.target_rate {
+            Some(_) => String::new(),
+            None => format!(", depth {}", self.depth),
+        };
         text += &format!(
-            "{} conns x {} B, depth {}: {} responses in {:.1} s = {:.0} responses/s, {:.2} MiB/s\n\
+            "{} conns x {} B{}: {} responses in {:.1} s = {:.0} responses/s, {:.2} MiB/s\n\
              latency us: p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}\n\
              fairness: jain {:.3}  min {}  max {} responses per connection\n",
             self.conns,
             self.size,
-            self.depth,
+            depth,
             self.responses,
             self.seconds,
             self.responses_per_sec,
