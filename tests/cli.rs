@@ -4,9 +4,12 @@
 mod support;
 
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use echolab::models::MODELS;
-use support::ServerGuard;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use support::{proc, ServerGuard};
 
 fn echolab(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_echolab"))
@@ -107,4 +110,56 @@ fn frame_too_large_is_reported_not_panicked() {
     let addr = server.addr.to_string();
     let output = echolab(&["echo", "--addr", &addr, "too long"]);
     assert_clean_failure(&output, "exceeds the limit");
+}
+
+/// Kills a process by PID when dropped, for a server this test did not spawn itself.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = kill(Pid::from_raw(self.0 as i32), Signal::SIGKILL);
+    }
+}
+
+#[test]
+fn a_server_with_parent_pid_stops_when_its_parent_is_killed() {
+    // sh is the parent: it starts the server in the background, names itself ($$) as
+    // the parent, and waits; the server's stdout is the pipe the guard reads.
+    let mut command = Command::new("sh");
+    command.args([
+        "-c",
+        r#""$0" serve mio --addr 127.0.0.1:0 --parent-pid $$ & wait"#,
+        env!("CARGO_BIN_EXE_echolab"),
+    ]);
+    let parent = ServerGuard::spawn("mio", command);
+    let servers = proc::children(parent.pid());
+    assert_eq!(servers.len(), 1, "children of sh: {servers:?}");
+    let _cleanup = KillOnDrop(servers[0]);
+    parent.signal(Signal::SIGKILL);
+    // SIGTERM from the kernel: the server shuts down as usual and prints its stats.
+    let stats = parent
+        .next_line(Duration::from_secs(5))
+        .expect("no stats line: the server outlived its parent");
+    let stats: serde_json::Value = serde_json::from_str(&stats).expect("stats line is JSON");
+    assert_eq!(stats["model"], "mio", "{stats}");
+    assert!(
+        proc::wait_until(Duration::from_secs(5), || matches!(
+            proc::state(servers[0]),
+            None | Some('Z')
+        )),
+        "server {} still running",
+        servers[0]
+    );
+}
+
+#[test]
+fn a_server_whose_parent_is_already_gone_stops_at_once() {
+    // This test process is the server's parent, not PID 1: as if the real parent had
+    // died before the server could ask to be told.
+    let mut server = ServerGuard::start("mio", &["--parent-pid", "1"]);
+    let status = server.wait_timeout(Duration::from_secs(5));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "server still running or failed: {status:?}"
+    );
 }

@@ -51,6 +51,10 @@ pub(crate) struct ServeArgs {
     /// Listen backlog (the kernel caps it at net.core.somaxconn).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_BACKLOG)]
     backlog: i32,
+    /// Stop, as on SIGTERM, when process PID (this server's parent) exits: `echolab
+    /// compare` and `soak` pass their own, so killing them leaves no server behind.
+    #[arg(long, value_name = "PID")]
+    parent_pid: Option<i32>,
 }
 
 fn nonzero(d: Duration) -> Option<Duration> {
@@ -100,6 +104,9 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
     shutdown
         .install_signal_handlers()
         .context("cannot install signal handlers")?;
+    if let Some(parent) = args.parent_pid {
+        exit_with_parent(parent)?;
+    }
     let listener = bind_listener(config.addr, config.backlog)
         .with_context(|| format!("cannot listen on {}", config.addr))?;
     let local = listener
@@ -146,4 +153,17 @@ fn rusage() -> serde_json::Value {
         "voluntary_ctx_switches": totals[3],
         "involuntary_ctx_switches": totals[4],
     })
+}
+
+/// Asks the kernel for SIGTERM when the parent exits (`PR_SET_PDEATHSIG`; a `fork`
+/// model's children do not inherit it, and the parent's shutdown takes them down). A
+/// parent that died before the request is caught by `getppid` no longer being it.
+fn exit_with_parent(parent: i32) -> Result<()> {
+    use nix::sys::signal::{raise, Signal};
+    nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)
+        .context("cannot ask for a signal when the parent exits")?;
+    if nix::unistd::getppid().as_raw() != parent {
+        raise(Signal::SIGTERM).context("cannot stop after the parent exited")?;
+    }
+    Ok(())
 }

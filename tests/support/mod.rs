@@ -111,6 +111,11 @@ impl ServerGuard {
         (status, elapsed, stats)
     }
 
+    /// The server's next line on stdout, if one comes within `limit`.
+    pub fn next_line(&self, limit: Duration) -> Option<String> {
+        self.lines.recv_timeout(limit).ok()
+    }
+
     /// Waits for the process to exit, polling; `None` if it is still running at `limit`.
     pub fn wait_timeout(&mut self, limit: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + limit;

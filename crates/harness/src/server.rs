@@ -1,5 +1,6 @@
-//! One model as a child process: `echolab serve MODEL --addr 127.0.0.1:0`, its address
-//! read from the `listening on` line, stopped with SIGTERM and its stats line read back.
+//! One model as a child process: `echolab serve MODEL --addr 127.0.0.1:0 --parent-pid
+//! HARNESS`, its address read from the `listening on` line, stopped with SIGTERM and its
+//! stats line read back.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -38,7 +39,8 @@ pub struct ServerExit {
 
 impl ServerProcess {
     /// Starts `binary serve model --addr 127.0.0.1:0 extra_args...` and waits for its
-    /// address.
+    /// address. The server stops by itself if this process dies — or if the thread that
+    /// started it exits first: the kernel's parent-death signal follows the thread.
     pub fn start(binary: &Path, model: &str, extra_args: &[String]) -> Result<Self, HarnessError> {
         let fail = |reason: String| HarnessError::ServerStart {
             model: model.to_string(),
@@ -46,6 +48,9 @@ impl ServerProcess {
         };
         let mut child = Command::new(binary)
             .args(["serve", model, "--addr", "127.0.0.1:0"])
+            // A harness killed outright (not by Ctrl-C to its process group) must not
+            // leave the server running.
+            .args(["--parent-pid", &std::process::id().to_string()])
             .args(extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
