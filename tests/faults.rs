@@ -198,7 +198,7 @@ fn reset(stream: TcpStream) {
     drop(stream);
 }
 
-// 1. A header announcing more than max_frame, then silence.
+// Case 1. A header announcing more than max_frame, then silence.
 fn oversize_header_then_silence(model: &Model) {
     let server = start(model, &[]);
     let pid = server.pid();
@@ -237,7 +237,7 @@ fn oversize_header_then_silence(model: &Model) {
     );
 }
 
-// 2. The stream ends inside a header or a payload, by half-close or by reset.
+// Case 2. The stream ends inside a header or a payload, by half-close or by reset.
 fn stream_ends_mid_frame_fds_return(model: &Model) {
     let server = start(model, &[]);
     let pid = server.pid();
@@ -284,7 +284,7 @@ fn stream_ends_mid_frame_fds_return(model: &Model) {
     assert_serves_next_client(&server);
 }
 
-// 3. Slowloris: one byte every 100 ms inside a frame.
+// Case 4. Slowloris: one byte every 100 ms inside a frame.
 fn slowloris_closed_by_frame_timeout(model: &Model) {
     let server = start(model, &["--frame-timeout", "1"]);
     let mut stream = server.connect();
@@ -322,7 +322,7 @@ fn slowloris_closed_by_frame_timeout(model: &Model) {
     assert_serves_next_client(&server);
 }
 
-// 4. A client that writes 64 MiB of frames and never reads.
+// Case 5. A client that writes 64 MiB of frames and never reads.
 fn writer_that_never_reads(model: &Model) {
     let iterative = !model.concurrent;
     let server = start(model, &["--max-frame", "1048576", "--idle-timeout", "2"]);
@@ -420,7 +420,7 @@ fn writer_that_never_reads(model: &Model) {
     assert_serves_next_client(&server);
 }
 
-// 5. A slow reader with a small receive buffer.
+// Case 6. A slow reader with a small receive buffer.
 //
 // The echo is 6 MiB (with `--max-frame 8388608`), not 1 MiB: on loopback the kernel's
 // send buffer (tcp_wmem up to 4 MiB) swallows a whole 1 MiB echo at once, and the
@@ -473,7 +473,7 @@ fn slow_reader_no_busy_loop(model: &Model) {
     );
 }
 
-// 6. Connections reset while the server is stopped, before it accepts them.
+// Case 8. Connections reset while the server is stopped, before it accepts them.
 fn resets_before_accept(model: &Model) {
     let mut server = start(model, &[]);
     server.signal(Signal::SIGSTOP);
@@ -493,7 +493,7 @@ fn read_nonce(stream: &mut TcpStream) -> [u8; 32] {
     nonce
 }
 
-// 7. Handshake abuse.
+// Case 14. Handshake abuse.
 fn auth_abuse(model: &Model) {
     let key = KeyFile::new(KEY);
     let server = start(
@@ -572,7 +572,7 @@ fn auth_abuse(model: &Model) {
     assert_eq!(seen.len(), 200, "{}: a nonce repeated", model.name);
 }
 
-// 8. The peer resets while the server writes a large echo.
+// Case 15. The peer resets while the server writes a large echo.
 //
 // 6 MiB (with `--max-frame 8388608`) rather than 1 MiB: the kernel's send buffer on
 // loopback takes a whole 1 MiB echo at once, so the server would finish writing before
@@ -594,7 +594,7 @@ fn reset_while_server_writes(model: &Model) {
     assert_alive(&mut server);
 }
 
-// 9. SIGTERM with frames in flight and idle connections open.
+// Case 13. SIGTERM with frames in flight and idle connections open.
 fn graceful_shutdown_under_load(model: &Model) {
     let mut server = start(model, &[]);
     let pid = server.pid();
