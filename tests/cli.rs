@@ -3,7 +3,9 @@
 
 mod support;
 
-use std::process::{Command, Output};
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use echolab::models::MODELS;
@@ -162,4 +164,56 @@ fn a_server_whose_parent_is_already_gone_stops_at_once() {
         status.is_some_and(|s| s.success()),
         "server still running or failed: {status:?}"
     );
+}
+
+/// Everything `reader` yields until EOF, read on a helper thread so the test can bound
+/// the wait.
+fn read_to_end_in_background(mut reader: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = reader.read_to_string(&mut text);
+        let _ = tx.send(text);
+    });
+    rx
+}
+
+#[test]
+fn a_server_orphaned_with_no_reader_for_its_stats_still_exits_cleanly() {
+    // A killed harness takes the reader of the server's stdout with it. Here `head` reads
+    // the `listening on` line and exits; sh, the parent, is then killed.
+    let mut sh = Command::new("sh")
+        .args([
+            "-c",
+            r#""$0" serve mio --addr 127.0.0.1:0 --parent-pid $$ | head -n 1"#,
+            env!("CARGO_BIN_EXE_echolab"),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sh");
+    let mut stdout = BufReader::new(sh.stdout.take().expect("sh stdout"));
+    let stderr = read_to_end_in_background(sh.stderr.take().expect("sh stderr"));
+    // head exits after one line or at EOF, so this read cannot block for good.
+    let mut first = String::new();
+    stdout.read_line(&mut first).expect("read head's line");
+    assert!(first.starts_with("listening on"), "{first:?}");
+    let servers: Vec<u32> = proc::children(sh.id())
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.starts_with("echolab"))
+        })
+        .collect();
+    assert_eq!(servers.len(), 1, "servers under sh: {servers:?}");
+    let _cleanup = KillOnDrop(servers[0]);
+    sh.kill().expect("kill sh");
+    let _ = sh.wait();
+    // stderr reaches EOF once the server, its last writer, has exited.
+    let stderr = stderr
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the server outlived its parent");
+    assert!(!stderr.contains("panicked"), "server stderr: {stderr}");
+    assert!(stderr.is_empty(), "server stderr: {stderr}");
 }

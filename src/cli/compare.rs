@@ -73,7 +73,9 @@ pub(crate) fn run(args: CompareArgs) -> Result<ExitCode> {
     }
     // The idle scenario holds thousands of sockets in this process and in the server.
     let sockets = plan.cells.iter().map(|c| c.idle_conns + c.conns).max();
-    raise_descriptor_limit(sockets.unwrap_or(0) as u64, "this plan");
+    if let Some(warning) = raise_descriptor_limit(sockets.unwrap_or(0) as u64, "this plan") {
+        eprintln!("warning: {warning}");
+    }
     let binary = std::env::current_exe().context("cannot find the echolab executable")?;
     let machine = Machine::detect();
     eprintln!(

@@ -9,23 +9,22 @@ use nix::sys::resource::{getrlimit, setrlimit, Resource};
 /// Descriptors a process needs beside its sockets: stdio, the poller, pipes, /proc files.
 const SPARE: u64 = 64;
 
-/// Makes room for `sockets` open sockets; `why` names what needs them in the warning.
-pub(crate) fn raise_descriptor_limit(sockets: u64, why: &str) {
+/// Makes room for `sockets` open sockets; when even the hard limit is too low, returns
+/// a warning naming `why` they are needed.
+pub(crate) fn raise_descriptor_limit(sockets: u64, why: &str) -> Option<String> {
     let needed = sockets + SPARE;
-    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
-        return;
-    };
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
     if soft >= needed {
-        return;
+        return None;
     }
     let limit = match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
         Ok(()) => hard,
         Err(_) => soft,
     };
-    if limit < needed {
-        eprintln!(
-            "warning: the descriptor limit ({limit}) is below the {needed} {why} needs; \
+    (limit < needed).then(|| {
+        format!(
+            "the descriptor limit ({limit}) is below the {needed} {why} needs; \
              raise it with `ulimit -n {needed}`"
-        );
-    }
+        )
+    })
 }

@@ -61,7 +61,9 @@ pub(crate) fn run(args: LoadArgs) -> Result<ExitCode> {
         progress: std::io::stderr().is_terminal(),
         ..LoadConfig::new(client.addr)
     };
-    raise_descriptor_limit(config.conns as u64, "--conns");
+    if let Some(warning) = raise_descriptor_limit(config.conns as u64, "--conns") {
+        eprintln!("warning: {warning}");
+    }
     let report = load::run(&config).context("load run failed")?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);

@@ -42,9 +42,10 @@ pub(crate) struct ServeArgs {
     /// A frame must be complete this many seconds after its first byte (0: no limit).
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
     frame_timeout: Duration,
-    /// Most connections served at once; past it framed clients get `server busy`.
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
-    max_conns: usize,
+    /// Most connections served at once; past it framed clients get `server busy`
+    /// [default: 10000].
+    #[arg(long, value_name = "N")]
+    max_conns: Option<usize>,
     /// Worker threads, for models with a fixed set (default: number of CPUs).
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
@@ -80,7 +81,7 @@ impl ServeArgs {
                 frame_timeout: nonzero(self.frame_timeout),
                 ..SessionConfig::default()
             },
-            max_conns: self.max_conns,
+            max_conns: self.max_conns.unwrap_or(ServerConfig::default().max_conns),
             workers: self.workers,
             backlog: self.backlog,
         })
@@ -99,7 +100,12 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
     if args.workers == Some(0) {
         return Err(anyhow!("--workers must be at least 1"));
     }
-    raise_descriptor_limit(config.max_conns as u64, "--max-conns");
+    if let Some(warning) = raise_descriptor_limit(config.max_conns as u64, "--max-conns") {
+        // Only worth a word when asked for: the default is a ceiling, not a plan.
+        if args.max_conns.is_some() {
+            eprintln!("warning: {warning}");
+        }
+    }
     let shutdown = Shutdown::new().context("cannot create the shutdown pipe")?;
     shutdown
         .install_signal_handlers()
@@ -125,7 +131,9 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
         object.insert("model".into(), model.name.into());
         object.insert("rusage".into(), rusage());
     }
-    println!("{stats}");
+    // Whoever started the server may be gone (a killed harness, `--parent-pid`): a stats
+    // line nobody reads is no reason to fail a clean shutdown.
+    let _ = writeln!(std::io::stdout().lock(), "{stats}");
     Ok(ExitCode::SUCCESS)
 }
 

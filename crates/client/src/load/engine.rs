@@ -299,7 +299,9 @@ fn run_thread(
         }
         worker.read_unread();
         let now = Instant::now();
-        if now >= worker.next_timeout_check {
+        // After the end, what is unanswered is charged by `record_unanswered`, not
+        // counted as a timeout.
+        if now >= worker.next_timeout_check && now < phases.end {
             worker.check_timeouts(now);
             worker.next_timeout_check = now + TICK;
         }
