@@ -193,6 +193,9 @@ fn a_server_orphaned_with_no_reader_for_its_stats_still_exits_cleanly() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn sh");
+    // If the test fails before it kills sh itself, sh must not outlive it (the server,
+    // with `--parent-pid`, then stops on its own).
+    let _sh_cleanup = KillOnDrop(sh.id());
     let mut stdout = BufReader::new(sh.stdout.take().expect("sh stdout"));
     let stderr = read_to_end_in_background(sh.stderr.take().expect("sh stderr"));
     // head exits after one line or at EOF, so this read cannot block for good.
