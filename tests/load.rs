@@ -195,6 +195,24 @@ fn churn_counts_refused_connects_and_retries_without_spinning() {
 }
 
 #[test]
+fn refused_connections_are_errors_not_latency() {
+    // Nothing listens: the messages queued for these connections were never sent, so they
+    // are counted as connect errors and charged no latency.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let output = Command::new(env!("CARGO_BIN_EXE_echolab"))
+        .args(["load", "--addr", &addr.to_string(), "--conns", "3"])
+        .args(["--warmup", "0", "--duration", "0.3"])
+        .output()
+        .expect("run echolab load");
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("latency us: no samples"), "{text}");
+    assert!(text.contains("errors: connect 3"), "{text}");
+}
+
+#[test]
 fn replies_larger_than_one_read_are_drained_and_verified() {
     // Replies several times the generator's 64 KiB read buffer, on one connection: each
     // takes many reads, and the bytes left in the socket after a full read raise no new

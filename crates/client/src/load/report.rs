@@ -135,7 +135,7 @@ impl LoadReport {
         };
         text += &format!(
             "{} conns x {} B{}: {} responses in {:.1} s = {:.0} responses/s, {:.2} MiB/s\n\
-             latency us: p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}\n\
+             {}\n\
              fairness: jain {:.3}  min {}  max {} responses per connection\n",
             self.conns,
             self.size,
@@ -144,11 +144,7 @@ impl LoadReport {
             self.seconds,
             self.responses_per_sec,
             self.mib_per_sec,
-            self.latency_us.p50,
-            self.latency_us.p90,
-            self.latency_us.p99,
-            self.latency_us.p999,
-            self.latency_us.max,
+            self.latency_line(),
             self.fairness.jain,
             self.fairness.min,
             self.fairness.max,
@@ -165,6 +161,19 @@ impl LoadReport {
             text.push_str(&format!("errors: {}\n", listed.join(", ")));
         }
         text
+    }
+
+    /// Every sample is at least 1 µs, so a zero maximum means there were none (every
+    /// connection failed): say so rather than print percentiles of nothing.
+    fn latency_line(&self) -> String {
+        let l = &self.latency_us;
+        if l.max == 0.0 {
+            return "latency us: no samples (no replies, no message left waiting)".to_string();
+        }
+        format!(
+            "latency us: p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}",
+            l.p50, l.p90, l.p99, l.p999, l.max
+        )
     }
 }
 
