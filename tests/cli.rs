@@ -52,12 +52,7 @@ fn unknown_model_names_the_real_ones() {
 
 #[test]
 fn connection_refused_is_one_clear_line() {
-    // Bind and drop a listener to find a port nobody listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("probe port")
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = support::refused_addr().to_string();
     let output = echolab(&["echo", "--addr", &addr, "hello"]);
     assert_clean_failure(&output, "cannot connect");
     assert_eq!(String::from_utf8_lossy(&output.stderr).lines().count(), 1);

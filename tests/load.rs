@@ -177,10 +177,8 @@ fn authenticated_churn_handshakes_every_connection() {
 
 #[test]
 fn churn_counts_refused_connects_and_retries_without_spinning() {
-    // A port nobody listens on: every connect is refused.
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port");
+    // Every connect is refused.
+    let addr = support::refused_addr();
     let output = Command::new(env!("CARGO_BIN_EXE_echolab"))
         .args(["load", "--addr", &addr.to_string(), "--json", "--churn"])
         .args(["--conns", "2", "--warmup", "0", "--duration", "0.5"])
@@ -198,9 +196,7 @@ fn churn_counts_refused_connects_and_retries_without_spinning() {
 fn refused_connections_are_errors_not_latency() {
     // Nothing listens: the messages queued for these connections were never sent, so they
     // are counted as connect errors and charged no latency.
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port");
+    let addr = support::refused_addr();
     let output = Command::new(env!("CARGO_BIN_EXE_echolab"))
         .args(["load", "--addr", &addr.to_string(), "--conns", "3"])
         .args(["--warmup", "0", "--duration", "0.3"])

@@ -308,12 +308,7 @@ fn soak_detects_a_leaked_descriptor() {
 #[test]
 fn soak_against_nothing_fails_in_one_line() {
     let _shared = PROCESS_TREE.read().unwrap_or_else(|e| e.into_inner());
-    // Bind and drop a listener to find a port nobody listens on.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("probe port")
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = support::refused_addr().to_string();
     let (output, report) = soak(&["--addr", &addr, "--duration", "1", "--conns", "2"]);
     assert!(!output.status.success());
     assert_eq!(report["messages"], 0);

@@ -12,6 +12,7 @@ use echolab_harness::{
 
 use super::args::parse_secs;
 use super::fd_limit::raise_descriptor_limit;
+use super::find_model;
 
 #[derive(Debug, Args)]
 pub(crate) struct CompareArgs {
@@ -49,12 +50,7 @@ pub(crate) fn run(args: CompareArgs) -> Result<ExitCode> {
         args.models.clone()
     };
     for name in &names {
-        if models::find(name).is_none() {
-            bail!(
-                "unknown model `{name}`; the models are: {}",
-                models::names()
-            );
-        }
+        find_model(name)?;
     }
     let scenarios = args
         .scenario

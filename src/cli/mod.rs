@@ -46,6 +46,16 @@ enum Command {
     Soak(soak::SoakArgs),
 }
 
+/// The registered model called `name`, or an error that lists the real names.
+pub(crate) fn find_model(name: &str) -> Result<&'static echolab::models::Model> {
+    echolab::models::find(name).ok_or_else(|| {
+        anyhow::anyhow!(
+            "unknown model `{name}`; the models are: {}",
+            echolab::models::names()
+        )
+    })
+}
+
 pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Models => models::run(),

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
-use echolab::models;
 use echolab_proto::{SessionConfig, DEFAULT_MAX_FRAME};
 use echolab_server::{bind_listener, ServerConfig, ServerContext, Shutdown, DEFAULT_BACKLOG};
 
 use super::args::{parse_secs, ProtocolArg};
 use super::fd_limit::raise_descriptor_limit;
+use super::find_model;
 use crate::key_file::load_key_file;
 
 #[derive(Debug, Args)]
@@ -89,13 +89,7 @@ impl ServeArgs {
 }
 
 pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
-    let model = models::find(&args.model).ok_or_else(|| {
-        anyhow!(
-            "unknown model `{}`; the models are: {}",
-            args.model,
-            models::names()
-        )
-    })?;
+    let model = find_model(&args.model)?;
     let config = args.server_config()?;
     if args.workers == Some(0) {
         return Err(anyhow!("--workers must be at least 1"));

@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use echolab::models;
+use echolab::models::Model;
 use echolab_client::soak::{SoakConfig, MAX_CONNS};
 use echolab_harness::{run_soak, ServerProcess};
 
 use super::args::parse_secs;
+use super::find_model;
 use crate::key_file::load_key_file;
 
 #[derive(Debug, Args)]
@@ -59,13 +60,10 @@ pub(crate) struct SoakArgs {
 
 pub(crate) fn run(args: SoakArgs) -> Result<ExitCode> {
     let seed = args.seed.unwrap_or_else(clock_seed);
-    let server = args
-        .model
-        .as_deref()
-        .map(|name| start(name, &args))
-        .transpose()?;
+    let model = args.model.as_deref().map(find_model).transpose()?;
+    let server = model.map(|model| start(model, &args)).transpose()?;
     eprintln!("soak: seed {seed}");
-    let default_conns = match args.model.as_deref().and_then(models::find) {
+    let default_conns = match model {
         Some(model) if !model.concurrent => 2,
         _ => 32,
     };
@@ -116,6 +114,11 @@ pub(crate) fn run(args: SoakArgs) -> Result<ExitCode> {
         if !stats.is_null() {
             println!("server stats  {stats}");
         }
+        if failures.is_empty() {
+            println!("verdict       pass");
+        } else {
+            println!("verdict       FAIL: {}", failures.join("; "));
+        }
     }
     if failures.is_empty() {
         Ok(ExitCode::SUCCESS)
@@ -124,13 +127,7 @@ pub(crate) fn run(args: SoakArgs) -> Result<ExitCode> {
     }
 }
 
-fn start(name: &str, args: &SoakArgs) -> Result<ServerProcess> {
-    let model = models::find(name).ok_or_else(|| {
-        anyhow!(
-            "unknown model `{name}`; the models are: {}",
-            models::names()
-        )
-    })?;
+fn start(model: &Model, args: &SoakArgs) -> Result<ServerProcess> {
     let exe = std::env::current_exe().context("cannot find the echolab binary")?;
     let mut extra = Vec::new();
     if args.max_size > echolab_proto::DEFAULT_MAX_FRAME as usize {

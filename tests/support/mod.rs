@@ -11,12 +11,12 @@ pub mod pending;
 pub mod proc;
 pub mod suite;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use echolab_client::{Client, ClientConfig};
@@ -57,15 +57,7 @@ impl ServerGuard {
             .spawn()
             .expect("spawn echolab serve");
         let stdout = child.stdout.take().expect("child stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = echolab_harness::forward_lines(stdout);
         let mut guard = ServerGuard {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -153,6 +145,13 @@ impl Drop for ServerGuard {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A loopback address nobody listens on: the port of a listener bound and dropped at once.
+pub fn refused_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("probe a free port")
 }
 
 pub fn connect(addr: SocketAddr) -> TcpStream {

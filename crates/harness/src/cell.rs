@@ -125,7 +125,7 @@ pub fn run_cell(
     let pid = server.pid();
     let mut idle = IdleCrowd::default();
     if cell.idle_conns > 0 {
-        idle = IdleCrowd::open(server.addr(), pid, cell.idle_conns)?;
+        idle = IdleCrowd::open(server.addr(), pid, cell.idle_conns);
     }
     let config = LoadConfig {
         conns: cell.conns,
@@ -213,7 +213,7 @@ struct IdleCrowd {
 impl IdleCrowd {
     /// Opens `n` connections, waits until the server holds them (or stops gaining), and
     /// measures the server's PSS per connection held.
-    fn open(addr: SocketAddr, pid: u32, n: usize) -> Result<IdleCrowd, HarnessError> {
+    fn open(addr: SocketAddr, pid: u32, n: usize) -> IdleCrowd {
         let before_sockets = socket_inodes(pid);
         let before_pss = procfs::pss_kb(pid);
         let mut streams = Vec::with_capacity(n);
@@ -248,11 +248,11 @@ impl IdleCrowd {
         let after_pss = procfs::pss_kb(pid);
         let memory_per_conn_kb =
             (held > 0).then(|| after_pss.saturating_sub(before_pss) as f64 / held as f64);
-        Ok(IdleCrowd {
+        IdleCrowd {
             streams,
             held,
             memory_per_conn_kb,
-        })
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use plotters::coord::ranged1d::SegmentValue;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use crate::files::write_error;
 use crate::scenario::Scenario;
 use crate::summary::Summary;
 use crate::HarnessError;
@@ -109,17 +110,10 @@ fn series_by_model(
     series
 }
 
-fn draw_error(path: &Path, e: impl std::fmt::Display) -> HarnessError {
-    HarnessError::Write {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    }
-}
-
 /// A white 860x500 SVG canvas.
 fn canvas(path: &Path) -> Result<DrawingArea<SVGBackend<'_>, Shift>, HarnessError> {
     let root = SVGBackend::new(path, (860, 500)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| draw_error(path, e))?;
+    root.fill(&WHITE).map_err(|e| write_error(path, e))?;
     Ok(root)
 }
 
@@ -144,7 +138,7 @@ fn line_chart(
     series: &[Series],
     colour: &dyn Fn(&str) -> RGBAColor,
 ) -> Result<(), HarnessError> {
-    let fail = |e: &dyn std::fmt::Display| draw_error(path, e);
+    let fail = |e: &dyn std::fmt::Display| write_error(path, e);
     let points = series.iter().flat_map(|(_, p)| p.iter());
     let (mut x_max, mut y_min, mut y_max) = (1.0f64, f64::MAX, 0.0f64);
     for &(x, y) in points {
@@ -197,7 +191,7 @@ fn bar_chart(
     bars: &[(String, f64)],
     colour: &dyn Fn(&str) -> RGBAColor,
 ) -> Result<(), HarnessError> {
-    let fail = |e: &dyn std::fmt::Display| draw_error(path, e);
+    let fail = |e: &dyn std::fmt::Display| write_error(path, e);
     let y_max = bars.iter().map(|(_, v)| *v).fold(1.0f64, f64::max) * 1.15;
     let root = canvas(path)?;
     let mut chart = framed(&root, caption)

@@ -1,5 +1,3 @@
-use std::io;
-
 /// What can stop a benchmark run (a model that serves badly is a result, not an error).
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {
@@ -10,15 +8,6 @@ pub enum HarnessError {
         model: String,
         /// What went wrong.
         reason: String,
-    },
-    /// Reading `/proc` or another local resource failed.
-    #[error("{context}: {source}")]
-    Io {
-        /// What was being done.
-        context: String,
-        /// The cause.
-        #[source]
-        source: io::Error,
     },
     /// The load generator refused the configuration.
     #[error("load generator: {0}")]

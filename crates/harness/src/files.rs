@@ -60,7 +60,8 @@ fn write(path: &Path, text: &str) -> Result<(), HarnessError> {
     std::fs::write(path, text).map_err(|e| write_error(path, e))
 }
 
-fn write_error(path: &Path, e: impl std::fmt::Display) -> HarnessError {
+/// A failure to write (or draw) the file at `path`.
+pub(crate) fn write_error(path: &Path, e: impl std::fmt::Display) -> HarnessError {
     HarnessError::Write {
         path: path.display().to_string(),
         reason: e.to_string(),

@@ -5,6 +5,8 @@ use std::process::Command;
 
 use serde::Serialize;
 
+use crate::procfs::status_field;
+
 /// Where and how a run was made.
 #[derive(Debug, Clone, Serialize)]
 pub struct Machine {
@@ -48,12 +50,7 @@ impl Machine {
                 .map(usize::from)
                 .unwrap_or(1),
             kernel: non_empty(read("/proc/sys/kernel/osrelease").trim()),
-            memory_mib: meminfo
-                .lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|rest| rest.split_whitespace().next())
-                .and_then(|kb| kb.parse::<u64>().ok())
-                .map_or(0, |kb| kb / 1024),
+            memory_mib: status_field(&meminfo, "MemTotal:").map_or(0, |kb| kb / 1024),
             rustc: command_output("rustc", &["--version"]),
             commit: command_output("git", &["describe", "--always", "--dirty"]),
             started: utc_now(),

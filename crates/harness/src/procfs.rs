@@ -110,7 +110,9 @@ fn cpu_ticks(pid: u32) -> io::Result<u64> {
         .sum())
 }
 
-fn status_field(text: &str, key: &str) -> Option<u64> {
+/// The first number after `key` in a `key: value` text such as /proc/PID/status or
+/// /proc/meminfo.
+pub(crate) fn status_field(text: &str, key: &str) -> Option<u64> {
     text.lines()
         .find_map(|line| line.strip_prefix(key))
         .and_then(|rest| rest.split_whitespace().next())

@@ -17,6 +17,8 @@ use crate::HarnessError;
 /// How long a server gets to print its address, and to exit after SIGTERM.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// A server dropped unstopped (an error or a panic in the harness) gets less.
+const DROP_GRACE: Duration = Duration::from_secs(2);
 
 /// A running server. Dropped without [`ServerProcess::stop`], it gets SIGTERM and then,
 /// after a grace period, SIGKILL: SIGTERM first so a `fork` parent takes its children
@@ -91,26 +93,10 @@ impl ServerProcess {
 
     /// SIGTERM, then waits for the exit and the stats line (SIGKILL after the timeout).
     pub fn stop(mut self) -> ServerExit {
-        let pid = Pid::from_raw(self.child.id() as i32);
-        let _ = kill(pid, Signal::SIGTERM);
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        let mut exit = ServerExit::default();
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => {
-                    exit.clean = status.success();
-                    break;
-                }
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                _ => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    break;
-                }
-            }
-        }
+        let mut exit = ServerExit {
+            clean: self.terminate(STOP_TIMEOUT),
+            ..ServerExit::default()
+        };
         // The reader thread sees EOF once the process is gone; take its last JSON line.
         while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(1)) {
             if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) {
@@ -119,24 +105,39 @@ impl ServerProcess {
         }
         exit
     }
+
+    /// SIGTERM, up to `grace` for the exit, then SIGKILL; reaps the process either way.
+    /// Whether it exited by itself with status 0.
+    fn terminate(&mut self, grace: Duration) -> bool {
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+        let deadline = Instant::now() + grace;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return status.success(),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                _ => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    return false;
+                }
+            }
+        }
+    }
 }
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
-            let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+            self.terminate(DROP_GRACE);
         }
     }
 }
 
-/// Reads the child's stdout on a thread so a silent server cannot block the harness.
-fn forward_lines(stdout: ChildStdout) -> mpsc::Receiver<String> {
+/// Reads a child's stdout on a thread, line by line, so a silent server cannot block
+/// whoever waits for its lines (with `recv_timeout`).
+pub fn forward_lines(stdout: ChildStdout) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {

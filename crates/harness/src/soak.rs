@@ -137,6 +137,7 @@ impl SoakReport {
     }
 
     /// The traffic summary plus the server's memory and descriptors, one fact per line.
+    /// No verdict: whoever stops the server knows the last failure (an unclean exit).
     pub fn summary(&self) -> String {
         let mut out = self.traffic.summary();
         match (self.rss_start_kb, self.rss_end_kb, self.rss_drift_kb) {
@@ -159,13 +160,6 @@ impl SoakReport {
             }
             _ => out.push_str("server fds    not sampled\n"),
         }
-        let failures = self.failures();
-        let verdict = if failures.is_empty() {
-            "pass".to_string()
-        } else {
-            format!("FAIL: {}", failures.join("; "))
-        };
-        let _ = writeln!(out, "verdict       {verdict}");
         out
     }
 }

@@ -32,9 +32,10 @@ impl Worker<'_> {
                 let c = &mut self.conns[conn];
                 c.stream = Some(stream);
                 c.open = true;
-                c.connected_at = Instant::now();
+                let now = Instant::now();
+                c.connected_at = now;
                 if !c.awaiting_nonce {
-                    self.fill_pipeline(conn);
+                    self.fill_pipeline(conn, now);
                 }
             }
             Err(_) => {

@@ -339,8 +339,7 @@ impl Worker<'_> {
 
     /// Queues messages: until `depth` are in flight (closed loop, one in churn), or every
     /// message now due (open loop); nothing once the run is over.
-    pub(super) fn fill_pipeline(&mut self, conn: usize) {
-        let now = Instant::now();
+    pub(super) fn fill_pipeline(&mut self, conn: usize, now: Instant) {
         if now >= self.phases.end {
             return;
         }

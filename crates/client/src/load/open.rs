@@ -38,7 +38,7 @@ impl Worker<'_> {
                     // A connection that failed sends no more; one still in its handshake
                     // is queued again once the challenge is answered.
                     if c.open && !c.awaiting_nonce {
-                        self.fill_pipeline(conn);
+                        self.fill_pipeline(conn, now);
                     }
                 }
                 Mode::Churn => self.retry_if_due(conn, now),

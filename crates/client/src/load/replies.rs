@@ -124,6 +124,8 @@ impl Worker<'_> {
         let header_len = if framed { HEADER_LEN } else { 0 };
         let mut used = 0;
         let mut completed = 0usize;
+        // Every reply in `data` had arrived when it was read: one clock reading times them all.
+        let now = Instant::now();
         loop {
             let c = &mut self.conns[conn];
             if !c.open {
@@ -143,7 +145,7 @@ impl Worker<'_> {
                 if let Some(key) = &self.config.auth_key {
                     c.out.extend_from_slice(&key.respond(&nonce));
                 }
-                self.fill_pipeline(conn);
+                self.fill_pipeline(conn, now);
                 continue;
             }
             if rest.len() < header_len {
@@ -175,7 +177,6 @@ impl Worker<'_> {
                 return None;
             }
             used += header_len + size;
-            let now = Instant::now();
             if c.first_reply.is_none() {
                 c.first_reply = Some(now - c.connected_at);
             }
@@ -192,7 +193,7 @@ impl Worker<'_> {
             }
         }
         if completed > 0 {
-            self.fill_pipeline(conn);
+            self.fill_pipeline(conn, now);
         }
         Some(used)
     }

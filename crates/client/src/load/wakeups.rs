@@ -10,7 +10,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
@@ -73,7 +73,7 @@ impl Wakeups {
         // A zero expiry would disarm the timer rather than fire it at once.
         let after = at
             .saturating_duration_since(now)
-            .max(std::time::Duration::from_nanos(1));
+            .max(Duration::from_nanos(1));
         self.alarm.set(
             Expiration::OneShot(TimeSpec::from_duration(after)),
             TimerSetTimeFlags::empty(),
@@ -86,7 +86,6 @@ impl Wakeups {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn connections_come_due_in_time_order() {
