@@ -406,9 +406,7 @@ impl Worker<'_> {
             if c.open && overdue {
                 // The wait is the server's to answer for: keep it in the percentiles.
                 if now >= self.phases.measure_from {
-                    for (_, sent) in &c.in_flight {
-                        record(&mut self.histogram, now.saturating_duration_since(*sent));
-                    }
+                    record_waits(&mut self.histogram, &c.in_flight, now);
                 }
                 self.fail(conn, ErrorKind::Timeout);
             }
@@ -428,6 +426,18 @@ fn queue(c: &mut Conn, size: usize, framed: bool, at: Instant) {
     c.out.resize(start + size, 0);
     payload::fill(&mut c.out[start..], c.id, seq);
     c.in_flight.push_back((seq, at));
+}
+
+/// Charges each message still in flight with its wait until `until` (from its send, or
+/// its due time in the open loop).
+pub(super) fn record_waits(
+    histogram: &mut Histogram<u64>,
+    in_flight: &VecDeque<(u64, Instant)>,
+    until: Instant,
+) {
+    for (_, since) in in_flight {
+        record(histogram, until.saturating_duration_since(*since));
+    }
 }
 
 pub(super) fn record(histogram: &mut Histogram<u64>, latency: Duration) {

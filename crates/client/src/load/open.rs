@@ -4,7 +4,7 @@
 use std::io;
 use std::time::Instant;
 
-use super::engine::{record, Worker, TICK};
+use super::engine::{record_waits, Worker, TICK};
 use super::Mode;
 
 /// Messages one connection may have unanswered before further due messages are dropped
@@ -57,9 +57,7 @@ impl Worker<'_> {
     pub(super) fn record_unanswered(&mut self) {
         let end = self.phases.end;
         for c in self.conns.iter().filter(|c| c.open) {
-            for (_, due) in &c.in_flight {
-                record(&mut self.histogram, end.saturating_duration_since(*due));
-            }
+            record_waits(&mut self.histogram, &c.in_flight, end);
         }
     }
 }

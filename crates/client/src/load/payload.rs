@@ -6,7 +6,8 @@
 //! seeded by (connection, sequence). Each word depends only on its index, so the CPU
 //! computes several at once, and a reply is compared a word at a time, with no copy.
 
-const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+/// SplitMix64's increment (also the soak's generator, `soak::rng`).
+pub(crate) const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// Fills `out` with the payload for message `seq` on connection `conn`.
 pub(crate) fn fill(out: &mut [u8], conn: u32, seq: u64) {
@@ -49,7 +50,7 @@ fn word(base: u64, index: u64) -> u64 {
 }
 
 /// SplitMix64's finaliser: every output bit depends on every input bit.
-fn mix(mut z: u64) -> u64 {
+pub(crate) fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)

@@ -102,16 +102,29 @@ impl Worker<'_> {
                 return false;
             };
             self.conns[conn].input.extend_from_slice(&fresh[used..]);
-        } else {
-            let mut held = std::mem::take(&mut self.conns[conn].input);
-            held.extend_from_slice(fresh);
-            let Some(used) = self.take_replies(conn, &held) else {
-                return false;
-            };
-            held.drain(..used);
-            self.conns[conn].input = held;
+            return true;
         }
-        true
+        // Complete the held reply with only the bytes it lacks (every reply is one header
+        // plus `size` bytes); the rest of the read is verified where it lies.
+        let header_len = match self.config.protocol {
+            Protocol::Framed => HEADER_LEN,
+            Protocol::Raw => 0,
+        };
+        let mut held = std::mem::take(&mut self.conns[conn].input);
+        let lacking = (header_len + self.config.size).saturating_sub(held.len());
+        let (completing, rest) = fresh.split_at(lacking.min(fresh.len()));
+        held.extend_from_slice(completing);
+        let Some(used) = self.take_replies(conn, &held) else {
+            return false;
+        };
+        if used < held.len() {
+            // Still incomplete: the read ended inside it.
+            self.conns[conn].input = held;
+            return true;
+        }
+        held.clear();
+        self.conns[conn].input = held;
+        rest.is_empty() || self.take_input(conn, rest)
     }
 
     /// Verifies and counts the whole replies at the start of `data` (the connection's
@@ -119,13 +132,28 @@ impl Worker<'_> {
     /// used; the rest begins a reply still arriving. `None`: the connection ended or was
     /// replaced.
     fn take_replies(&mut self, conn: usize, data: &[u8]) -> Option<usize> {
+        // Every reply in `data` had arrived when it was read: one clock reading times them all.
+        let now = Instant::now();
+        let mut measured = 0;
+        let used = self.verify_replies(conn, data, now, &mut measured);
+        // Once per batch, not per reply: every generator thread writes this counter.
+        self.progress.fetch_add(measured, Ordering::Relaxed);
+        used
+    }
+
+    /// `take_replies`' work; `measured` counts the replies inside the measured window.
+    fn verify_replies(
+        &mut self,
+        conn: usize,
+        data: &[u8],
+        now: Instant,
+        measured: &mut u64,
+    ) -> Option<usize> {
         let size = self.config.size;
         let framed = self.config.protocol == Protocol::Framed;
         let header_len = if framed { HEADER_LEN } else { 0 };
         let mut used = 0;
         let mut completed = 0usize;
-        // Every reply in `data` had arrived when it was read: one clock reading times them all.
-        let now = Instant::now();
         loop {
             let c = &mut self.conns[conn];
             if !c.open {
@@ -182,7 +210,7 @@ impl Worker<'_> {
             }
             if now >= self.phases.measure_from && now < self.phases.end {
                 c.measured += 1;
-                self.progress.fetch_add(1, Ordering::Relaxed);
+                *measured += 1;
                 record(&mut self.histogram, now.saturating_duration_since(sent));
             }
             completed += 1;

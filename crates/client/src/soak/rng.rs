@@ -4,6 +4,8 @@
 
 use std::ops::RangeInclusive;
 
+use crate::load::payload;
+
 /// splitmix64; not cryptographic, only reproducible and well mixed.
 #[derive(Debug, Clone)]
 pub(crate) struct Rng {
@@ -21,11 +23,8 @@ impl Rng {
     }
 
     pub(crate) fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.state = self.state.wrapping_add(payload::GAMMA);
+        payload::mix(self.state)
     }
 
     /// Uniform in `range` (the modulo bias is irrelevant at these sizes).
