@@ -84,6 +84,64 @@ fn relative_links_resolve() {
     assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
 }
 
+/// `[`name`](file#L12)` links: (file, line, name), for labels that are one code name
+/// (`fn`/`const` prefixes, `Type::` paths and a trailing `(...)` dropped).
+fn named_line_links(text: &str) -> Vec<(String, usize, String)> {
+    let mut links = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("[`") {
+        rest = &rest[start + 2..];
+        let Some(label_end) = rest.find("`](") else { break };
+        let label = &rest[..label_end];
+        rest = &rest[label_end + 3..];
+        let Some(end) = rest.find(')') else { break };
+        let target = &rest[..end];
+        rest = &rest[end..];
+        let Some((file, line)) = target.split_once("#L") else {
+            continue;
+        };
+        let line = line.split('-').next().and_then(|l| l.parse().ok());
+        let name = label
+            .trim_start_matches("fn ")
+            .trim_start_matches("const ")
+            .split('(')
+            .next()
+            .unwrap_or("")
+            .rsplit("::")
+            .next()
+            .unwrap_or("");
+        let is_name = !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || c == '_');
+        if let (Some(line), true) = (line, is_name) {
+            links.push((file.to_string(), line, name.to_string()));
+        }
+    }
+    links
+}
+
+#[test]
+fn links_to_a_named_line_land_near_that_name() {
+    // Code moves; an anchor that drifted off its name points readers at the wrong code.
+    // "Near": a link may point into the item (a method of a type, a line of a function).
+    const NEAR: usize = 20;
+    let mut drifted = Vec::new();
+    for file in markdown_files() {
+        let text = std::fs::read_to_string(&file).expect("read markdown");
+        let dir = file.parent().unwrap_or(Path::new("."));
+        for (target, line, name) in named_line_links(&text) {
+            let Ok(code) = std::fs::read_to_string(dir.join(&target)) else {
+                continue; // a missing file is `relative_links_resolve`'s to report
+            };
+            let lines: Vec<&str> = code.lines().collect();
+            let from = line.saturating_sub(NEAR + 1);
+            let window = &lines[from.min(lines.len())..(line).min(lines.len())];
+            if !window.iter().any(|l| l.contains(&name)) {
+                drifted.push(format!("{}: `{name}` -> {target}#L{line}", file.display()));
+            }
+        }
+    }
+    assert!(drifted.is_empty(), "anchors off their names:\n{}", drifted.join("\n"));
+}
+
 /// The quoted names in the `CASES` list of `tests/faults.rs` (model names, as in
 /// `case_for(.., &["fork"], ..)`, left out).
 fn fault_case_names() -> Vec<String> {
