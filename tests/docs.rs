@@ -91,7 +91,9 @@ fn named_line_links(text: &str) -> Vec<(String, usize, String)> {
     let mut rest = text;
     while let Some(start) = rest.find("[`") {
         rest = &rest[start + 2..];
-        let Some(label_end) = rest.find("`](") else { break };
+        let Some(label_end) = rest.find("`](") else {
+            break;
+        };
         let label = &rest[..label_end];
         rest = &rest[label_end + 3..];
         let Some(end) = rest.find(')') else { break };
@@ -139,7 +141,11 @@ fn links_to_a_named_line_land_near_that_name() {
             }
         }
     }
-    assert!(drifted.is_empty(), "anchors off their names:\n{}", drifted.join("\n"));
+    assert!(
+        drifted.is_empty(),
+        "anchors off their names:\n{}",
+        drifted.join("\n")
+    );
 }
 
 /// The quoted names in the `CASES` list of `tests/faults.rs` (model names, as in
