@@ -1,7 +1,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{AuthKey, DEFAULT_MAX_FRAME};
+use crate::{AuthKey, ProtoError, DEFAULT_MAX_FRAME, NOTICE_BIT};
 
 /// Which wire protocol a server speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -23,7 +23,7 @@ pub struct SessionConfig {
     /// Wire protocol.
     pub protocol: Protocol,
     /// Largest frame payload accepted (framed mode).
-    pub max_frame: u32,
+    pub max_frame: FrameLimit,
     /// The shared key, when connections must authenticate.
     pub auth_key: Option<Arc<AuthKey>>,
     /// How long a client has to answer the challenge.
@@ -37,11 +37,41 @@ pub struct SessionConfig {
     pub high_water: usize,
 }
 
+/// The largest frame payload a session accepts: below 2^31, because the top bit of a
+/// header word marks a notice. The type makes a limit a header cannot carry
+/// unrepresentable, instead of leaving the check to each caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameLimit(u32);
+
+impl FrameLimit {
+    /// The limit, refused when a frame header could not carry it.
+    pub fn new(bytes: u32) -> Result<FrameLimit, ProtoError> {
+        if bytes & NOTICE_BIT != 0 {
+            return Err(ProtoError::FrameLimitTooLarge {
+                limit: bytes,
+                max: NOTICE_BIT - 1,
+            });
+        }
+        Ok(FrameLimit(bytes))
+    }
+
+    /// The limit in bytes.
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl Default for FrameLimit {
+    fn default() -> Self {
+        FrameLimit(DEFAULT_MAX_FRAME)
+    }
+}
+
 impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
             protocol: Protocol::Framed,
-            max_frame: DEFAULT_MAX_FRAME,
+            max_frame: FrameLimit::default(),
             auth_key: None,
             handshake_timeout: Duration::from_secs(5),
             idle_timeout: Some(Duration::from_secs(60)),

@@ -35,4 +35,12 @@ pub enum ProtoError {
         /// The limit.
         max: usize,
     },
+    /// A frame limit the header cannot carry (its top bit marks a notice).
+    #[error("a frame limit of {limit} bytes cannot be carried by a frame header (at most {max})")]
+    FrameLimitTooLarge {
+        /// The limit asked for.
+        limit: u32,
+        /// The largest limit a header can carry.
+        max: u32,
+    },
 }

@@ -34,6 +34,14 @@ impl Header {
             Header::Frame(word)
         }
     }
+
+    /// The header word as it was on the wire.
+    pub fn word(self) -> u32 {
+        match self {
+            Header::Frame(len) => len,
+            Header::Notice(len) => len | NOTICE_BIT,
+        }
+    }
 }
 
 /// Appends `payload` as one frame to `out`.

@@ -25,7 +25,7 @@ mod frame;
 mod session;
 
 pub use auth::{AuthKey, MAC_LEN, MIN_KEY_LEN, NONCE_LEN};
-pub use config::{Protocol, SessionConfig, DEFAULT_HIGH_WATER};
+pub use config::{FrameLimit, Protocol, SessionConfig, DEFAULT_HIGH_WATER};
 pub use decoder::{Reply, ReplyDecoder};
 pub use error::ProtoError;
 pub use frame::{

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::frame::{encode_notice, HEADER_LEN};
+use crate::frame::{encode_notice, Header, HEADER_LEN};
 use crate::{AuthKey, Protocol, SessionConfig, MAC_LEN, NONCE_LEN};
 
 /// Buffers that grew past this (to hold a large frame) are released once they empty,
@@ -137,6 +137,10 @@ pub struct Session {
     frame_deadline: Option<Instant>,
     out: Vec<u8>,
     out_pos: usize,
+    /// Bytes handed out by [`Session::take_transmit`] whose send has not completed yet.
+    in_flight: usize,
+    /// Whether the driver has been told to send its FIN ([`Session::take_fin`]).
+    fin_taken: bool,
     last_activity: Instant,
     closing_since: Option<Instant>,
     phase: Phase,
@@ -160,7 +164,7 @@ impl Session {
         });
         Session {
             protocol: config.protocol,
-            max_frame: config.max_frame,
+            max_frame: config.max_frame.get(),
             high_water: config.high_water,
             idle_timeout: config.idle_timeout,
             frame_timeout: config.frame_timeout,
@@ -170,6 +174,8 @@ impl Session {
             frame_deadline: None,
             out,
             out_pos: 0,
+            in_flight: 0,
+            fin_taken: false,
             last_activity: now,
             closing_since: None,
             phase: Phase::Open,
@@ -229,16 +235,22 @@ impl Session {
                     if self.held.len() < HEADER_LEN {
                         return;
                     }
-                    let word = [self.held[0], self.held[1], self.held[2], self.held[3]];
-                    let len = u32::from_be_bytes(word);
-                    if len > self.max_frame {
-                        let text = format!(
-                            "frame of {len} bytes exceeds the limit of {} bytes",
-                            self.max_frame
-                        );
-                        self.close_with(CloseReason::Oversize, &text, now);
-                        return;
-                    }
+                    let header =
+                        Header::parse([self.held[0], self.held[1], self.held[2], self.held[3]]);
+                    // A client has no business sending a notice: its top bit makes the
+                    // word larger than any limit, and it is refused like one.
+                    let len = match header {
+                        Header::Frame(len) if len <= self.max_frame => len,
+                        _ => {
+                            let text = format!(
+                                "frame of {} bytes exceeds the limit of {} bytes",
+                                header.word(),
+                                self.max_frame
+                            );
+                            self.close_with(CloseReason::Oversize, &text, now);
+                            return;
+                        }
+                    };
                     // `len <= max_frame: u32`, so it fits in usize on every target we build.
                     self.framing = Framing::Payload {
                         remaining: len as usize,
@@ -265,7 +277,7 @@ impl Session {
 
     /// Moves the held part of a frame plus its `tail` to the output.
     fn complete_frame(&mut self, tail: &[u8]) {
-        if self.pending_output() == 0 {
+        if self.queued_output() == 0 {
             // Nothing is waiting to be written: hand the held buffer over instead of
             // copying a possibly megabyte-sized frame.
             self.out.clear();
@@ -391,7 +403,7 @@ impl Session {
         let Phase::Closing(reason) = self.phase else {
             return;
         };
-        if self.pending_output() > 0 {
+        if self.owed_output() > 0 {
             return;
         }
         self.phase = match reason {
@@ -407,20 +419,21 @@ impl Session {
         };
     }
 
-    /// Bytes waiting to be written, oldest first.
+    /// Bytes waiting to be written, oldest first: the borrowed-slice path, for drivers
+    /// that copy into the kernel with `write` (readiness and blocking models). The slice
+    /// is valid only until the next call that feeds the session.
     pub fn output(&self) -> &[u8] {
         &self.out[self.out_pos..]
     }
 
     /// Marks the first `n` bytes of [`Session::output`] as written at `now`.
     pub fn consume_output(&mut self, n: usize, now: Instant) {
-        let n = n.min(self.pending_output());
+        let n = n.min(self.queued_output());
         if n == 0 {
             return;
         }
         self.out_pos += n;
-        self.stats.bytes_out += n as u64;
-        self.last_activity = now;
+        self.record_sent(n, now);
         if self.out_pos == self.out.len() {
             self.out.clear();
             self.out_pos = 0;
@@ -433,15 +446,74 @@ impl Session {
         self.finish_if_flushed(now);
     }
 
-    fn pending_output(&self) -> usize {
+    /// Takes every byte now owed as an owned buffer: the path for completion-based
+    /// drivers (io_uring), where the kernel reads the buffer after the call returns, so
+    /// a slice that [`Session::handle_input`] may reallocate would not do.
+    ///
+    /// `None` while nothing is owed or a taken buffer is still in flight: one send at a
+    /// time keeps the bytes in order. Until [`Session::complete_transmit`] hands the
+    /// buffer back, its bytes still count as owed, for backpressure
+    /// ([`Session::wants_read`]) and for closing. A driver uses this path or
+    /// [`Session::output`], not both.
+    pub fn take_transmit(&mut self) -> Option<Vec<u8>> {
+        if self.in_flight > 0 || self.queued_output() == 0 {
+            return None;
+        }
+        if self.out_pos > 0 {
+            self.out.drain(..self.out_pos);
+            self.out_pos = 0;
+        }
+        let buf = std::mem::take(&mut self.out);
+        self.in_flight = buf.len();
+        Some(buf)
+    }
+
+    /// The send of a buffer from [`Session::take_transmit`] completed at `now` with `sent`
+    /// of its bytes written (the kernel may write fewer). The rest goes back in front of
+    /// any output produced meanwhile, so nothing is lost, doubled or reordered; an empty
+    /// buffer is kept for the next output, saving an allocation per message.
+    pub fn complete_transmit(&mut self, mut buf: Vec<u8>, sent: usize, now: Instant) {
+        let sent = sent.min(buf.len());
+        self.in_flight = 0;
+        self.record_sent(sent, now);
+        if matches!(self.phase, Phase::Closed(_)) {
+            return;
+        }
+        if sent < buf.len() {
+            buf.drain(..sent);
+            buf.extend_from_slice(self.output());
+            self.out = buf;
+            self.out_pos = 0;
+        } else if self.queued_output() == 0 && buf.capacity() <= RETAIN_CAPACITY {
+            buf.clear();
+            self.out = buf;
+            self.out_pos = 0;
+        }
+        self.finish_if_flushed(now);
+    }
+
+    fn record_sent(&mut self, n: usize, now: Instant) {
+        if n > 0 {
+            self.stats.bytes_out += n as u64;
+            self.last_activity = now;
+        }
+    }
+
+    /// Output waiting in the session, not yet handed to the kernel.
+    fn queued_output(&self) -> usize {
         self.out.len() - self.out_pos
+    }
+
+    /// Output not yet known to be written: queued, or in flight on the owned path.
+    fn owed_output(&self) -> usize {
+        self.queued_output() + self.in_flight
     }
 
     /// Whether the driver should read: the session is open and its output is below the
     /// high-water mark (backpressure), or it is draining the peer's last bytes.
     pub fn wants_read(&self) -> bool {
         match self.phase {
-            Phase::Open => self.pending_output() < self.high_water,
+            Phase::Open => self.owed_output() < self.high_water,
             Phase::Draining { .. } => true,
             Phase::Closing(_) | Phase::Closed(_) => false,
         }
@@ -454,9 +526,20 @@ impl Session {
         matches!(self.phase, Phase::Draining { .. } | Phase::Closed(_))
     }
 
-    /// Whether there is output to write.
+    /// The one-shot form of [`Session::is_write_finished`]: true exactly once, when the
+    /// driver should shut down the socket's write side (send its FIN) after the last
+    /// reply. Every model asks this after each change instead of keeping its own flag.
+    pub fn take_fin(&mut self) -> bool {
+        if self.fin_taken || !self.is_write_finished() {
+            return false;
+        }
+        self.fin_taken = true;
+        true
+    }
+
+    /// Whether there is output to write (for the owned path: to take).
     pub fn wants_write(&self) -> bool {
-        self.pending_output() > 0
+        self.queued_output() > 0 && self.in_flight == 0
     }
 
     /// Whether the driver should close the connection now: the session ended and every

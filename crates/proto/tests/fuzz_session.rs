@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use echolab_proto::{
-    encode_frame, AuthKey, Protocol, ReplyDecoder, Session, SessionConfig, HEADER_LEN,
+    encode_frame, AuthKey, FrameLimit, Protocol, ReplyDecoder, Session, SessionConfig, HEADER_LEN,
     MAX_NOTICE_LEN, NONCE_LEN,
 };
 use proptest::prelude::*;
@@ -101,7 +101,7 @@ fn config() -> impl Strategy<Value = SessionConfig> {
             )| {
                 SessionConfig {
                     protocol,
-                    max_frame,
+                    max_frame: FrameLimit::new(max_frame).expect("fuzzed limits are below 2^31"),
                     auth_key: auth.then(|| {
                         Arc::new(
                             AuthKey::new(b"fuzzing-key-of-32-bytes-exactly!".to_vec())
@@ -121,7 +121,7 @@ fn config() -> impl Strategy<Value = SessionConfig> {
 /// reads (no `Write` at all), so only backpressure can bound the session.
 fn config_and_ops() -> impl Strategy<Value = (SessionConfig, Vec<Op>)> {
     (config(), prop::bool::weighted(0.25)).prop_flat_map(|(config, never_reads)| {
-        let ops = prop::collection::vec(op(config.max_frame), 0..80).prop_map(move |ops| {
+        let ops = prop::collection::vec(op(config.max_frame.get()), 0..80).prop_map(move |ops| {
             ops.into_iter()
                 .filter(|op| !(never_reads && matches!(op, Op::Write(_))))
                 .collect()
@@ -135,7 +135,7 @@ fn config_and_ops() -> impl Strategy<Value = (SessionConfig, Vec<Op>)> {
 /// the held frame, the chunk, a notice), the frame it is assembling, and the buffers it
 /// keeps after use; doubled for `Vec` growth. Independent of how much input came.
 fn memory_bound(config: &SessionConfig, chunk: usize) -> usize {
-    let frame = config.max_frame as usize + HEADER_LEN;
+    let frame = config.max_frame.get() as usize + HEADER_LEN;
     let owed = config.high_water + frame + chunk + HEADER_LEN + MAX_NOTICE_LEN + NONCE_LEN;
     2 * (owed + frame) + 2 * RETAINED
 }
@@ -206,7 +206,7 @@ proptest! {
         writes in prop::collection::vec(1usize..5000, 1..40),
         high_water in 1usize..10_000,
     ) {
-        let config = SessionConfig { max_frame: 4096, high_water, ..SessionConfig::default() };
+        let config = SessionConfig { max_frame: FrameLimit::new(4096).unwrap(), high_water, ..SessionConfig::default() };
         let now = Instant::now();
         let mut session = Session::new(&config, now, [0; NONCE_LEN]);
         let mut wire = Vec::new();
@@ -243,6 +243,59 @@ proptest! {
         prop_assert_eq!(next_chunk, chunks.len(), "input left unread");
         prop_assert!(echoed == wire, "the echo differs from the input");
         prop_assert_eq!(session.stats().frames, payloads.len() as u64);
+    }
+
+    /// The owned-buffer path (io_uring): a taken buffer is in the kernel's hands while
+    /// more input arrives, and its send may complete short. The echo must still come
+    /// back whole and in order, and backpressure must hold with bytes in flight.
+    #[test]
+    fn owned_transmits_keep_order_across_short_sends_and_input_in_flight(
+        payloads in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..3000), 0..12),
+        cuts in prop::collection::vec(0usize..5000, 1..40),
+        sends in prop::collection::vec(0usize..5000, 1..40),
+        high_water in 1usize..10_000,
+    ) {
+        let config = SessionConfig { max_frame: FrameLimit::new(4096).unwrap(), high_water, ..SessionConfig::default() };
+        let now = Instant::now();
+        let mut session = Session::new(&config, now, [0; NONCE_LEN]);
+        let mut wire = Vec::new();
+        for payload in &payloads {
+            encode_frame(payload, &mut wire).unwrap();
+        }
+        let mut chunks = wire.chunks(cuts[0] % 700 + 1);
+        let mut in_flight: Option<Vec<u8>> = None;
+        let mut echoed = Vec::new();
+        let mut next_send = 0;
+        for turn in 0..100_000 {
+            // Alternate: feed input while a buffer may be in flight, then complete it.
+            let fed = turn % 2 == 0 && session.wants_read() && {
+                match chunks.next() {
+                    Some(chunk) => { session.handle_input(chunk, now); true }
+                    None => false,
+                }
+            };
+            if fed {
+                continue;
+            }
+            if let Some(buf) = in_flight.take() {
+                let sent = sends[next_send % sends.len()].min(buf.len());
+                next_send += 1;
+                echoed.extend_from_slice(&buf[..sent]);
+                session.complete_transmit(buf, sent, now);
+            } else if let Some(buf) = session.take_transmit() {
+                prop_assert!(session.take_transmit().is_none(), "two buffers in flight");
+                prop_assert!(!buf.is_empty());
+                in_flight = Some(buf);
+            } else if session.wants_read() && chunks.len() > 0 {
+                continue;
+            } else {
+                break;
+            }
+        }
+        prop_assert!(in_flight.is_none());
+        prop_assert_eq!(chunks.len(), 0, "input left unread");
+        prop_assert!(echoed == wire, "the echo differs from the input");
+        prop_assert_eq!(session.stats().bytes_out, wire.len() as u64);
     }
 
     #[test]

@@ -3,7 +3,7 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 
 use super::*;
-use crate::{encode_frame, Reply, ReplyDecoder, DEFAULT_MAX_FRAME};
+use crate::{encode_frame, FrameLimit, Reply, ReplyDecoder, DEFAULT_MAX_FRAME};
 
 fn framed() -> SessionConfig {
     SessionConfig::default()
@@ -306,7 +306,7 @@ proptest! {
     fn arbitrary_bytes_never_panic_and_stay_bounded(
         chunks in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..2000), 0..30),
     ) {
-        let config = SessionConfig { max_frame: 4096, ..framed() };
+        let config = SessionConfig { max_frame: FrameLimit::new(4096).unwrap(), ..framed() };
         let now = Instant::now();
         let mut session = Session::new(&config, now, [0; NONCE_LEN]);
         for chunk in &chunks {
@@ -350,4 +350,49 @@ fn drain_ends_at_peer_eof_or_deadline_or_byte_limit() {
     }
     assert!(by_bytes.is_closed());
     assert_eq!(by_bytes.close_reason(), Some(CloseReason::Oversize));
+}
+
+#[test]
+fn fin_is_due_exactly_once_after_the_last_reply() {
+    let now = Instant::now();
+    let mut session = Session::new(&framed(), now, [0; NONCE_LEN]);
+    session.handle_input(&frames(&[b"last"]), now);
+    session.handle_eof(now);
+    assert!(!session.take_fin(), "a reply is still owed");
+    let n = session.output().len();
+    session.consume_output(n, now);
+    assert!(session.take_fin());
+    assert!(!session.take_fin(), "the FIN is sent once");
+}
+
+#[test]
+fn bytes_in_flight_hold_back_input_and_the_close() {
+    let now = Instant::now();
+    let config = SessionConfig {
+        high_water: 8,
+        ..framed()
+    };
+    let mut session = Session::new(&config, now, [0; NONCE_LEN]);
+    session.handle_input(&frames(&[b"0123456789"]), now);
+    let buf = session.take_transmit().unwrap();
+    assert!(
+        !session.wants_read(),
+        "in-flight bytes count against the high-water mark"
+    );
+    assert!(!session.wants_write(), "one buffer in flight at a time");
+    session.begin_shutdown(now);
+    assert!(
+        !session.is_write_finished(),
+        "the notice waits behind the in-flight reply"
+    );
+    session.complete_transmit(buf, 3, now);
+    let rest = session.take_transmit().unwrap();
+    assert_eq!(
+        rest[..11],
+        frames(&[b"0123456789"])[3..],
+        "the short send's rest first"
+    );
+    let len = rest.len();
+    session.complete_transmit(rest, len, now);
+    assert!(session.is_write_finished());
 }
