@@ -86,7 +86,7 @@ fn throughput(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("throughput/{conns}x{size}"));
         group.throughput(Throughput::Elements(1));
         group.sample_size(20);
-        for model in MODELS.iter().filter(|m: &&Model| m.concurrent) {
+        for model in MODELS.iter().filter(|m: &&Model| m.concurrent()) {
             let server = Server::start(model.name);
             group.bench_function(BenchmarkId::from_parameter(model.name), |b| {
                 b.iter_custom(|iters| run_clients(&server, conns, size, iters))

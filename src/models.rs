@@ -1,14 +1,73 @@
-//! The registry: every server model echolab knows, in one list. Adding a model is one
-//! crate, one line here and one page under `docs/models/`; the CLI, the conformance
-//! suite and the benchmarks pick it up from this list.
+//! The registry: every server model echolab knows, in one list, each described by its
+//! properties. Adding a model is one crate, one entry here and one page under
+//! `docs/models/`; the CLI, the suites, the harness and the benchmarks pick it up from
+//! this list.
+//!
+//! Tests and the harness choose what to run against a model by its *properties* —
+//! how it runs connections, its transport, the limits it has by nature — never by its
+//! name, so a new model with the same shape gets the same cases with no edit.
 
 use std::io;
-use std::net::TcpListener;
 
-use echolab_server::ServerContext;
+use echolab_server::{Listen, ServerContext};
 
-/// How a model serves: takes the bound listener and runs until shutdown is requested.
-pub type ServeFn = fn(TcpListener, &ServerContext) -> io::Result<()>;
+/// How a model serves: binds what it needs from the [`Listen`] spec and runs until
+/// shutdown is requested.
+pub type ServeFn = fn(&Listen, &ServerContext) -> io::Result<()>;
+
+/// Who runs a connection: the property that decides how a model behaves under load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runs {
+    /// One connection at a time, to its end (`iterative`): the others wait.
+    InTurn,
+    /// A new OS thread per connection.
+    ThreadEach,
+    /// A new process per connection (`fork`).
+    ProcessEach,
+    /// A fixed set of worker threads (`--workers`), each serving one connection at a
+    /// time.
+    WorkerThreads,
+    /// A fixed set of worker processes (`--workers`).
+    WorkerProcesses,
+    /// One thread multiplexing every connection over a readiness or completion call.
+    EventLoop,
+    /// Several event loops (`--workers`), each with its own connections.
+    SeveralLoops,
+}
+
+impl Runs {
+    /// A short phrase for tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            Runs::InTurn => "in turn",
+            Runs::ThreadEach => "a thread each",
+            Runs::ProcessEach => "a process each",
+            Runs::WorkerThreads => "worker threads",
+            Runs::WorkerProcesses => "worker processes",
+            Runs::EventLoop => "one event loop",
+            Runs::SeveralLoops => "several loops",
+        }
+    }
+}
+
+/// What the model carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// TCP: a byte stream per connection, framed or raw.
+    Stream,
+    /// UDP: one datagram in, one datagram out, no connection.
+    Datagram,
+}
+
+impl Transport {
+    /// A short word for tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            Transport::Stream => "stream",
+            Transport::Datagram => "datagram",
+        }
+    }
+}
 
 /// One registered server model.
 #[derive(Debug, Clone, Copy)]
@@ -17,10 +76,35 @@ pub struct Model {
     pub name: &'static str,
     /// One line on what it is.
     pub summary: &'static str,
-    /// Whether it serves several clients at once (`iterative` does not, by design).
-    pub concurrent: bool,
+    /// Who runs a connection.
+    pub runs: Runs,
+    /// What it carries.
+    pub transport: Transport,
+    /// A connection limit the model has by nature, below `--max-conns` (select(2)'s
+    /// FD_SETSIZE): past it, clients get the busy notice.
+    pub natural_limit: Option<usize>,
     /// Its entry point.
     pub serve: ServeFn,
+}
+
+impl Model {
+    /// Whether it serves several clients at once (`iterative` does not, by design).
+    pub fn concurrent(&self) -> bool {
+        self.runs != Runs::InTurn
+    }
+
+    /// Whether `--workers` sizes it (a fixed set of threads, processes or loops).
+    pub fn takes_workers(&self) -> bool {
+        matches!(
+            self.runs,
+            Runs::WorkerThreads | Runs::WorkerProcesses | Runs::SeveralLoops
+        )
+    }
+
+    /// Whether each connection, or each worker, is a process of its own.
+    pub fn forks(&self) -> bool {
+        matches!(self.runs, Runs::ProcessEach | Runs::WorkerProcesses)
+    }
 }
 
 /// Every model, simplest first.
@@ -28,37 +112,49 @@ pub const MODELS: &[Model] = &[
     Model {
         name: "iterative",
         summary: "blocking accept + read/write, one client at a time",
-        concurrent: false,
+        runs: Runs::InTurn,
+        transport: Transport::Stream,
+        natural_limit: None,
         serve: echolab_iterative::serve,
     },
     Model {
         name: "threads",
         summary: "one OS thread per client, blocking read/write",
-        concurrent: true,
+        runs: Runs::ThreadEach,
+        transport: Transport::Stream,
+        natural_limit: None,
         serve: echolab_threads::serve,
     },
     Model {
         name: "fork",
         summary: "one process per client (fork), blocking read/write",
-        concurrent: true,
+        runs: Runs::ProcessEach,
+        transport: Transport::Stream,
+        natural_limit: None,
         serve: echolab_fork::serve,
     },
     Model {
         name: "pool",
         summary: "fixed worker threads fed by a bounded queue, blocking read/write",
-        concurrent: true,
+        runs: Runs::WorkerThreads,
+        transport: Transport::Stream,
+        natural_limit: None,
         serve: echolab_pool::serve,
     },
     Model {
         name: "poll",
-        summary: "one thread, non-blocking sockets, level-triggered readiness loop (polling crate)",
-        concurrent: true,
+        summary: "non-blocking sockets, level-triggered readiness loop (polling crate)",
+        runs: Runs::EventLoop,
+        transport: Transport::Stream,
+        natural_limit: None,
         serve: echolab_poll::serve,
     },
     Model {
         name: "mio",
-        summary: "one thread, edge-triggered epoll via mio, drained until WouldBlock",
-        concurrent: true,
+        summary: "edge-triggered epoll via mio, drained until WouldBlock",
+        runs: Runs::EventLoop,
+        transport: Transport::Stream,
+        natural_limit: None,
         serve: echolab_mio::serve,
     },
 ];

@@ -148,8 +148,7 @@ fn links_to_a_named_line_land_near_that_name() {
     );
 }
 
-/// The quoted names in the `CASES` list of `tests/faults.rs` (model names, as in
-/// `case_for(.., &["fork"], ..)`, left out).
+/// The quoted names in the `CASES` list of `tests/faults.rs` (model names left out).
 fn fault_case_names() -> Vec<String> {
     let source = std::fs::read_to_string(root().join("tests/faults.rs")).expect("faults.rs");
     let start = source

@@ -30,11 +30,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use echolab::models::Model;
+use echolab::models::{Model, Runs};
 use echolab_proto::{Reply, DEFAULT_MAX_FRAME};
 use nix::sys::signal::Signal;
 use support::proc;
-use support::suite::{self, case, case_for, concurrent_case, Case};
+use support::suite::{self, case, case_where, concurrent_case, Case};
 use support::*;
 
 const CASES: &[Case] = &[
@@ -82,11 +82,11 @@ const CASES: &[Case] = &[
         churn::thousand_short_connections_leave_nothing,
     )
     .alone(),
-    // Only `fork` handles SIGCHLD; every other model leaves it at its default
+    // Only models that fork handle SIGCHLD; every other model leaves it at its default
     // disposition (ignored), where it interrupts nothing.
-    case_for(
+    case_where(
         "sigchld_storm_during_50mib_echo",
-        &["fork"],
+        Model::forks,
         churn::sigchld_storm_during_50mib_echo,
     )
     .alone(),
@@ -102,16 +102,17 @@ fn main() {
     suite::run_over_models(CASES)
 }
 
-/// Starts `model` with `extra` flags; `pool` gets enough workers for the suite's
-/// concurrent clients (its default is one per CPU).
+/// Starts `model` with `extra` flags; a model with a fixed set of workers gets enough
+/// of them for the suite's concurrent clients (its default is one per CPU).
 fn start(model: &Model, extra: &[&str]) -> ServerGuard {
     ServerGuard::start(model.name, &with_pool_workers(model, extra))
 }
 
-/// `extra`, plus `--workers 16` for `pool` unless `extra` sets its own.
+/// `extra`, plus `--workers 16` for a model with fixed workers unless `extra` sets its
+/// own.
 fn with_pool_workers<'a>(model: &Model, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = extra.to_vec();
-    if model.name == "pool" && !extra.contains(&"--workers") {
+    if model.runs == Runs::WorkerThreads && !extra.contains(&"--workers") {
         args.extend_from_slice(&["--workers", "16"]);
     }
     args
@@ -168,10 +169,10 @@ fn assert_alive(server: &mut ServerGuard) {
     );
 }
 
-/// Resident memory of the server in kB: for `fork`, the largest of its children (the
-/// processes that hold the connections' buffers; the parent only accepts).
+/// Resident memory of the server in kB: for a forking model, the largest of its children
+/// (the processes that hold the connections' buffers; the parent only accepts).
 fn server_rss_kb(model: &Model, pid: u32) -> u64 {
-    if model.name == "fork" {
+    if model.forks() {
         proc::children(pid)
             .into_iter()
             .map(proc::rss_kb)
@@ -324,13 +325,13 @@ fn slowloris_closed_by_frame_timeout(model: &Model) {
 
 // Case 5. A client that writes 64 MiB of frames and never reads.
 fn writer_that_never_reads(model: &Model) {
-    let iterative = !model.concurrent;
+    let iterative = !model.concurrent();
     let server = start(model, &["--max-frame", "1048576", "--idle-timeout", "2"]);
     let pid = server.pid();
     assert_serves_next_client(&server);
     // For `fork` the baseline is a child that has served one small frame and stays
     // connected, so the hog's child is compared with a child, not with the parent.
-    let _reference = (model.name == "fork").then(|| {
+    let _reference = model.forks().then(|| {
         let mut client = server.client();
         assert_eq!(client.echo(b"ref").expect("reference client"), b"ref");
         assert!(
@@ -599,7 +600,7 @@ fn graceful_shutdown_under_load(model: &Model) {
     let mut server = start(model, &[]);
     let pid = server.pid();
     // `iterative` serves one client; the rest would wait in the backlog forever.
-    let active_count = if model.concurrent { 10 } else { 1 };
+    let active_count = if model.concurrent() { 10 } else { 1 };
     let mut active: Vec<TcpStream> = (0..active_count)
         .map(|i| {
             let mut stream = server.connect();

@@ -27,8 +27,8 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// List the registered server models.
-    Models,
+    /// List the registered server models and their properties.
+    Models(models::ModelsArgs),
     /// Run a server model until SIGINT/SIGTERM.
     Serve(serve::ServeArgs),
     /// Send messages and print the echoes (interactive with no messages).
@@ -58,7 +58,7 @@ pub(crate) fn find_model(name: &str) -> Result<&'static echolab::models::Model> 
 
 pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Models => models::run(),
+        Command::Models(args) => models::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Echo(args) => echo::run(args),
         Command::Ping(args) => ping::run(args),

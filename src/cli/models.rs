@@ -1,12 +1,51 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
+use clap::Args;
 use echolab::models::MODELS;
 
-pub(crate) fn run() -> Result<ExitCode> {
-    let width = MODELS.iter().map(|m| m.name.len()).max().unwrap_or(0);
-    for model in MODELS {
-        println!("{:width$}  {}", model.name, model.summary);
+#[derive(Debug, Args)]
+pub(crate) struct ModelsArgs {
+    /// Print only the names, one per line (for scripts).
+    #[arg(long)]
+    names: bool,
+}
+
+pub(crate) fn run(args: ModelsArgs) -> Result<ExitCode> {
+    if args.names {
+        for model in MODELS {
+            println!("{}", model.name);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<[String; 5]> = MODELS
+        .iter()
+        .map(|m| {
+            [
+                m.name.to_string(),
+                m.runs.label().to_string(),
+                m.transport.label().to_string(),
+                m.natural_limit
+                    .map_or_else(|| "-".to_string(), |n| n.to_string()),
+                m.summary.to_string(),
+            ]
+        })
+        .collect();
+    let header = ["MODEL", "CONNECTIONS RUN", "TRANSPORT", "LIMIT", "SUMMARY"];
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.len());
+        }
+    }
+    let line = |cells: [&str; 5]| {
+        let [a, b, c, d, e] = cells;
+        let [wa, wb, wc, wd, _] = widths;
+        println!("{a:wa$}  {b:wb$}  {c:wc$}  {d:>wd$}  {e}");
+    };
+    line(header);
+    for row in &rows {
+        line([&row[0], &row[1], &row[2], &row[3], &row[4]]);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
+use echolab_proto::FrameLimit;
 use echolab_proto::{SessionConfig, DEFAULT_MAX_FRAME};
-use echolab_server::{bind_listener, ServerConfig, ServerContext, Shutdown, DEFAULT_BACKLOG};
+use echolab_server::{Listen, ServerConfig, ServerContext, Shutdown, DEFAULT_BACKLOG};
 
 use super::args::{parse_secs, ProtocolArg};
 use super::fd_limit::raise_descriptor_limit;
@@ -71,10 +72,9 @@ impl ServeArgs {
             .transpose()?
             .map(Arc::new);
         Ok(ServerConfig {
-            addr: self.addr,
             session: SessionConfig {
                 protocol: self.protocol.into(),
-                max_frame: self.max_frame.min(i32::MAX as u32),
+                max_frame: FrameLimit::new(self.max_frame).context("--max-frame")?,
                 auth_key,
                 handshake_timeout: self.handshake_timeout,
                 idle_timeout: nonzero(self.idle_timeout),
@@ -83,7 +83,6 @@ impl ServeArgs {
             },
             max_conns: self.max_conns.unwrap_or(ServerConfig::default().max_conns),
             workers: self.workers,
-            backlog: self.backlog,
         })
     }
 }
@@ -107,19 +106,19 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
     if let Some(parent) = args.parent_pid {
         exit_with_parent(parent)?;
     }
-    let listener = bind_listener(config.addr, config.backlog)
-        .with_context(|| format!("cannot listen on {}", config.addr))?;
-    let local = listener
-        .local_addr()
-        .context("cannot read the bound address")?;
     let ctx = ServerContext::new(config, shutdown);
-    {
-        // The harness and the tests wait for exactly this line.
-        let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "listening on {local}")?;
-        stdout.flush()?;
-    }
-    (model.serve)(listener, &ctx).with_context(|| format!("model {} failed", model.name))?;
+    // The harness and the tests wait for exactly this line, printed once the model has
+    // bound every listener it needs.
+    let listen = Listen::new(
+        args.addr,
+        args.backlog,
+        Box::new(|local| {
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "listening on {local}");
+            let _ = stdout.flush();
+        }),
+    );
+    (model.serve)(&listen, &ctx).with_context(|| format!("model {} failed", model.name))?;
     let mut stats = serde_json::to_value(ctx.stats.snapshot())?;
     if let Some(object) = stats.as_object_mut() {
         object.insert("model".into(), model.name.into());

@@ -64,7 +64,7 @@ pub(crate) fn run(args: SoakArgs) -> Result<ExitCode> {
     let server = model.map(|model| start(model, &args)).transpose()?;
     eprintln!("soak: seed {seed}");
     let default_conns = match model {
-        Some(model) if !model.concurrent => 2,
+        Some(model) if !model.concurrent() => 2,
         _ => 32,
     };
     let addr = match (&server, args.addr) {

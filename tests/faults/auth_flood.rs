@@ -88,7 +88,7 @@ pub(crate) fn unauthenticated_flood_capped_and_dropped(model: &Model) {
 
     // The flood first, while no slot is taken: every connection at once, none says a
     // word.
-    let flood = if model.concurrent { 50 } else { 3 };
+    let flood = if model.concurrent() { 50 } else { 3 };
     let streams: Vec<_> = (0..flood).map(|_| server.connect()).collect();
     let started = Instant::now();
     let endings: Vec<Ended> = std::thread::scope(|scope| {
@@ -105,7 +105,7 @@ pub(crate) fn unauthenticated_flood_capped_and_dropped(model: &Model) {
         .iter()
         .filter(|e| matches!(e, Ended::Refused))
         .count();
-    let expected_refused = if model.concurrent {
+    let expected_refused = if model.concurrent() {
         flood - MAX_CONNS
     } else {
         0

@@ -137,7 +137,7 @@ pub(crate) fn two_thousand_simultaneous_connects(model: &Model) {
         .map(|(i, stream)| PendingClient::new(stream, pattern(64 + i % 50, i as u8)))
         .collect();
     let mut finished = Vec::new();
-    let refusals = if model.concurrent {
+    let refusals = if model.concurrent() {
         CLIENTS - MAX_CONNS
     } else {
         0

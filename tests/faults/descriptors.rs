@@ -14,7 +14,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use echolab::models::Model;
+use echolab::models::{Model, Runs};
 
 use super::{prlimit_available, server_cpu_ticks, start_under};
 use crate::support::pending::{self, Outcome, PendingClient};
@@ -29,7 +29,7 @@ const SERVED_WITHIN: Duration = Duration::from_secs(2);
 /// Whether `model` holds a descriptor per connection in the accepting process (see the
 /// module doc).
 fn runs_out(model: &Model) -> bool {
-    model.concurrent && model.name != "fork"
+    model.concurrent() && model.runs != Runs::ProcessEach
 }
 
 pub(crate) fn out_of_descriptors_backs_off_then_serves_the_queue(model: &Model) {

@@ -35,7 +35,7 @@ pub(crate) fn new_connects_refused_while_draining(model: &Model) {
         model.name
     );
     let late = TcpStream::connect_timeout(&server.addr, Duration::from_secs(2));
-    if model.concurrent {
+    if model.concurrent() {
         match late {
             Err(e) if e.kind() == ErrorKind::ConnectionRefused => {}
             other => panic!(

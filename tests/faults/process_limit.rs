@@ -20,7 +20,7 @@ use std::io::Write;
 use std::process::Command;
 use std::time::Duration;
 
-use echolab::models::{Model, MODELS};
+use echolab::models::{Model, Runs, MODELS};
 
 use super::{prlimit_available, start_under};
 use crate::support::pending::{self, Outcome, PendingClient};
@@ -34,13 +34,14 @@ const SERVED_WITHIN: Duration = Duration::from_secs(2);
 /// process limit holds (see the module doc).
 fn expected(model: &Model) -> (usize, usize) {
     let extra_tasks = NPROC - 1;
-    match model.name {
-        "threads" | "fork" => (extra_tasks, CLIENTS - extra_tasks),
-        "pool" => (extra_tasks, 0),
-        _ if !model.concurrent => (1, 0),
-        // A readiness loop: one task serves everyone. A new model that starts tasks
-        // per client fails here and must be added above.
-        _ => (CLIENTS, 0),
+    match model.runs {
+        Runs::ThreadEach | Runs::ProcessEach => (extra_tasks, CLIENTS - extra_tasks),
+        Runs::WorkerThreads => (extra_tasks, 0),
+        Runs::InTurn => (1, 0),
+        // A readiness loop: one task serves everyone.
+        Runs::EventLoop => (CLIENTS, 0),
+        // Workers started before any client: as many served as started.
+        Runs::WorkerProcesses | Runs::SeveralLoops => (extra_tasks.min(CLIENTS), 0),
     }
 }
 

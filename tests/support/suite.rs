@@ -13,9 +13,10 @@ pub struct Case {
     /// `Some(true)`: only for models that serve clients concurrently; `Some(false)`:
     /// only for those that do not; `None`: every model.
     pub needs_concurrency: Option<bool>,
-    /// Non-empty: only for the models named here (a case about a mechanism that only
-    /// those models have; the case list says why).
-    pub only: &'static [&'static str],
+    /// Only for models with this property (a case about a mechanism that only such
+    /// models have; the case list says why). Chosen by property, never by name, so a
+    /// new model of the same shape gets the case with no edit.
+    pub applies: fn(&Model) -> bool,
     /// Runs with no other trial beside it: for cases that assert a latency bound, which
     /// a CPU-heavy neighbour on a 2-core machine would break, and for the CPU-heavy
     /// cases themselves.
@@ -41,9 +42,13 @@ pub const fn case(name: &'static str, run: fn(&Model)) -> Case {
         name,
         run,
         needs_concurrency: None,
-        only: &[],
+        applies: every_model,
         alone: false,
     }
+}
+
+fn every_model(_: &Model) -> bool {
+    true
 }
 
 /// A case for models that serve clients concurrently.
@@ -52,18 +57,18 @@ pub const fn concurrent_case(name: &'static str, run: fn(&Model)) -> Case {
         name,
         run,
         needs_concurrency: Some(true),
-        only: &[],
+        applies: every_model,
         alone: false,
     }
 }
 
-/// A case for the named models only.
-pub const fn case_for(name: &'static str, only: &'static [&'static str], run: fn(&Model)) -> Case {
+/// A case for the models that have a property only.
+pub const fn case_where(name: &'static str, applies: fn(&Model) -> bool, run: fn(&Model)) -> Case {
     Case {
         name,
         run,
         needs_concurrency: None,
-        only,
+        applies,
         alone: false,
     }
 }
@@ -76,11 +81,11 @@ pub fn run_over_models(cases: &'static [Case]) -> ! {
         for case in cases {
             if case
                 .needs_concurrency
-                .is_some_and(|c| c != model.concurrent)
+                .is_some_and(|c| c != model.concurrent())
             {
                 continue;
             }
-            if !case.only.is_empty() && !case.only.contains(&model.name) {
+            if !(case.applies)(model) {
                 continue;
             }
             let (run, alone) = (case.run, case.alone);

@@ -49,8 +49,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use echolab_server::{
-    is_transient, refuse_busy, serve_blocking, ConnectionSlot, ServerContext, ServerStats,
-    StatsSnapshot, ACCEPT_BACKOFF,
+    accept_one, refuse_busy, serve_blocking, Accepted, ConnectionSlot, Listen, ServerContext,
+    ServerStats, SocketMode, StatsSnapshot, ACCEPT_BACKOFF,
 };
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -65,8 +65,9 @@ pub const CHILD_GRACE: Duration = Duration::from_secs(4);
 const STATS_SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Serves each client in its own process until shutdown, then reaps every child.
-pub fn serve(listener: TcpListener, ctx: &ServerContext) -> io::Result<()> {
+pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
     ensure_single_threaded()?;
+    let listener = listen.bind()?;
     listener.set_nonblocking(true)?;
     let (stats_rx, stats_tx) = UnixDatagram::pair()?;
     stats_rx.set_nonblocking(true)?;
@@ -152,22 +153,10 @@ impl Parent<'_> {
         let Some(listener) = self.listener.as_ref() else {
             return false;
         };
-        let stream = match listener.accept() {
-            Ok((stream, _)) => stream,
-            Err(e) if is_transient(&e) => return false,
-            Err(_) => {
-                self.ctx.stats.record_accept_error();
-                return true;
-            }
-        };
-        self.ctx.stats.record_accept();
-        if stream.set_nonblocking(false).is_err() {
-            return false;
-        }
-        let _ = stream.set_nodelay(true);
-        let Some(slot) = self.ctx.try_admit() else {
-            refuse_busy(stream, self.ctx);
-            return false;
+        let (stream, slot) = match accept_one(listener, self.ctx, SocketMode::Blocking) {
+            Accepted::Connection(stream, slot) => (stream, slot),
+            Accepted::Refused | Accepted::Retry | Accepted::Empty => return false,
+            Accepted::BackOff => return true,
         };
         // SAFETY: `serve` checked that this process is single-threaded and it starts no
         // threads, so no lock or allocator state can be held by a thread that does not

@@ -26,19 +26,16 @@
 //! is closed. Clients still in the backlog are never served.
 
 use std::io;
-use std::net::TcpListener;
 
-use echolab_server::{refuse_busy, serve_blocking, Acceptor, ServerContext};
+use echolab_server::{serve_blocking, Acceptor, Listen, ServerContext};
 
 /// Serves clients one after another until shutdown.
-pub fn serve(listener: TcpListener, ctx: &ServerContext) -> io::Result<()> {
+pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
+    let listener = listen.bind()?;
     let acceptor = Acceptor::new(&listener, ctx)?;
-    while let Some(stream) = acceptor.next() {
-        // With one client at a time the slot only matters for `--max-conns 0`.
-        match ctx.try_admit() {
-            Some(_slot) => serve_blocking(stream, ctx),
-            None => refuse_busy(stream, ctx),
-        }
+    // With one client at a time the slot only matters for `--max-conns 0`.
+    while let Some((stream, _slot)) = acceptor.next() {
+        serve_blocking(stream, ctx);
     }
     Ok(())
 }

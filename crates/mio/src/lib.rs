@@ -40,78 +40,67 @@
 //! [`Session::begin_shutdown`], and the loop runs until every session has closed.
 
 use std::collections::VecDeque;
-use std::io::{self, Read};
-use std::net::Shutdown as SocketShutdown;
+use std::io;
+use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use echolab_proto::Session;
 use echolab_server::{
-    is_transient, new_session, read_available, refuse_busy, write_pending, ConnectionSlot,
-    Deadlines, ServerContext, Slab, ACCEPT_BACKOFF,
+    AcceptStop, Conn, Conns, Drained, Listen, Listening, ReadOutcome, ServerContext, READ_BUFFER,
 };
-use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Registry, Token};
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
-/// Connection tokens start here: token = index in the slab + `FIRST_CONN`.
+/// Connection tokens start here: token = connection index + `FIRST_CONN`.
 const FIRST_CONN: usize = 2;
-const READ_BUFFER: usize = 64 * 1024;
 /// At most this many reads (of up to 64 KiB each) per connection per turn.
 pub const READS_PER_TURN: usize = 4;
 /// At most this many accepts per turn before serving connections again.
 const ACCEPTS_PER_TURN: usize = 256;
 
-struct Conn {
-    stream: TcpStream,
-    session: Session,
-    _slot: ConnectionSlot,
-    fin_sent: bool,
-    /// Edge-triggered state: set by events, cleared only by `WouldBlock`.
+/// Edge-triggered state: set by events, cleared only by `WouldBlock`.
+#[derive(Debug)]
+struct Edges {
     readable: bool,
     writable: bool,
     /// Whether the connection is on the ready list.
     queued: bool,
-    generation: u64,
-    scheduled: Option<Instant>,
 }
 
 struct Loop<'a> {
     ctx: &'a ServerContext,
     poll: Poll,
-    listener: Option<TcpListener>,
+    listening: Listening,
     /// The listener may have connections we have not accepted yet.
     listener_ready: bool,
-    backoff_until: Option<Instant>,
-    conns: Slab<Conn>,
+    conns: Conns<Edges>,
     ready: VecDeque<usize>,
-    timers: Deadlines,
     shutting_down: bool,
     buf: Vec<u8>,
 }
 
 /// Serves every client from one thread with an edge-triggered epoll loop until
 /// shutdown, then lets every session finish and returns.
-pub fn serve(listener: std::net::TcpListener, ctx: &ServerContext) -> io::Result<()> {
-    listener.set_nonblocking(true)?;
-    let mut listener = TcpListener::from_std(listener);
+pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
+    let listening = Listening::new(listen.bind()?)?;
     let poll = Poll::new()?;
-    poll.registry()
-        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    if let Some(listener) = listening.listener() {
+        let fd = listener.as_raw_fd();
+        poll.registry()
+            .register(&mut SourceFd(&fd), LISTENER, Interest::READABLE)?;
+    }
     let waker_fd = ctx.shutdown.waker().as_raw_fd();
     poll.registry()
         .register(&mut SourceFd(&waker_fd), WAKER, Interest::READABLE)?;
     let mut lp = Loop {
         ctx,
         poll,
-        listener: Some(listener),
+        listening,
         listener_ready: true,
-        backoff_until: None,
-        conns: Slab::new(),
+        conns: Conns::new(ctx),
         ready: VecDeque::new(),
-        timers: Deadlines::new(),
         shutting_down: false,
         buf: vec![0u8; READ_BUFFER],
     };
@@ -132,14 +121,14 @@ impl Loop<'_> {
             }
             let now = Instant::now();
             let timeout = if !self.ready.is_empty()
-                || (self.listener_ready && self.backoff_until.is_none() && self.listener.is_some())
+                || (self.listener_ready && self.listening.is_accepting())
             {
                 Some(Duration::ZERO)
             } else {
-                let mut deadline = self.timers.next_deadline();
-                if let Some(until) = self.backoff_until {
-                    deadline = Some(deadline.map_or(until, |d| d.min(until)));
-                }
+                let deadline = match (self.conns.next_deadline(), self.listening.resume_at()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
                 deadline.map(|d| d.saturating_duration_since(now))
             };
             match self.poll.poll(&mut events, timeout) {
@@ -161,25 +150,24 @@ impl Loop<'_> {
                             // Errors and hang-ups are reported as both: the next read or
                             // write returns what happened.
                             let broken = event.is_error();
-                            conn.readable |=
+                            let edges = &mut conn.wait;
+                            edges.readable |=
                                 event.is_readable() || event.is_read_closed() || broken;
-                            conn.writable |=
+                            edges.writable |=
                                 event.is_writable() || event.is_write_closed() || broken;
-                            if !conn.queued {
-                                conn.queued = true;
+                            if !edges.queued {
+                                edges.queued = true;
                                 self.ready.push_back(index);
                             }
                         }
                     }
                 }
             }
-            let now = Instant::now();
-            if self.backoff_until.is_some_and(|until| now >= until) {
+            if self.listening.resume_if_due(Instant::now()) {
                 // No new edge may come for connections already in the backlog.
-                self.backoff_until = None;
                 self.listener_ready = true;
             }
-            if self.listener_ready && self.backoff_until.is_none() {
+            if self.listener_ready {
                 self.accept_some();
             }
             // One turn for everything on the ready list now; connections with work left
@@ -190,202 +178,126 @@ impl Loop<'_> {
                 };
                 self.drive(index);
             }
-            self.expire_timers(Instant::now());
-        }
-    }
-
-    /// Accepts until `WouldBlock` (or a per-turn cap, leaving `listener_ready` set).
-    fn accept_some(&mut self) {
-        for _ in 0..ACCEPTS_PER_TURN {
-            let Some(listener) = self.listener.as_ref() else {
-                self.listener_ready = false;
-                return;
-            };
-            match listener.accept() {
-                Ok((stream, _)) => {
-                    self.ctx.stats.record_accept();
-                    self.admit(stream);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.listener_ready = false;
-                    return;
-                }
-                Err(e) if is_transient(&e) => {}
-                Err(_) => {
-                    // Out of descriptors or memory: retrying now would fail again. Edges
-                    // that arrive meanwhile are ignored; `run` retries after the back-off.
-                    self.ctx.stats.record_accept_error();
-                    self.listener_ready = false;
-                    self.backoff_until = Some(Instant::now() + ACCEPT_BACKOFF);
-                    return;
-                }
+            let now = Instant::now();
+            while let Some(index) = self.conns.next_expired(now) {
+                let result = self.conns.get_mut(index).map_or(Ok(()), flush_if_writable);
+                self.settle(index, result);
             }
         }
     }
 
-    fn admit(&mut self, mut stream: TcpStream) {
-        let Some(slot) = self.ctx.try_admit() else {
-            refuse_busy(std::net::TcpStream::from(stream), self.ctx);
-            return;
-        };
-        let _ = stream.set_nodelay(true);
-        let Ok(session) = new_session(&self.ctx.config.session, Instant::now()) else {
-            return;
-        };
-        let (index, generation) = self.conns.reserve();
-        let registered = self.poll.registry().register(
-            &mut stream,
-            Token(index + FIRST_CONN),
-            Interest::READABLE | Interest::WRITABLE,
-        );
-        if registered.is_err() {
-            self.conns.unreserve(index);
-            return;
-        }
-        self.conns.insert(
-            index,
-            Conn {
-                stream,
-                session,
-                _slot: slot,
-                fin_sent: false,
-                // Optimistic: a fresh socket usually has room to write, and the worst case
-                // is one `WouldBlock`.
-                readable: true,
-                writable: true,
-                queued: true,
-                generation,
-                scheduled: None,
-            },
-        );
-        self.ready.push_back(index);
+    /// Accepts until the backlog is empty, or up to a per-turn cap (leaving
+    /// `listener_ready` set), or until out of descriptors (edges that arrive during the
+    /// pause are ignored; `run` retries after it).
+    fn accept_some(&mut self) {
+        let Loop {
+            ctx,
+            poll,
+            listening,
+            conns,
+            ready,
+            ..
+        } = self;
+        let registry = poll.registry();
+        let stop = listening.accept_some(ctx, ACCEPTS_PER_TURN, |stream, slot| {
+            let admitted = conns.admit(stream, slot, |index, stream, _| {
+                register(registry, index, stream)
+            });
+            ready.extend(admitted);
+        });
+        self.listener_ready = stop == AcceptStop::Capped;
     }
 
     fn drive(&mut self, index: usize) {
         let Some(conn) = self.conns.get_mut(index) else {
             return;
         };
-        conn.queued = false;
+        conn.wait.queued = false;
         let result = step(conn, &mut self.buf);
         self.settle(index, result);
     }
 
-    /// After any change to a session: FIN once writing is done, close when closed,
-    /// re-queue if work is left, keep its timer current.
+    /// The core's settle, then back on the ready list if the edges say work is left.
     fn settle(&mut self, index: usize, result: io::Result<()>) {
-        let Some(conn) = self.conns.get_mut(index) else {
+        let registry = self.poll.registry();
+        let Some(conn) = self
+            .conns
+            .settle(index, result, |stream| deregister(registry, stream))
+        else {
             return;
         };
-        if result.is_ok() && conn.session.is_write_finished() && !conn.fin_sent {
-            conn.fin_sent = true;
-            let _ = conn.stream.shutdown(SocketShutdown::Write);
-        }
-        if result.is_err() || conn.session.is_closed() {
-            self.close(index, result.is_err());
-            return;
-        }
-        let more = (conn.readable && conn.session.wants_read())
-            || (conn.writable && conn.session.wants_write());
-        if more && !conn.queued {
-            conn.queued = true;
+        let edges = &mut conn.wait;
+        let more = (edges.readable && conn.session.wants_read())
+            || (edges.writable && conn.session.wants_write());
+        if more && !edges.queued {
+            edges.queued = true;
             self.ready.push_back(index);
-        }
-        if let Some(deadline) = conn.session.poll_timeout() {
-            self.timers
-                .schedule(index, conn.generation, deadline, &mut conn.scheduled);
-        }
-    }
-
-    fn close(&mut self, index: usize, io_error: bool) {
-        if let Some(mut conn) = self.conns.remove(index) {
-            let _ = self.poll.registry().deregister(&mut conn.stream);
-            self.ctx.stats.record_session(&conn.session, io_error);
-            // A stale ready-list entry finds `None` (or a new connection, which then
-            // just gets an extra, harmless turn).
-        }
-    }
-
-    fn expire_timers(&mut self, now: Instant) {
-        while let Some(expired) = self.timers.pop_expired(now) {
-            let index = expired.index;
-            let Some(conn) = self.conns.get_mut(index) else {
-                continue;
-            };
-            if !expired.claim(conn.generation, &mut conn.scheduled) {
-                continue;
-            }
-            conn.session.handle_timeout(now);
-            let result = if conn.writable { flush(conn) } else { Ok(()) };
-            self.settle(index, result);
         }
     }
 
     fn begin_shutdown(&mut self) {
         self.shutting_down = true;
-        self.backoff_until = None;
         self.listener_ready = false;
-        if let Some(mut listener) = self.listener.take() {
-            let _ = self.poll.registry().deregister(&mut listener);
+        if let Some(listener) = self.listening.close() {
+            deregister(self.poll.registry(), &listener);
         }
-        for index in 0..self.conns.capacity() {
+        for index in self.conns.indices() {
             let Some(conn) = self.conns.get_mut(index) else {
                 continue;
             };
-            let result = read_what_has_arrived(conn, &mut self.buf).and_then(|()| {
-                conn.session.begin_shutdown(Instant::now());
-                if conn.writable {
-                    flush(conn)
-                } else {
-                    Ok(())
+            let result = conn.begin_shutdown(&mut self.buf).and_then(|drained| {
+                if drained.socket_exhausted() {
+                    conn.wait.readable = false;
                 }
+                flush_if_writable(conn)
             });
             self.settle(index, result);
         }
     }
 }
 
+/// Registers a new connection for both directions, edge-triggered (how mio always
+/// registers on Linux); optimistic flags, since a fresh socket usually has room to
+/// write and the worst case is one `WouldBlock`.
+fn register(registry: &Registry, index: usize, stream: &TcpStream) -> io::Result<Edges> {
+    let fd = stream.as_raw_fd();
+    registry.register(
+        &mut SourceFd(&fd),
+        Token(index + FIRST_CONN),
+        Interest::READABLE | Interest::WRITABLE,
+    )?;
+    Ok(Edges {
+        readable: true,
+        writable: true,
+        queued: true,
+    })
+}
+
+fn deregister(registry: &Registry, socket: &impl AsRawFd) {
+    let _ = registry.deregister(&mut SourceFd(&socket.as_raw_fd()));
+}
+
 /// One turn: up to [`READS_PER_TURN`] reads, then writes until the output is empty or
 /// the socket is full.
-fn step(conn: &mut Conn, buf: &mut [u8]) -> io::Result<()> {
+fn step(conn: &mut Conn<Edges>, buf: &mut [u8]) -> io::Result<()> {
     let mut reads = 0;
-    while conn.readable && conn.session.wants_read() && reads < READS_PER_TURN {
-        match conn.stream.read(buf) {
-            Ok(0) => {
-                conn.readable = false;
-                conn.session.handle_eof(Instant::now());
-            }
-            Ok(n) => {
+    while conn.wait.readable && conn.session.wants_read() && reads < READS_PER_TURN {
+        match conn.read_once(buf)? {
+            ReadOutcome::Data(_) => {
                 reads += 1;
-                conn.session.handle_input(&buf[..n], Instant::now());
                 // Echo as we go, so output never piles up past what one read added.
-                if conn.writable {
-                    flush(conn)?;
-                }
+                flush_if_writable(conn)?;
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => conn.readable = false,
-            Err(e) => return Err(e),
+            ReadOutcome::Eof | ReadOutcome::WouldBlock => conn.wait.readable = false,
         }
     }
-    if conn.writable {
-        flush(conn)?;
-    }
-    Ok(())
+    flush_if_writable(conn)
 }
 
 /// Writes until the output is empty or `WouldBlock` (which clears `writable`).
-fn flush(conn: &mut Conn) -> io::Result<()> {
-    if write_pending(&mut conn.stream, &mut conn.session)?.socket_exhausted() {
-        conn.writable = false;
-    }
-    Ok(())
-}
-
-/// At shutdown: takes in what the peer already sent, without waiting for more (an EOF
-/// or `WouldBlock` clears `readable`).
-fn read_what_has_arrived(conn: &mut Conn, buf: &mut [u8]) -> io::Result<()> {
-    if read_available(&mut conn.stream, &mut conn.session, buf)?.socket_exhausted() {
-        conn.readable = false;
+fn flush_if_writable(conn: &mut Conn<Edges>) -> io::Result<()> {
+    if conn.wait.writable && conn.flush()? == Drained::WouldBlock {
+        conn.wait.writable = false;
     }
     Ok(())
 }

@@ -42,76 +42,74 @@
 //! [`Session::begin_shutdown`], and the loop keeps running until every session has
 //! sent what it owes and closed (bounded by the sessions' own linger deadlines).
 
-use std::io::{self, Read};
-use std::net::{Shutdown as SocketShutdown, TcpListener, TcpStream};
+use std::io;
+use std::net::TcpStream;
 use std::time::Instant;
 
 use echolab_proto::Session;
-use echolab_server::{
-    is_transient, new_session, read_available, refuse_busy, write_pending, ConnectionSlot,
-    Deadlines, ServerContext, Slab, ACCEPT_BACKOFF,
-};
+use echolab_server::{AcceptStop, Conn, Conns, Listen, Listening, ServerContext, READ_BUFFER};
 use polling::{Event, Events, PollMode, Poller};
 
 const LISTENER: usize = 0;
 const WAKER: usize = 1;
-/// Connection keys start here: key = index in the slab + `FIRST_CONN`.
+/// Connection keys start here: key = connection index + `FIRST_CONN`.
 const FIRST_CONN: usize = 2;
-const READ_BUFFER: usize = 64 * 1024;
 
-struct Conn {
-    stream: TcpStream,
-    session: Session,
-    _slot: ConnectionSlot,
-    fin_sent: bool,
-    /// What the poller is currently watching for: (readable, writable).
-    interest: (bool, bool),
-    /// Tells a reused slab slot from the connection a stale timer entry was meant for.
-    generation: u64,
-    /// The deadline this connection has in the timer heap, if any.
-    scheduled: Option<Instant>,
+/// What the poller is currently watching a connection for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Interest {
+    readable: bool,
+    writable: bool,
+}
+
+impl Interest {
+    fn of(session: &Session) -> Interest {
+        Interest {
+            readable: session.wants_read(),
+            writable: session.wants_write(),
+        }
+    }
+
+    fn event(self, index: usize) -> Event {
+        Event::new(index + FIRST_CONN, self.readable, self.writable)
+    }
 }
 
 struct Loop<'a> {
     ctx: &'a ServerContext,
     poller: Poller,
-    listener: Option<TcpListener>,
-    /// Whether the listener is currently registered.
-    listening: bool,
-    backoff_until: Option<Instant>,
-    conns: Slab<Conn>,
-    timers: Deadlines,
+    listening: Listening,
+    /// Whether the listener is currently registered with the poller.
+    watching_listener: bool,
+    conns: Conns<Interest>,
     shutting_down: bool,
     buf: Vec<u8>,
 }
 
 /// Serves every client from one thread with a level-triggered readiness loop until
 /// shutdown, then lets every session finish and returns.
-pub fn serve(listener: TcpListener, ctx: &ServerContext) -> io::Result<()> {
-    listener.set_nonblocking(true)?;
+pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
+    let listening = Listening::new(listen.bind()?)?;
     let poller = Poller::new()?;
-    // SAFETY: both descriptors are deleted from the poller (or the poller is dropped)
-    // before they are closed: the listener lives in `Loop` beside the poller and is
-    // deleted before it is dropped; the waker outlives this function.
+    let mut lp = Loop {
+        ctx,
+        poller,
+        listening,
+        watching_listener: false,
+        conns: Conns::new(ctx),
+        shutting_down: false,
+        buf: vec![0u8; READ_BUFFER],
+    };
+    // SAFETY: the waker outlives this function, and it is deleted from the poller at
+    // shutdown or below, before the poller is dropped.
     unsafe {
-        poller.add_with_mode(&listener, Event::readable(LISTENER), PollMode::Level)?;
-        poller.add_with_mode(
+        lp.poller.add_with_mode(
             &ctx.shutdown.waker(),
             Event::readable(WAKER),
             PollMode::Level,
         )?;
     }
-    let mut lp = Loop {
-        ctx,
-        poller,
-        listener: Some(listener),
-        listening: true,
-        backoff_until: None,
-        conns: Slab::new(),
-        timers: Deadlines::new(),
-        shutting_down: false,
-        buf: vec![0u8; READ_BUFFER],
-    };
+    lp.watch_listener()?;
     let result = lp.run();
     let _ = lp.poller.delete(ctx.shutdown.waker());
     result
@@ -122,16 +120,13 @@ impl Loop<'_> {
         let mut events = Events::new();
         loop {
             if !self.shutting_down && self.ctx.shutdown.is_requested() {
-                self.begin_shutdown()?;
+                self.begin_shutdown();
             }
             if self.shutting_down && self.conns.is_empty() {
                 return Ok(());
             }
             let now = Instant::now();
-            let mut deadline = self.timers.next_deadline();
-            if let Some(until) = self.backoff_until {
-                deadline = Some(deadline.map_or(until, |d| d.min(until)));
-            }
+            let deadline = earliest(self.conns.next_deadline(), self.listening.resume_at());
             let timeout = deadline.map(|d| d.saturating_duration_since(now));
             events.clear();
             match self.poller.wait(&mut events, timeout) {
@@ -144,51 +139,62 @@ impl Loop<'_> {
                     LISTENER => self.accept_all()?,
                     WAKER => {
                         if !self.shutting_down {
-                            self.begin_shutdown()?;
+                            self.begin_shutdown();
                         }
                     }
                     key => self.drive(key - FIRST_CONN, event.readable, event.writable),
                 }
             }
             let now = Instant::now();
-            if self.backoff_until.is_some_and(|until| now >= until) {
-                self.backoff_until = None;
-                self.resume_accepting()?;
+            if self.listening.resume_if_due(now) {
+                self.watch_listener()?;
             }
-            self.expire_timers(now);
+            while let Some(index) = self.conns.next_expired(now) {
+                let result = self.conns.get_mut(index).map_or(Ok(()), flush);
+                self.settle(index, result);
+            }
         }
     }
 
     /// Accepts until the kernel has no more connections waiting.
     fn accept_all(&mut self) -> io::Result<()> {
-        loop {
-            let Some(listener) = self.listener.as_ref().filter(|_| self.listening) else {
-                return Ok(());
-            };
-            match listener.accept() {
-                Ok((stream, _)) => {
-                    self.ctx.stats.record_accept();
-                    self.admit(stream);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if is_transient(&e) => {}
-                Err(_) => {
-                    // Out of descriptors or memory: a level-triggered listener would be
-                    // reported again at once, so stop watching it for a while.
-                    self.ctx.stats.record_accept_error();
-                    self.poller.delete(listener)?;
-                    self.listening = false;
-                    self.backoff_until = Some(Instant::now() + ACCEPT_BACKOFF);
-                    return Ok(());
-                }
+        let Loop {
+            ctx,
+            poller,
+            listening,
+            conns,
+            ..
+        } = self;
+        let mut admitted = Vec::new();
+        let stop = listening.accept_some(ctx, usize::MAX, |stream, slot| {
+            let index = conns.admit(stream, slot, |index, stream, session| {
+                let interest = Interest::of(session);
+                // SAFETY: the stream is deleted from the poller before it is dropped
+                // (`forget` in `settle` and `close`).
+                unsafe { poller.add_with_mode(stream, interest.event(index), PollMode::Level) }
+                    .map(|()| interest)
+            });
+            admitted.extend(index);
+        });
+        if stop == AcceptStop::Paused {
+            // Out of descriptors: a level-triggered listener with a connection waiting
+            // would be reported again at once, so stop watching it for a while.
+            if let Some(listener) = self.listening.listener() {
+                self.poller.delete(listener)?;
             }
+            self.watching_listener = false;
         }
+        for index in admitted {
+            // The handshake challenge (if any) is written on the first writable report.
+            self.settle(index, Ok(()));
+        }
+        Ok(())
     }
 
-    fn resume_accepting(&mut self) -> io::Result<()> {
-        if let Some(listener) = self.listener.as_ref() {
-            if !self.listening {
-                // SAFETY: deleted before it is dropped (see `serve`).
+    fn watch_listener(&mut self) -> io::Result<()> {
+        if let Some(listener) = self.listening.listener() {
+            if !self.watching_listener {
+                // SAFETY: deleted before it is dropped (`begin_shutdown`, `accept_all`).
                 unsafe {
                     self.poller.add_with_mode(
                         listener,
@@ -196,53 +202,10 @@ impl Loop<'_> {
                         PollMode::Level,
                     )?;
                 }
-                self.listening = true;
+                self.watching_listener = true;
             }
         }
         Ok(())
-    }
-
-    fn admit(&mut self, stream: TcpStream) {
-        let Some(slot) = self.ctx.try_admit() else {
-            refuse_busy(stream, self.ctx);
-            return;
-        };
-        if stream.set_nonblocking(true).is_err() {
-            return;
-        }
-        let _ = stream.set_nodelay(true);
-        let now = Instant::now();
-        let Ok(session) = new_session(&self.ctx.config.session, now) else {
-            return;
-        };
-        let (index, generation) = self.conns.reserve();
-        let interest = (session.wants_read(), session.wants_write());
-        // SAFETY: the stream is deleted from the poller before it is dropped (`close`).
-        let added = unsafe {
-            self.poller.add_with_mode(
-                &stream,
-                Event::new(index + FIRST_CONN, interest.0, interest.1),
-                PollMode::Level,
-            )
-        };
-        if added.is_err() {
-            self.conns.unreserve(index);
-            return;
-        }
-        self.conns.insert(
-            index,
-            Conn {
-                stream,
-                session,
-                _slot: slot,
-                fin_sent: false,
-                interest,
-                generation,
-                scheduled: None,
-            },
-        );
-        // The handshake challenge (if any) is written on the first writable report.
-        self.settle(index, Ok(()));
     }
 
     /// One step of work on a connection the poller reported.
@@ -254,96 +217,55 @@ impl Loop<'_> {
         self.settle(index, result);
     }
 
-    /// After any change to a session: send FIN once its writing is done, close it when
-    /// it is closed, otherwise bring interest and timer up to date.
+    /// The core's settle, then interest brought in line with what the session wants.
     fn settle(&mut self, index: usize, result: io::Result<()>) {
-        let Some(conn) = self.conns.get_mut(index) else {
+        let poller = &self.poller;
+        let Some(conn) = self.conns.settle(index, result, |s| forget(poller, s)) else {
             return;
         };
-        if result.is_ok() && conn.session.is_write_finished() && !conn.fin_sent {
-            conn.fin_sent = true;
-            let _ = conn.stream.shutdown(SocketShutdown::Write);
-        }
-        if result.is_err() || conn.session.is_closed() {
-            self.close(index, result.is_err());
+        let wanted = Interest::of(&conn.session);
+        if wanted == conn.wait {
             return;
         }
-        let wanted = (conn.session.wants_read(), conn.session.wants_write());
-        if wanted != conn.interest {
-            let event = Event::new(index + FIRST_CONN, wanted.0, wanted.1);
-            if self
-                .poller
-                .modify_with_mode(&conn.stream, event, PollMode::Level)
-                .is_err()
-            {
-                self.close(index, true);
-                return;
-            }
-            conn.interest = wanted;
+        if poller
+            .modify_with_mode(&conn.stream, wanted.event(index), PollMode::Level)
+            .is_err()
+        {
+            self.conns.close(index, true, |s| forget(poller, s));
+            return;
         }
-        if let Some(deadline) = conn.session.poll_timeout() {
-            self.timers
-                .schedule(index, conn.generation, deadline, &mut conn.scheduled);
-        }
+        conn.wait = wanted;
     }
 
-    fn close(&mut self, index: usize, io_error: bool) {
-        if let Some(conn) = self.conns.remove(index) {
-            let _ = self.poller.delete(&conn.stream);
-            self.ctx.stats.record_session(&conn.session, io_error);
-        }
-    }
-
-    fn expire_timers(&mut self, now: Instant) {
-        while let Some(expired) = self.timers.pop_expired(now) {
-            let index = expired.index;
-            let Some(conn) = self.conns.get_mut(index) else {
-                continue;
-            };
-            if !expired.claim(conn.generation, &mut conn.scheduled) {
-                continue; // stale: superseded by an earlier entry, or a reused slot
-            }
-            conn.session.handle_timeout(now);
-            let result = flush(conn);
-            self.settle(index, result);
-        }
-    }
-
-    fn begin_shutdown(&mut self) -> io::Result<()> {
+    fn begin_shutdown(&mut self) {
         self.shutting_down = true;
-        self.backoff_until = None;
-        if let Some(listener) = self.listener.take() {
-            if self.listening {
+        if let Some(listener) = self.listening.close() {
+            if self.watching_listener {
                 let _ = self.poller.delete(&listener);
             }
         }
-        self.listening = false;
+        self.watching_listener = false;
         // The waker stays readable forever; a level-triggered loop must stop watching it.
         let _ = self.poller.delete(self.ctx.shutdown.waker());
-        for index in 0..self.conns.capacity() {
+        for index in self.conns.indices() {
             let Some(conn) = self.conns.get_mut(index) else {
                 continue;
             };
-            let result = read_available(&mut conn.stream, &mut conn.session, &mut self.buf)
-                .and_then(|_| {
-                    conn.session.begin_shutdown(Instant::now());
-                    flush(conn)
-                });
+            let result = conn.begin_shutdown(&mut self.buf).and_then(|_| flush(conn));
             self.settle(index, result);
         }
-        Ok(())
     }
 }
 
 /// One read (if reported readable and wanted), then as much writing as the socket takes.
-fn step(conn: &mut Conn, buf: &mut [u8], readable: bool, writable: bool) -> io::Result<()> {
+fn step(
+    conn: &mut Conn<Interest>,
+    buf: &mut [u8],
+    readable: bool,
+    writable: bool,
+) -> io::Result<()> {
     if readable && conn.session.wants_read() {
-        match conn.stream.read(buf) {
-            Ok(0) => conn.session.handle_eof(Instant::now()),
-            Ok(n) => conn.session.handle_input(&buf[..n], Instant::now()),
-            Err(e) if would_retry(&e) => {}
-            Err(e) => return Err(e),
-        }
+        conn.read_once(buf)?;
     }
     if writable || conn.session.wants_write() {
         flush(conn)?;
@@ -351,14 +273,17 @@ fn step(conn: &mut Conn, buf: &mut [u8], readable: bool, writable: bool) -> io::
     Ok(())
 }
 
-/// Writes the session's output until it is empty or the socket is full.
-fn flush(conn: &mut Conn) -> io::Result<()> {
-    write_pending(&mut conn.stream, &mut conn.session).map(drop)
+fn flush(conn: &mut Conn<Interest>) -> io::Result<()> {
+    conn.flush().map(drop)
 }
 
-fn would_retry(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-    )
+fn forget(poller: &Poller, stream: &TcpStream) {
+    let _ = poller.delete(stream);
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }

@@ -32,11 +32,13 @@
 //! then it is closed). Every worker is joined before `serve` returns.
 
 use std::io;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::thread::{self, JoinHandle};
 
 use crossbeam_channel::{bounded, Receiver, TrySendError};
-use echolab_server::{refuse_busy, serve_blocking, Acceptor, ConnectionSlot, ServerContext};
+use echolab_server::{
+    refuse_busy, serve_blocking, Acceptor, ConnectionSlot, Listen, ServerContext,
+};
 
 /// Each worker needs little stack: the read buffer lives on the heap.
 const WORKER_STACK: usize = 256 * 1024;
@@ -47,7 +49,8 @@ pub const MAX_QUEUE: usize = 4096;
 
 /// Serves clients on `ctx.config.worker_count()` worker threads until shutdown, then
 /// drains the queue and joins the workers.
-pub fn serve(listener: TcpListener, ctx: &ServerContext) -> io::Result<()> {
+pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
+    let listener = listen.bind()?;
     let acceptor = Acceptor::new(&listener, ctx)?;
     let capacity = ctx.config.max_conns.clamp(1, MAX_QUEUE);
     let (sender, receiver) = bounded::<(TcpStream, ConnectionSlot)>(capacity);
@@ -67,11 +70,7 @@ pub fn serve(listener: TcpListener, ctx: &ServerContext) -> io::Result<()> {
         }
     }
     drop(receiver);
-    while let Some(stream) = acceptor.next() {
-        let Some(slot) = ctx.try_admit() else {
-            refuse_busy(stream, ctx);
-            continue;
-        };
+    while let Some((stream, slot)) = acceptor.next() {
         match sender.try_send((stream, slot)) {
             Ok(()) => {}
             Err(

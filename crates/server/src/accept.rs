@@ -1,18 +1,88 @@
+//! The one accept step every model takes, and the blocking accept loop built on it.
+
 use std::io;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::time::Duration;
 
-use crate::{wait_readable, Readiness, ServerContext};
+use socket2::SockRef;
+
+use crate::{refuse_busy, wait_readable, ConnectionSlot, Readiness, ServerContext};
 
 /// How long to stop accepting after `accept` fails for lack of resources (EMFILE,
 /// ENFILE, ENOBUFS, ENOMEM): retrying at once would spin a core on an error that only
 /// a closing connection can clear.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// The accept loop every blocking model shares: waits for a connection *or* shutdown
-/// with one `poll(2)`, retries transient failures, and backs off when out of
-/// descriptors instead of spinning or dying.
+/// Whether an accepted socket is handed over blocking (for `read`/`write` models) or
+/// non-blocking (for readiness and completion loops). Set by `accept4` itself, so it
+/// costs no extra syscall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketMode {
+    /// Blocking reads and writes.
+    Blocking,
+    /// `O_NONBLOCK`.
+    NonBlocking,
+}
+
+/// What one [`accept_one`] came to.
+#[derive(Debug)]
+pub enum Accepted {
+    /// A connection to serve, with its `--max-conns` slot.
+    Connection(TcpStream, ConnectionSlot),
+    /// A connection the server had no room for; it was told `server busy` and closed.
+    Refused,
+    /// The accept failed in a way the next one may not (the peer reset in the backlog,
+    /// a signal): try again.
+    Retry,
+    /// No connection is waiting (the listener is non-blocking).
+    Empty,
+    /// Out of descriptors or memory: stop accepting for [`ACCEPT_BACKOFF`].
+    BackOff,
+}
+
+/// Accepts one connection the way every model must: counts it, sets `TCP_NODELAY`
+/// (replies are small and latency matters: Nagle would hold them back waiting for an
+/// ACK), claims a `--max-conns` slot or turns the client away with the busy notice,
+/// and sorts failures into "try again", "nothing there" and "back off".
+pub fn accept_one(listener: &impl AsFd, ctx: &ServerContext, mode: SocketMode) -> Accepted {
+    let flags = match mode {
+        SocketMode::Blocking => libc::SOCK_CLOEXEC,
+        SocketMode::NonBlocking => libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+    };
+    let stream: TcpStream = match SockRef::from(listener).accept4(flags) {
+        Ok((socket, _)) => socket.into(),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Accepted::Empty,
+        Err(e) if is_transient(&e) => return Accepted::Retry,
+        Err(_) => {
+            ctx.stats.record_accept_error();
+            return Accepted::BackOff;
+        }
+    };
+    ctx.stats.record_accept();
+    let _ = stream.set_nodelay(true);
+    match ctx.try_admit() {
+        Some(slot) => Accepted::Connection(stream, slot),
+        None => {
+            refuse_busy(stream, ctx);
+            Accepted::Refused
+        }
+    }
+}
+
+/// Errors after which the next `accept` may well succeed at once.
+pub fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+/// The accept loop of the blocking models: waits for a connection *or* shutdown with
+/// one `poll(2)`, then takes one [`accept_one`] step.
 #[derive(Debug)]
 pub struct Acceptor<'a> {
     listener: &'a TcpListener,
@@ -27,31 +97,21 @@ impl<'a> Acceptor<'a> {
         Ok(Acceptor { listener, ctx })
     }
 
-    /// The next connection (a blocking socket with `TCP_NODELAY`), or `None` once
-    /// shutdown is requested.
-    pub fn next(&self) -> Option<TcpStream> {
-        let mut backoff = None;
+    /// The next admitted connection (a blocking socket with `TCP_NODELAY`) and its slot,
+    /// or `None` once shutdown is requested.
+    pub fn next(&self) -> Option<(TcpStream, ConnectionSlot)> {
         loop {
-            match wait_readable(self.listener.as_fd(), &self.ctx.shutdown, backoff.take()) {
+            match wait_readable(self.listener.as_fd(), &self.ctx.shutdown, None) {
                 Ok(Readiness::Shutdown) => return None,
-                Ok(Readiness::TimedOut) => {}
-                Ok(Readiness::Ready) => {}
-                Err(_) => backoff = Some(ACCEPT_BACKOFF),
+                Ok(Readiness::Ready | Readiness::TimedOut) => {}
+                // Back off in `wait_readable` so shutdown still wakes us at once.
+                Err(_) if sleep_or_shutdown(self.ctx) => return None,
+                Err(_) => {}
             }
-            match self.listener.accept() {
-                Ok((stream, _)) => {
-                    self.ctx.stats.record_accept();
-                    if stream.set_nonblocking(false).is_ok() {
-                        // Replies are small and latency matters: do not let Nagle hold
-                        // them back waiting for an ACK.
-                        let _ = stream.set_nodelay(true);
-                        return Some(stream);
-                    }
-                }
-                Err(e) if is_transient(&e) => {}
-                Err(_) => {
-                    self.ctx.stats.record_accept_error();
-                    // Back off in `wait_readable` so shutdown still wakes us at once.
+            match accept_one(self.listener, self.ctx, SocketMode::Blocking) {
+                Accepted::Connection(stream, slot) => return Some((stream, slot)),
+                Accepted::Refused | Accepted::Retry | Accepted::Empty => {}
+                Accepted::BackOff => {
                     if sleep_or_shutdown(self.ctx) {
                         return None;
                     }
@@ -63,20 +123,9 @@ impl<'a> Acceptor<'a> {
 
 /// Sleeps [`ACCEPT_BACKOFF`], waking early on shutdown; true when shutdown came. Polls
 /// only the shutdown descriptor, so it needs no new descriptor while out of them.
-fn sleep_or_shutdown(ctx: &ServerContext) -> bool {
+pub fn sleep_or_shutdown(ctx: &ServerContext) -> bool {
     matches!(
         wait_readable(ctx.shutdown.waker(), &ctx.shutdown, Some(ACCEPT_BACKOFF)),
         Ok(Readiness::Shutdown) | Err(_)
-    )
-}
-
-/// Errors after which the next `accept` may well succeed at once.
-pub fn is_transient(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock
-            | io::ErrorKind::Interrupted
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
     )
 }

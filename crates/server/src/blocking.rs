@@ -4,15 +4,13 @@ use std::time::{Duration, Instant};
 
 use echolab_proto::Session;
 
-use crate::{new_session, ServerContext};
+use crate::{new_session, read_available, ServerContext, READ_BUFFER};
 
 /// The longest a blocking `read`/`write` waits before the loop looks at the clock and
 /// the shutdown flag. Shorter deadlines (handshake, frame, idle) shorten it as they near.
 /// Each idle connection wakes this often, the price of blocking I/O that must still
 /// notice a shutdown.
 pub const BLOCKING_TICK: Duration = Duration::from_millis(500);
-
-const READ_BUFFER: usize = 64 * 1024;
 
 /// Serves one connection to the end with blocking `read`/`write` calls: the loop every
 /// blocking model (iterative, fork, threads, pool) shares. Per message it costs one
@@ -32,7 +30,6 @@ pub fn serve_blocking(stream: TcpStream, ctx: &ServerContext) {
 struct BlockingConnection<'a> {
     stream: &'a TcpStream,
     timeout: Duration,
-    fin_sent: bool,
 }
 
 impl<'a> BlockingConnection<'a> {
@@ -42,7 +39,6 @@ impl<'a> BlockingConnection<'a> {
         Ok(BlockingConnection {
             stream,
             timeout: BLOCKING_TICK,
-            fin_sent: false,
         })
     }
 
@@ -51,8 +47,7 @@ impl<'a> BlockingConnection<'a> {
         let mut shutdown_seen = false;
         loop {
             self.flush(session, ctx, &mut shutdown_seen)?;
-            if session.is_write_finished() && !self.fin_sent {
-                self.fin_sent = true;
+            if session.take_fin() {
                 // Our FIN goes out after the last reply; the peer may still be sending,
                 // so keep reading until its FIN (the session's draining phase).
                 let _ = self.stream.shutdown(SocketShutdown::Write);
@@ -108,19 +103,10 @@ impl<'a> BlockingConnection<'a> {
     /// complete frames sitting in the socket buffer are still echoed.
     fn read_what_has_arrived(&mut self, session: &mut Session, buf: &mut [u8]) -> io::Result<()> {
         self.stream.set_nonblocking(true)?;
-        while session.wants_read() {
-            match self.stream.read(buf) {
-                Ok(0) => {
-                    session.handle_eof(Instant::now());
-                    break;
-                }
-                Ok(n) => session.handle_input(&buf[..n], Instant::now()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e),
-            }
-        }
-        self.stream.set_nonblocking(false)
+        let mut stream = self.stream;
+        let drained = read_available(&mut stream, session, buf);
+        self.stream.set_nonblocking(false)?;
+        drained.map(drop)
     }
 
     /// Shortens the read timeout when a session deadline is nearer than a tick. Only

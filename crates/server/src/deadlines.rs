@@ -13,24 +13,24 @@ use std::time::Instant;
 /// closed connection, or for an old occupant of a reused slot, are skipped on expiry.
 /// A wakeup therefore costs O(log n) in timers, not a scan of every session.
 #[derive(Debug, Default)]
-pub struct Deadlines {
+pub(crate) struct Deadlines {
     heap: BinaryHeap<Reverse<(Instant, usize, u64)>>,
 }
 
 /// A heap entry whose deadline has passed; see [`Expired::claim`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Expired {
+pub(crate) struct Expired {
     /// The deadline the entry was pushed with.
-    pub deadline: Instant,
+    pub(crate) deadline: Instant,
     /// The slab index of the connection it was pushed for.
-    pub index: usize,
+    pub(crate) index: usize,
     /// The generation of the connection it was pushed for.
-    pub generation: u64,
+    pub(crate) generation: u64,
 }
 
 impl Deadlines {
     /// An empty heap.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
@@ -39,7 +39,7 @@ impl Deadlines {
     /// `scheduled` is the connection's own record of its entry in the heap. Only an
     /// earlier deadline needs a new entry; a later one (the idle timer moved on) is
     /// found when the old entry fires and the session re-checks.
-    pub fn schedule(
+    pub(crate) fn schedule(
         &mut self,
         index: usize,
         generation: u64,
@@ -53,12 +53,12 @@ impl Deadlines {
     }
 
     /// The earliest deadline in the heap (possibly stale), for the poll timeout.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.heap.peek().map(|Reverse((d, _, _))| *d)
     }
 
     /// Removes and returns the next entry due at `now`, stale or not.
-    pub fn pop_expired(&mut self, now: Instant) -> Option<Expired> {
+    pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<Expired> {
         let Reverse((deadline, index, generation)) = *self.heap.peek()?;
         if deadline > now {
             return None;
@@ -76,7 +76,7 @@ impl Expired {
     /// Whether this entry is the one the connection (of `generation`, whose record is
     /// `scheduled`) is waiting for; if so, clears `scheduled`. An entry is stale when
     /// an earlier one superseded it, or when its slot now holds another connection.
-    pub fn claim(&self, generation: u64, scheduled: &mut Option<Instant>) -> bool {
+    pub(crate) fn claim(&self, generation: u64, scheduled: &mut Option<Instant>) -> bool {
         if generation != self.generation || *scheduled != Some(self.deadline) {
             return false;
         }
@@ -89,7 +89,7 @@ impl Expired {
 /// connection's index (its poller key) stays put, plus a generation counter that tells
 /// a reused slot from the connection a stale [`Deadlines`] entry was meant for.
 #[derive(Debug)]
-pub struct Slab<T> {
+pub(crate) struct Slab<T> {
     slots: Vec<Option<T>>,
     free: Vec<usize>,
     next_generation: u64,
@@ -107,13 +107,13 @@ impl<T> Default for Slab<T> {
 
 impl<T> Slab<T> {
     /// An empty slab.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Reserves an empty slot and a fresh generation for a new connection. The slot
     /// must then be filled with [`Slab::insert`] or given back with [`Slab::unreserve`].
-    pub fn reserve(&mut self) -> (usize, u64) {
+    pub(crate) fn reserve(&mut self) -> (usize, u64) {
         let index = match self.free.pop() {
             Some(index) => index,
             None => {
@@ -126,34 +126,34 @@ impl<T> Slab<T> {
     }
 
     /// Gives back a reserved slot that was never filled.
-    pub fn unreserve(&mut self, index: usize) {
+    pub(crate) fn unreserve(&mut self, index: usize) {
         self.free.push(index);
     }
 
     /// Fills a reserved slot.
-    pub fn insert(&mut self, index: usize, value: T) {
+    pub(crate) fn insert(&mut self, index: usize, value: T) {
         self.slots[index] = Some(value);
     }
 
     /// The connection at `index`, if the slot is occupied.
-    pub fn get_mut(&mut self, index: usize) -> Option<&mut T> {
+    pub(crate) fn get_mut(&mut self, index: usize) -> Option<&mut T> {
         self.slots.get_mut(index).and_then(Option::as_mut)
     }
 
     /// Takes the connection out of its slot and frees the slot.
-    pub fn remove(&mut self, index: usize) -> Option<T> {
+    pub(crate) fn remove(&mut self, index: usize) -> Option<T> {
         let value = self.slots.get_mut(index).and_then(Option::take)?;
         self.free.push(index);
         Some(value)
     }
 
     /// One past the highest index ever used: every connection's index is below this.
-    pub fn capacity(&self) -> usize {
+    pub(crate) fn capacity(&self) -> usize {
         self.slots.len()
     }
 
     /// Whether no slot is occupied (O(1)).
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.free.len() == self.slots.len()
     }
 }

@@ -1,18 +1,28 @@
-//! What every echolab server model shares, so that a model crate holds only its model.
+//! What every echolab server model shares, so that a model crate holds only its model:
+//! how it waits, and who runs a connection. The seams, and what each is for:
 //!
-//! - [`ServerConfig`]: the knobs of `echolab serve`.
-//! - [`bind_listener`]: a listener with `SO_REUSEADDR` and a burst-sized backlog.
-//! - [`Shutdown`]: SIGINT/SIGTERM turned into a flag and a readable descriptor, so both
-//!   blocking and readiness models can wait for it.
-//! - [`ServerStats`]: counters folded in once per connection, printed as JSON on exit.
-//! - [`ServerContext`]: the three above, cheap to clone into threads.
-//! - [`serve_blocking`]: the one read/echo/write loop that every blocking model runs;
-//!   models differ only in who runs it (the accept loop, a process, a thread, a worker).
-//! - [`new_session`], [`refuse_busy`], [`wait_readable`]: small pieces every model needs.
-//! - [`Deadlines`], [`Slab`], [`read_available`], [`write_pending`]: what the
-//!   single-threaded readiness loops (`poll`, `mio`) share — a timer heap with lazy
-//!   invalidation, a generation-tagged connection slab, and drain-until-`WouldBlock`
-//!   I/O between a session and a non-blocking socket.
+//! - **Binding** — [`Listen`]: the serve entry gets a bind spec, not a socket, so a
+//!   model may bind one listener ([`Listen::bind`]) or one per loop or per process
+//!   ([`Listen::bind_reuse_port`]; the first bind resolves port 0, the siblings reuse
+//!   it). The bound address is announced once, when every listener is ready: that is
+//!   the `listening on HOST:PORT` line the harness and tests wait for.
+//! - **Accept** — [`accept_one`]: the one accept step (count it, sort transient errors
+//!   from running out of descriptors, `TCP_NODELAY`, claim a `--max-conns` slot or send
+//!   the busy notice). Blocking models wrap it in [`Acceptor`] (wait for a connection
+//!   or shutdown); readiness loops in [`Listening`] (batches and the EMFILE back-off).
+//! - **The blocking loop** — [`serve_blocking`]: one read/echo/write loop for every
+//!   blocking model (iterative, threads, fork, pool); they differ only in who runs it.
+//! - **The readiness core** — [`Conns`] and [`Conn`]: the connections of a
+//!   single-threaded loop with their deadlines, the FIN, the close and the shutdown
+//!   drain, shared by every model that waits for readiness (epoll in any mode,
+//!   `poll(2)`, `select(2)`); each keeps only its wait call and its interest changes.
+//! - **Session output** — the session (in `echolab-proto`) lends its output as a slice
+//!   for `write` ([`write_pending`]), or hands it over as an owned buffer for
+//!   completion IO, where the kernel holds it until the send completes.
+//! - **Shutdown** — [`Shutdown`]: SIGINT/SIGTERM as a flag and a readable descriptor,
+//!   so blocking and readiness models alike can wait for it.
+//! - **Stats** — [`ServerStats`]: counters folded in once per connection, printed as
+//!   JSON on exit; [`ServerContext`] carries config, shutdown and stats into threads.
 
 mod accept;
 mod blocking;
@@ -21,15 +31,19 @@ mod context;
 mod deadlines;
 mod listener;
 mod nonblocking;
+mod readiness;
 mod shutdown;
 mod stats;
 
-pub use accept::{is_transient, Acceptor, ACCEPT_BACKOFF};
+pub use accept::{
+    accept_one, is_transient, sleep_or_shutdown, Accepted, Acceptor, SocketMode, ACCEPT_BACKOFF,
+};
 pub use blocking::{serve_blocking, BLOCKING_TICK};
 pub use config::ServerConfig;
 pub use context::{new_session, refuse_busy, ConnectionSlot, ServerContext};
-pub use deadlines::{Deadlines, Expired, Slab};
-pub use listener::{bind_listener, DEFAULT_BACKLOG};
-pub use nonblocking::{read_available, write_pending, Drained};
+use deadlines::{Deadlines, Slab};
+pub use listener::{bind_listener, Announce, Listen, DEFAULT_BACKLOG};
+pub use nonblocking::{read_available, write_pending, Drained, READ_BUFFER};
+pub use readiness::{AcceptStop, Conn, Conns, Listening, ReadOutcome};
 pub use shutdown::{wait_readable, Readiness, Shutdown};
 pub use stats::{ServerStats, StatsSnapshot};

@@ -1,5 +1,9 @@
+//! The bind seam: a model binds its own listening sockets from a [`Listen`] spec, so it
+//! can open one, or one per loop or per process with `SO_REUSEPORT`.
+
 use std::io;
 use std::net::{SocketAddr, TcpListener};
+use std::sync::Mutex;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -12,14 +16,94 @@ pub const DEFAULT_BACKLOG: i32 = 4096;
 /// Binds a blocking TCP listener with `SO_REUSEADDR`, so a restarted server can bind
 /// its port while old connections sit in TIME_WAIT.
 pub fn bind_listener(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+    bind(addr, backlog, false)
+}
+
+fn bind(addr: SocketAddr, backlog: i32, reuse_port: bool) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
     socket.bind(&addr.into())?;
     socket.listen(backlog)?;
     Ok(socket.into())
+}
+
+/// Called once with the bound address, when every listener of the model is bound.
+pub type Announce = Box<dyn FnOnce(SocketAddr) + Send>;
+
+/// What a model needs to bind its own listening sockets: the address (port 0 lets the
+/// kernel choose), the backlog, and whom to tell the bound address once it is known —
+/// `echolab serve` prints `listening on HOST:PORT` then, and the harness and tests wait
+/// for that line, so it must come only once every listener is ready.
+pub struct Listen {
+    addr: SocketAddr,
+    backlog: i32,
+    announce: Mutex<Option<Announce>>,
+}
+
+impl std::fmt::Debug for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listen")
+            .field("addr", &self.addr)
+            .field("backlog", &self.backlog)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Listen {
+    /// A spec for `addr` with `backlog`; `announce` is called with the bound address.
+    pub fn new(addr: SocketAddr, backlog: i32, announce: Announce) -> Listen {
+        Listen {
+            addr,
+            backlog,
+            announce: Mutex::new(Some(announce)),
+        }
+    }
+
+    /// The address asked for (its port may be 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Binds the model's one listener and announces it.
+    pub fn bind(&self) -> io::Result<TcpListener> {
+        let listener = self.context(bind(self.addr, self.backlog, false))?;
+        self.announce(listener.local_addr()?);
+        Ok(listener)
+    }
+
+    /// Binds `count` listeners on one port with `SO_REUSEPORT` (the kernel spreads new
+    /// connections over them by a hash of the peer's address): the first resolves port
+    /// 0, the rest reuse its port. Announced once all are bound.
+    pub fn bind_reuse_port(&self, count: usize) -> io::Result<Vec<TcpListener>> {
+        let first = self.context(bind(self.addr, self.backlog, true))?;
+        let bound = first.local_addr()?;
+        let mut listeners = vec![first];
+        for _ in 1..count.max(1) {
+            listeners.push(self.context(bind(bound, self.backlog, true))?);
+        }
+        self.announce(bound);
+        Ok(listeners)
+    }
+
+    fn context(&self, result: io::Result<TcpListener>) -> io::Result<TcpListener> {
+        result.map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", self.addr)))
+    }
+
+    fn announce(&self, bound: SocketAddr) {
+        let announce = match self.announce.lock() {
+            Ok(mut guard) => guard.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(announce) = announce {
+            announce(bound);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -32,6 +116,31 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         assert_ne!(addr.port(), 0);
         assert!(socket2::SockRef::from(&listener).reuse_address().unwrap());
+    }
+
+    #[test]
+    fn reuse_port_siblings_share_the_first_port_and_announce_once() {
+        use std::sync::{Arc, Mutex};
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&heard);
+        let listen = Listen::new(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            16,
+            Box::new(move |addr| sink.lock().unwrap().push(addr)),
+        );
+        let listeners = listen.bind_reuse_port(3).unwrap();
+        let port = listeners[0].local_addr().unwrap().port();
+        assert!(listeners
+            .iter()
+            .all(|l| l.local_addr().unwrap().port() == port));
+        assert_eq!(
+            *heard.lock().unwrap(),
+            vec![listeners[0].local_addr().unwrap()]
+        );
+        // A later bind announces nothing more.
+        drop(listeners);
+        let _again = listen.bind().unwrap();
+        assert_eq!(heard.lock().unwrap().len(), 1);
     }
 
     #[test]

@@ -5,6 +5,11 @@ use std::time::Instant;
 
 use echolab_proto::Session;
 
+/// The size of the one read buffer a model keeps (per loop, per thread): a full
+/// loopback segment train in one `read`, and the same for every model so none gets
+/// more data per syscall than another.
+pub const READ_BUFFER: usize = 64 * 1024;
+
 /// Why a [`read_available`] or [`write_pending`] loop stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Drained {

@@ -42,24 +42,6 @@ pub struct StatsSnapshot {
     pub errors: BTreeMap<String, u64>,
 }
 
-impl StatsSnapshot {
-    /// Adds another snapshot's counts (a forked child's, say) to this one.
-    pub fn merge(&mut self, other: &StatsSnapshot) {
-        self.accepted += other.accepted;
-        self.refused_busy += other.refused_busy;
-        self.active_peak = self.active_peak.max(other.active_peak);
-        self.frames += other.frames;
-        self.bytes_in += other.bytes_in;
-        self.bytes_out += other.bytes_out;
-        for (k, v) in &other.closed {
-            *self.closed.entry(k.clone()).or_default() += v;
-        }
-        for (k, v) in &other.errors {
-            *self.errors.entry(k.clone()).or_default() += v;
-        }
-    }
-}
-
 impl ServerStats {
     /// A connection was accepted.
     pub fn record_accept(&self) {

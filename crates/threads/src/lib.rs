@@ -27,24 +27,20 @@
 //! joined before `serve` returns.
 
 use std::io;
-use std::net::TcpListener;
 use std::thread::{self, JoinHandle};
 
-use echolab_server::{refuse_busy, serve_blocking, Acceptor, ServerContext};
+use echolab_server::{refuse_busy, serve_blocking, Acceptor, Listen, ServerContext};
 
 /// Each thread needs little stack: the read buffer lives on the heap.
 const THREAD_STACK: usize = 256 * 1024;
 
 /// Serves each client on its own thread until shutdown, then joins them all.
-pub fn serve(listener: TcpListener, ctx: &ServerContext) -> io::Result<()> {
+pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
+    let listener = listen.bind()?;
     let acceptor = Acceptor::new(&listener, ctx)?;
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
-    while let Some(stream) = acceptor.next() {
+    while let Some((stream, slot)) = acceptor.next() {
         threads.retain(|t| !t.is_finished());
-        let Some(slot) = ctx.try_admit() else {
-            refuse_busy(stream, ctx);
-            continue;
-        };
         // Keep a handle on the socket: if the spawn fails the closure (and the stream
         // it owns) is gone, and the client must still be told.
         let refusal_handle = stream.try_clone();
