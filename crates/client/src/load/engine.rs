@@ -10,11 +10,11 @@ use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Poll};
 
-use super::payload;
 use super::report::{self, LoadReport, ERROR_KINDS};
 use super::schedule::Schedule;
 use super::wakeups::{Wakeups, ALARM};
 use super::{progress, LoadConfig, Mode};
+use crate::payload;
 use crate::ClientError;
 
 /// How often the loop wakes with nothing to do, to check reply timeouts and the clock.

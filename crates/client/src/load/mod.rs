@@ -16,7 +16,6 @@
 mod churn;
 mod engine;
 mod open;
-pub(crate) mod payload;
 mod progress;
 mod replies;
 mod report;

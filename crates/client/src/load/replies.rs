@@ -12,7 +12,8 @@ use std::time::Instant;
 use echolab_proto::{Header, Protocol, HEADER_LEN, NONCE_LEN};
 
 use super::engine::{classify, record, ErrorKind, Worker};
-use super::{payload, Mode};
+use super::Mode;
+use crate::payload;
 
 /// Reads one connection gets before the others have their turn: a server that answers
 /// as fast as the generator reads must not hold the thread on one connection.

@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::config::SoakConfig;
 use super::tally::Tally;
-use super::SoakConfig;
 
 /// The traffic side of a soak (fields of the `--json` object).
 #[derive(Debug, Clone, Serialize)]
@@ -47,11 +47,7 @@ impl SoakTraffic {
             bytes_received: tally.bytes_received,
             mismatches: tally.mismatches,
             checksum_mismatches: tally.checksum_mismatches,
-            errors: tally
-                .errors
-                .iter()
-                .map(|(kind, n)| ((*kind).to_string(), *n))
-                .collect(),
+            errors: tally.errors.by_name(&[]),
         }
     }
 
