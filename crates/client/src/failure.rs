@@ -63,6 +63,11 @@ impl FailureKind {
         FailureKind::SlotPanic,
     ];
 
+    /// The kinds the load generator meets (`ALL` up to `Backlog`): its reports list each
+    /// one, zero or not, and the harness's CSV writes them all.
+    pub(crate) const LOAD: &'static [FailureKind] =
+        Self::ALL.split_at(Self::Backlog as usize + 1).0;
+
     /// The name reports use: a JSON key, and the word in the summaries.
     pub fn name(self) -> &'static str {
         match self {

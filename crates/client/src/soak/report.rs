@@ -30,8 +30,9 @@ pub struct SoakTraffic {
     /// Connections whose checksum of sent payload bytes differed from the checksum of
     /// received payload bytes.
     pub checksum_mismatches: u64,
-    /// Failures by kind (`connect`, `timeout`, `reset`, `closed_early`, `notice`,
-    /// `protocol`, `io`, `bytes_after_last_reply`, ...); against a healthy server, empty.
+    /// Failures by [`FailureKind`](crate::FailureKind) name (`connect`, `timeout`,
+    /// `reset`, `closed_early`, `notice`, `protocol`, `io`, `bytes_after_last_reply`,
+    /// ...), only those that occurred; against a healthy server, empty.
     pub errors: BTreeMap<String, u64>,
 }
 
