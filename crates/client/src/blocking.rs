@@ -6,7 +6,7 @@ use echolab_proto::{
     encode_frame, AuthKey, Protocol, Reply, ReplyDecoder, DEFAULT_MAX_FRAME, NONCE_LEN,
 };
 
-use crate::ClientError;
+use crate::error::ClientError;
 
 /// How to reach a server.
 #[derive(Debug, Clone)]

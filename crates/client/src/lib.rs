@@ -1,12 +1,17 @@
 //! The one echolab client. [`Client`] is the blocking client behind `echolab echo` and
 //! `echolab ping` and the test suites: both protocols and the HMAC handshake, every
 //! socket with timeouts so nothing waits forever. [`load`] is the load generator behind
-//! `echolab load` and the benchmark harness.
+//! `echolab load` and the benchmark harness. [`soak`] is the traffic behind
+//! `echolab soak`: random sizes, pieces and pauses over many short-lived connections,
+//! every byte verified. Both count what goes wrong by [`FailureKind`].
 
 mod blocking;
 mod error;
+mod failure;
 pub mod load;
+mod payload;
 pub mod soak;
 
 pub use blocking::{Client, ClientConfig};
 pub use error::ClientError;
+pub use failure::FailureKind;

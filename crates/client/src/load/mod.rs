@@ -12,113 +12,29 @@
 //! of due times and a timerfd alarm wake the loop on time to the microsecond, looking
 //! only at the connections that are due.
 //! Churn: each connection slot connects, echoes once, closes and reconnects.
+//!
+//! The files stack one way: `threads` runs one `event_loop` per thread, which hands
+//! readiness to `receive` and the clock to `worker`; `receive` reads, checks replies
+//! with `verify` and tells `worker` what came of them; `worker` runs each connection's
+//! life with `connect`, `send` and `conn`, counting into `tally`; `finish` turns the
+//! threads' tallies into the `report`.
 
-mod churn;
-mod engine;
-mod open;
-pub(crate) mod payload;
+mod config;
+mod conn;
+mod connect;
+mod event_loop;
+mod finish;
 mod progress;
-mod replies;
+mod receive;
 mod report;
 mod schedule;
+mod send;
+mod tally;
+mod threads;
+mod verify;
 mod wakeups;
+mod worker;
 
-use std::net::SocketAddr;
-use std::time::Duration;
-
-use echolab_proto::{AuthKey, Protocol};
-
+pub use config::{default_threads, LoadConfig};
 pub use report::{Fairness, LatencyUs, LoadReport};
-
-/// What to run.
-#[derive(Debug, Clone)]
-pub struct LoadConfig {
-    /// The server.
-    pub addr: SocketAddr,
-    /// Its protocol.
-    pub protocol: Protocol,
-    /// Its key, when it requires the handshake.
-    pub auth_key: Option<AuthKey>,
-    /// Concurrent connections.
-    pub conns: usize,
-    /// Generator threads (each runs its own event loop over its share of connections).
-    pub threads: usize,
-    /// Payload bytes per message.
-    pub size: usize,
-    /// Messages in flight per connection.
-    pub depth: usize,
-    /// Measured time.
-    pub duration: Duration,
-    /// Time run before measuring (connections made, caches and buffers warm).
-    pub warmup: Duration,
-    /// A message with no reply for this long counts as a timeout and ends its connection.
-    pub reply_timeout: Duration,
-    /// Open loop: messages per second in total, split evenly across connections
-    /// (`None`: closed loop).
-    pub rate: Option<f64>,
-    /// Churn: connect, echo once, close, reconnect, on every connection slot.
-    pub churn: bool,
-    /// A per-second progress line on stderr (only ever printed to a terminal).
-    pub progress: bool,
-}
-
-/// How the load is offered.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Mode {
-    /// `depth` in flight per connection, the next sent when a reply arrives.
-    Closed,
-    /// Sent on schedule at this many messages per second per connection.
-    Open(f64),
-    /// One echo per connection, then reconnect.
-    Churn,
-}
-
-impl LoadConfig {
-    pub(crate) fn mode(&self) -> Mode {
-        match (self.churn, self.rate) {
-            (true, _) => Mode::Churn,
-            (false, Some(rate)) => Mode::Open(rate / self.conns.max(1) as f64),
-            (false, None) => Mode::Closed,
-        }
-    }
-}
-
-impl LoadConfig {
-    /// Defaults: framed, 1 connection, 64 B, depth 1, 5 s after 1 s of warm-up.
-    pub fn new(addr: SocketAddr) -> LoadConfig {
-        LoadConfig {
-            addr,
-            protocol: Protocol::Framed,
-            auth_key: None,
-            conns: 1,
-            threads: default_threads(),
-            size: 64,
-            depth: 1,
-            duration: Duration::from_secs(5),
-            warmup: Duration::from_secs(1),
-            reply_timeout: Duration::from_secs(5),
-            rate: None,
-            churn: false,
-            progress: false,
-        }
-    }
-}
-
-/// One generator thread on a 2-core machine (the server needs the other core),
-/// otherwise half the CPUs.
-pub fn default_threads() -> usize {
-    let cpus = std::thread::available_parallelism()
-        .map(usize::from)
-        .unwrap_or(2);
-    if cpus <= 2 {
-        1
-    } else {
-        cpus / 2
-    }
-}
-
-/// Runs the load and reports. Errors on individual connections are counted in the
-/// report, never fatal; only a configuration that cannot run at all is an error.
-pub fn run(config: &LoadConfig) -> Result<LoadReport, crate::ClientError> {
-    engine::run(config)
-}
+pub use threads::run;

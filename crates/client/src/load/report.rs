@@ -50,9 +50,10 @@ pub struct LoadReport {
     pub mib_per_sec: f64,
     /// Round-trip latency.
     pub latency_us: LatencyUs,
-    /// Errors by kind (`mismatch`, `notice`, `short_read`, `reset`, `timeout`, `connect`,
-    /// `io`, `backlog`: an open-loop message dropped because its connection already had
-    /// the maximum in flight); every kind is present, zero or not.
+    /// Errors by [`FailureKind`](crate::FailureKind) name (`mismatch`, `notice`,
+    /// `short_read`, `reset`, `timeout`, `connect`, `io`, `backlog`: an open-loop message
+    /// dropped because its connection already had the maximum in flight); every kind is
+    /// present, zero or not.
     pub errors: BTreeMap<String, u64>,
     /// Per-connection fairness.
     pub fairness: Fairness,
@@ -69,19 +70,7 @@ pub struct LoadReport {
     pub depth: usize,
 }
 
-/// The error kinds every report lists.
-pub(crate) const ERROR_KINDS: [&str; 8] = [
-    "mismatch",
-    "notice",
-    "short_read",
-    "reset",
-    "timeout",
-    "connect",
-    "io",
-    "backlog",
-];
-
-pub(crate) fn latency(hist: &Histogram<u64>) -> LatencyUs {
+pub(super) fn latency(hist: &Histogram<u64>) -> LatencyUs {
     let at = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
     LatencyUs {
         p50: at(0.50),
@@ -92,7 +81,7 @@ pub(crate) fn latency(hist: &Histogram<u64>) -> LatencyUs {
     }
 }
 
-pub(crate) fn fairness(counts: &[u64]) -> Fairness {
+pub(super) fn fairness(counts: &[u64]) -> Fairness {
     if counts.is_empty() {
         return Fairness::default();
     }
@@ -110,7 +99,7 @@ pub(crate) fn fairness(counts: &[u64]) -> Fairness {
     }
 }
 
-pub(crate) fn per_sec(count: u64, elapsed: Duration) -> f64 {
+pub(super) fn per_sec(count: u64, elapsed: Duration) -> f64 {
     let secs = elapsed.as_secs_f64();
     if secs > 0.0 {
         count as f64 / secs

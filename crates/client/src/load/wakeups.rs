@@ -20,6 +20,9 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 /// The alarm's token: connections use their index, which never reaches this.
 pub(super) const ALARM: Token = Token(usize::MAX);
 
+/// How often the loop wakes with nothing to do, to check reply timeouts and the clock.
+pub(super) const TICK: Duration = Duration::from_millis(50);
+
 pub(super) struct Wakeups {
     queue: BinaryHeap<Reverse<(Instant, usize)>>,
     alarm: TimerFd,
@@ -45,13 +48,28 @@ impl Wakeups {
         })
     }
 
+    /// When the loop must wake next: the earliest wake-up queued (the alarm is set for
+    /// it, to the microsecond), at most one tick away (reply timeouts and the clock are
+    /// checked on every wake), and no later than `end`.
+    pub(super) fn next_wake(&mut self, now: Instant, end: Instant) -> io::Result<Instant> {
+        let tick = (now + TICK).min(end);
+        match self.next() {
+            Some(due) if due <= now => Ok(now),
+            Some(due) if due < tick => {
+                self.arm(due, now)?;
+                Ok(due)
+            }
+            _ => Ok(tick),
+        }
+    }
+
     /// Wake for connection `conn` at `at`.
     pub(super) fn at(&mut self, at: Instant, conn: usize) {
         self.queue.push(Reverse((at, conn)));
     }
 
     /// The earliest wake-up queued.
-    pub(super) fn next(&self) -> Option<Instant> {
+    fn next(&self) -> Option<Instant> {
         self.queue.peek().map(|Reverse((at, _))| *at)
     }
 
@@ -66,7 +84,7 @@ impl Wakeups {
     /// Sets the alarm to go off at `at` (one `timerfd_settime`, skipped when it is already
     /// set for that instant). The expiry is never read back: the poller is
     /// edge-triggered, so each expiry raises its own event, and re-arming clears the count.
-    pub(super) fn arm(&mut self, at: Instant, now: Instant) -> io::Result<()> {
+    fn arm(&mut self, at: Instant, now: Instant) -> io::Result<()> {
         if self.armed_for == Some(at) {
             return Ok(());
         }

@@ -12,12 +12,15 @@ use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use super::config::SoakConfig;
 use super::receive::read_replies;
 use super::rng::Rng;
 use super::send::{write_frames, Written};
-use super::tally::{kind_of_client_error, kind_of_io, Tally};
-use super::{shape, SoakConfig};
-use crate::{Client, ClientConfig, ClientError};
+use super::shape;
+use super::tally::Tally;
+use crate::blocking::{Client, ClientConfig};
+use crate::error::ClientError;
+use crate::failure::FailureKind;
 
 /// Runs one life of connection `id` and adds its outcome to `tally`.
 pub(crate) fn run(
@@ -30,7 +33,7 @@ pub(crate) fn run(
     let stream = match connect(config) {
         Ok(stream) => stream,
         Err(err) => {
-            tally.error(kind_of_client_error(&err));
+            tally.error(FailureKind::from_client_error(&err));
             // Do not spin against a server that refuses.
             std::thread::sleep(Duration::from_millis(100));
             return;
@@ -52,7 +55,7 @@ pub(crate) fn run(
         }
         let written = writer
             .join()
-            .unwrap_or_else(|_| Written::failed("writer_panic"));
+            .unwrap_or_else(|_| Written::failed(FailureKind::WriterPanic));
         (written, read)
     });
     let (written, read) = outcome;
@@ -88,17 +91,19 @@ fn connect(config: &SoakConfig) -> Result<TcpStream, ClientError> {
 
 /// Half the lives half-close and wait for the server's EOF (its orderly close path);
 /// the others just drop the socket (its EOF-on-read path).
-fn close(stream: &TcpStream, rng: &mut Rng) -> Result<(), &'static str> {
+fn close(stream: &TcpStream, rng: &mut Rng) -> Result<(), FailureKind> {
     if rng.percent(50) {
         return Ok(());
     }
+    // `shutdown` fails with ENOTCONN on a connection the server already reset, which
+    // `from_io` would name a failed connect: this one was made and then lost.
     stream
         .shutdown(Shutdown::Write)
-        .map_err(|e| kind_of_io(&e))?;
+        .map_err(|_| FailureKind::Io)?;
     let mut byte = [0u8; 1];
     match (&*stream).read(&mut byte) {
         Ok(0) => Ok(()),
-        Ok(_) => Err("bytes_after_last_reply"),
-        Err(e) => Err(kind_of_io(&e)),
+        Ok(_) => Err(FailureKind::BytesAfterLastReply),
+        Err(e) => Err(FailureKind::from_io(&e)),
     }
 }

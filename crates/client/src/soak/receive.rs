@@ -9,17 +9,18 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use echolab_proto::{Reply, ReplyDecoder};
 
 use super::checksum::Checksum;
+use super::config::SoakConfig;
 use super::rng::Rng;
 use super::send::Sent;
-use super::tally::kind_of_io;
-use super::{shape, SoakConfig};
-use crate::load::payload;
+use super::shape;
+use crate::failure::FailureKind;
+use crate::payload;
 
 pub(crate) struct Received {
     pub(crate) checksum: Checksum,
     pub(crate) verified: u64,
     pub(crate) mismatches: u64,
-    pub(crate) error: Option<&'static str>,
+    pub(crate) error: Option<FailureKind>,
 }
 
 pub(crate) fn read_replies(
@@ -42,7 +43,7 @@ pub(crate) fn read_replies(
             Ok(sent) => sent,
             Err(RecvTimeoutError::Disconnected) => return read,
             Err(RecvTimeoutError::Timeout) => {
-                read.error = Some("writer_stalled");
+                read.error = Some(FailureKind::WriterStalled);
                 return read;
             }
         };
@@ -56,7 +57,7 @@ pub(crate) fn read_replies(
         let payload = match reply {
             Reply::Frame(payload) => payload,
             Reply::Notice(_) => {
-                read.error = Some("notice");
+                read.error = Some(FailureKind::Notice);
                 return read;
             }
         };
@@ -75,17 +76,17 @@ fn next_reply(
     decoder: &mut ReplyDecoder,
     buf: &mut [u8],
     rng: &mut Rng,
-) -> Result<Reply, &'static str> {
+) -> Result<Reply, FailureKind> {
     loop {
-        if let Some(reply) = decoder.next_reply().map_err(|_| "protocol")? {
+        if let Some(reply) = decoder.next_reply().map_err(|_| FailureKind::Protocol)? {
             return Ok(reply);
         }
         let want = shape::read_size(rng, buf.len());
         match (&*stream).read(&mut buf[..want]) {
-            Ok(0) => return Err("closed_early"),
+            Ok(0) => return Err(FailureKind::ClosedEarly),
             Ok(n) => decoder.feed(&buf[..n]),
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(kind_of_io(&e)),
+            Err(e) => return Err(FailureKind::from_io(&e)),
         }
     }
 }

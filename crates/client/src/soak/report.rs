@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::config::SoakConfig;
 use super::tally::Tally;
-use super::SoakConfig;
 
 /// The traffic side of a soak (fields of the `--json` object).
 #[derive(Debug, Clone, Serialize)]
@@ -30,8 +30,9 @@ pub struct SoakTraffic {
     /// Connections whose checksum of sent payload bytes differed from the checksum of
     /// received payload bytes.
     pub checksum_mismatches: u64,
-    /// Failures by kind (`connect`, `timeout`, `reset`, `closed_early`, `notice`,
-    /// `protocol`, `io`, `bytes_after_last_reply`, ...); against a healthy server, empty.
+    /// Failures by [`FailureKind`](crate::FailureKind) name (`connect`, `timeout`,
+    /// `reset`, `closed_early`, `notice`, `protocol`, `io`, `bytes_after_last_reply`,
+    /// ...), only those that occurred; against a healthy server, empty.
     pub errors: BTreeMap<String, u64>,
 }
 
@@ -47,11 +48,7 @@ impl SoakTraffic {
             bytes_received: tally.bytes_received,
             mismatches: tally.mismatches,
             checksum_mismatches: tally.checksum_mismatches,
-            errors: tally
-                .errors
-                .iter()
-                .map(|(kind, n)| ((*kind).to_string(), *n))
-                .collect(),
+            errors: tally.errors.by_name(&[]),
         }
     }
 

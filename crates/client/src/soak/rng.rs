@@ -4,7 +4,7 @@
 
 use std::ops::RangeInclusive;
 
-use crate::load::payload;
+use crate::payload;
 
 /// splitmix64; not cryptographic, only reproducible and well mixed.
 #[derive(Debug, Clone)]

@@ -9,10 +9,11 @@ use std::sync::mpsc::SyncSender;
 use echolab_proto::encode_frame;
 
 use super::checksum::Checksum;
+use super::config::SoakConfig;
 use super::rng::Rng;
-use super::tally::kind_of_io;
-use super::{shape, SoakConfig};
-use crate::load::payload;
+use super::shape;
+use crate::failure::FailureKind;
+use crate::payload;
 
 /// The identity of a frame in flight: the reader regenerates its payload to compare.
 #[derive(Debug, Clone, Copy)]
@@ -23,11 +24,11 @@ pub(crate) struct Sent {
 
 pub(crate) struct Written {
     pub(crate) checksum: Checksum,
-    pub(crate) error: Option<&'static str>,
+    pub(crate) error: Option<FailureKind>,
 }
 
 impl Written {
-    pub(crate) fn failed(kind: &'static str) -> Written {
+    pub(crate) fn failed(kind: FailureKind) -> Written {
         Written {
             checksum: Checksum::default(),
             error: Some(kind),
@@ -62,13 +63,13 @@ pub(crate) fn write_frames(
         checksum.update(&body);
         wire.clear();
         if encode_frame(&body, &mut wire).is_err() {
-            return Written::failed("frame_too_large");
+            return Written::failed(FailureKind::FrameTooLarge);
         }
         if let Err(err) = write_in_pieces(stream, &wire, rng) {
             let _ = stream.shutdown(Shutdown::Both);
             return Written {
                 checksum,
-                error: Some(kind_of_io(&err)),
+                error: Some(FailureKind::from_io(&err)),
             };
         }
     }

@@ -1,0 +1,132 @@
+//! What a load run is asked to do, and the instants every thread runs by.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use echolab_proto::{AuthKey, Protocol};
+
+use crate::error::ClientError;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    /// The server.
+    pub addr: SocketAddr,
+    /// Its protocol.
+    pub protocol: Protocol,
+    /// Its key, when it requires the handshake.
+    pub auth_key: Option<AuthKey>,
+    /// Concurrent connections.
+    pub conns: usize,
+    /// Generator threads (each runs its own event loop over its share of connections).
+    pub threads: usize,
+    /// Payload bytes per message.
+    pub size: usize,
+    /// Messages in flight per connection.
+    pub depth: usize,
+    /// Measured time.
+    pub duration: Duration,
+    /// Time run before measuring (connections made, caches and buffers warm).
+    pub warmup: Duration,
+    /// A message with no reply for this long counts as a timeout and ends its connection.
+    pub reply_timeout: Duration,
+    /// Open loop: messages per second in total, split evenly across connections
+    /// (`None`: closed loop).
+    pub rate: Option<f64>,
+    /// Churn: connect, echo once, close, reconnect, on every connection slot.
+    pub churn: bool,
+    /// A per-second progress line on stderr (only ever printed to a terminal).
+    pub progress: bool,
+}
+
+/// How the load is offered.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Mode {
+    /// `depth` in flight per connection, the next sent when a reply arrives.
+    Closed,
+    /// Sent on schedule at this many messages per second per connection.
+    Open(f64),
+    /// One echo per connection, then reconnect.
+    Churn,
+}
+
+impl LoadConfig {
+    /// Defaults: framed, 1 connection, 64 B, depth 1, 5 s after 1 s of warm-up.
+    pub fn new(addr: SocketAddr) -> LoadConfig {
+        LoadConfig {
+            addr,
+            protocol: Protocol::Framed,
+            auth_key: None,
+            conns: 1,
+            threads: default_threads(),
+            size: 64,
+            depth: 1,
+            duration: Duration::from_secs(5),
+            warmup: Duration::from_secs(1),
+            reply_timeout: Duration::from_secs(5),
+            rate: None,
+            churn: false,
+            progress: false,
+        }
+    }
+
+    pub(super) fn mode(&self) -> Mode {
+        match (self.churn, self.rate) {
+            (true, _) => Mode::Churn,
+            (false, Some(rate)) => Mode::Open(rate / self.conns.max(1) as f64),
+            (false, None) => Mode::Closed,
+        }
+    }
+
+    /// Refuses what cannot run at all; everything else is the run's to measure.
+    pub(super) fn check(&self) -> Result<(), ClientError> {
+        let invalid = |what: &str| ClientError::Io {
+            context: "invalid load configuration",
+            source: io::Error::new(io::ErrorKind::InvalidInput, what.to_string()),
+        };
+        if self.conns == 0 || self.depth == 0 || self.threads == 0 {
+            return Err(invalid("--conns, --depth and --threads must be at least 1"));
+        }
+        if self.size > (i32::MAX as usize) {
+            return Err(invalid("--size is larger than a frame can carry"));
+        }
+        if let Some(rate) = self.rate {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(invalid("--rate must be a positive number"));
+            }
+            if self.churn {
+                return Err(invalid("--rate and --churn cannot be combined"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One generator thread on a 2-core machine (the server needs the other core),
+/// otherwise half the CPUs.
+pub fn default_threads() -> usize {
+    let cpus = std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(2);
+    if cpus <= 2 {
+        1
+    } else {
+        cpus / 2
+    }
+}
+
+/// When the run measures and when it ends: the same instants for every thread.
+pub(super) struct Phases {
+    pub(super) measure_from: Instant,
+    pub(super) end: Instant,
+}
+
+impl Phases {
+    pub(super) fn new(config: &LoadConfig, start: Instant) -> Phases {
+        Phases {
+            measure_from: start + config.warmup,
+            end: start + config.warmup + config.duration,
+        }
+    }
+}

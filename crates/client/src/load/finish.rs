@@ -1,0 +1,44 @@
+//! The end of a run: every thread's tally, merged, made into the report.
+
+use std::time::Duration;
+
+use super::config::{LoadConfig, Mode};
+use super::report::{self, LoadReport};
+use super::tally::Tally;
+use crate::failure::FailureKind;
+
+pub(super) fn report(config: &LoadConfig, tally: &Tally) -> LoadReport {
+    let responses: u64 = tally.counts.iter().sum();
+    let mut firsts: Vec<Duration> = tally.first_replies.iter().flatten().copied().collect();
+    firsts.sort_unstable();
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let mode = config.mode();
+    LoadReport {
+        mode: match mode {
+            Mode::Closed => "closed",
+            Mode::Open(_) => "open",
+            Mode::Churn => "churn",
+        },
+        target_rate: config.rate.filter(|_| matches!(mode, Mode::Open(_))),
+        connections_per_sec: (mode == Mode::Churn)
+            .then(|| report::per_sec(responses, config.duration)),
+        responses,
+        seconds: config.duration.as_secs_f64(),
+        responses_per_sec: report::per_sec(responses, config.duration),
+        mib_per_sec: report::per_sec(responses, config.duration) * config.size as f64
+            / (1024.0 * 1024.0),
+        latency_us: report::latency(&tally.histogram),
+        errors: tally.failures.by_name(FailureKind::LOAD),
+        fairness: report::fairness(&tally.counts),
+        first_reply_us_p50: firsts.get(firsts.len() / 2).map(|d| us(*d)).unwrap_or(0.0),
+        // A connection that never got a reply has no time to compare.
+        first_reply_us_max: if firsts.len() == tally.first_replies.len() {
+            firsts.last().map(|d| us(*d))
+        } else {
+            None
+        },
+        conns: config.conns,
+        size: config.size,
+        depth: if mode == Mode::Churn { 1 } else { config.depth },
+    }
+}
