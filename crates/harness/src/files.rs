@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::cell::Measurement;
+use crate::error::HarnessError;
 use crate::machine::Machine;
 use crate::scenario::{Plan, Scenario};
 use crate::summary::Summary;
-use crate::{charts, table, HarnessError};
+use crate::{charts, table};
 
 /// Everything one `echolab compare` produced.
 #[derive(Debug, Clone, Serialize)]
@@ -30,9 +31,9 @@ pub struct RunResults {
 /// `results_root/README.md`; returns the run's directory.
 pub fn write_run(results_root: &Path, run: &RunResults) -> Result<PathBuf, HarnessError> {
     let dir = results_root.join(run.dir_name());
-    std::fs::create_dir_all(&dir).map_err(|e| write_error(&dir, e))?;
+    std::fs::create_dir_all(&dir).map_err(|e| HarnessError::write(&dir, e))?;
     write(&dir.join("results.csv"), &csv(&run.measurements))?;
-    let json = serde_json::to_string_pretty(run).map_err(|e| write_error(&dir, e))?;
+    let json = serde_json::to_string_pretty(run).map_err(|e| HarnessError::write(&dir, e))?;
     write(&dir.join("results.json"), &(json + "\n"))?;
     let charts = charts::write_all(&dir, &run.summaries)?;
     write(&dir.join("README.md"), &run_readme(run, &charts))?;
@@ -57,15 +58,7 @@ impl RunResults {
 }
 
 fn write(path: &Path, text: &str) -> Result<(), HarnessError> {
-    std::fs::write(path, text).map_err(|e| write_error(path, e))
-}
-
-/// A failure to write (or draw) the file at `path`.
-pub(crate) fn write_error(path: &Path, e: impl std::fmt::Display) -> HarnessError {
-    HarnessError::Write {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    }
+    std::fs::write(path, text).map_err(|e| HarnessError::write(path, e))
 }
 
 const CSV_HEADER: &str = "model,scenario,conns,size,idle_conns,repeat,responses,responses_per_sec,mib_per_sec,p50_us,p99_us,p999_us,max_us,errors,jain,min_per_conn,server_cpu_secs,responses_per_cpu_sec,peak_rss_kb,peak_threads,peak_processes,voluntary_ctx_switches,involuntary_ctx_switches,idle_held,memory_per_conn_kb,server_exit_clean";

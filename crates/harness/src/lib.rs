@@ -19,6 +19,7 @@ mod cell;
 mod charts;
 mod compare;
 mod error;
+mod figures;
 mod files;
 mod machine;
 pub mod procfs;

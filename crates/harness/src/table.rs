@@ -4,8 +4,9 @@
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, ContentArrangement, Table};
 
+use crate::figures::{short, spread_text};
 use crate::scenario::Scenario;
-use crate::summary::{Spread, Summary};
+use crate::summary::Summary;
 
 /// Column headings for a scenario's table.
 pub(crate) fn headers(scenario: Scenario) -> Vec<&'static str> {
@@ -66,30 +67,6 @@ pub(crate) fn rows(summaries: &[Summary], scenario: Scenario) -> Vec<Vec<String>
         .collect()
 }
 
-/// `12.3k (11.9k–12.8k)`.
-pub(crate) fn spread_text(s: &Spread) -> String {
-    format!("{} ({}–{})", short(s.median), short(s.min), short(s.max))
-}
-
-/// A number in three significant figures with a k/M suffix.
-pub(crate) fn short(x: f64) -> String {
-    let (v, suffix) = if x.abs() >= 1e6 {
-        (x / 1e6, "M")
-    } else if x.abs() >= 1e3 {
-        (x / 1e3, "k")
-    } else {
-        (x, "")
-    };
-    let digits = if v.abs() >= 100.0 {
-        0
-    } else if v.abs() >= 10.0 {
-        1
-    } else {
-        2
-    };
-    format!("{v:.digits$}{suffix}")
-}
-
 /// The terminal rendering of every scenario that has rows.
 pub fn terminal(summaries: &[Summary]) -> String {
     let mut out = String::new();
@@ -132,15 +109,6 @@ pub(crate) fn markdown(headers: &[&str], rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn short_numbers() {
-        assert_eq!(short(0.0), "0.00");
-        assert_eq!(short(12.345), "12.3");
-        assert_eq!(short(12_345.0), "12.3k");
-        assert_eq!(short(123_456.0), "123k");
-        assert_eq!(short(1_234_567.0), "1.23M");
-    }
 
     #[test]
     fn markdown_escapes_pipes() {
