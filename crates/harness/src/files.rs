@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::cell::Measurement;
+use crate::columns::{csv_columns, COLUMNS};
 use crate::error::HarnessError;
 use crate::machine::Machine;
 use crate::scenario::{Plan, Scenario};
@@ -61,47 +62,15 @@ fn write(path: &Path, text: &str) -> Result<(), HarnessError> {
     std::fs::write(path, text).map_err(|e| HarnessError::write(path, e))
 }
 
-const CSV_HEADER: &str = "model,scenario,conns,size,idle_conns,repeat,responses,responses_per_sec,mib_per_sec,p50_us,p99_us,p999_us,max_us,errors,jain,min_per_conn,server_cpu_secs,responses_per_cpu_sec,peak_rss_kb,peak_threads,peak_processes,voluntary_ctx_switches,involuntary_ctx_switches,idle_held,memory_per_conn_kb,server_exit_clean";
-
 /// One row per run; optional figures are empty cells. No field can hold a comma except
 /// `errors`, which is written `kind=n;kind=n`.
 pub fn csv(measurements: &[Measurement]) -> String {
-    let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.3}"));
-    let opt_u = |v: Option<u64>| v.map_or(String::new(), |v| v.to_string());
-    let mut out = String::from(CSV_HEADER);
-    out.push('\n');
+    let header: Vec<&str> = csv_columns().map(|c| c.header).collect();
+    let mut out = header.join(",") + "\n";
     for m in measurements {
-        let errors: Vec<String> = m.errors.iter().map(|(k, n)| format!("{k}={n}")).collect();
-        let _ = writeln!(
-            out,
-            "{},{},{},{},{},{},{},{:.1},{:.3},{:.1},{:.1},{:.1},{:.1},{},{:.4},{},{:.4},{},{},{},{},{},{},{},{},{}",
-            m.model,
-            m.cell.scenario,
-            m.cell.conns,
-            m.cell.size,
-            m.cell.idle_conns,
-            m.repeat,
-            m.responses,
-            m.responses_per_sec,
-            m.mib_per_sec,
-            m.p50_us,
-            m.p99_us,
-            m.p999_us,
-            m.max_us,
-            errors.join(";"),
-            m.jain,
-            m.min_per_conn,
-            m.server_cpu_secs,
-            opt(m.responses_per_cpu_sec),
-            m.peak_rss_kb,
-            m.peak_threads,
-            m.peak_processes,
-            opt_u(m.voluntary_ctx_switches),
-            opt_u(m.involuntary_ctx_switches),
-            opt_u(m.idle_held),
-            opt(m.memory_per_conn_kb),
-            m.server_exit_clean,
-        );
+        let cells: Vec<String> = csv_columns().map(|c| (c.show)(m)).collect();
+        out.push_str(&cells.join(","));
+        out.push('\n');
     }
     out
 }
@@ -133,8 +102,8 @@ fn run_readme(run: &RunResults, charts: &[PathBuf]) -> String {
          client and the server share the machine's cores, so raw throughput partly measures the \
          scheduler; **responses per server CPU-second** (the server's own user+system time, whole \
          process tree, inside the measured window) separates the models where throughput cannot. \
-         Context switches are over the server's whole life for the run. Files: `results.csv` (one \
-         row per run), `results.json` (everything, with the plan and the machine).\n",
+         Files: `results.csv` (one row per run), `results.json` (everything, with the plan and the \
+         machine).\n",
     );
     for scenario in Scenario::ALL {
         let rows = table::rows(&run.summaries, scenario);
@@ -144,12 +113,36 @@ fn run_readme(run: &RunResults, charts: &[PathBuf]) -> String {
         let _ = write!(out, "\n## {scenario}\n\n");
         out.push_str(&table::markdown(&table::headers(scenario), &rows));
     }
+    out.push_str(&legend());
     if !charts.is_empty() {
         out.push_str("\n## Charts\n\n");
         for chart in charts {
             if let Some(name) = chart.file_name().and_then(|n| n.to_str()) {
                 let _ = writeln!(out, "![{name}]({name})\n");
             }
+        }
+    }
+    out
+}
+
+/// How to read each column, off the same list that wrote them.
+fn legend() -> String {
+    let mut out = String::from(
+        "\n## How to read the columns\n\nThe tables' headings, with the `results.csv` column \
+         in brackets where there is one:\n\n",
+    );
+    for column in COLUMNS {
+        if let Some(table) = column.table {
+            let csv = column
+                .csv
+                .map_or(String::new(), |c| format!(" (`{}`)", c.header));
+            let _ = writeln!(out, "- **{}**{csv}: {}", table.heading, column.about);
+        }
+    }
+    out.push_str("\n`results.csv`, one row per run, also has:\n\n");
+    for column in COLUMNS.iter().filter(|c| c.table.is_none()) {
+        if let Some(csv) = column.csv {
+            let _ = writeln!(out, "- `{}`: {}", csv.header, column.about);
         }
     }
     out

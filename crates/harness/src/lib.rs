@@ -17,6 +17,7 @@
 
 mod cell;
 mod charts;
+mod columns;
 mod compare;
 mod error;
 mod figures;
