@@ -41,6 +41,13 @@ pub(crate) struct InTable {
     pub(crate) only: Option<Scenario>,
 }
 
+impl InTable {
+    /// Whether `scenario`'s table has the column.
+    pub(crate) fn is_in(&self, scenario: Scenario) -> bool {
+        self.only.is_none() || self.only == Some(scenario)
+    }
+}
+
 impl Column {
     /// A column of `results.csv`.
     const fn csv(header: &'static str, show: fn(&Measurement) -> String) -> Column {
@@ -219,7 +226,7 @@ pub(crate) fn table_columns(scenario: Scenario) -> impl Iterator<Item = &'static
     COLUMNS
         .iter()
         .filter_map(|c| c.table.as_ref())
-        .filter(move |t| t.only.is_none() || t.only == Some(scenario))
+        .filter(move |t| t.is_in(scenario))
 }
 
 /// With no replies there is no latency to show, not a latency of zero.

@@ -105,6 +105,7 @@ fn run_readme(run: &RunResults, charts: &[PathBuf]) -> String {
          Files: `results.csv` (one row per run), `results.json` (everything, with the plan and the \
          machine).\n",
     );
+    let mut tables = Vec::new();
     for scenario in Scenario::ALL {
         let rows = table::rows(&run.summaries, scenario);
         if rows.is_empty() {
@@ -112,8 +113,9 @@ fn run_readme(run: &RunResults, charts: &[PathBuf]) -> String {
         }
         let _ = write!(out, "\n## {scenario}\n\n");
         out.push_str(&table::markdown(&table::headers(scenario), &rows));
+        tables.push(scenario);
     }
-    out.push_str(&legend());
+    out.push_str(&legend(&tables));
     if !charts.is_empty() {
         out.push_str("\n## Charts\n\n");
         for chart in charts {
@@ -125,27 +127,27 @@ fn run_readme(run: &RunResults, charts: &[PathBuf]) -> String {
     out
 }
 
-/// How to read each column, off the same list that wrote them.
-fn legend() -> String {
+/// How to read each column, off the same list that wrote them: the columns of the
+/// `tables` written first, then what else `results.csv` has.
+fn legend(tables: &[Scenario]) -> String {
     let mut out = String::from(
         "\n## How to read the columns\n\nThe tables' headings, with the `results.csv` column \
          in brackets where there is one:\n\n",
     );
+    let mut csv_only = String::new();
     for column in COLUMNS {
-        if let Some(table) = column.table {
-            let csv = column
-                .csv
-                .map_or(String::new(), |c| format!(" (`{}`)", c.header));
-            let _ = writeln!(out, "- **{}**{csv}: {}", table.heading, column.about);
+        match (column.table, column.csv) {
+            (Some(table), csv) if tables.iter().any(|s| table.is_in(*s)) => {
+                let csv = csv.map_or(String::new(), |c| format!(" (`{}`)", c.header));
+                let _ = writeln!(out, "- **{}**{csv}: {}", table.heading, column.about);
+            }
+            (_, Some(csv)) => {
+                let _ = writeln!(csv_only, "- `{}`: {}", csv.header, column.about);
+            }
+            (_, None) => {}
         }
     }
-    out.push_str("\n`results.csv`, one row per run, also has:\n\n");
-    for column in COLUMNS.iter().filter(|c| c.table.is_none()) {
-        if let Some(csv) = column.csv {
-            let _ = writeln!(out, "- `{}`: {}", csv.header, column.about);
-        }
-    }
-    out
+    out + "\n`results.csv`, one row per run, also has:\n\n" + &csv_only
 }
 
 /// The run directories under `root` (those with a README), newest name first.
@@ -177,4 +179,22 @@ fn index_readme(run: &RunResults, all_runs: &[String]) -> String {
         out.push_str(&format!("- [{dir}]({dir}/README.md)\n"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_legend_reads_the_tables_written_and_the_csv_keeps_the_rest() {
+        let idle = legend(&[Scenario::Idle]);
+        assert!(
+            idle.contains("- **KiB/conn** (`memory_per_conn_kb`): "),
+            "{idle}"
+        );
+        let latency = legend(&[Scenario::Latency]);
+        assert!(!latency.contains("**KiB/conn**"), "{latency}");
+        assert!(latency.contains("- `memory_per_conn_kb`: "), "{latency}");
+        assert!(latency.contains("- **p50 µs** (`p50_us`): "), "{latency}");
+    }
 }
