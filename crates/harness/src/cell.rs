@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use echolab_client::load::{self, LoadConfig, LoadReport};
 use serde::Serialize;
 
+use crate::error::HarnessError;
 use crate::procfs;
 use crate::sampler::{Sampler, Window};
 use crate::scenario::{Cell, Scenario};
 use crate::server::ServerProcess;
-use crate::HarnessError;
 
 /// How long the idle crowd gets to be accepted before memory is read.
 const IDLE_SETTLE_TIMEOUT: Duration = Duration::from_secs(20);

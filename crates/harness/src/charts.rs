@@ -7,10 +7,10 @@ use plotters::coord::ranged1d::SegmentValue;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::files::write_error;
+use crate::error::HarnessError;
+use crate::figures::short;
 use crate::scenario::Scenario;
 use crate::summary::Summary;
-use crate::HarnessError;
 
 /// One line: a model's points.
 type Series = (String, Vec<(f64, f64)>);
@@ -113,7 +113,8 @@ fn series_by_model(
 /// A white 860x500 SVG canvas.
 fn canvas(path: &Path) -> Result<DrawingArea<SVGBackend<'_>, Shift>, HarnessError> {
     let root = SVGBackend::new(path, (860, 500)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| write_error(path, e))?;
+    root.fill(&WHITE)
+        .map_err(|e| HarnessError::write(path, e))?;
     Ok(root)
 }
 
@@ -138,7 +139,7 @@ fn line_chart(
     series: &[Series],
     colour: &dyn Fn(&str) -> RGBAColor,
 ) -> Result<(), HarnessError> {
-    let fail = |e: &dyn std::fmt::Display| write_error(path, e);
+    let fail = |e: &dyn std::fmt::Display| HarnessError::write(path, e);
     let points = series.iter().flat_map(|(_, p)| p.iter());
     let (mut x_max, mut y_min, mut y_max) = (1.0f64, f64::MAX, 0.0f64);
     for &(x, y) in points {
@@ -158,7 +159,7 @@ fn line_chart(
         .x_desc("connections (log)")
         .y_desc(format!("{y_label} (log)"))
         .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_label_formatter(&|y| crate::table::short(*y))
+        .y_label_formatter(&|y| short(*y))
         .draw()
         .map_err(|e| fail(&e))?;
     for (model, points) in series {
@@ -191,7 +192,7 @@ fn bar_chart(
     bars: &[(String, f64)],
     colour: &dyn Fn(&str) -> RGBAColor,
 ) -> Result<(), HarnessError> {
-    let fail = |e: &dyn std::fmt::Display| write_error(path, e);
+    let fail = |e: &dyn std::fmt::Display| HarnessError::write(path, e);
     let y_max = bars.iter().map(|(_, v)| *v).fold(1.0f64, f64::max) * 1.15;
     let root = canvas(path)?;
     let mut chart = framed(&root, caption)

@@ -7,8 +7,8 @@ use std::path::Path;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cell::{run_cell, Measurement, RunSettings};
+use crate::error::HarnessError;
 use crate::scenario::Plan;
-use crate::HarnessError;
 
 /// Runs `plan`, calling `log` with a line for each failed run (a model that cannot start
 /// is reported and skipped, not fatal to the other models).

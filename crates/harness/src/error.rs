@@ -1,3 +1,6 @@
+use std::fmt::Display;
+use std::path::Path;
+
 /// What can stop a benchmark run (a model that serves badly is a result, not an error).
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {
@@ -23,4 +26,14 @@ pub enum HarnessError {
     /// The plan asked for something that does not exist.
     #[error("{0}")]
     Plan(String),
+}
+
+impl HarnessError {
+    /// A failure to write (or draw) the file at `path`.
+    pub(crate) fn write(path: &Path, reason: impl Display) -> HarnessError {
+        HarnessError::Write {
+            path: path.display().to_string(),
+            reason: reason.to_string(),
+        }
+    }
 }

@@ -8,10 +8,12 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::cell::Measurement;
+use crate::columns::{csv_columns, COLUMNS};
+use crate::error::HarnessError;
 use crate::machine::Machine;
 use crate::scenario::{Plan, Scenario};
 use crate::summary::Summary;
-use crate::{charts, table, HarnessError};
+use crate::{charts, table};
 
 /// Everything one `echolab compare` produced.
 #[derive(Debug, Clone, Serialize)]
@@ -30,9 +32,9 @@ pub struct RunResults {
 /// `results_root/README.md`; returns the run's directory.
 pub fn write_run(results_root: &Path, run: &RunResults) -> Result<PathBuf, HarnessError> {
     let dir = results_root.join(run.dir_name());
-    std::fs::create_dir_all(&dir).map_err(|e| write_error(&dir, e))?;
+    std::fs::create_dir_all(&dir).map_err(|e| HarnessError::write(&dir, e))?;
     write(&dir.join("results.csv"), &csv(&run.measurements))?;
-    let json = serde_json::to_string_pretty(run).map_err(|e| write_error(&dir, e))?;
+    let json = serde_json::to_string_pretty(run).map_err(|e| HarnessError::write(&dir, e))?;
     write(&dir.join("results.json"), &(json + "\n"))?;
     let charts = charts::write_all(&dir, &run.summaries)?;
     write(&dir.join("README.md"), &run_readme(run, &charts))?;
@@ -57,58 +59,18 @@ impl RunResults {
 }
 
 fn write(path: &Path, text: &str) -> Result<(), HarnessError> {
-    std::fs::write(path, text).map_err(|e| write_error(path, e))
+    std::fs::write(path, text).map_err(|e| HarnessError::write(path, e))
 }
-
-/// A failure to write (or draw) the file at `path`.
-pub(crate) fn write_error(path: &Path, e: impl std::fmt::Display) -> HarnessError {
-    HarnessError::Write {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    }
-}
-
-const CSV_HEADER: &str = "model,scenario,conns,size,idle_conns,repeat,responses,responses_per_sec,mib_per_sec,p50_us,p99_us,p999_us,max_us,errors,jain,min_per_conn,server_cpu_secs,responses_per_cpu_sec,peak_rss_kb,peak_threads,peak_processes,voluntary_ctx_switches,involuntary_ctx_switches,idle_held,memory_per_conn_kb,server_exit_clean";
 
 /// One row per run; optional figures are empty cells. No field can hold a comma except
 /// `errors`, which is written `kind=n;kind=n`.
 pub fn csv(measurements: &[Measurement]) -> String {
-    let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.3}"));
-    let opt_u = |v: Option<u64>| v.map_or(String::new(), |v| v.to_string());
-    let mut out = String::from(CSV_HEADER);
-    out.push('\n');
+    let header: Vec<&str> = csv_columns().map(|c| c.header).collect();
+    let mut out = header.join(",") + "\n";
     for m in measurements {
-        let errors: Vec<String> = m.errors.iter().map(|(k, n)| format!("{k}={n}")).collect();
-        let _ = writeln!(
-            out,
-            "{},{},{},{},{},{},{},{:.1},{:.3},{:.1},{:.1},{:.1},{:.1},{},{:.4},{},{:.4},{},{},{},{},{},{},{},{},{}",
-            m.model,
-            m.cell.scenario,
-            m.cell.conns,
-            m.cell.size,
-            m.cell.idle_conns,
-            m.repeat,
-            m.responses,
-            m.responses_per_sec,
-            m.mib_per_sec,
-            m.p50_us,
-            m.p99_us,
-            m.p999_us,
-            m.max_us,
-            errors.join(";"),
-            m.jain,
-            m.min_per_conn,
-            m.server_cpu_secs,
-            opt(m.responses_per_cpu_sec),
-            m.peak_rss_kb,
-            m.peak_threads,
-            m.peak_processes,
-            opt_u(m.voluntary_ctx_switches),
-            opt_u(m.involuntary_ctx_switches),
-            opt_u(m.idle_held),
-            opt(m.memory_per_conn_kb),
-            m.server_exit_clean,
-        );
+        let cells: Vec<String> = csv_columns().map(|c| (c.show)(m)).collect();
+        out.push_str(&cells.join(","));
+        out.push('\n');
     }
     out
 }
@@ -140,9 +102,10 @@ fn run_readme(run: &RunResults, charts: &[PathBuf]) -> String {
          client and the server share the machine's cores, so raw throughput partly measures the \
          scheduler; **responses per server CPU-second** (the server's own user+system time, whole \
          process tree, inside the measured window) separates the models where throughput cannot. \
-         Context switches are over the server's whole life for the run. Files: `results.csv` (one \
-         row per run), `results.json` (everything, with the plan and the machine).\n",
+         Files: `results.csv` (one row per run), `results.json` (everything, with the plan and the \
+         machine).\n",
     );
+    let mut tables = Vec::new();
     for scenario in Scenario::ALL {
         let rows = table::rows(&run.summaries, scenario);
         if rows.is_empty() {
@@ -150,7 +113,9 @@ fn run_readme(run: &RunResults, charts: &[PathBuf]) -> String {
         }
         let _ = write!(out, "\n## {scenario}\n\n");
         out.push_str(&table::markdown(&table::headers(scenario), &rows));
+        tables.push(scenario);
     }
+    out.push_str(&legend(&tables));
     if !charts.is_empty() {
         out.push_str("\n## Charts\n\n");
         for chart in charts {
@@ -160,6 +125,29 @@ fn run_readme(run: &RunResults, charts: &[PathBuf]) -> String {
         }
     }
     out
+}
+
+/// How to read each column, off the same list that wrote them: the columns of the
+/// `tables` written first, then what else `results.csv` has.
+fn legend(tables: &[Scenario]) -> String {
+    let mut out = String::from(
+        "\n## How to read the columns\n\nThe tables' headings, with the `results.csv` column \
+         in brackets where there is one:\n\n",
+    );
+    let mut csv_only = String::new();
+    for column in COLUMNS {
+        match (column.table, column.csv) {
+            (Some(table), csv) if tables.iter().any(|s| table.is_in(*s)) => {
+                let csv = csv.map_or(String::new(), |c| format!(" (`{}`)", c.header));
+                let _ = writeln!(out, "- **{}**{csv}: {}", table.heading, column.about);
+            }
+            (_, Some(csv)) => {
+                let _ = writeln!(csv_only, "- `{}`: {}", csv.header, column.about);
+            }
+            (_, None) => {}
+        }
+    }
+    out + "\n`results.csv`, one row per run, also has:\n\n" + &csv_only
 }
 
 /// The run directories under `root` (those with a README), newest name first.
@@ -191,4 +179,22 @@ fn index_readme(run: &RunResults, all_runs: &[String]) -> String {
         out.push_str(&format!("- [{dir}]({dir}/README.md)\n"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_legend_reads_the_tables_written_and_the_csv_keeps_the_rest() {
+        let idle = legend(&[Scenario::Idle]);
+        assert!(
+            idle.contains("- **KiB/conn** (`memory_per_conn_kb`): "),
+            "{idle}"
+        );
+        let latency = legend(&[Scenario::Latency]);
+        assert!(!latency.contains("**KiB/conn**"), "{latency}");
+        assert!(latency.contains("- `memory_per_conn_kb`: "), "{latency}");
+        assert!(latency.contains("- **p50 µs** (`p50_us`): "), "{latency}");
+    }
 }

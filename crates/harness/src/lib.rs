@@ -17,8 +17,10 @@
 
 mod cell;
 mod charts;
+mod columns;
 mod compare;
 mod error;
+mod figures;
 mod files;
 mod machine;
 pub mod procfs;

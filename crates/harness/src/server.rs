@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::HarnessError;
+use crate::error::HarnessError;
 
 /// How long a server gets to print its address, and to exit after SIGTERM.
 const START_TIMEOUT: Duration = Duration::from_secs(10);

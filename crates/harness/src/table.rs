@@ -4,29 +4,13 @@
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, ContentArrangement, Table};
 
+use crate::columns::table_columns;
 use crate::scenario::Scenario;
-use crate::summary::{Spread, Summary};
+use crate::summary::Summary;
 
 /// Column headings for a scenario's table.
 pub(crate) fn headers(scenario: Scenario) -> Vec<&'static str> {
-    let mut h = vec![
-        "model",
-        "cell",
-        "responses/s (min–max)",
-        "p50 µs",
-        "p99 µs",
-        "server CPU µs/resp",
-        "resp per CPU-s",
-        "peak RSS MiB",
-        "thr/proc",
-        "ctx sw",
-        "Jain",
-    ];
-    if scenario == Scenario::Idle {
-        h.extend(["idle held", "KiB/conn"]);
-    }
-    h.push("note");
-    h
+    table_columns(scenario).map(|c| c.heading).collect()
 }
 
 /// One row per summary of `scenario`.
@@ -34,60 +18,8 @@ pub(crate) fn rows(summaries: &[Summary], scenario: Scenario) -> Vec<Vec<String>
     summaries
         .iter()
         .filter(|s| s.cell.scenario == scenario)
-        .map(|s| {
-            // With no replies there is no latency to show, not a latency of zero.
-            let served = s.responses_per_sec.max > 0.0;
-            let latency = |x: f64| if served { short(x) } else { "–".into() };
-            let mut row = vec![
-                s.model.clone(),
-                s.cell.label(),
-                spread_text(&s.responses_per_sec),
-                latency(s.p50_us.median),
-                latency(s.p99_us.median),
-                s.server_cpu_us_per_response
-                    .map_or("–".into(), |c| format!("{:.1}", c.median)),
-                s.responses_per_cpu_sec
-                    .map_or("–".into(), |r| short(r.median)),
-                format!("{:.1}", s.peak_rss_kb.median / 1024.0),
-                format!("{}/{}", s.peak_threads, s.peak_processes),
-                s.ctx_switches.map_or("–".into(), |c| short(c.median)),
-                format!("{:.2}", s.jain.median),
-            ];
-            if scenario == Scenario::Idle {
-                row.push(s.idle_held.map_or("–".into(), |h| h.to_string()));
-                row.push(
-                    s.memory_per_conn_kb
-                        .map_or("–".into(), |m| format!("{:.1}", m.median)),
-                );
-            }
-            row.push(s.note.clone());
-            row
-        })
+        .map(|s| table_columns(scenario).map(|c| (c.show)(s)).collect())
         .collect()
-}
-
-/// `12.3k (11.9k–12.8k)`.
-pub(crate) fn spread_text(s: &Spread) -> String {
-    format!("{} ({}–{})", short(s.median), short(s.min), short(s.max))
-}
-
-/// A number in three significant figures with a k/M suffix.
-pub(crate) fn short(x: f64) -> String {
-    let (v, suffix) = if x.abs() >= 1e6 {
-        (x / 1e6, "M")
-    } else if x.abs() >= 1e3 {
-        (x / 1e3, "k")
-    } else {
-        (x, "")
-    };
-    let digits = if v.abs() >= 100.0 {
-        0
-    } else if v.abs() >= 10.0 {
-        1
-    } else {
-        2
-    };
-    format!("{v:.digits$}{suffix}")
 }
 
 /// The terminal rendering of every scenario that has rows.
@@ -107,9 +39,9 @@ pub fn terminal(summaries: &[Summary]) -> String {
         for row in rows {
             table.add_row(row);
         }
-        for i in 2..headers(scenario).len() - 1 {
-            if let Some(column) = table.column_mut(i) {
-                column.set_cell_alignment(CellAlignment::Right);
+        for (i, column) in table_columns(scenario).enumerate() {
+            if let (false, Some(cells)) = (column.words, table.column_mut(i)) {
+                cells.set_cell_alignment(CellAlignment::Right);
             }
         }
         out.push_str(&format!("\n{scenario}\n{table}\n"));
@@ -132,15 +64,6 @@ pub(crate) fn markdown(headers: &[&str], rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn short_numbers() {
-        assert_eq!(short(0.0), "0.00");
-        assert_eq!(short(12.345), "12.3");
-        assert_eq!(short(12_345.0), "12.3k");
-        assert_eq!(short(123_456.0), "123k");
-        assert_eq!(short(1_234_567.0), "1.23M");
-    }
 
     #[test]
     fn markdown_escapes_pipes() {

@@ -1,0 +1,324 @@
+//! Every column of the results, described once: `results.csv`, the comparison tables (the
+//! run's README and the terminal) and the README's legend are all read off [`COLUMNS`], so
+//! they cannot drift apart. A new metric is its field in `Measurement` (and in `Summary`
+//! with its fold, if the tables show it) plus one entry here.
+
+use crate::cell::Measurement;
+use crate::figures::{short, spread_text};
+use crate::scenario::Scenario;
+use crate::summary::{Spread, Summary};
+
+/// One column: what it means, and how it reads in the CSV, the tables, or both.
+#[derive(Clone, Copy)]
+pub(crate) struct Column {
+    /// How to read it: its line in the README's legend.
+    pub(crate) about: &'static str,
+    /// Its place in `results.csv`, one row per run.
+    pub(crate) csv: Option<InCsv>,
+    /// Its place in the comparison tables, one row per model and cell.
+    pub(crate) table: Option<InTable>,
+}
+
+/// A column of `results.csv`.
+#[derive(Clone, Copy)]
+pub(crate) struct InCsv {
+    /// The header, which readers of the committed runs look columns up by.
+    pub(crate) header: &'static str,
+    /// How one run reads; empty for a figure the run does not have.
+    pub(crate) show: fn(&Measurement) -> String,
+}
+
+/// A column of the comparison tables.
+#[derive(Clone, Copy)]
+pub(crate) struct InTable {
+    /// The heading.
+    pub(crate) heading: &'static str,
+    /// How one model's repeats of one cell read.
+    pub(crate) show: fn(&Summary) -> String,
+    /// Left-aligned on the terminal, as words are (figures line up on the right).
+    pub(crate) words: bool,
+    /// Only this scenario's table has the column.
+    pub(crate) only: Option<Scenario>,
+}
+
+impl InTable {
+    /// Whether `scenario`'s table has the column.
+    pub(crate) fn is_in(&self, scenario: Scenario) -> bool {
+        self.only.is_none() || self.only == Some(scenario)
+    }
+}
+
+impl Column {
+    /// A column of `results.csv`.
+    const fn csv(header: &'static str, show: fn(&Measurement) -> String) -> Column {
+        Column {
+            about: "",
+            csv: Some(InCsv { header, show }),
+            table: None,
+        }
+    }
+
+    /// A column of the tables only.
+    const fn table(heading: &'static str, show: fn(&Summary) -> String) -> Column {
+        Column {
+            about: "",
+            csv: None,
+            table: None,
+        }
+        .in_table(heading, show)
+    }
+
+    /// The same metric in the tables too.
+    const fn in_table(self, heading: &'static str, show: fn(&Summary) -> String) -> Column {
+        Column {
+            table: Some(InTable {
+                heading,
+                show,
+                words: false,
+                only: None,
+            }),
+            ..self
+        }
+    }
+
+    /// Left-aligned in the terminal's table.
+    const fn words(self) -> Column {
+        match self.table {
+            Some(t) => Column {
+                table: Some(InTable { words: true, ..t }),
+                ..self
+            },
+            None => panic!("words() is for a column of the tables"),
+        }
+    }
+
+    /// Only in `scenario`'s table.
+    const fn only(self, scenario: Scenario) -> Column {
+        match self.table {
+            Some(t) => Column {
+                table: Some(InTable {
+                    only: Some(scenario),
+                    ..t
+                }),
+                ..self
+            },
+            None => panic!("only() is for a column of the tables"),
+        }
+    }
+
+    const fn about(self, about: &'static str) -> Column {
+        Column { about, ..self }
+    }
+}
+
+/// Every column, in the order of `results.csv` and of the tables (each keeps the order of
+/// the entries it has). The CSV's header and order are those of the committed runs in
+/// `results/`: change them and old and new runs no longer line up.
+pub(crate) const COLUMNS: &[Column] = &[
+    Column::csv("model", |m| m.model.clone())
+        .in_table("model", |s| s.model.clone())
+        .words()
+        .about("the concurrency model, as `echolab serve MODEL` names it"),
+    Column::csv("scenario", |m| m.cell.scenario.to_string())
+        .about("latency, throughput, churn or idle"),
+    Column::csv("conns", |m| m.cell.conns.to_string())
+        .about("active (load-generating) connections"),
+    Column::csv("size", |m| m.cell.size.to_string()).about("payload bytes per message"),
+    Column::csv("idle_conns", |m| m.cell.idle_conns.to_string())
+        .about("connections held open beside the active ones, saying nothing"),
+    Column::table("cell", |s| s.cell.label())
+        .words()
+        .about("scenario, connections x payload bytes, idle crowd first (`idle 1000+1x64`)"),
+    Column::csv("repeat", |m| m.repeat.to_string()).about("which run of the cell, from 0"),
+    Column::csv("responses", |m| m.responses.to_string())
+        .about("verified replies in the measured window"),
+    Column::csv("responses_per_sec", |m| {
+        format!("{:.1}", m.responses_per_sec)
+    })
+    .in_table("responses/s (min–max)", |s| {
+        spread_text(&s.responses_per_sec)
+    })
+    .about("verified replies per second (tables: median, min–max over the repeats)"),
+    Column::csv("mib_per_sec", |m| format!("{:.3}", m.mib_per_sec))
+        .about("payload MiB per second, one direction"),
+    Column::csv("p50_us", |m| format!("{:.1}", m.p50_us))
+        .in_table("p50 µs", |s| latency(s, s.p50_us))
+        .about("median round trip, µs (–: nothing was served)"),
+    Column::csv("p99_us", |m| format!("{:.1}", m.p99_us))
+        .in_table("p99 µs", |s| latency(s, s.p99_us))
+        .about("99th-percentile round trip, µs"),
+    Column::csv("p999_us", |m| format!("{:.1}", m.p999_us))
+        .about("99.9th-percentile round trip, µs"),
+    Column::csv("max_us", |m| format!("{:.1}", m.max_us)).about("slowest round trip, µs"),
+    Column::csv("errors", |m| {
+        let errors: Vec<String> = m.errors.iter().map(|(k, n)| format!("{k}={n}")).collect();
+        errors.join(";")
+    })
+    .about("load-generator errors by kind, `kind=n;kind=n`"),
+    Column::csv("jain", |m| format!("{:.4}", m.jain))
+        .about("Jain's fairness index over the active connections"),
+    Column::csv("min_per_conn", |m| m.min_per_conn.to_string())
+        .about("fewest replies any active connection got (0: a starved client)"),
+    Column::csv("server_cpu_secs", |m| format!("{:.4}", m.server_cpu_secs))
+        .about("server user + system CPU seconds, whole process tree, in the measured window"),
+    Column::table("server CPU µs/resp", |s| {
+        or_dash(s.server_cpu_us_per_response, |x| format!("{x:.1}"))
+    })
+    .about("server CPU µs per reply, `server_cpu_secs` / `responses`"),
+    Column::csv("responses_per_cpu_sec", |m| {
+        decimals_3(m.responses_per_cpu_sec)
+    })
+    .in_table("resp per CPU-s", |s| {
+        or_dash(s.responses_per_cpu_sec, short)
+    })
+    .about("replies per server CPU-second (empty or –: no measurable CPU)"),
+    Column::csv("peak_rss_kb", |m| m.peak_rss_kb.to_string())
+        .in_table("peak RSS MiB", |s| {
+            format!("{:.1}", s.peak_rss_kb.median / 1024.0)
+        })
+        .about("most resident memory of the server's tree (KiB; MiB in the tables)"),
+    Column::csv("peak_threads", |m| m.peak_threads.to_string())
+        .about("most threads in the server's tree"),
+    Column::csv("peak_processes", |m| m.peak_processes.to_string())
+        .about("most processes in the server's tree"),
+    Column::table("thr/proc", |s| {
+        format!("{}/{}", s.peak_threads, s.peak_processes)
+    })
+    .about("most threads / processes in the server's tree (`fork`: one per connection)"),
+    Column::csv("voluntary_ctx_switches", |m| {
+        whole(m.voluntary_ctx_switches)
+    })
+    .about("times the server blocked (gave up the CPU), over its life in the run"),
+    Column::csv("involuntary_ctx_switches", |m| {
+        whole(m.involuntary_ctx_switches)
+    })
+    .about("times the server was preempted, over its life in the run"),
+    Column::table("ctx sw", |s| or_dash(s.ctx_switches, short))
+        .about("context switches, voluntary + involuntary, over the server's life in the run"),
+    Column::table("Jain", |s| format!("{:.2}", s.jain.median))
+        .about("the median `jain`: 1 is even, 1/conns is one connection served"),
+    Column::csv("idle_held", |m| whole(m.idle_held))
+        .in_table("idle held", |s| {
+            s.idle_held.map_or("–".into(), |h| h.to_string())
+        })
+        .only(Scenario::Idle)
+        .about("idle connections the server held (new sockets in its tree; tables: fewest)"),
+    Column::csv("memory_per_conn_kb", |m| decimals_3(m.memory_per_conn_kb))
+        .in_table("KiB/conn", |s| {
+            or_dash(s.memory_per_conn_kb, |x| format!("{x:.1}"))
+        })
+        .only(Scenario::Idle)
+        .about("server memory (PSS) per held idle connection, KiB"),
+    Column::csv("server_exit_clean", |m| m.server_exit_clean.to_string())
+        .about("the server exited 0 after SIGTERM"),
+    Column::table("note", |s| s.note.clone())
+        .words()
+        .about("any trouble: no replies, starved clients, idle not held, errors, an unclean exit"),
+];
+
+/// The columns of `results.csv`, in order.
+pub(crate) fn csv_columns() -> impl Iterator<Item = &'static InCsv> {
+    COLUMNS.iter().filter_map(|c| c.csv.as_ref())
+}
+
+/// The columns of `scenario`'s table, in order.
+pub(crate) fn table_columns(scenario: Scenario) -> impl Iterator<Item = &'static InTable> {
+    COLUMNS
+        .iter()
+        .filter_map(|c| c.table.as_ref())
+        .filter(move |t| t.is_in(scenario))
+}
+
+/// With no replies there is no latency to show, not a latency of zero.
+fn latency(s: &Summary, latency: Spread) -> String {
+    if s.responses_per_sec.max > 0.0 {
+        short(latency.median)
+    } else {
+        "–".into()
+    }
+}
+
+/// The median, or `–` for a figure some repeat did not have.
+fn or_dash(spread: Option<Spread>, show: fn(f64) -> String) -> String {
+    spread.map_or("–".into(), |s| show(s.median))
+}
+
+fn decimals_3(x: Option<f64>) -> String {
+    x.map_or(String::new(), |x| format!("{x:.3}"))
+}
+
+fn whole(n: Option<u64>) -> String {
+    n.map_or(String::new(), |n| n.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_csv_header_is_the_committed_runs_one() {
+        let header: Vec<&str> = csv_columns().map(|c| c.header).collect();
+        assert_eq!(
+            header.join(","),
+            "model,scenario,conns,size,idle_conns,repeat,responses,responses_per_sec,\
+             mib_per_sec,p50_us,p99_us,p999_us,max_us,errors,jain,min_per_conn,\
+             server_cpu_secs,responses_per_cpu_sec,peak_rss_kb,peak_threads,peak_processes,\
+             voluntary_ctx_switches,involuntary_ctx_switches,idle_held,memory_per_conn_kb,\
+             server_exit_clean"
+        );
+    }
+
+    #[test]
+    fn a_row_reads_as_in_the_committed_runs() {
+        // The first row of results/2026-11-23-vm, from the same run's results.json.
+        let m = Measurement {
+            model: "iterative".into(),
+            cell: Scenario::Latency.cells(false)[0],
+            repeat: 0,
+            responses: 38637,
+            responses_per_sec: 38637.0,
+            mib_per_sec: 2.35821533203125,
+            p50_us: 25.087,
+            p99_us: 46.079,
+            p999_us: 74.751,
+            max_us: 4018.175,
+            errors: Default::default(),
+            jain: 1.0,
+            min_per_conn: 38637,
+            server_cpu_secs: 0.55,
+            responses_per_cpu_sec: Some(70249.0909090909),
+            peak_rss_kb: 3616,
+            peak_threads: 1,
+            peak_processes: 1,
+            voluntary_ctx_switches: Some(56551),
+            involuntary_ctx_switches: Some(235),
+            idle_held: None,
+            memory_per_conn_kb: None,
+            server_exit_clean: true,
+        };
+        let row: Vec<String> = csv_columns().map(|c| (c.show)(&m)).collect();
+        assert_eq!(
+            row.join(","),
+            "iterative,latency,1,64,0,0,38637,38637.0,2.358,25.1,46.1,74.8,4018.2,,1.0000,38637,\
+             0.5500,70249.091,3616,1,1,56551,235,,,true"
+        );
+    }
+
+    #[test]
+    fn idle_columns_are_only_in_the_idle_table() {
+        let headings =
+            |scenario| -> Vec<&str> { table_columns(scenario).map(|t| t.heading).collect() };
+        assert!(headings(Scenario::Idle).contains(&"KiB/conn"));
+        assert!(!headings(Scenario::Latency).contains(&"KiB/conn"));
+        assert_eq!(headings(Scenario::Latency).last(), Some(&"note"));
+    }
+
+    #[test]
+    fn every_column_shows_somewhere_and_says_how_to_read_it() {
+        for c in COLUMNS {
+            assert!(c.csv.is_some() || c.table.is_some());
+            let name = (c.csv.map(|f| f.header), c.table.map(|t| t.heading));
+            assert!(!c.about.is_empty(), "{name:?}");
+        }
+    }
+}
