@@ -80,8 +80,8 @@ pub struct Model {
     pub runs: Runs,
     /// What it carries.
     pub transport: Transport,
-    /// A connection limit the model has by nature, below `--max-conns` (select(2)'s
-    /// FD_SETSIZE): past it, clients get the busy notice.
+    /// A descriptor limit the model has by nature (select(2)'s FD_SETSIZE): a
+    /// connection whose descriptor is at or above it gets the busy notice.
     pub natural_limit: Option<usize>,
     /// Its entry point.
     pub serve: ServeFn,
@@ -142,12 +142,36 @@ pub const MODELS: &[Model] = &[
         serve: echolab_pool::serve,
     },
     Model {
+        name: "spin",
+        summary: "non-blocking sockets tried in turn, no readiness call (burns CPU)",
+        runs: Runs::EventLoop,
+        transport: Transport::Stream,
+        natural_limit: None,
+        serve: echolab_spin::serve,
+    },
+    Model {
+        name: "select",
+        summary: "select(2) over fd_sets rebuilt every turn; descriptors >= 1024 refused",
+        runs: Runs::EventLoop,
+        transport: Transport::Stream,
+        natural_limit: Some(echolab_select::FD_LIMIT),
+        serve: echolab_select::serve,
+    },
+    Model {
         name: "poll",
-        summary: "non-blocking sockets, level-triggered readiness loop (polling crate)",
+        summary: "poll(2) over a pollfd array kept in step with the connections",
         runs: Runs::EventLoop,
         transport: Transport::Stream,
         natural_limit: None,
         serve: echolab_poll::serve,
+    },
+    Model {
+        name: "polling",
+        summary: "level-triggered epoll through the polling crate",
+        runs: Runs::EventLoop,
+        transport: Transport::Stream,
+        natural_limit: None,
+        serve: echolab_polling::serve,
     },
     Model {
         name: "mio",

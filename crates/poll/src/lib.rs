@@ -1,289 +1,149 @@
-//! # poll — one thread, a level-triggered readiness loop
+//! # poll — one thread, `poll(2)` over an array kept in step with the connections
 //!
-//! Every socket is non-blocking and registered with one poller. The loop asks the
-//! kernel "which of these descriptors can make progress?", does one step of work on
-//! each one that can, and asks again. Interest follows the session: a connection is
-//! watched for *readable* only while [`Session::wants_read`] (so backpressure is simply
-//! "stop asking") and for *writable* only while [`Session::wants_write`] (a socket
-//! with room in its send buffer is writable almost always; asking for it needlessly
-//! would wake the loop on every turn).
+//! The call that replaced `select(2)` (Python's `select.poll`): instead of bitmaps
+//! capped at 1024 descriptors, an array of `pollfd` records, one per descriptor, each
+//! naming the descriptor and the events wanted, with the kernel filling in `revents`.
+//! No descriptor limit and no rebuilding: the array lives across calls, an entry's
+//! `events` changes when the session's interest does (`POLLOUT` only while output is
+//! pending), and a closed connection's entry is replaced by the last one instead of
+//! shifting the tail. But like `select`, the kernel keeps nothing between calls: every
+//! call copies the whole array in, polls every descriptor in it, and copies it out, and
+//! the program scans it for non-zero `revents`. Everything else is the shared
+//! level-triggered loop ([`echolab_server::serve_level`]).
 //!
-//! Level-triggered means the kernel keeps reporting a descriptor for as long as it is
-//! ready: the loop may do one `read` per connection per wakeup and trust that the rest
-//! will be reported again. That makes fairness free and correctness easy, at the price
-//! of more wakeups than edge-triggered (`mio`). On Linux the `polling` crate is epoll
-//! underneath (in level mode); the real `poll(2)`/`select(2)` models, whose cost grows
-//! with the number of descriptors on every call, come later.
+//! **Syscalls.** Per connection: `accept4`, `setsockopt(TCP_NODELAY)`, and at the end
+//! `close`: no registration call. Per message: one `poll` (shared by everything ready
+//! at once, but O(connections) in the kernel and in the scan), one `read`, one `write`.
 //!
-//! **Syscalls.** Per connection: `accept4`, `setsockopt(TCP_NODELAY)`,
-//! `epoll_ctl(ADD)`, and at the end `epoll_ctl(DEL)` + `close`. Per message: one
-//! `epoll_wait` (shared by everything ready at once), one `read`, one `write` and —
-//! only when a reply does not fit the socket buffer — two `epoll_ctl(MOD)` to watch
-//! for writable and to stop again.
+//! **Where it waits.** Only in `poll`, with a timeout equal to the earliest session
+//! deadline, rounded up to whole milliseconds (poll's unit).
 //!
-//! **Where it waits.** Only in `epoll_wait`, with a timeout equal to the earliest
-//! session deadline (a min-heap of deadlines with lazy invalidation, so a wakeup costs
-//! O(log n) in timers, not a scan of every session).
+//! **What a connection costs.** A descriptor, a session, an 8-byte `pollfd` and — on
+//! every turn, busy or not — its share of the copy and the scan: the cost that grows
+//! with an idle crowd (see `docs/models/poll.md`).
 //!
-//! **What a connection costs.** A descriptor, a [`Session`] (a few hundred bytes plus
-//! its buffers) and a slot in a `Vec`; no thread, no stack. One 64 KiB read buffer is
-//! shared by the whole loop. Ten thousand idle clients cost memory for their sessions
-//! and nothing per wakeup.
-//!
-//! **How it fails under load.** One core: the loop's throughput is the ceiling, and
-//! any slow step (a large copy) delays every client. Past `--max-conns`, framed clients
-//! get the `server busy` notice. Out of descriptors (EMFILE and friends), the listener
-//! is removed from the poller for [`ACCEPT_BACKOFF`] — a level-triggered listener with
-//! a pending connection would otherwise be reported on every call and spin a core —
-//! while existing clients keep being served.
-//!
-//! **Shutdown.** The shutdown descriptor is registered like a socket. When it fires the
-//! listener is dropped, every session takes in what has already arrived, is told to
-//! [`Session::begin_shutdown`], and the loop keeps running until every session has
-//! sent what it owes and closed (bounded by the sessions' own linger deadlines).
+//! **How it fails under load.** No wall like select's, but a slope: with thousands of
+//! idle connections every wakeup for one busy client walks them all. Past
+//! `--max-conns`, framed clients get the `server busy` notice; out of descriptors the
+//! listener leaves the array for the accept back-off.
 
 use std::io;
-use std::net::TcpStream;
-use std::time::Instant;
+use std::os::fd::BorrowedFd;
+use std::time::Duration;
 
-use echolab_proto::Session;
-use echolab_server::{AcceptStop, Conn, Conns, Listen, Listening, ServerContext, READ_BUFFER};
-use polling::{Event, Events, PollMode, Poller};
+use echolab_server::{
+    serve_level, Interest, Listen, Ready, ServerContext, Source, Waiter, WatchList,
+};
 
-const LISTENER: usize = 0;
-const WAKER: usize = 1;
-/// Connection keys start here: key = connection index + `FIRST_CONN`.
-const FIRST_CONN: usize = 2;
-
-/// What the poller is currently watching a connection for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Interest {
-    readable: bool,
-    writable: bool,
-}
-
-impl Interest {
-    fn of(session: &Session) -> Interest {
-        Interest {
-            readable: session.wants_read(),
-            writable: session.wants_write(),
-        }
-    }
-
-    fn event(self, index: usize) -> Event {
-        Event::new(index + FIRST_CONN, self.readable, self.writable)
-    }
-}
-
-struct Loop<'a> {
-    ctx: &'a ServerContext,
-    poller: Poller,
-    listening: Listening,
-    /// Whether the listener is currently registered with the poller.
-    watching_listener: bool,
-    conns: Conns<Interest>,
-    shutting_down: bool,
-    buf: Vec<u8>,
-}
-
-/// Serves every client from one thread with a level-triggered readiness loop until
-/// shutdown, then lets every session finish and returns.
+/// Serves every client from one thread with a `poll(2)` loop until shutdown, then lets
+/// every session finish and returns.
 pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
-    let listening = Listening::new(listen.bind()?)?;
-    let poller = Poller::new()?;
-    let mut lp = Loop {
-        ctx,
-        poller,
-        listening,
-        watching_listener: false,
-        conns: Conns::new(ctx),
-        shutting_down: false,
-        buf: vec![0u8; READ_BUFFER],
-    };
-    // SAFETY: the waker outlives this function, and it is deleted from the poller at
-    // shutdown or below, before the poller is dropped.
-    unsafe {
-        lp.poller.add_with_mode(
-            &ctx.shutdown.waker(),
-            Event::readable(WAKER),
-            PollMode::Level,
-        )?;
-    }
-    lp.watch_listener()?;
-    let result = lp.run();
-    let _ = lp.poller.delete(ctx.shutdown.waker());
-    result
+    serve_level(listen, ctx, Poll::default())
 }
 
-impl Loop<'_> {
-    fn run(&mut self) -> io::Result<()> {
-        let mut events = Events::new();
-        loop {
-            if !self.shutting_down && self.ctx.shutdown.is_requested() {
-                self.begin_shutdown();
-            }
-            if self.shutting_down && self.conns.is_empty() {
-                return Ok(());
-            }
-            let now = Instant::now();
-            let deadline = earliest(self.conns.next_deadline(), self.listening.resume_at());
-            let timeout = deadline.map(|d| d.saturating_duration_since(now));
-            events.clear();
-            match self.poller.wait(&mut events, timeout) {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-            for event in events.iter() {
-                match event.key {
-                    LISTENER => self.accept_all()?,
-                    WAKER => {
-                        if !self.shutting_down {
-                            self.begin_shutdown();
-                        }
-                    }
-                    key => self.drive(key - FIRST_CONN, event.readable, event.writable),
-                }
-            }
-            let now = Instant::now();
-            if self.listening.resume_if_due(now) {
-                self.watch_listener()?;
-            }
-            while let Some(index) = self.conns.next_expired(now) {
-                let result = self.conns.get_mut(index).map_or(Ok(()), flush);
-                self.settle(index, result);
-            }
-        }
-    }
+/// The watch list, and the `pollfd` array the kernel reads, kept index for index: the
+/// array must be contiguous `pollfd`s, so it lives beside the list rather than in it.
+#[derive(Debug, Default)]
+struct Poll {
+    watched: WatchList<()>,
+    pollfds: Vec<libc::pollfd>,
+}
 
-    /// Accepts until the kernel has no more connections waiting.
-    fn accept_all(&mut self) -> io::Result<()> {
-        let Loop {
-            ctx,
-            poller,
-            listening,
-            conns,
-            ..
-        } = self;
-        let mut admitted = Vec::new();
-        let stop = listening.accept_some(ctx, usize::MAX, |stream, slot| {
-            let index = conns.admit(stream, slot, |index, stream, session| {
-                let interest = Interest::of(session);
-                // SAFETY: the stream is deleted from the poller before it is dropped
-                // (`forget` in `settle` and `close`).
-                unsafe { poller.add_with_mode(stream, interest.event(index), PollMode::Level) }
-                    .map(|()| interest)
-            });
-            admitted.extend(index);
+fn events(interest: Interest) -> libc::c_short {
+    let mut events = 0;
+    if interest.readable {
+        events |= libc::POLLIN;
+    }
+    if interest.writable {
+        events |= libc::POLLOUT;
+    }
+    events
+}
+
+impl Waiter for Poll {
+    fn add(&mut self, source: Source, fd: BorrowedFd<'_>, interest: Interest) -> io::Result<()> {
+        self.remove(source, fd);
+        self.watched.add(source, fd, interest, ());
+        self.pollfds.push(libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&fd),
+            events: events(interest),
+            revents: 0,
         });
-        if stop == AcceptStop::Paused {
-            // Out of descriptors: a level-triggered listener with a connection waiting
-            // would be reported again at once, so stop watching it for a while.
-            if let Some(listener) = self.listening.listener() {
-                self.poller.delete(listener)?;
-            }
-            self.watching_listener = false;
-        }
-        for index in admitted {
-            // The handshake challenge (if any) is written on the first writable report.
-            self.settle(index, Ok(()));
-        }
         Ok(())
     }
 
-    fn watch_listener(&mut self) -> io::Result<()> {
-        if let Some(listener) = self.listening.listener() {
-            if !self.watching_listener {
-                // SAFETY: deleted before it is dropped (`begin_shutdown`, `accept_all`).
-                unsafe {
-                    self.poller.add_with_mode(
-                        listener,
-                        Event::readable(LISTENER),
-                        PollMode::Level,
-                    )?;
-                }
-                self.watching_listener = true;
-            }
+    fn modify(
+        &mut self,
+        source: Source,
+        _fd: BorrowedFd<'_>,
+        interest: Interest,
+    ) -> io::Result<()> {
+        let Some(at) = self.position(source) else {
+            return Ok(());
+        };
+        if let Some((watched, ())) = self.watched.get_mut(source) {
+            watched.interest = interest;
         }
+        self.pollfds[at].events = events(interest);
         Ok(())
     }
 
-    /// One step of work on a connection the poller reported.
-    fn drive(&mut self, index: usize, readable: bool, writable: bool) {
-        let Some(conn) = self.conns.get_mut(index) else {
-            return;
-        };
-        let result = step(conn, &mut self.buf, readable, writable);
-        self.settle(index, result);
+    fn remove(&mut self, source: Source, _fd: BorrowedFd<'_>) {
+        if let Some(at) = self.position(source) {
+            // The list swaps its last entry into the hole; the array does the same.
+            self.watched.remove(source);
+            self.pollfds.swap_remove(at);
+        }
     }
 
-    /// The core's settle, then interest brought in line with what the session wants.
-    fn settle(&mut self, index: usize, result: io::Result<()>) {
-        let poller = &self.poller;
-        let Some(conn) = self.conns.settle(index, result, |s| forget(poller, s)) else {
-            return;
+    fn wait(
+        &mut self,
+        timeout: Option<Duration>,
+        _idle: bool,
+        ready: &mut Vec<Ready>,
+    ) -> io::Result<()> {
+        let millis = timeout.map_or(-1, |t| {
+            // Rounded up: rounding down would wake just before a deadline and spin.
+            i32::try_from(t.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
+        });
+        // SAFETY: the pointer and length describe `self.pollfds`, a live, initialised
+        // array that nothing else touches during the call; the kernel writes only the
+        // `revents` fields. Every descriptor in it is open: the shared loop removes a
+        // source from the waiter before closing its descriptor.
+        let n = unsafe {
+            libc::poll(
+                self.pollfds.as_mut_ptr(),
+                self.pollfds.len() as libc::nfds_t,
+                millis,
+            )
         };
-        let wanted = Interest::of(&conn.session);
-        if wanted == conn.wait {
-            return;
-        }
-        if poller
-            .modify_with_mode(&conn.stream, wanted.event(index), PollMode::Level)
-            .is_err()
-        {
-            self.conns.close(index, true, |s| forget(poller, s));
-            return;
-        }
-        conn.wait = wanted;
-    }
-
-    fn begin_shutdown(&mut self) {
-        self.shutting_down = true;
-        if let Some(listener) = self.listening.close() {
-            if self.watching_listener {
-                let _ = self.poller.delete(&listener);
-            }
-        }
-        self.watching_listener = false;
-        // The waker stays readable forever; a level-triggered loop must stop watching it.
-        let _ = self.poller.delete(self.ctx.shutdown.waker());
-        for index in self.conns.indices() {
-            let Some(conn) = self.conns.get_mut(index) else {
-                continue;
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::Interrupted {
+                Ok(())
+            } else {
+                Err(e)
             };
-            let result = conn.begin_shutdown(&mut self.buf).and_then(|_| flush(conn));
-            self.settle(index, result);
         }
+        let broken = libc::POLLERR | libc::POLLHUP | libc::POLLNVAL;
+        for (pollfd, (watched, ())) in self.pollfds.iter().zip(self.watched.entries()) {
+            let revents = pollfd.revents;
+            if revents == 0 {
+                continue;
+            }
+            // A hang-up or an error is reported as readable: the next read says which.
+            ready.push(Ready {
+                source: watched.source,
+                readable: revents & (libc::POLLIN | broken) != 0,
+                writable: revents & (libc::POLLOUT | libc::POLLERR) != 0,
+            });
+        }
+        Ok(())
     }
 }
 
-/// One read (if reported readable and wanted), then as much writing as the socket takes.
-fn step(
-    conn: &mut Conn<Interest>,
-    buf: &mut [u8],
-    readable: bool,
-    writable: bool,
-) -> io::Result<()> {
-    if readable && conn.session.wants_read() {
-        conn.read_once(buf)?;
-    }
-    if writable || conn.session.wants_write() {
-        flush(conn)?;
-    }
-    Ok(())
-}
-
-fn flush(conn: &mut Conn<Interest>) -> io::Result<()> {
-    conn.flush().map(drop)
-}
-
-fn forget(poller: &Poller, stream: &TcpStream) {
-    let _ = poller.delete(stream);
-}
-
-fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+impl Poll {
+    fn position(&self, source: Source) -> Option<usize> {
+        self.watched.position(source)
     }
 }

@@ -16,6 +16,10 @@
 //!   single-threaded loop with their deadlines, the FIN, the close and the shutdown
 //!   drain, shared by every model that waits for readiness (epoll in any mode,
 //!   `poll(2)`, `select(2)`); each keeps only its wait call and its interest changes.
+//! - **Level-triggered loops** — [`serve_level`] with a [`Waiter`]: the loop of every
+//!   model that waits level-triggered (epoll in level mode, `poll(2)`, `select(2)`, a
+//!   busy loop); the model crate implements only the wait, and a waiter whose kernel
+//!   call keeps no interest set keeps one in a [`WatchList`].
 //! - **Session output** — the session (in `echolab-proto`) lends its output as a slice
 //!   for `write` ([`write_pending`]), or hands it over as an owned buffer for
 //!   completion IO, where the kernel holds it until the send completes.
@@ -29,11 +33,13 @@ mod blocking;
 mod config;
 mod context;
 mod deadlines;
+mod level;
 mod listener;
 mod nonblocking;
 mod readiness;
 mod shutdown;
 mod stats;
+mod watch_list;
 
 pub use accept::{
     accept_one, is_transient, sleep_or_shutdown, Accepted, Acceptor, SocketMode, ACCEPT_BACKOFF,
@@ -42,8 +48,10 @@ pub use blocking::{serve_blocking, BLOCKING_TICK};
 pub use config::ServerConfig;
 pub use context::{new_session, refuse_busy, ConnectionSlot, ServerContext};
 use deadlines::{Deadlines, Slab};
+pub use level::{serve_level, Interest, Ready, Source, Waiter};
 pub use listener::{bind_listener, Announce, Listen, DEFAULT_BACKLOG};
 pub use nonblocking::{read_available, write_pending, Drained, READ_BUFFER};
 pub use readiness::{AcceptStop, Conn, Conns, Listening, ReadOutcome};
 pub use shutdown::{wait_readable, Readiness, Shutdown};
 pub use stats::{ServerStats, StatsSnapshot};
+pub use watch_list::{WatchList, Watched};

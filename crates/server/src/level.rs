@@ -1,0 +1,324 @@
+//! The level-triggered readiness loop, whatever call it waits in. A level-triggered
+//! call reports a descriptor for as long as it is ready, so the loop may do one step
+//! of work per report and trust the rest to be reported again: fairness is free. What
+//! differs between `select(2)`, `poll(2)`, epoll in level mode and no call at all
+//! (a busy loop) is only how the wait is made and what keeping the interest set costs:
+//! that is the [`Waiter`] a model crate implements. Everything else lives here once.
+
+use std::io;
+use std::net::TcpStream;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::{Duration, Instant};
+
+use echolab_proto::Session;
+
+use crate::{
+    refuse_busy, AcceptStop, Conn, ConnectionSlot, Conns, Listen, Listening, ReadOutcome,
+    ServerContext, READ_BUFFER,
+};
+
+/// What a wait is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// The listening socket: a connection is waiting to be accepted.
+    Listener,
+    /// The shutdown descriptor: SIGTERM/SIGINT arrived.
+    Waker,
+    /// The connection with this index.
+    Conn(usize),
+}
+
+/// Which directions a source is watched for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Interest {
+    /// Watch for "can read" (or accept, or a signal).
+    pub readable: bool,
+    /// Watch for "can write".
+    pub writable: bool,
+}
+
+impl Interest {
+    /// Reading only (the listener, the waker).
+    pub const READ: Interest = Interest {
+        readable: true,
+        writable: false,
+    };
+
+    /// What a session wants now: backpressure is simply "stop asking for readable", and
+    /// writable is asked for only while output is pending (a socket with room in its
+    /// send buffer is writable almost always; asking needlessly would wake every turn).
+    pub fn of(session: &Session) -> Interest {
+        Interest {
+            readable: session.wants_read(),
+            writable: session.wants_write(),
+        }
+    }
+}
+
+/// One readiness report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ready {
+    /// What is ready.
+    pub source: Source,
+    /// It can be read (or has hung up or failed: the next read says which).
+    pub readable: bool,
+    /// It can be written.
+    pub writable: bool,
+}
+
+/// How a level-triggered model waits: the one thing its crate implements.
+pub trait Waiter {
+    /// Whether `fd` can be watched at all (select(2) cannot watch a descriptor at or
+    /// above `FD_SETSIZE`): a connection that cannot is refused with the busy notice.
+    fn can_watch(&self, _fd: BorrowedFd<'_>) -> bool {
+        true
+    }
+    /// Starts watching `source`; the descriptor stays open until [`Waiter::remove`].
+    fn add(&mut self, source: Source, fd: BorrowedFd<'_>, interest: Interest) -> io::Result<()>;
+    /// Changes what `source` is watched for.
+    fn modify(&mut self, source: Source, fd: BorrowedFd<'_>, interest: Interest) -> io::Result<()>;
+    /// Stops watching `source` (before its descriptor is closed).
+    fn remove(&mut self, source: Source, fd: BorrowedFd<'_>);
+    /// Waits up to `timeout` (`None`: until something is ready) and appends what is
+    /// ready to `ready`. `idle` says the previous turn moved no byte and accepted no
+    /// connection: a waiter that does not really wait uses it to back off.
+    fn wait(
+        &mut self,
+        timeout: Option<Duration>,
+        idle: bool,
+        ready: &mut Vec<Ready>,
+    ) -> io::Result<()>;
+}
+
+/// Serves every client from one thread until shutdown, waiting with `waiter`, then lets
+/// every session finish and returns.
+pub fn serve_level<W: Waiter>(listen: &Listen, ctx: &ServerContext, waiter: W) -> io::Result<()> {
+    let mut lp = LevelLoop {
+        ctx,
+        waiter,
+        listening: Listening::new(listen.bind()?)?,
+        watching_listener: false,
+        watching_waker: false,
+        conns: Conns::new(ctx),
+        shutting_down: false,
+        progress: true,
+        buf: vec![0u8; READ_BUFFER],
+    };
+    lp.waiter
+        .add(Source::Waker, ctx.shutdown.waker(), Interest::READ)?;
+    lp.watching_waker = true;
+    lp.watch_listener()?;
+    let result = lp.run();
+    lp.stop_watching_waker();
+    result
+}
+
+struct LevelLoop<'a, W> {
+    ctx: &'a ServerContext,
+    waiter: W,
+    listening: Listening,
+    watching_listener: bool,
+    watching_waker: bool,
+    conns: Conns<Interest>,
+    shutting_down: bool,
+    /// Whether the last turn moved a byte or accepted a connection.
+    progress: bool,
+    buf: Vec<u8>,
+}
+
+impl<W: Waiter> LevelLoop<'_, W> {
+    fn run(&mut self) -> io::Result<()> {
+        let mut ready = Vec::new();
+        loop {
+            if !self.shutting_down && self.ctx.shutdown.is_requested() {
+                self.begin_shutdown();
+            }
+            if self.shutting_down && self.conns.is_empty() {
+                return Ok(());
+            }
+            let now = Instant::now();
+            let deadline = match (self.conns.next_deadline(), self.listening.resume_at()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let timeout = deadline.map(|d| d.saturating_duration_since(now));
+            ready.clear();
+            let idle = !std::mem::take(&mut self.progress);
+            match self.waiter.wait(timeout, idle, &mut ready) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            for event in &ready {
+                match event.source {
+                    Source::Listener => self.accept_all()?,
+                    // A waiter that does not really wait reports it every turn.
+                    Source::Waker => {
+                        if !self.shutting_down && self.ctx.shutdown.is_requested() {
+                            self.begin_shutdown();
+                        }
+                    }
+                    Source::Conn(index) => self.drive(index, event.readable, event.writable),
+                }
+            }
+            let now = Instant::now();
+            if self.listening.resume_if_due(now) {
+                self.watch_listener()?;
+            }
+            while let Some(index) = self.conns.next_expired(now) {
+                let result = self.conns.get_mut(index).map_or(Ok(()), flush);
+                self.settle(index, result);
+            }
+        }
+    }
+
+    /// Accepts until the kernel has no more connections waiting.
+    fn accept_all(&mut self) -> io::Result<()> {
+        let mut admitted = Vec::new();
+        let LevelLoop {
+            ctx,
+            waiter,
+            listening,
+            conns,
+            ..
+        } = self;
+        let stop = listening.accept_some(ctx, usize::MAX, |stream, slot| {
+            admitted.extend(admit(ctx, waiter, conns, stream, slot));
+        });
+        if stop == AcceptStop::Paused {
+            // Out of descriptors: a level-triggered listener with a connection waiting
+            // would be reported again at once, so stop watching it for a while.
+            self.stop_watching_listener();
+        }
+        self.progress |= !admitted.is_empty();
+        for index in admitted {
+            // The handshake challenge (if any) is written on the first writable report.
+            self.settle(index, Ok(()));
+        }
+        Ok(())
+    }
+
+    fn watch_listener(&mut self) -> io::Result<()> {
+        if let Some(listener) = self.listening.listener() {
+            if !self.watching_listener {
+                self.waiter
+                    .add(Source::Listener, listener.as_fd(), Interest::READ)?;
+                self.watching_listener = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn stop_watching_listener(&mut self) {
+        if let Some(listener) = self.listening.listener() {
+            if self.watching_listener {
+                self.waiter.remove(Source::Listener, listener.as_fd());
+            }
+        }
+        self.watching_listener = false;
+    }
+
+    fn stop_watching_waker(&mut self) {
+        if self.watching_waker {
+            self.waiter.remove(Source::Waker, self.ctx.shutdown.waker());
+            self.watching_waker = false;
+        }
+    }
+
+    /// One step of work on a connection the waiter reported.
+    fn drive(&mut self, index: usize, readable: bool, writable: bool) {
+        let Some(conn) = self.conns.get_mut(index) else {
+            return;
+        };
+        let result = step(conn, &mut self.buf, readable, writable);
+        if let Ok(true) = result {
+            self.progress = true;
+        }
+        self.settle(index, result.map(drop));
+    }
+
+    /// The core's settle, then interest brought in line with what the session wants.
+    fn settle(&mut self, index: usize, result: io::Result<()>) {
+        let waiter = &mut self.waiter;
+        let forget = |stream: &TcpStream| waiter.remove(Source::Conn(index), stream.as_fd());
+        let Some(conn) = self.conns.settle(index, result, forget) else {
+            return;
+        };
+        let wanted = Interest::of(&conn.session);
+        if wanted == conn.wait {
+            return;
+        }
+        if waiter
+            .modify(Source::Conn(index), conn.stream.as_fd(), wanted)
+            .is_err()
+        {
+            self.conns.close(index, true, |stream| {
+                waiter.remove(Source::Conn(index), stream.as_fd())
+            });
+            return;
+        }
+        conn.wait = wanted;
+    }
+
+    fn begin_shutdown(&mut self) {
+        self.shutting_down = true;
+        self.stop_watching_listener();
+        // Closing it now refuses a client that connects during the drain at once.
+        drop(self.listening.close());
+        // The waker stays readable forever; a level-triggered loop must stop watching it.
+        self.stop_watching_waker();
+        for index in self.conns.indices() {
+            let Some(conn) = self.conns.get_mut(index) else {
+                continue;
+            };
+            let result = conn.begin_shutdown(&mut self.buf).and_then(|_| flush(conn));
+            self.settle(index, result);
+        }
+    }
+}
+
+/// Starts a session for an accepted connection and starts watching it, or turns the
+/// client away when the waiter cannot watch its descriptor.
+fn admit<W: Waiter>(
+    ctx: &ServerContext,
+    waiter: &mut W,
+    conns: &mut Conns<Interest>,
+    stream: TcpStream,
+    slot: ConnectionSlot,
+) -> Option<usize> {
+    if !waiter.can_watch(stream.as_fd()) {
+        drop(slot);
+        refuse_busy(stream, ctx);
+        return None;
+    }
+    conns.admit(stream, slot, |index, stream, session| {
+        let interest = Interest::of(session);
+        waiter
+            .add(Source::Conn(index), stream.as_fd(), interest)
+            .map(|()| interest)
+    })
+}
+
+/// One read (if reported readable and wanted), then as much writing as the socket
+/// takes; whether a byte moved.
+fn step(
+    conn: &mut Conn<Interest>,
+    buf: &mut [u8],
+    readable: bool,
+    writable: bool,
+) -> io::Result<bool> {
+    let mut moved = false;
+    if readable && conn.session.wants_read() {
+        moved = !matches!(conn.read_once(buf)?, ReadOutcome::WouldBlock);
+    }
+    if writable || conn.session.wants_write() {
+        let before = conn.session.stats().bytes_out;
+        flush(conn)?;
+        moved |= conn.session.stats().bytes_out != before;
+    }
+    Ok(moved)
+}
+
+fn flush(conn: &mut Conn<Interest>) -> io::Result<()> {
+    conn.flush().map(drop)
+}

@@ -1,0 +1,154 @@
+//! The interest set of a waiter whose kernel call keeps none (select, poll, a busy
+//! loop): the program must hand the whole set over on every call, so it keeps it
+//! dense, with O(1) add, change and remove.
+
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+
+use crate::{Interest, Source};
+
+/// One watched descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watched {
+    /// What it is.
+    pub source: Source,
+    /// The descriptor; open for as long as it is in the list (the loop removes a
+    /// source before closing it).
+    pub fd: RawFd,
+    /// What it is watched for.
+    pub interest: Interest,
+}
+
+/// A dense list of watched descriptors plus each source's position in it. Removal
+/// swaps the last entry into the hole instead of shifting the tail, so closing one of
+/// 10,000 connections does not move 10,000 entries; `T` is what a waiter keeps beside
+/// each entry in step with it (a `pollfd`, or nothing).
+#[derive(Debug)]
+pub struct WatchList<T> {
+    entries: Vec<(Watched, T)>,
+    listener: Option<usize>,
+    waker: Option<usize>,
+    /// Position of connection `i` at `conns[i]`, `usize::MAX` when not watched.
+    conns: Vec<usize>,
+}
+
+impl<T> Default for WatchList<T> {
+    fn default() -> Self {
+        WatchList {
+            entries: Vec::new(),
+            listener: None,
+            waker: None,
+            conns: Vec::new(),
+        }
+    }
+}
+
+impl<T> WatchList<T> {
+    /// An empty list.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `source` (replacing any entry it had).
+    pub fn add(&mut self, source: Source, fd: BorrowedFd<'_>, interest: Interest, extra: T) {
+        self.remove(source);
+        let watched = Watched {
+            source,
+            fd: fd.as_raw_fd(),
+            interest,
+        };
+        self.set_position(source, Some(self.entries.len()));
+        self.entries.push((watched, extra));
+    }
+
+    /// The entry of `source`, if watched.
+    pub fn get_mut(&mut self, source: Source) -> Option<&mut (Watched, T)> {
+        let at = self.position(source)?;
+        self.entries.get_mut(at)
+    }
+
+    /// Stops watching `source`.
+    pub fn remove(&mut self, source: Source) -> Option<(Watched, T)> {
+        let at = self.position(source)?;
+        self.set_position(source, None);
+        let removed = self.entries.swap_remove(at);
+        if let Some((moved, _)) = self.entries.get(at) {
+            self.set_position(moved.source, Some(at));
+        }
+        Some(removed)
+    }
+
+    /// Every entry, in list order.
+    pub fn entries(&self) -> &[(Watched, T)] {
+        &self.entries
+    }
+
+    /// Every entry, mutably, in list order.
+    pub fn entries_mut(&mut self) -> &mut [(Watched, T)] {
+        &mut self.entries
+    }
+
+    /// How many descriptors are watched.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing is watched.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Where `source` sits in [`WatchList::entries`] (an array a waiter keeps in step
+    /// with the list mirrors each removal with a `swap_remove` at the same position).
+    pub fn position(&self, source: Source) -> Option<usize> {
+        match source {
+            Source::Listener => self.listener,
+            Source::Waker => self.waker,
+            Source::Conn(index) => self.conns.get(index).copied().filter(|&p| p != usize::MAX),
+        }
+    }
+
+    fn set_position(&mut self, source: Source, at: Option<usize>) {
+        match source {
+            Source::Listener => self.listener = at,
+            Source::Waker => self.waker = at,
+            Source::Conn(index) => {
+                if index >= self.conns.len() {
+                    self.conns.resize(index + 1, usize::MAX);
+                }
+                self.conns[index] = at.unwrap_or(usize::MAX);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn removal_swaps_the_last_entry_in_and_keeps_positions_right() {
+        let stdin = std::io::stdin();
+        let fd = stdin.as_fd();
+        let mut list = WatchList::new();
+        for i in 0..5 {
+            list.add(Source::Conn(i), fd, Interest::READ, i);
+        }
+        list.add(Source::Listener, fd, Interest::READ, 99);
+        assert_eq!(list.remove(Source::Conn(1)).map(|(_, x)| x), Some(1));
+        assert_eq!(list.len(), 5);
+        // The listener moved into the hole; every source still finds its own entry.
+        for (source, extra) in [
+            (Source::Conn(0), 0),
+            (Source::Conn(2), 2),
+            (Source::Conn(4), 4),
+            (Source::Listener, 99),
+        ] {
+            let entry = list.get_mut(source).expect("still watched");
+            assert_eq!((entry.0.source, entry.1), (source, extra));
+        }
+        assert!(list.get_mut(Source::Conn(1)).is_none());
+        assert!(list.remove(Source::Conn(1)).is_none(), "removed once");
+        assert!(list.get_mut(Source::Conn(17)).is_none());
+    }
+}
