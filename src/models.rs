@@ -83,6 +83,9 @@ pub struct Model {
     /// A descriptor limit the model has by nature (select(2)'s FD_SETSIZE): a
     /// connection whose descriptor is at or above it gets the busy notice.
     pub natural_limit: Option<usize>,
+    /// Whether it never blocks waiting for I/O (`spin`): it burns CPU while idle by
+    /// design, so a test's "no busy loop" bound does not apply to it.
+    pub busy_waits: bool,
     /// Its entry point.
     pub serve: ServeFn,
 }
@@ -115,6 +118,7 @@ pub const MODELS: &[Model] = &[
         runs: Runs::InTurn,
         transport: Transport::Stream,
         natural_limit: None,
+        busy_waits: false,
         serve: echolab_iterative::serve,
     },
     Model {
@@ -123,6 +127,7 @@ pub const MODELS: &[Model] = &[
         runs: Runs::ThreadEach,
         transport: Transport::Stream,
         natural_limit: None,
+        busy_waits: false,
         serve: echolab_threads::serve,
     },
     Model {
@@ -131,6 +136,7 @@ pub const MODELS: &[Model] = &[
         runs: Runs::ProcessEach,
         transport: Transport::Stream,
         natural_limit: None,
+        busy_waits: false,
         serve: echolab_fork::serve,
     },
     Model {
@@ -139,6 +145,7 @@ pub const MODELS: &[Model] = &[
         runs: Runs::WorkerThreads,
         transport: Transport::Stream,
         natural_limit: None,
+        busy_waits: false,
         serve: echolab_pool::serve,
     },
     Model {
@@ -147,6 +154,7 @@ pub const MODELS: &[Model] = &[
         runs: Runs::EventLoop,
         transport: Transport::Stream,
         natural_limit: None,
+        busy_waits: true,
         serve: echolab_spin::serve,
     },
     Model {
@@ -155,6 +163,7 @@ pub const MODELS: &[Model] = &[
         runs: Runs::EventLoop,
         transport: Transport::Stream,
         natural_limit: Some(echolab_select::FD_LIMIT),
+        busy_waits: false,
         serve: echolab_select::serve,
     },
     Model {
@@ -163,6 +172,7 @@ pub const MODELS: &[Model] = &[
         runs: Runs::EventLoop,
         transport: Transport::Stream,
         natural_limit: None,
+        busy_waits: false,
         serve: echolab_poll::serve,
     },
     Model {
@@ -171,6 +181,7 @@ pub const MODELS: &[Model] = &[
         runs: Runs::EventLoop,
         transport: Transport::Stream,
         natural_limit: None,
+        busy_waits: false,
         serve: echolab_polling::serve,
     },
     Model {
@@ -179,6 +190,7 @@ pub const MODELS: &[Model] = &[
         runs: Runs::EventLoop,
         transport: Transport::Stream,
         natural_limit: None,
+        busy_waits: false,
         serve: echolab_mio::serve,
     },
 ];

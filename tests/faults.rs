@@ -468,7 +468,7 @@ fn slow_reader_no_busy_loop(model: &Model) {
     }
     assert!(got == wire, "{}: echo differs", model.name);
     assert!(
-        cpu_ms * 5 < wall_ms.max(500),
+        model.busy_waits || cpu_ms * 5 < wall_ms.max(500),
         "{}: server used {cpu_ms} ms CPU in {wall_ms} ms of slow reading (busy write loop?)",
         model.name
     );

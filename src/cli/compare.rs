@@ -61,6 +61,11 @@ pub(crate) fn run(args: CompareArgs) -> Result<ExitCode> {
         bail!("--repeat must be at least 1");
     }
     let mut plan = Plan::new(names, &scenarios, args.full);
+    for name in &plan.models {
+        if let Some(limit) = find_model(name)?.natural_limit {
+            plan.descriptor_limits.insert(name.clone(), limit);
+        }
+    }
     plan.repeat = args.repeat;
     plan.duration = args.duration.unwrap_or(plan.duration);
     plan.warmup = args.warmup.unwrap_or(plan.warmup);

@@ -51,6 +51,9 @@ pub struct Measurement {
     pub min_per_conn: u64,
     /// Server CPU seconds (user + system, whole tree) inside the measured window.
     pub server_cpu_secs: f64,
+    /// Server CPU seconds per second of the window: the share of one core it used
+    /// (the rest scenario's figure: what it burns doing nothing).
+    pub server_cpu_share: f64,
     /// Responses per server CPU-second (`None` if the server used no measurable CPU).
     pub responses_per_cpu_sec: Option<f64>,
     /// Largest RSS of the server's tree during the run, KiB.
@@ -75,7 +78,7 @@ impl Measurement {
     /// A short verdict for the table: empty when the run was clean.
     pub fn note(&self) -> String {
         let mut notes = Vec::new();
-        if self.responses == 0 {
+        if self.responses == 0 && self.cell.conns > 0 {
             notes.push("no replies".to_string());
         } else if self.min_per_conn == 0 && self.cell.conns > 1 {
             notes.push("starved clients".to_string());
@@ -144,53 +147,86 @@ pub fn run_cell(
         start + config.warmup,
         start + config.warmup + config.duration,
     );
-    let report = load::run(&config);
+    // No active connection (the rest scenario): nothing to load, only time to watch.
+    let report = if cell.conns == 0 {
+        std::thread::sleep(config.warmup + config.duration);
+        None
+    } else {
+        Some(load::run(&config))
+    };
     let window = sampler.finish();
     idle.streams.clear();
     let exit = server.stop();
-    let report = report?;
-    Ok(measurement(
-        model, cell, repeat, &report, window, &idle, &exit,
-    ))
+    let report = report.transpose()?;
+    let measured = Measured {
+        window,
+        seconds: settings.duration.as_secs_f64(),
+        idle: &idle,
+        exit: &exit,
+    };
+    Ok(measurement(model, cell, repeat, report.as_ref(), &measured))
+}
+
+/// What the harness saw of the server during one run.
+struct Measured<'a> {
+    window: Window,
+    /// Length of the measured window.
+    seconds: f64,
+    idle: &'a IdleCrowd,
+    exit: &'a crate::server::ServerExit,
 }
 
 fn measurement(
     model: &str,
     cell: Cell,
     repeat: usize,
-    report: &LoadReport,
-    window: Window,
-    idle: &IdleCrowd,
-    exit: &crate::server::ServerExit,
+    report: Option<&LoadReport>,
+    measured: &Measured<'_>,
 ) -> Measurement {
+    let Measured {
+        window,
+        seconds,
+        idle,
+        exit,
+    } = *measured;
     let rusage = |key: &str| {
         exit.stats
             .get("rusage")
             .and_then(|r| r.get(key))
             .and_then(|v| v.as_u64())
     };
+    let responses = report.map_or(0, |r| r.responses);
+    let latency = |f: fn(&LoadReport) -> f64| report.map_or(0.0, f);
     Measurement {
         model: model.to_string(),
         cell,
         repeat,
-        responses: report.responses,
-        responses_per_sec: report.responses_per_sec,
-        mib_per_sec: report.mib_per_sec,
-        p50_us: report.latency_us.p50,
-        p99_us: report.latency_us.p99,
-        p999_us: report.latency_us.p999,
-        max_us: report.latency_us.max,
+        responses,
+        responses_per_sec: latency(|r| r.responses_per_sec),
+        mib_per_sec: latency(|r| r.mib_per_sec),
+        p50_us: latency(|r| r.latency_us.p50),
+        p99_us: latency(|r| r.latency_us.p99),
+        p999_us: latency(|r| r.latency_us.p999),
+        max_us: latency(|r| r.latency_us.max),
         errors: report
-            .errors
-            .iter()
-            .filter(|(_, n)| **n > 0)
-            .map(|(k, n)| (k.clone(), *n))
-            .collect(),
-        jain: report.fairness.jain,
-        min_per_conn: report.fairness.min,
+            .map(|r| {
+                r.errors
+                    .iter()
+                    .filter(|(_, n)| **n > 0)
+                    .map(|(k, n)| (k.clone(), *n))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        // With no active connection there is nobody to be unfair to.
+        jain: report.map_or(1.0, |r| r.fairness.jain),
+        min_per_conn: report.map_or(0, |r| r.fairness.min),
         server_cpu_secs: window.cpu_secs,
-        responses_per_cpu_sec: (window.cpu_secs > 0.0)
-            .then(|| report.responses as f64 / window.cpu_secs),
+        server_cpu_share: if seconds > 0.0 {
+            window.cpu_secs / seconds
+        } else {
+            0.0
+        },
+        responses_per_cpu_sec: (window.cpu_secs > 0.0).then(|| responses as f64 / window.cpu_secs),
         peak_rss_kb: window.peak_rss_kb,
         peak_threads: window.peak_threads,
         peak_processes: window.peak_processes,

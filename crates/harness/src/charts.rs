@@ -52,7 +52,9 @@ pub(crate) fn write_all(dir: &Path, summaries: &[Summary]) -> Result<Vec<PathBuf
     ];
     for size in sizes {
         for (file, y_label, title, metric) in metrics {
-            let series = series_by_model(summaries, size, metric);
+            let in_cell =
+                |s: &Summary| s.cell.scenario == Scenario::Throughput && s.cell.size == size;
+            let series = series_by_model(summaries, in_cell, |s| s.cell.conns as f64, metric);
             if series.iter().all(|(_, points)| points.len() < 2) {
                 continue;
             }
@@ -61,6 +63,35 @@ pub(crate) fn write_all(dir: &Path, summaries: &[Summary]) -> Result<Vec<PathBuf
             line_chart(&path, &caption, y_label, &series, &colour)?;
             written.push(path);
         }
+    }
+    // The crowd: x is every connection the server holds (the active one + the idle),
+    // so the first point, no crowd at all, still sits on a log axis.
+    for (file, y_label, title, metric) in &metrics[1..] {
+        let in_crowd = |s: &Summary| s.cell.scenario == Scenario::Crowd;
+        let held = |s: &Summary| (s.cell.conns + s.cell.idle_conns) as f64;
+        let series = series_by_model(summaries, in_crowd, held, *metric);
+        if series.iter().all(|(_, points)| points.len() < 2) {
+            continue;
+        }
+        let path = dir.join(format!("crowd-{file}.svg"));
+        let caption = format!("{title} of one client vs connections held (1 active + idle)");
+        line_chart(&path, &caption, y_label, &series, &colour)?;
+        written.push(path);
+    }
+    let at_rest: Vec<(String, f64)> = summaries
+        .iter()
+        .filter(|s| s.cell.scenario == Scenario::Rest)
+        .map(|s| (s.model.clone(), s.server_cpu_share.median * 100.0))
+        .collect();
+    if !at_rest.is_empty() {
+        let path = dir.join("cpu-at-rest.svg");
+        let idle = summaries
+            .iter()
+            .find(|s| s.cell.scenario == Scenario::Rest)
+            .map_or(0, |s| s.cell.idle_conns);
+        let caption = format!("Server CPU with {idle} idle connections and no traffic");
+        bar_chart(&path, &caption, "% of one core", &at_rest, &colour)?;
+        written.push(path);
     }
     let memory: Vec<(String, f64)> = summaries
         .iter()
@@ -84,21 +115,20 @@ pub(crate) fn write_all(dir: &Path, summaries: &[Summary]) -> Result<Vec<PathBuf
     Ok(written)
 }
 
+/// One line per model through the summaries `select` picks, at `x(summary)`.
 fn series_by_model(
     summaries: &[Summary],
-    size: usize,
+    select: impl Fn(&Summary) -> bool,
+    x: fn(&Summary) -> f64,
     metric: fn(&Summary) -> Option<f64>,
 ) -> Vec<Series> {
     let mut series: Vec<Series> = Vec::new();
-    for s in summaries
-        .iter()
-        .filter(|s| s.cell.scenario == Scenario::Throughput && s.cell.size == size)
-    {
+    for s in summaries.iter().filter(|s| select(s)) {
         // A log axis cannot show zero: a model with no replies in a cell has no point.
         let Some(y) = metric(s).filter(|y| *y > 0.0) else {
             continue;
         };
-        let point = (s.cell.conns as f64, y);
+        let point = (x(s), y);
         match series.iter_mut().find(|(m, _)| *m == s.model) {
             Some((_, points)) => points.push(point),
             None => series.push((s.model.clone(), vec![point])),

@@ -211,6 +211,12 @@ pub(crate) const COLUMNS: &[Column] = &[
         .about("server memory (PSS) per held idle connection, KiB"),
     Column::csv("server_exit_clean", |m| m.server_exit_clean.to_string())
         .about("the server exited 0 after SIGTERM"),
+    Column::csv("server_cpu_share", |m| format!("{:.4}", m.server_cpu_share))
+        .in_table("server CPU %", |s| {
+            format!("{:.1}", s.server_cpu_share.median * 100.0)
+        })
+        .only(Scenario::Rest)
+        .about("server CPU seconds per second of the window (tables: % of one core); at rest, what doing nothing costs"),
     Column::table("note", |s| s.note.clone())
         .words()
         .about("any trouble: no replies, starved clients, idle not held, errors, an unclean exit"),

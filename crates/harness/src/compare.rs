@@ -28,7 +28,7 @@ pub fn run_plan(
     let mut measurements = Vec::with_capacity(plan.runs());
     for repeat in 0..plan.repeat {
         for cell in &plan.cells {
-            for model in &plan.models {
+            for model in plan.models.iter().filter(|m| plan.fits(m, cell)) {
                 progress.set_message(format!("{model} {} (repeat {})", cell.label(), repeat + 1));
                 match run_cell(&settings, model, *cell, repeat) {
                     Ok(m) => measurements.push(m),

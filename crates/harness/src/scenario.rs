@@ -1,5 +1,6 @@
 //! The scenarios and the matrix of cells they expand to.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -20,15 +21,24 @@ pub enum Scenario {
     /// Thousands of idle connections held open while one client pings: memory per
     /// connection, and whether an idle crowd slows the active client.
     Idle,
+    /// One client pinging beside a growing idle crowd (0, 100, 1,000, ...): what each
+    /// wait costs as the descriptors it must consider grow — flat for epoll, growing for
+    /// `select(2)`, `poll(2)` and a busy loop.
+    Crowd,
+    /// An idle crowd and no traffic at all: what the server burns doing nothing (a busy
+    /// loop's spinning, the blocking models' timeout ticks).
+    Rest,
 }
 
 impl Scenario {
     /// Every scenario, in report order.
-    pub const ALL: [Scenario; 4] = [
+    pub const ALL: [Scenario; 6] = [
         Scenario::Latency,
         Scenario::Throughput,
         Scenario::Churn,
         Scenario::Idle,
+        Scenario::Crowd,
+        Scenario::Rest,
     ];
 
     /// Its lowercase name (CLI, files).
@@ -38,6 +48,8 @@ impl Scenario {
             Scenario::Throughput => "throughput",
             Scenario::Churn => "churn",
             Scenario::Idle => "idle",
+            Scenario::Crowd => "crowd",
+            Scenario::Rest => "rest",
         }
     }
 
@@ -47,8 +59,10 @@ impl Scenario {
             .into_iter()
             .find(|s| s.name() == name)
             .ok_or_else(|| {
+                let names: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).collect();
                 HarnessError::Plan(format!(
-                    "unknown scenario `{name}`; the scenarios are: latency, throughput, churn, idle"
+                    "unknown scenario `{name}`; the scenarios are: {}",
+                    names.join(", ")
                 ))
             })
     }
@@ -78,6 +92,15 @@ impl Scenario {
             }
             Scenario::Churn => vec![cell(10, 64, 0)],
             Scenario::Idle => vec![cell(1, 64, if full { 5000 } else { 1000 })],
+            Scenario::Crowd => {
+                let crowds: &[usize] = if full {
+                    &[0, 100, 1000, 5000]
+                } else {
+                    &[0, 100, 1000]
+                };
+                crowds.iter().map(|&idle| cell(1, 64, idle)).collect()
+            }
+            Scenario::Rest => vec![cell(0, 64, 1000)],
         }
     }
 }
@@ -104,7 +127,9 @@ pub struct Cell {
 impl Cell {
     /// A short label: `throughput 100x4096`, `idle 5000+1x64`.
     pub fn label(&self) -> String {
-        if self.idle_conns > 0 {
+        if self.conns == 0 {
+            format!("{} {} idle", self.scenario, self.idle_conns)
+        } else if self.idle_conns > 0 {
             format!(
                 "{} {}+{}x{}",
                 self.scenario, self.idle_conns, self.conns, self.size
@@ -132,7 +157,15 @@ pub struct Plan {
     pub warmup: Duration,
     /// The whole matrix (`--full`) rather than the default subset.
     pub full: bool,
+    /// Models with a descriptor limit by nature (select's FD_SETSIZE): cells that need
+    /// more descriptors than that are skipped for them, not run into the wall.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub descriptor_limits: BTreeMap<String, usize>,
 }
+
+/// Descriptors a server has open besides its connections (stdio, the listener, the
+/// shutdown pipe, a poller), with room to spare.
+const DESCRIPTOR_MARGIN: usize = 16;
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
@@ -161,12 +194,25 @@ impl Plan {
                 Duration::from_millis(500)
             },
             full,
+            descriptor_limits: BTreeMap::new(),
         }
+    }
+
+    /// Whether `model` can run `cell` within its descriptor limit.
+    pub fn fits(&self, model: &str, cell: &Cell) -> bool {
+        self.descriptor_limits
+            .get(model)
+            .is_none_or(|&limit| cell.conns + cell.idle_conns + DESCRIPTOR_MARGIN <= limit)
     }
 
     /// Runs in total.
     pub fn runs(&self) -> usize {
-        self.models.len() * self.cells.len() * self.repeat
+        let pairs = self
+            .models
+            .iter()
+            .flat_map(|m| self.cells.iter().filter(move |c| self.fits(m, c)))
+            .count();
+        pairs * self.repeat
     }
 }
 
@@ -205,6 +251,28 @@ mod tests {
             assert_eq!(Scenario::parse(s.name()).unwrap(), s);
         }
         let err = Scenario::parse("fast").unwrap_err().to_string();
-        assert!(err.contains("latency, throughput, churn, idle"), "{err}");
+        assert!(
+            err.contains("latency, throughput, churn, idle, crowd, rest"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_model_skips_the_cells_past_its_descriptor_limit() {
+        let mut plan = Plan::new(
+            vec!["select".into(), "mio".into()],
+            &[Scenario::Crowd],
+            true,
+        );
+        plan.descriptor_limits.insert("select".into(), 1024);
+        let crowd_5000 = plan.cells.iter().find(|c| c.idle_conns == 5000).unwrap();
+        assert!(!plan.fits("select", crowd_5000));
+        assert!(plan.fits("mio", crowd_5000));
+        assert!(plan
+            .cells
+            .iter()
+            .filter(|c| c.idle_conns <= 1000)
+            .all(|c| plan.fits("select", c)));
+        assert_eq!(plan.runs(), (4 + 3) * plan.repeat);
     }
 }

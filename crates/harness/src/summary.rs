@@ -49,6 +49,8 @@ pub struct Summary {
     pub p99_us: Spread,
     /// Server CPU microseconds per response.
     pub server_cpu_us_per_response: Option<Spread>,
+    /// Server CPU seconds per second of the window (1.0: one whole core).
+    pub server_cpu_share: Spread,
     /// Responses per server CPU-second.
     pub responses_per_cpu_sec: Option<Spread>,
     /// Peak RSS of the server tree, KiB.
@@ -114,6 +116,7 @@ fn summarize_runs(model: String, cell: Cell, runs: &[&Measurement]) -> Option<Su
             (m.responses > 0).then(|| m.server_cpu_secs * 1e6 / m.responses as f64)
         }),
         responses_per_cpu_sec: optional(&|m| m.responses_per_cpu_sec),
+        server_cpu_share: spread(&|m| m.server_cpu_share)?,
         peak_rss_kb: spread(&|m| m.peak_rss_kb as f64)?,
         peak_threads: runs.iter().map(|m| m.peak_threads).max().unwrap_or(0),
         peak_processes: runs.iter().map(|m| m.peak_processes).max().unwrap_or(0),
