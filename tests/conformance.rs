@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use echolab::models::Model;
 use echolab_proto::{Reply, DEFAULT_MAX_FRAME};
-use support::suite::{self, case, Case};
+use support::suite::{self, case, case_where, Case};
 use support::*;
 
 const CASES: &[Case] = &[
@@ -84,6 +84,13 @@ const CASES: &[Case] = &[
         applies: |_| true,
         alone: false,
     },
+    // Only a model with a descriptor limit by nature (select's FD_SETSIZE) has a wall.
+    case_where(
+        "descriptor_past_the_natural_limit_refused_cleanly",
+        |m| m.natural_limit.is_some(),
+        descriptor_past_the_natural_limit_refused_cleanly,
+    )
+    .alone(),
     Case {
         name: "second_client_waits_for_the_first",
         run: second_client_waits_for_the_first,
@@ -484,4 +491,74 @@ fn second_client_waits_for_the_first(model: &Model) {
     second.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
     // The byte we tried to read is still unread: the whole reply arrives now.
     assert_eq!(expect_frame(&read_replies(&mut second, 1)[0]), b"second");
+}
+
+/// Connections whose descriptor lands at or past the model's natural limit get the
+/// framed busy notice and a clean close, never undefined behaviour or a crash, while
+/// every connection below the wall keeps being served, and a descriptor freed below the
+/// wall serves a new client again.
+fn descriptor_past_the_natural_limit_refused_cleanly(model: &Model) {
+    let limit = model.natural_limit.expect("selected by its limit");
+    // Room for the wall plus the test's own sockets; the server inherits the limit.
+    let nofile = proc::raise_nofile(2 * limit as u64 + 256);
+    assert!(
+        nofile > limit as u64 + 64,
+        "descriptor limit {nofile} too low to reach the wall at {limit}"
+    );
+    let server = ServerGuard::start(model.name, &[]);
+    let mut below = Vec::new();
+    let mut refused = 0;
+    // Bounded: the wall is at `limit`, so `limit + 20` connections must pass it.
+    for i in 0..limit + 20 {
+        let mut stream = server.connect();
+        let payload = format!("client {i}");
+        stream
+            .write_all(&frames(&[payload.as_bytes()]))
+            .expect("write");
+        match &read_replies(&mut stream, 1)[..] {
+            [Reply::Frame(p)] => {
+                assert_eq!(p, payload.as_bytes(), "{}: echo of client {i}", model.name);
+                assert_eq!(refused, 0, "{}: client {i} served past the wall", model.name);
+                below.push(stream);
+            }
+            [Reply::Notice(text)] => {
+                assert_eq!(text, "server busy", "{}: client {i}", model.name);
+                refused += 1;
+            }
+            other => panic!("{}: client {i}: {other:?}", model.name),
+        }
+    }
+    assert!(refused >= 1, "{}: nobody refused at the wall", model.name);
+    assert!(
+        below.len() + 16 >= limit && below.len() < limit,
+        "{}: {} served below a wall at {limit}",
+        model.name,
+        below.len()
+    );
+    // The connections below the wall are still served after the refusals.
+    for (i, stream) in below.iter_mut().enumerate().step_by(97) {
+        let payload = format!("again {i}");
+        stream
+            .write_all(&frames(&[payload.as_bytes()]))
+            .expect("write");
+        let replies = read_replies(stream, 1);
+        assert_eq!(frame_payloads(&replies), [payload.as_bytes()], "{}", model.name);
+    }
+    // Free a few descriptors below the wall: a new client is served again (once the
+    // server has seen those clients leave).
+    below.truncate(below.len() - 8);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut stream = server.connect();
+        stream.write_all(&frames(&[b"after"])).expect("write");
+        match &read_replies(&mut stream, 1)[..] {
+            [Reply::Frame(p)] if p == b"after" => break,
+            other => assert!(
+                Instant::now() < deadline,
+                "{}: no room below the wall after closing 8: {other:?}",
+                model.name
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
