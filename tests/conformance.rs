@@ -518,7 +518,11 @@ fn descriptor_past_the_natural_limit_refused_cleanly(model: &Model) {
         match &read_replies(&mut stream, 1)[..] {
             [Reply::Frame(p)] => {
                 assert_eq!(p, payload.as_bytes(), "{}: echo of client {i}", model.name);
-                assert_eq!(refused, 0, "{}: client {i} served past the wall", model.name);
+                assert_eq!(
+                    refused, 0,
+                    "{}: client {i} served past the wall",
+                    model.name
+                );
                 below.push(stream);
             }
             [Reply::Notice(text)] => {
@@ -542,7 +546,12 @@ fn descriptor_past_the_natural_limit_refused_cleanly(model: &Model) {
             .write_all(&frames(&[payload.as_bytes()]))
             .expect("write");
         let replies = read_replies(stream, 1);
-        assert_eq!(frame_payloads(&replies), [payload.as_bytes()], "{}", model.name);
+        assert_eq!(
+            frame_payloads(&replies),
+            [payload.as_bytes()],
+            "{}",
+            model.name
+        );
     }
     // Free a few descriptors below the wall: a new client is served again (once the
     // server has seen those clients leave).

@@ -81,9 +81,7 @@ impl Waiter for Poll {
         let Some(at) = self.position(source) else {
             return Ok(());
         };
-        if let Some((watched, ())) = self.watched.get_mut(source) {
-            watched.interest = interest;
-        }
+        self.watched.set_interest(source, interest);
         self.pollfds[at].events = events(interest);
         Ok(())
     }

@@ -140,6 +140,21 @@ fn memory_bound(config: &SessionConfig, chunk: usize) -> usize {
     2 * (owed + frame) + 2 * RETAINED
 }
 
+/// A framed session (4 KiB frames, the given high-water mark) and the wire bytes of
+/// `payloads` as frames, for the tests that feed one to the other.
+fn echo_session(high_water: usize, payloads: &[Vec<u8>], now: Instant) -> (Session, Vec<u8>) {
+    let config = SessionConfig {
+        max_frame: FrameLimit::new(4096).expect("below 2^31"),
+        high_water,
+        ..SessionConfig::default()
+    };
+    let mut wire = Vec::new();
+    for payload in payloads {
+        encode_frame(payload, &mut wire).expect("small frames");
+    }
+    (Session::new(&config, now, [0; NONCE_LEN]), wire)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(cases()))]
 
@@ -206,13 +221,8 @@ proptest! {
         writes in prop::collection::vec(1usize..5000, 1..40),
         high_water in 1usize..10_000,
     ) {
-        let config = SessionConfig { max_frame: FrameLimit::new(4096).unwrap(), high_water, ..SessionConfig::default() };
         let now = Instant::now();
-        let mut session = Session::new(&config, now, [0; NONCE_LEN]);
-        let mut wire = Vec::new();
-        for payload in &payloads {
-            encode_frame(payload, &mut wire).unwrap();
-        }
+        let (mut session, wire) = echo_session(high_water, &payloads, now);
         let mut chunks = Vec::new();
         let mut rest = &wire[..];
         for cut in cuts.iter().cycle() {
@@ -255,13 +265,8 @@ proptest! {
         sends in prop::collection::vec(0usize..5000, 1..40),
         high_water in 1usize..10_000,
     ) {
-        let config = SessionConfig { max_frame: FrameLimit::new(4096).unwrap(), high_water, ..SessionConfig::default() };
         let now = Instant::now();
-        let mut session = Session::new(&config, now, [0; NONCE_LEN]);
-        let mut wire = Vec::new();
-        for payload in &payloads {
-            encode_frame(payload, &mut wire).unwrap();
-        }
+        let (mut session, wire) = echo_session(high_water, &payloads, now);
         let mut chunks = wire.chunks(cuts[0] % 700 + 1);
         let mut in_flight: Option<Vec<u8>> = None;
         let mut echoed = Vec::new();

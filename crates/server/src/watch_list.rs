@@ -60,6 +60,13 @@ impl<T> WatchList<T> {
         self.entries.push((watched, extra));
     }
 
+    /// Changes what `source` is watched for (nothing if it is not watched).
+    pub fn set_interest(&mut self, source: Source, interest: Interest) {
+        if let Some((watched, _)) = self.get_mut(source) {
+            watched.interest = interest;
+        }
+    }
+
     /// The entry of `source`, if watched.
     pub fn get_mut(&mut self, source: Source) -> Option<&mut (Watched, T)> {
         let at = self.position(source)?;

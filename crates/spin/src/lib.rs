@@ -71,9 +71,7 @@ impl Waiter for Spin {
         _fd: BorrowedFd<'_>,
         interest: Interest,
     ) -> io::Result<()> {
-        if let Some((watched, ())) = self.watched.get_mut(source) {
-            watched.interest = interest;
-        }
+        self.watched.set_interest(source, interest);
         Ok(())
     }
 
