@@ -262,7 +262,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_csv_header_is_the_committed_runs_one() {
+    fn the_csv_header_extends_the_committed_runs_one() {
+        // Runs before 2026-11-30 end at `server_exit_clean`; new columns go at the end so
+        // old and new files line up column for column.
         let header: Vec<&str> = csv_columns().map(|c| c.header).collect();
         assert_eq!(
             header.join(","),
@@ -270,7 +272,7 @@ mod tests {
              mib_per_sec,p50_us,p99_us,p999_us,max_us,errors,jain,min_per_conn,\
              server_cpu_secs,responses_per_cpu_sec,peak_rss_kb,peak_threads,peak_processes,\
              voluntary_ctx_switches,involuntary_ctx_switches,idle_held,memory_per_conn_kb,\
-             server_exit_clean"
+             server_exit_clean,server_cpu_share"
         );
     }
 
@@ -292,6 +294,7 @@ mod tests {
             jain: 1.0,
             min_per_conn: 38637,
             server_cpu_secs: 0.55,
+            server_cpu_share: 0.55,
             responses_per_cpu_sec: Some(70249.0909090909),
             peak_rss_kb: 3616,
             peak_threads: 1,
@@ -306,7 +309,7 @@ mod tests {
         assert_eq!(
             row.join(","),
             "iterative,latency,1,64,0,0,38637,38637.0,2.358,25.1,46.1,74.8,4018.2,,1.0000,38637,\
-             0.5500,70249.091,3616,1,1,56551,235,,,true"
+             0.5500,70249.091,3616,1,1,56551,235,,,true,0.5500"
         );
     }
 
