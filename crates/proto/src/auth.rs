@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::ProtoError;
@@ -47,7 +47,7 @@ impl AuthKey {
 
     fn mac(&self, nonce: &[u8]) -> HmacSha256 {
         // HMAC accepts keys of any length, so this cannot fail.
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.bytes)
+        let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&self.bytes)
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
         mac.update(nonce);
         mac
@@ -99,7 +99,7 @@ mod tests {
     #[test]
     fn matches_rfc_4231_test_case_2() {
         // RFC 4231 4.3 uses a 4-byte key; check the HMAC primitive directly with it.
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(b"Jefe").unwrap();
+        let mut mac = <HmacSha256 as KeyInit>::new_from_slice(b"Jefe").unwrap();
         mac.update(b"what do ya want for nothing?");
         let tag: [u8; 32] = mac.finalize().into_bytes().into();
         assert_eq!(
