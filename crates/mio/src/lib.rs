@@ -41,7 +41,7 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -84,7 +84,13 @@ struct Loop<'a> {
 /// Serves every client from one thread with an edge-triggered epoll loop until
 /// shutdown, then lets every session finish and returns.
 pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
-    let listening = Listening::new(listen.bind()?)?;
+    serve_on(listen.bind()?, ctx)
+}
+
+/// The loop itself on a listener bound elsewhere: one of several loops, each with its
+/// own `SO_REUSEPORT` listener, is exactly this (the `reactors` model).
+pub fn serve_on(listener: TcpListener, ctx: &ServerContext) -> io::Result<()> {
+    let listening = Listening::new(listener)?;
     let poll = Poll::new()?;
     if let Some(listener) = listening.listener() {
         let fd = listener.as_raw_fd();
