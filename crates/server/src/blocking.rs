@@ -6,15 +6,18 @@ use echolab_proto::Session;
 
 use crate::{new_session, read_available, ServerContext, READ_BUFFER};
 
-/// The longest a blocking `read`/`write` waits before the loop looks at the clock and
-/// the shutdown flag. Shorter deadlines (handshake, frame, idle) shorten it as they near.
-/// Each idle connection wakes this often, the price of blocking I/O that must still
-/// notice a shutdown.
-pub const BLOCKING_TICK: Duration = Duration::from_millis(500);
+/// How long a blocking `read`/`write` may wait when the session has no deadline at all
+/// (`--idle-timeout 0` and nothing pending). A timeout is kept even then because a call
+/// with `SO_RCVTIMEO`/`SO_SNDTIMEO` set returns `EINTR` on a signal instead of being
+/// restarted, which is how shutdown reaches a blocked connection (see
+/// [`crate::Interrupter`]); otherwise the wait ends at the session's next deadline, so
+/// an idle connection wakes once per idle timeout, not on a tick.
+pub const NO_DEADLINE_WAIT: Duration = Duration::from_secs(3600);
 
 /// Serves one connection to the end with blocking `read`/`write` calls: the loop every
 /// blocking model (iterative, fork, threads, pool) shares. Per message it costs one
-/// `read` and one `write` (more when the message is larger than a socket buffer).
+/// `read` and one `write` (more when the message is larger than a socket buffer). The
+/// thread registers in `ctx.blocked` while it serves, so shutdown can interrupt it.
 ///
 /// The connection's outcome is folded into `ctx.stats`; an error here ends only this
 /// connection, never the caller's accept loop.
@@ -23,6 +26,7 @@ pub fn serve_blocking(stream: TcpStream, ctx: &ServerContext) {
         Ok(session) => session,
         Err(_) => return,
     };
+    let _registration = ctx.blocked.register();
     let result = BlockingConnection::new(&stream).and_then(|mut conn| conn.run(&mut session, ctx));
     ctx.stats.record_session(&session, result.is_err());
 }
@@ -34,11 +38,11 @@ struct BlockingConnection<'a> {
 
 impl<'a> BlockingConnection<'a> {
     fn new(stream: &'a TcpStream) -> io::Result<Self> {
-        stream.set_read_timeout(Some(BLOCKING_TICK))?;
-        stream.set_write_timeout(Some(BLOCKING_TICK))?;
+        stream.set_read_timeout(Some(NO_DEADLINE_WAIT))?;
+        stream.set_write_timeout(Some(NO_DEADLINE_WAIT))?;
         Ok(BlockingConnection {
             stream,
-            timeout: BLOCKING_TICK,
+            timeout: NO_DEADLINE_WAIT,
         })
     }
 
@@ -72,8 +76,8 @@ impl<'a> BlockingConnection<'a> {
         }
     }
 
-    /// Writes everything the session owes, waking every tick to apply deadlines (a peer
-    /// that never reads is closed by them, not waited on forever).
+    /// Writes everything the session owes, waking at its deadlines (a peer that never
+    /// reads is closed by them, not waited on forever) and on shutdown's signal.
     fn flush(
         &mut self,
         session: &mut Session,
@@ -81,10 +85,11 @@ impl<'a> BlockingConnection<'a> {
         shutdown_seen: &mut bool,
     ) -> io::Result<()> {
         while session.wants_write() {
+            self.adjust_timeout(session)?;
             match self.stream.write(session.output()) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => session.consume_output(n, Instant::now()),
-                Err(e) if is_timeout(&e) => {
+                Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {
                     let now = Instant::now();
                     if !*shutdown_seen && ctx.shutdown.is_requested() {
                         *shutdown_seen = true;
@@ -92,7 +97,6 @@ impl<'a> BlockingConnection<'a> {
                     }
                     session.handle_timeout(now);
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
@@ -109,17 +113,22 @@ impl<'a> BlockingConnection<'a> {
         drained.map(drop)
     }
 
-    /// Shortens the read timeout when a session deadline is nearer than a tick. Only
-    /// then does it cost a `setsockopt`; the common per-message path makes none.
+    /// Keeps the socket timeouts at the session's next deadline. Only a deadline that
+    /// came nearer costs a `setsockopt` (two: read and write); one that moved later —
+    /// the idle deadline after every message — is left alone until the wait ends early
+    /// and finds nothing due, so the per-message path makes none.
     fn adjust_timeout(&mut self, session: &Session) -> io::Result<()> {
         let wanted = session
             .poll_timeout()
-            .map(|deadline| deadline.saturating_duration_since(Instant::now()))
-            .unwrap_or(BLOCKING_TICK)
-            .clamp(Duration::from_millis(1), BLOCKING_TICK);
-        let differs = wanted.abs_diff(self.timeout) > Duration::from_millis(2);
-        if differs {
+            .map_or(NO_DEADLINE_WAIT, |deadline| {
+                deadline.saturating_duration_since(Instant::now())
+            })
+            .clamp(Duration::from_millis(1), NO_DEADLINE_WAIT);
+        let too_late = wanted + Duration::from_millis(2) < self.timeout;
+        let far_too_early = wanted > self.timeout * 2;
+        if too_late || far_too_early {
             self.stream.set_read_timeout(Some(wanted))?;
+            self.stream.set_write_timeout(Some(wanted))?;
             self.timeout = wanted;
         }
         Ok(())

@@ -33,6 +33,7 @@ mod blocking;
 mod config;
 mod context;
 mod deadlines;
+mod interrupt;
 mod level;
 mod listener;
 mod nonblocking;
@@ -44,10 +45,11 @@ mod watch_list;
 pub use accept::{
     accept_one, is_transient, sleep_or_shutdown, Accepted, Acceptor, SocketMode, ACCEPT_BACKOFF,
 };
-pub use blocking::{serve_blocking, BLOCKING_TICK};
+pub use blocking::{serve_blocking, NO_DEADLINE_WAIT};
 pub use config::ServerConfig;
 pub use context::{new_session, refuse_busy, ConnectionSlot, ServerContext};
 use deadlines::{Deadlines, Slab};
+pub use interrupt::{BlockedThreads, Interrupter, Registration, KICK_INTERVAL};
 pub use level::{serve_level, Interest, Ready, Source, Waiter};
 pub use listener::{bind_listener, Announce, Listen, DEFAULT_BACKLOG};
 pub use nonblocking::{read_available, write_pending, Drained, READ_BUFFER};
