@@ -91,6 +91,12 @@ const CASES: &[Case] = &[
         descriptor_past_the_natural_limit_refused_cleanly,
     )
     .alone(),
+    // A model that never blocks burns CPU at rest by design: nothing to assert.
+    case_where(
+        "idle_connections_cost_no_wakeups",
+        |m| !m.busy_waits,
+        idle_connections_cost_no_wakeups,
+    ),
     Case {
         name: "second_client_waits_for_the_first",
         run: second_client_waits_for_the_first,
@@ -570,4 +576,70 @@ fn descriptor_past_the_natural_limit_refused_cleanly(model: &Model) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Idle clients must cost the server nothing until they speak or their idle deadline
+/// comes: no per-connection timer. Counts the server tree's voluntary context switches
+/// (each a wake-up) while 20 clients sit silent; a 500 ms per-connection tick would add
+/// about 60 over the 1.5 s window.
+fn idle_connections_cost_no_wakeups(model: &Model) {
+    let mut args = vec!["--idle-timeout", "0"];
+    if model.takes_workers() {
+        // Enough workers that every client is being served, not queued.
+        args.extend(["--workers", "20"]);
+    }
+    let server = ServerGuard::start(model.name, &args);
+    let mut clients: Vec<_> = (0..20).map(|_| server.connect()).collect();
+    // Each one served once, so every model has taken it on (a thread, a process, a
+    // registration) before the count starts.
+    for (i, stream) in clients
+        .iter_mut()
+        .enumerate()
+        .take(if model.concurrent() { 20 } else { 1 })
+    {
+        let payload = format!("hello {i}");
+        stream
+            .write_all(&frames(&[payload.as_bytes()]))
+            .expect("write");
+        assert_eq!(
+            frame_payloads(&read_replies(stream, 1)),
+            [payload.as_bytes()]
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let before = wakeups(server.pid());
+    std::thread::sleep(Duration::from_millis(1500));
+    let woken = wakeups(server.pid()).saturating_sub(before);
+    assert!(
+        woken <= 10,
+        "{}: {woken} wake-ups in 1.5 s with 20 idle clients",
+        model.name
+    );
+}
+
+/// Voluntary context switches of every thread of every process in `pid`'s tree.
+fn wakeups(pid: u32) -> u64 {
+    let mut total = 0;
+    let mut todo = vec![pid];
+    while let Some(pid) = todo.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let dir = task.path();
+            let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
+            total += status
+                .lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|n| n.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+            let children = std::fs::read_to_string(dir.join("children")).unwrap_or_default();
+            todo.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
+        }
+    }
+    total
 }
