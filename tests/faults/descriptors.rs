@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use echolab::models::{Model, Runs};
 
-use super::{prlimit_available, server_cpu_ticks, start_under};
+use super::{prlimit_available, start_under};
 use crate::support::pending::{self, Outcome, PendingClient};
 use crate::support::{frames, pattern, proc};
 
@@ -32,11 +32,17 @@ fn runs_out(model: &Model) -> bool {
     model.concurrent() && model.runs != Runs::ProcessEach
 }
 
-pub(crate) fn out_of_descriptors_backs_off_then_serves_the_queue(model: &Model) {
-    if !prlimit_available() {
-        eprintln!("SKIPPED {}: prlimit (util-linux) not found", model.name);
-        return;
+/// The case's [`needs`](crate::support::suite::Case::needs): `prlimit` to start the
+/// server with few descriptors.
+pub(crate) fn prlimit() -> Result<(), String> {
+    if prlimit_available() {
+        Ok(())
+    } else {
+        Err("needs prlimit (util-linux)".into())
     }
+}
+
+pub(crate) fn out_of_descriptors_backs_off_then_serves_the_queue(model: &Model) {
     let mut server = start_under(model, &["prlimit", "--nofile=64:64", "--"], &[]);
     let pid = server.pid();
     let mut clients: Vec<PendingClient> = (0..CLIENTS)
@@ -49,10 +55,10 @@ pub(crate) fn out_of_descriptors_backs_off_then_serves_the_queue(model: &Model) 
         .collect();
     // Let the server accept what it can and serve those.
     std::thread::sleep(Duration::from_millis(300));
-    let ticks_before = server_cpu_ticks(pid);
+    let cpu_before = proc::cpu_ms(pid);
     let measured = Instant::now();
     std::thread::sleep(Duration::from_secs(1));
-    let cpu_ms = server_cpu_ticks(pid).saturating_sub(ticks_before) * proc::MS_PER_TICK;
+    let cpu_ms = proc::cpu_ms(pid).saturating_sub(cpu_before);
     let wall_ms = measured.elapsed().as_millis() as u64;
     pending::pump_until(&mut clients, Duration::ZERO, |_| true);
     pending::assert_none_broken(&clients, model.name);
