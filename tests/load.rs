@@ -9,7 +9,7 @@ mod support;
 use std::process::Command;
 
 use echolab::models::{Model, Runs, MODELS};
-use support::suite::{case, test, Case, Suite, Test};
+use support::suite::{self, case, test, Case, Test};
 use support::ServerGuard;
 
 const CASES: &[Case] = &[case(
@@ -67,14 +67,7 @@ const TESTS: &[Test] = &[
 ];
 
 fn main() {
-    Suite {
-        cases: CASES,
-        tests: TESTS,
-        // Each run lasts its duration however many run beside it; what asserts a rate
-        // runs alone.
-        threads: Some(4),
-    }
-    .run()
+    suite::run_timed(CASES, TESTS)
 }
 
 /// A registered model that serves one client at a time, to the end.

@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use echolab::models::Model;
-use support::suite::{case, test, Case, Suite, Test};
+use support::suite::{self, case, test, Case, Test};
 use support::IO_TIMEOUT;
 
 const CASES: &[Case] = &[case("soak_passes", soak_passes)];
@@ -42,14 +42,7 @@ const TESTS: &[Test] = &[
 ];
 
 fn main() {
-    Suite {
-        cases: CASES,
-        tests: TESTS,
-        // A soak lasts its duration however many run beside it: four at once keep the
-        // suite short as models are added, and each still moves thousands of messages.
-        threads: Some(4),
-    }
-    .run()
+    suite::run_timed(CASES, TESTS)
 }
 
 /// How long each model is soaked: long enough for churn (many connection lives per

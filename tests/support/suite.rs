@@ -138,6 +138,19 @@ pub fn run_over_models(cases: &'static [Case]) -> ! {
     .run()
 }
 
+/// Runs `cases` over the registry and `tests` once, four trials at once where
+/// `--test-threads` does not say: for suites whose trials each last a set time (a soak,
+/// a load run) whatever runs beside them, so that more at once keeps the suite short as
+/// models are added. A trial that asserts a rate or a latency runs alone.
+pub fn run_timed(cases: &'static [Case], tests: &'static [Test]) -> ! {
+    Suite {
+        cases,
+        tests,
+        threads: Some(4),
+    }
+    .run()
+}
+
 impl Suite {
     /// Builds the trial list and runs it with libtest's command line.
     pub fn run(&self) -> ! {
