@@ -57,7 +57,7 @@ const CASES: &[Case] = &[
         "out_of_descriptors_backs_off_then_serves_the_queue",
         descriptors::out_of_descriptors_backs_off_then_serves_the_queue,
     )
-    .needs(descriptors::prlimit),
+    .needs(prlimit),
     case(
         "unauthenticated_flood_capped_and_dropped",
         auth_flood::unauthenticated_flood_capped_and_dropped,
@@ -131,11 +131,14 @@ fn start_under(model: &Model, wrapper: &[&str], extra: &[&str]) -> ServerGuard {
     )
 }
 
-fn prlimit_available() -> bool {
+/// What a case that starts the server under `prlimit` [needs](suite::Case::needs).
+fn prlimit() -> Result<(), String> {
     std::process::Command::new("prlimit")
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success())
+        .then_some(())
+        .ok_or_else(|| "needs prlimit (util-linux)".to_string())
 }
 
 fn notices(replies: &[Reply]) -> Vec<&str> {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use echolab::models::{Model, Runs};
 
-use super::{prlimit_available, start_under};
+use super::start_under;
 use crate::support::pending::{self, Outcome, PendingClient};
 use crate::support::{frames, pattern, proc};
 
@@ -30,16 +30,6 @@ const SERVED_WITHIN: Duration = Duration::from_secs(2);
 /// module doc).
 fn runs_out(model: &Model) -> bool {
     model.concurrent() && model.runs != Runs::ProcessEach
-}
-
-/// The case's [`needs`](crate::support::suite::Case::needs): `prlimit` to start the
-/// server with few descriptors.
-pub(crate) fn prlimit() -> Result<(), String> {
-    if prlimit_available() {
-        Ok(())
-    } else {
-        Err("needs prlimit (util-linux)".into())
-    }
 }
 
 pub(crate) fn out_of_descriptors_backs_off_then_serves_the_queue(model: &Model) {

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use echolab::models::{Model, Runs, MODELS};
 
-use super::{prlimit_available, start_under};
+use super::{prlimit, start_under};
 use crate::support::pending::{self, Outcome, PendingClient};
 use crate::support::{frames, pattern, proc, ServerGuard};
 
@@ -64,9 +64,7 @@ fn first_private_uid() -> u32 {
 /// (the case's [`needs`](crate::support::suite::Case::needs)); the reason when it
 /// cannot.
 pub(crate) fn unprivileged_user() -> Result<(), String> {
-    if !prlimit_available() {
-        return Err("needs prlimit (util-linux)".into());
-    }
+    prlimit()?;
     let id = first_private_uid().to_string();
     let probe = Command::new("setpriv")
         .args(["--reuid", &id, "--regid", &id, "--clear-groups", "--"])
