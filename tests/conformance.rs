@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use echolab::models::Model;
 use echolab_proto::{Reply, DEFAULT_MAX_FRAME};
-use support::suite::{self, case, case_where, Case};
+use support::suite::{self, case, case_where, concurrent_case, Case};
 use support::*;
 
 const CASES: &[Case] = &[
@@ -70,20 +70,11 @@ const CASES: &[Case] = &[
         sigterm_mid_conversation_delivers_replies,
     ),
     case("restart_on_same_port", restart_on_same_port),
-    Case {
-        name: "sixteen_interleaved_clients",
-        run: sixteen_interleaved_clients,
-        needs_concurrency: Some(true),
-        applies: |_| true,
-        alone: false,
-    },
-    Case {
-        name: "max_conns_refuses_with_server_busy",
-        run: max_conns_refuses_with_server_busy,
-        needs_concurrency: Some(true),
-        applies: |_| true,
-        alone: false,
-    },
+    concurrent_case("sixteen_interleaved_clients", sixteen_interleaved_clients),
+    concurrent_case(
+        "max_conns_refuses_with_server_busy",
+        max_conns_refuses_with_server_busy,
+    ),
     // Only a model with a descriptor limit by nature (select's FD_SETSIZE) has a wall.
     case_where(
         "descriptor_past_the_natural_limit_refused_cleanly",
@@ -97,12 +88,13 @@ const CASES: &[Case] = &[
         |m| !m.busy_waits,
         idle_connections_cost_no_wakeups,
     ),
+    // Only a model that serves one client at a time makes the second wait.
     Case {
-        name: "second_client_waits_for_the_first",
-        run: second_client_waits_for_the_first,
         needs_concurrency: Some(false),
-        applies: |_| true,
-        alone: false,
+        ..case(
+            "second_client_waits_for_the_first",
+            second_client_waits_for_the_first,
+        )
     },
 ];
 

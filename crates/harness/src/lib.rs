@@ -36,7 +36,7 @@ pub use error::HarnessError;
 pub use files::{csv, write_run, RunResults};
 pub use machine::Machine;
 pub use scenario::{Cell, Plan, Scenario};
-pub use server::{forward_lines, ServerExit, ServerProcess};
+pub use server::{forward_lines, serve_args, ServerExit, ServerProcess};
 pub use soak::{run_soak, SoakReport};
 pub use summary::{summarize, Spread, Summary};
 pub use table::terminal as terminal_table;
