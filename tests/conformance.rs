@@ -599,39 +599,12 @@ fn idle_connections_cost_no_wakeups(model: &Model) {
         );
     }
     std::thread::sleep(Duration::from_millis(300));
-    let before = wakeups(server.pid());
+    let before = echolab_harness::procfs::wakeups(server.pid());
     std::thread::sleep(Duration::from_millis(1500));
-    let woken = wakeups(server.pid()).saturating_sub(before);
+    let woken = echolab_harness::procfs::wakeups(server.pid()).saturating_sub(before);
     assert!(
         woken <= 10,
         "{}: {woken} wake-ups in 1.5 s with 20 idle clients",
         model.name
     );
-}
-
-/// Voluntary context switches of every thread of every process in `pid`'s tree.
-fn wakeups(pid: u32) -> u64 {
-    let mut total = 0;
-    let mut todo = vec![pid];
-    while let Some(pid) = todo.pop() {
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-            continue;
-        };
-        for task in tasks.flatten() {
-            let dir = task.path();
-            let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
-            total += status
-                .lines()
-                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-                .and_then(|n| n.trim().parse::<u64>().ok())
-                .unwrap_or(0);
-            let children = std::fs::read_to_string(dir.join("children")).unwrap_or_default();
-            todo.extend(
-                children
-                    .split_whitespace()
-                    .filter_map(|c| c.parse::<u32>().ok()),
-            );
-        }
-    }
-    total
 }

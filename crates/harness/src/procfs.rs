@@ -107,6 +107,24 @@ pub fn children(pid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// Voluntary context switches of every thread of every process in the tree: each one a
+/// wake-up after sleeping (on data, a timer, a timeout), the figure that shows whether
+/// idle connections cost anything.
+pub fn wakeups(root: u32) -> u64 {
+    let mut total = 0;
+    for pid in tree(root) {
+        let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            if let Ok(status) = fs::read_to_string(task.path().join("status")) {
+                total += status_field(&status, "voluntary_ctxt_switches:").unwrap_or(0);
+            }
+        }
+    }
+    total
+}
+
 /// The one-letter state of `pid` (`R`, `S`, `Z` for a zombie, ...); `None` if it is
 /// gone.
 pub fn state(pid: u32) -> Option<char> {

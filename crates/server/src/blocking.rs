@@ -14,6 +14,13 @@ use crate::{new_session, read_available, ServerContext, READ_BUFFER};
 /// an idle connection wakes once per idle timeout, not on a tick.
 pub const NO_DEADLINE_WAIT: Duration = Duration::from_secs(3600);
 
+/// The longest one blocked `write` waits. A peer that reads slowly lets each call
+/// write a little and return only when its timeout ends, and the idle deadline counts
+/// from that return: a long wait would let a stalled writer hold the connection (and
+/// `iterative`'s one thread) well past its deadline. A writer that waits is not idle, so
+/// this costs nothing at rest.
+const WRITE_WAIT: Duration = Duration::from_millis(500);
+
 /// Serves one connection to the end with blocking `read`/`write` calls: the loop every
 /// blocking model (iterative, fork, threads, pool) shares. Per message it costs one
 /// `read` and one `write` (more when the message is larger than a socket buffer). The
@@ -33,16 +40,18 @@ pub fn serve_blocking(stream: TcpStream, ctx: &ServerContext) {
 
 struct BlockingConnection<'a> {
     stream: &'a TcpStream,
-    timeout: Duration,
+    read_timeout: Duration,
+    write_timeout: Duration,
 }
 
 impl<'a> BlockingConnection<'a> {
     fn new(stream: &'a TcpStream) -> io::Result<Self> {
         stream.set_read_timeout(Some(NO_DEADLINE_WAIT))?;
-        stream.set_write_timeout(Some(NO_DEADLINE_WAIT))?;
+        stream.set_write_timeout(Some(WRITE_WAIT))?;
         Ok(BlockingConnection {
             stream,
-            timeout: NO_DEADLINE_WAIT,
+            read_timeout: NO_DEADLINE_WAIT,
+            write_timeout: WRITE_WAIT,
         })
     }
 
@@ -65,7 +74,7 @@ impl<'a> BlockingConnection<'a> {
                 session.begin_shutdown(Instant::now());
                 continue;
             }
-            self.adjust_timeout(session)?;
+            self.adjust_read_timeout(session)?;
             match self.stream.read(&mut buf) {
                 Ok(0) => session.handle_eof(Instant::now()),
                 Ok(n) => session.handle_input(&buf[..n], Instant::now()),
@@ -85,7 +94,7 @@ impl<'a> BlockingConnection<'a> {
         shutdown_seen: &mut bool,
     ) -> io::Result<()> {
         while session.wants_write() {
-            self.adjust_timeout(session)?;
+            self.adjust_write_timeout(session)?;
             match self.stream.write(session.output()) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => session.consume_output(n, Instant::now()),
@@ -113,26 +122,45 @@ impl<'a> BlockingConnection<'a> {
         drained.map(drop)
     }
 
-    /// Keeps the socket timeouts at the session's next deadline. Only a deadline that
-    /// came nearer costs a `setsockopt` (two: read and write); one that moved later —
-    /// the idle deadline after every message — is left alone until the wait ends early
-    /// and finds nothing due, so the per-message path makes none.
-    fn adjust_timeout(&mut self, session: &Session) -> io::Result<()> {
-        let wanted = session
-            .poll_timeout()
-            .map_or(NO_DEADLINE_WAIT, |deadline| {
-                deadline.saturating_duration_since(Instant::now())
-            })
-            .clamp(Duration::from_millis(1), NO_DEADLINE_WAIT);
-        let too_late = wanted + Duration::from_millis(2) < self.timeout;
-        let far_too_early = wanted > self.timeout * 2;
-        if too_late || far_too_early {
+    /// Keeps the read timeout at the session's next deadline. Only a deadline that came
+    /// nearer costs a `setsockopt`; one that moved later — the idle deadline after every
+    /// message — is left alone until the wait ends early and finds nothing due, so the
+    /// per-message path makes none.
+    fn adjust_read_timeout(&mut self, session: &Session) -> io::Result<()> {
+        let wanted = until_deadline(session, NO_DEADLINE_WAIT);
+        if needs_change(wanted, self.read_timeout) {
             self.stream.set_read_timeout(Some(wanted))?;
-            self.stream.set_write_timeout(Some(wanted))?;
-            self.timeout = wanted;
+            self.read_timeout = wanted;
         }
         Ok(())
     }
+
+    /// The same for writes, never above [`WRITE_WAIT`].
+    fn adjust_write_timeout(&mut self, session: &Session) -> io::Result<()> {
+        let wanted = until_deadline(session, WRITE_WAIT);
+        if needs_change(wanted, self.write_timeout) {
+            self.stream.set_write_timeout(Some(wanted))?;
+            self.write_timeout = wanted;
+        }
+        Ok(())
+    }
+}
+
+/// Time until the session's next deadline, at most `longest` (and at least 1 ms: a zero
+/// socket timeout means "wait forever").
+fn until_deadline(session: &Session, longest: Duration) -> Duration {
+    session
+        .poll_timeout()
+        .map_or(longest, |deadline| {
+            deadline.saturating_duration_since(Instant::now())
+        })
+        .clamp(Duration::from_millis(1), longest)
+}
+
+/// Whether a socket timeout of `current` must become `wanted`: when it would wake too
+/// late, or so early that it would wake for nothing again and again.
+fn needs_change(wanted: Duration, current: Duration) -> bool {
+    wanted + Duration::from_millis(2) < current || wanted > current * 2
 }
 
 fn is_timeout(e: &io::Error) -> bool {
