@@ -19,7 +19,9 @@ pub(crate) struct CompareArgs {
     /// Models to run, comma-separated (default: every registered model).
     #[arg(long, value_delimiter = ',', value_name = "A,B")]
     models: Vec<String>,
-    /// Scenarios to run, comma-separated: latency, throughput, churn, idle (default: all).
+    /// Scenarios to run, comma-separated: latency, throughput, churn, idle, crowd (one
+    /// client beside 0/100/1,000 idle connections), rest (1,000 idle, no traffic)
+    /// [default: all].
     #[arg(long, value_delimiter = ',', value_name = "S")]
     scenario: Vec<String>,
     /// Runs of each cell; the tables show the median and the min–max.

@@ -164,6 +164,13 @@ fn run_dirs(root: &Path) -> Vec<String> {
     names
 }
 
+/// Models renamed since older runs were committed; the runs keep their names.
+const RENAMED: &str = "Model names: runs committed before the syscall classics arrived \
+(`spin`, `select`, `poll`; 2026-11-30) name the level-triggered epoll model `poll`. That \
+model is now called `polling`, and `poll` is the model that calls `poll(2)`. The old runs \
+keep the names they were made with, in their tables, CSV, JSON and charts: read `poll` in \
+the 2026-11-23 runs as today's `polling`.";
+
 fn index_readme(run: &RunResults, all_runs: &[String]) -> String {
     let latest = &run.machine;
     let name = run.dir_name();
@@ -172,7 +179,8 @@ fn index_readme(run: &RunResults, all_runs: &[String]) -> String {
          (`-full` for the whole matrix), with its machine, commit and exact command in its \
          README.\n\nLatest: [{name}]({name}/README.md) ({} on {}, {} logical CPUs).\n\n\
          Reproduce with `cargo run --release -- compare` (add `--full` for the whole matrix); \
-         see [docs/benchmarking.md](../docs/benchmarking.md) for the method.\n\n## All runs\n\n",
+         see [docs/benchmarking.md](../docs/benchmarking.md) for the method.\n\n{RENAMED}\n\n\
+         ## All runs\n\n",
         latest.started, latest.cpu, latest.cores
     );
     for dir in all_runs {
