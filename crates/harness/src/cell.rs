@@ -129,6 +129,8 @@ pub struct RunSettings<'a> {
     pub warmup: Duration,
     /// Load-generator threads.
     pub threads: usize,
+    /// The CPU the server is pinned to, if any.
+    pub server_cpu: Option<usize>,
 }
 
 /// Runs `cell` once on `model`.
@@ -138,7 +140,11 @@ pub fn run_cell(
     cell: Cell,
     repeat: usize,
 ) -> Result<Measurement, HarnessError> {
-    let server = ServerProcess::start(settings.binary, model, &[])?;
+    let pin: Vec<String> = settings
+        .server_cpu
+        .map(|cpu| vec!["--cpu".to_string(), cpu.to_string()])
+        .unwrap_or_default();
+    let server = ServerProcess::start(settings.binary, model, &pin)?;
     let pid = server.pid();
     let mut idle = IdleCrowd::default();
     if cell.idle_conns > 0 {

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::cell::Measurement;
 use crate::columns::{csv_columns, COLUMNS};
 use crate::error::HarnessError;
+use crate::floor::Floor;
 use crate::machine::Machine;
 use crate::scenario::{Plan, Scenario};
 use crate::summary::Summary;
@@ -26,6 +27,8 @@ pub struct RunResults {
     pub measurements: Vec<Measurement>,
     /// Repeats folded.
     pub summaries: Vec<Summary>,
+    /// The machine's loopback floor, measured before the run.
+    pub floor: Option<Floor>,
 }
 
 /// Writes the run under `results_root/<date>-<host>/` and updates
@@ -97,6 +100,7 @@ fn run_readme(run: &RunResults, charts: &[PathBuf]) -> String {
         p.warmup.as_secs_f64(),
         if p.full { " (full matrix)" } else { "" }
     );
+    out.push_str(&floor_section(run));
     out.push_str(
         "Each figure is the median over the repeats (min–max in brackets for throughput). The \
          client and the server share the machine's cores, so raw throughput partly measures the \
@@ -162,6 +166,58 @@ fn run_dirs(root: &Path) -> Vec<String> {
         .unwrap_or_default();
     names.sort_unstable_by(|a, b| b.cmp(a));
     names
+}
+
+/// The floor, and each model's one-connection latency as a multiple of it: the one
+/// latency figure that may be set beside another machine's.
+fn floor_section(run: &RunResults) -> String {
+    let Some(floor) = run.floor else {
+        return String::new();
+    };
+    let mut out = String::from(
+        "## The machine's floor\n\nA trivial blocking echo pinged over loopback, 64 B, before the \
+         run: what a round trip costs on this machine before any model adds to it.\n\n",
+    );
+    let _ = writeln!(
+        out,
+        "- same CPU: p50 {:.1} µs, p99 {:.1} µs",
+        floor.same_cpu.p50_us, floor.same_cpu.p99_us
+    );
+    if let Some(cross) = floor.cross_cpu {
+        let _ = writeln!(
+            out,
+            "- across CPUs: p50 {:.1} µs, p99 {:.1} µs",
+            cross.p50_us, cross.p99_us
+        );
+    }
+    let _ = writeln!(
+        out,
+        "- placement of this run: `--pin {}`\n",
+        run.plan.pin.name()
+    );
+    let base = floor.cross_cpu.unwrap_or(floor.same_cpu).p50_us;
+    let latency: Vec<&Summary> = run
+        .summaries
+        .iter()
+        .filter(|s| s.cell.scenario == Scenario::Latency && s.responses_per_sec.max > 0.0)
+        .collect();
+    if !latency.is_empty() && base > 0.0 {
+        out.push_str(
+            "One connection's p50 (the latency cell) as a multiple of the cross-CPU floor \
+             (same-CPU on a one-CPU machine):\n\n| model | p50 µs | × floor |\n|---|---:|---:|\n",
+        );
+        for s in latency {
+            let _ = writeln!(
+                out,
+                "| {} | {:.1} | {:.2} |",
+                s.model,
+                s.p50_us.median,
+                s.p50_us.median / base
+            );
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// Models renamed since older runs were committed; the runs keep their names.
