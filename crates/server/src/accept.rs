@@ -52,21 +52,38 @@ pub fn accept_one(listener: &impl AsFd, ctx: &ServerContext, mode: SocketMode) -
     };
     let stream: TcpStream = match SockRef::from(listener).accept4(flags) {
         Ok((socket, _)) => socket.into(),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Accepted::Empty,
-        Err(e) if is_transient(&e) => return Accepted::Retry,
-        Err(_) => {
-            ctx.stats.record_accept_error();
-            return Accepted::BackOff;
-        }
+        Err(e) => return accept_failed(&e, ctx),
     };
-    ctx.stats.record_accept();
-    let _ = stream.set_nodelay(true);
-    match ctx.try_admit() {
+    match admit_accepted(&stream, ctx) {
         Some(slot) => Accepted::Connection(stream, slot),
         None => {
             refuse_busy(stream, ctx);
             Accepted::Refused
         }
+    }
+}
+
+/// The first half of [`accept_one`]'s bookkeeping, for a model whose runtime makes the
+/// `accept` call itself (tokio's `TcpListener::accept`): counts the connection, sets
+/// `TCP_NODELAY` and claims a `--max-conns` slot. `None` when the server is full: the
+/// caller then turns the client away with [`refuse_busy`].
+pub fn admit_accepted(stream: &impl AsFd, ctx: &ServerContext) -> Option<ConnectionSlot> {
+    ctx.stats.record_accept();
+    let _ = SockRef::from(stream).set_tcp_nodelay(true);
+    ctx.try_admit()
+}
+
+/// The other half: what a failed `accept` means, counted as [`accept_one`] counts it —
+/// [`Accepted::Empty`] (nothing waiting), [`Accepted::Retry`] (transient) or
+/// [`Accepted::BackOff`] (out of descriptors or memory, recorded as an accept error).
+pub fn accept_failed(e: &io::Error, ctx: &ServerContext) -> Accepted {
+    if e.kind() == io::ErrorKind::WouldBlock {
+        Accepted::Empty
+    } else if is_transient(e) {
+        Accepted::Retry
+    } else {
+        ctx.stats.record_accept_error();
+        Accepted::BackOff
     }
 }
 
