@@ -35,9 +35,10 @@
 //! the busy notice; out of descriptors, the accept loop pauses for [`ACCEPT_BACKOFF`].
 //! A task never blocks a worker (every socket call is non-blocking), so one client
 //! cannot stall the others on its worker; tokio's cooperative budget makes a task that
-//! is always ready yield after a while. If fewer threads can be started than asked
-//! for (`ulimit -u`), tokio queues the workers it could not start and the ones that
-//! did start run every task.
+//! is always ready yield after a while. If fewer threads can start than asked for
+//! (`ulimit -u`), the runtime is built with those that can (tokio itself would panic
+//! and hang, see [`runtime`]), and they run every task: no connection is tied to a
+//! thread.
 //!
 //! **Shutdown.** The accept loop waits on (a duplicate of) the shutdown descriptor,
 //! registered with the runtime like a socket. When it fires, the listener is dropped (a client connecting during the
@@ -50,7 +51,6 @@ use std::future::Future;
 use std::io;
 use std::net::TcpListener as StdListener;
 use std::os::unix::net::UnixStream as StdUnixStream;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use echolab_proto::Session;
@@ -61,9 +61,10 @@ use echolab_server::{
 use socket2::SockRef;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixStream};
-use tokio::runtime::Runtime;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+
+mod runtime;
 
 /// How long `serve` waits for the runtime's threads once every task has finished
 /// (they have nothing left to do; this only bounds a worker tokio never started).
@@ -72,32 +73,14 @@ const RUNTIME_SHUTDOWN: Duration = Duration::from_secs(1);
 /// Serves every client as a task on tokio's multi-thread runtime (`--workers` worker
 /// threads) until shutdown, then lets every session finish and returns.
 pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
+    // Before binding: a server that cannot start its runtime never says it listens.
+    let runtime = runtime::build(ctx.config.worker_count())?;
     let listener = listen.bind()?;
     // tokio requires a non-blocking socket; `from_std` does not set it.
     listener.set_nonblocking(true)?;
-    let runtime = build_runtime(ctx.config.worker_count())?;
     let result = runtime.block_on(accept_and_drain(listener, ctx));
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
     result
-}
-
-/// The multi-thread runtime with `workers` worker threads, its I/O and time drivers.
-/// tokio panics when it cannot start even one worker thread (out of threads under
-/// `ulimit -u`): that becomes an error here, not a crash.
-fn build_runtime(workers: usize) -> io::Result<Runtime> {
-    let build = || {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(workers)
-            .thread_name("echolab-tokio")
-            .enable_io()
-            .enable_time()
-            .build()
-    };
-    catch_unwind(AssertUnwindSafe(build)).unwrap_or_else(|_| {
-        Err(io::Error::other(
-            "cannot start the tokio runtime's worker threads",
-        ))
-    })
 }
 
 /// Accepts until shutdown, then tells every task and waits for them all.
