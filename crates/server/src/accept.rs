@@ -50,11 +50,17 @@ pub fn accept_one(listener: &impl AsFd, ctx: &ServerContext, mode: SocketMode) -
         SocketMode::Blocking => libc::SOCK_CLOEXEC,
         SocketMode::NonBlocking => libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
     };
-    let stream: TcpStream = match SockRef::from(listener).accept4(flags) {
-        Ok((socket, _)) => socket.into(),
-        Err(e) => return accept_failed(&e, ctx),
-    };
-    match admit_accepted(&stream, ctx) {
+    match SockRef::from(listener).accept4(flags) {
+        Ok((socket, _)) => admit_accepted(socket.into(), ctx),
+        Err(e) => accept_failed(&e, ctx),
+    }
+}
+
+/// The second half of [`accept_one`], for a socket the kernel accepted on its own (a
+/// completion model's multishot accept): counts it, sets `TCP_NODELAY`, and claims a
+/// `--max-conns` slot or turns the client away with the busy notice.
+pub fn admit_accepted(stream: TcpStream, ctx: &ServerContext) -> Accepted {
+    match admit_socket(&stream, ctx) {
         Some(slot) => Accepted::Connection(stream, slot),
         None => {
             refuse_busy(stream, ctx);
@@ -63,19 +69,20 @@ pub fn accept_one(listener: &impl AsFd, ctx: &ServerContext, mode: SocketMode) -
     }
 }
 
-/// The first half of [`accept_one`]'s bookkeeping, for a model whose runtime makes the
-/// `accept` call itself (tokio's `TcpListener::accept`): counts the connection, sets
-/// `TCP_NODELAY` and claims a `--max-conns` slot. `None` when the server is full: the
-/// caller then turns the client away with [`refuse_busy`].
-pub fn admit_accepted(stream: &impl AsFd, ctx: &ServerContext) -> Option<ConnectionSlot> {
+/// [`admit_accepted`] for a socket some runtime owns (tokio's `TcpListener::accept`
+/// hands back a socket already registered with its epoll, so converting it to a std
+/// socket and back would cost two `epoll_ctl` calls): counts it, sets `TCP_NODELAY`
+/// and claims a `--max-conns` slot. `None` when the server is full: the caller then
+/// turns the client away with [`refuse_busy`].
+pub fn admit_socket(stream: &impl AsFd, ctx: &ServerContext) -> Option<ConnectionSlot> {
     ctx.stats.record_accept();
     let _ = SockRef::from(stream).set_tcp_nodelay(true);
     ctx.try_admit()
 }
 
-/// The other half: what a failed `accept` means, counted as [`accept_one`] counts it —
-/// [`Accepted::Empty`] (nothing waiting), [`Accepted::Retry`] (transient) or
-/// [`Accepted::BackOff`] (out of descriptors or memory, recorded as an accept error).
+/// Sorts a failed accept the way [`accept_one`] does, for a model whose accept failed
+/// elsewhere (in a completion): nothing waiting, try again, or (counted as an accept
+/// error) back off.
 pub fn accept_failed(e: &io::Error, ctx: &ServerContext) -> Accepted {
     if e.kind() == io::ErrorKind::WouldBlock {
         Accepted::Empty

@@ -8,8 +8,9 @@
 //!   the `listening on HOST:PORT` line the harness and tests wait for.
 //! - **Accept** — [`accept_one`]: the one accept step (count it, sort transient errors
 //!   from running out of descriptors, `TCP_NODELAY`, claim a `--max-conns` slot or send
-//!   the busy notice; [`admit_accepted`] and [`accept_failed`] are its two halves, for
-//!   a runtime that makes the `accept` call itself). Blocking models wrap it in
+//!   the busy notice; [`admit_accepted`] and [`accept_failed`] are its halves, for a
+//!   model whose `accept` happens elsewhere, and [`admit_socket`] the bookkeeping for
+//!   a socket a runtime owns). Blocking models wrap it in
 //!   [`Acceptor`] (wait for a connection or shutdown); readiness loops in
 //!   [`Listening`] (batches and the EMFILE back-off).
 //! - **The blocking loop** — [`serve_blocking`]: one read/echo/write loop for every
@@ -44,8 +45,8 @@ mod stats;
 mod watch_list;
 
 pub use accept::{
-    accept_failed, accept_one, admit_accepted, is_transient, sleep_or_shutdown, Accepted,
-    Acceptor, SocketMode, ACCEPT_BACKOFF,
+    accept_failed, accept_one, admit_accepted, admit_socket, is_transient, sleep_or_shutdown,
+    Accepted, Acceptor, SocketMode, ACCEPT_BACKOFF,
 };
 pub use blocking::{serve_blocking, BLOCKING_TICK};
 pub use config::ServerConfig;

@@ -55,7 +55,7 @@ use std::time::{Duration, Instant};
 
 use echolab_proto::Session;
 use echolab_server::{
-    accept_failed, admit_accepted, new_session, read_available, refuse_busy, Accepted,
+    accept_failed, admit_socket, new_session, read_available, refuse_busy, Accepted,
     ConnectionSlot, Listen, ServerContext, Shutdown, ACCEPT_BACKOFF, READ_BUFFER,
 };
 use socket2::SockRef;
@@ -99,7 +99,7 @@ async fn accept_and_drain(listener: StdListener, ctx: &ServerContext) -> io::Res
 }
 
 /// The accept loop: [`TcpListener::accept`] with the shared bookkeeping
-/// ([`admit_accepted`], [`accept_failed`]), one spawned task per admitted connection.
+/// ([`admit_socket`], [`accept_failed`]), one spawned task per admitted connection.
 async fn accept_until_shutdown(
     listener: &TcpListener,
     ctx: &ServerContext,
@@ -115,7 +115,7 @@ async fn accept_until_shutdown(
             // Reap finished tasks as we go, so the set holds only live connections.
             Some(_) = tasks.join_next() => {}
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => match admit_accepted(&stream, ctx) {
+                Ok((stream, _)) => match admit_socket(&stream, ctx) {
                     Some(slot) => {
                         let task = serve_connection(stream, slot, ctx.clone(), stop.subscribe());
                         tasks.spawn(task);
