@@ -187,6 +187,9 @@ async fn converse(
     let timer = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(timer);
     let mut armed: Option<Instant> = None;
+    // One shutdown future for the whole connection too, not a new one per turn.
+    let stopped = stop.changed();
+    tokio::pin!(stopped);
     let mut shutting_down = false;
     loop {
         if session.take_fin() {
@@ -207,7 +210,7 @@ async fn converse(
         tokio::select! {
             biased;
             // `Err` means the sender is gone, which happens only at shutdown too.
-            _ = stop.changed(), if !shutting_down => {
+            _ = &mut stopped, if !shutting_down => {
                 shutting_down = true;
                 // Take in what the client already sent, without waiting for more: a
                 // plain `read` on the socket, not tokio's cached readiness, which may
