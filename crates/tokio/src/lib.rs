@@ -181,7 +181,9 @@ async fn converse(
     session: &mut Session,
     stop: &mut watch::Receiver<bool>,
 ) -> io::Result<()> {
-    let mut buf = vec![0u8; READ_BUFFER];
+    // Reserved, not zeroed: `read_buf` reads into the spare capacity, so a connection
+    // costs no 64 KiB memset and only the pages its reads touch.
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_BUFFER);
     let (mut reader, mut writer) = stream.split();
     // One timer for the whole connection, moved when the session's deadline moves.
     let timer = tokio::time::sleep(Duration::ZERO);
@@ -216,7 +218,9 @@ async fn converse(
                 // plain `read` on the socket, not tokio's cached readiness, which may
                 // not have seen the newest bytes yet.
                 let socket = SockRef::from(reader.as_ref());
+                buf.resize(READ_BUFFER, 0);
                 read_available(&mut &*socket, session, &mut buf)?;
+                buf.clear();
                 session.begin_shutdown(Instant::now());
             }
             written = writer.write(session.output()), if session.wants_write() => {
@@ -225,10 +229,14 @@ async fn converse(
                     n => session.consume_output(n, Instant::now()),
                 }
             }
-            read = reader.read(&mut buf), if session.wants_read() => match read? {
-                0 => session.handle_eof(Instant::now()),
-                n => session.handle_input(&buf[..n], Instant::now()),
-            },
+            // `buf` is empty here, so 0 means end of stream, not a full buffer.
+            read = reader.read_buf(&mut buf), if session.wants_read() => {
+                match read? {
+                    0 => session.handle_eof(Instant::now()),
+                    _ => session.handle_input(&buf, Instant::now()),
+                }
+                buf.clear();
+            }
             () = &mut timer, if armed.is_some() => session.handle_timeout(Instant::now()),
             // A session that is not closed always wants to read, write or wait for a
             // deadline; should one ever want none of these, close it rather than hang.
