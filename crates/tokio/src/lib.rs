@@ -51,7 +51,6 @@
 //! and runs until its session closes — bounded by the session's own linger deadline.
 //! `serve` waits for every task, then shuts the runtime down.
 
-use std::future::Future;
 use std::io;
 use std::net::TcpListener as StdListener;
 use std::os::unix::net::UnixStream as StdUnixStream;
@@ -150,16 +149,14 @@ async fn accept_until_shutdown(
 /// end) turns readable and stays so. A duplicate of it joins the runtime's epoll as a
 /// tokio `UnixStream` — safe code, where an `AsyncFd` on a borrowed descriptor would
 /// need `unsafe` — and is only ever waited on, never read.
-fn shutdown_requested(shutdown: Shutdown) -> impl Future<Output = io::Result<()>> {
-    async move {
-        if shutdown.is_requested() {
-            return Ok(());
-        }
-        let waker = StdUnixStream::from(shutdown.waker().try_clone_to_owned()?);
-        // Already non-blocking: the duplicate shares the original's file description.
-        let waker = UnixStream::from_std(waker)?;
-        waker.readable().await
+async fn shutdown_requested(shutdown: Shutdown) -> io::Result<()> {
+    if shutdown.is_requested() {
+        return Ok(());
     }
+    let waker = StdUnixStream::from(shutdown.waker().try_clone_to_owned()?);
+    // Already non-blocking: the duplicate shares the original's file description.
+    let waker = UnixStream::from_std(waker)?;
+    waker.readable().await
 }
 
 /// One connection's task: its session from first byte to close, then its stats.

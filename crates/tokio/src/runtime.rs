@@ -81,5 +81,7 @@ fn startable_threads(wanted: usize) -> usize {
 
 /// This process's threads, from `/proc/self/task`.
 fn thread_count() -> Option<usize> {
-    std::fs::read_dir("/proc/self/task").ok().map(Iterator::count)
+    std::fs::read_dir("/proc/self/task")
+        .ok()
+        .map(Iterator::count)
 }
