@@ -11,8 +11,9 @@
 //!   those; the other 3 clients wait in the queue and are served as workers free up.
 //! - `iterative`, `poll` and `mio` start no task per client and are unaffected:
 //!   `iterative` serves one client at a time as always, the readiness loops all 6.
-//! - `tokio` starts 3 of its 8 worker threads (the main thread runs the accept loop)
-//!   and queues the rest; its tasks are not tied to a thread, so all 6 are served.
+//! - `tokio` builds its runtime with the 3 worker threads that can start (beside the
+//!   main thread, which runs the accept loop); its tasks are not tied to a thread, so
+//!   all 6 are served.
 //!
 //! The server runs as a user id of its own (`setpriv --reuid`), different for every
 //! model and test process, so that no other process counts against the limit.
@@ -44,9 +45,9 @@ fn expected(model: &Model) -> (usize, usize) {
         Runs::EventLoop => (CLIENTS, 0),
         // Workers started before any client: as many served as started.
         Runs::WorkerProcesses | Runs::SeveralLoops => (extra_tasks.min(CLIENTS), 0),
-        // A runtime starts its worker threads before any client too, but a task is not
-        // tied to one: tokio queues the workers it could not start, and the ones that
-        // did (one is enough) run every connection's task, as one event loop would.
+        // A runtime starts its worker threads before any client too (as many as can
+        // start), but a task is not tied to one: the workers that did start (one is
+        // enough) run every connection's task, as one event loop would.
         Runs::Runtime => (CLIENTS, 0),
     }
 }
