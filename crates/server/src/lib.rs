@@ -8,8 +8,11 @@
 //!   the `listening on HOST:PORT` line the harness and tests wait for.
 //! - **Accept** — [`accept_one`]: the one accept step (count it, sort transient errors
 //!   from running out of descriptors, `TCP_NODELAY`, claim a `--max-conns` slot or send
-//!   the busy notice). Blocking models wrap it in [`Acceptor`] (wait for a connection
-//!   or shutdown); readiness loops in [`Listening`] (batches and the EMFILE back-off).
+//!   the busy notice; [`admit_accepted`] and [`accept_failed`] are its halves, for a
+//!   model whose `accept` happens elsewhere, and [`admit_socket`] the bookkeeping for
+//!   a socket a runtime owns). Blocking models wrap it in
+//!   [`Acceptor`] (wait for a connection or shutdown); readiness loops in
+//!   [`Listening`] (batches and the EMFILE back-off).
 //! - **The blocking loop** — [`serve_blocking`]: one read/echo/write loop for every
 //!   blocking model (iterative, threads, fork, pool); they differ only in who runs it.
 //! - **The readiness core** — [`Conns`] and [`Conn`]: the connections of a
@@ -43,7 +46,8 @@ mod stats;
 mod watch_list;
 
 pub use accept::{
-    accept_one, is_transient, sleep_or_shutdown, Accepted, Acceptor, SocketMode, ACCEPT_BACKOFF,
+    accept_failed, accept_one, admit_accepted, admit_socket, is_transient, sleep_or_shutdown,
+    Accepted, Acceptor, SocketMode, ACCEPT_BACKOFF,
 };
 pub use blocking::{serve_blocking, NO_DEADLINE_WAIT};
 pub use config::ServerConfig;
