@@ -50,15 +50,16 @@ pub fn accept_one(listener: &impl AsFd, ctx: &ServerContext, mode: SocketMode) -
         SocketMode::Blocking => libc::SOCK_CLOEXEC,
         SocketMode::NonBlocking => libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
     };
-    let stream: TcpStream = match SockRef::from(listener).accept4(flags) {
-        Ok((socket, _)) => socket.into(),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Accepted::Empty,
-        Err(e) if is_transient(&e) => return Accepted::Retry,
-        Err(_) => {
-            ctx.stats.record_accept_error();
-            return Accepted::BackOff;
-        }
-    };
+    match SockRef::from(listener).accept4(flags) {
+        Ok((socket, _)) => admit_accepted(socket.into(), ctx),
+        Err(e) => accept_failed(&e, ctx),
+    }
+}
+
+/// The second half of [`accept_one`], for a socket the kernel accepted on its own (a
+/// completion model's multishot accept): counts it, sets `TCP_NODELAY`, and claims a
+/// `--max-conns` slot or turns the client away with the busy notice.
+pub fn admit_accepted(stream: TcpStream, ctx: &ServerContext) -> Accepted {
     ctx.stats.record_accept();
     let _ = stream.set_nodelay(true);
     match ctx.try_admit() {
@@ -67,6 +68,20 @@ pub fn accept_one(listener: &impl AsFd, ctx: &ServerContext, mode: SocketMode) -
             refuse_busy(stream, ctx);
             Accepted::Refused
         }
+    }
+}
+
+/// Sorts a failed accept the way [`accept_one`] does, for a model whose accept failed
+/// elsewhere (in a completion): nothing waiting, try again, or (counted as an accept
+/// error) back off.
+pub fn accept_failed(e: &io::Error, ctx: &ServerContext) -> Accepted {
+    if e.kind() == io::ErrorKind::WouldBlock {
+        Accepted::Empty
+    } else if is_transient(e) {
+        Accepted::Retry
+    } else {
+        ctx.stats.record_accept_error();
+        Accepted::BackOff
     }
 }
 
