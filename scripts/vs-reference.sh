@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Responses per server CPU-second: `echolab serve MODEL --protocol raw` against one of
+# the reference servers of /work/shared/anchors (README there), the way its goals are
+# stated: tcp-echo-benchmark -c 50 -l 64 -t 4 against each in turn, interleaved (the
+# order alternates every pair), server CPU = utime + stime of the server's whole
+# process tree from /proc before and after each run, median of the pairs, ratio only.
+#
+#   scripts/vs-reference.sh MODEL REFERENCE_BINARY
+#   e.g. scripts/vs-reference.sh uring /tmp/anchors-bin/uring_multishot
+#
+# Environment: ECHOLAB (default target/release/echolab), TEB (tcp-echo-benchmark,
+# default $ANCH/tcp-echo-benchmark with ANCH=${TMPDIR:-/tmp}/anchors-bin, where the
+# anchors' build.sh puts it), PAIRS (3), CONNS (50), LEN (64), SECS (4), PORT (the
+# reference's port; default: one the kernel says is free).
+set -euo pipefail
+
+model=${1:?usage: $0 MODEL REFERENCE_BINARY}
+reference=${2:?usage: $0 MODEL REFERENCE_BINARY}
+ANCH=${ANCH:-${TMPDIR:-/tmp}/anchors-bin}
+TEB=${TEB:-$ANCH/tcp-echo-benchmark}
+ECHOLAB=${ECHOLAB:-target/release/echolab}
+PAIRS=${PAIRS:-3}
+CONNS=${CONNS:-50}
+LEN=${LEN:-64}
+SECS=${SECS:-4}
+PORT=${PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+[ -x "$TEB" ] || { echo "tcp-echo-benchmark not found at $TEB (run the anchors' build.sh, or set TEB)" >&2; exit 1; }
+[ -x "$reference" ] || { echo "no reference server at $reference" >&2; exit 1; }
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# utime + stime (clock ticks) of $1 and every descendant. With tick-based accounting
+# (CONFIG_TICK_CPU_ACCOUNTING) these are samples; tree_ns below is exact.
+tree_ticks() {
+    local total=0 pid stack=("$1")
+    while ((${#stack[@]})); do
+        pid=${stack[-1]}
+        unset 'stack[-1]'
+        if [ -r "/proc/$pid/stat" ]; then
+            # Fields after the ")" that ends the command name: utime is the 12th, stime the 13th.
+            local rest
+            rest=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null) || continue
+            set -- $rest
+            total=$((total + ${12} + ${13}))
+            stack+=($(cat /proc/"$pid"/task/*/children 2>/dev/null))
+        fi
+    done
+    echo "$total"
+}
+
+# Time on CPU (ns, /proc/PID/task/TID/schedstat) of $1's threads and every descendant's.
+tree_ns() {
+    local total=0 pid stack=("$1") t
+    while ((${#stack[@]})); do
+        pid=${stack[-1]}
+        unset 'stack[-1]'
+        for t in $(cat /proc/"$pid"/task/*/schedstat 2>/dev/null | awk '{print $1}'); do
+            total=$((total + t))
+        done
+        stack+=($(cat /proc/"$pid"/task/*/children 2>/dev/null))
+    done
+    echo "$total"
+}
+
+"$reference" "$PORT" 2>"$tmp/reference.err" &
+pids+=($!)
+ref_pid=$!
+"$ECHOLAB" serve "$model" --protocol raw --addr 127.0.0.1:0 >"$tmp/model.out" 2>"$tmp/model.err" &
+pids+=($!)
+model_pid=$!
+for _ in $(seq 50); do
+    grep -q 'listening on' "$tmp/model.out" 2>/dev/null && break
+    sleep 0.1
+done
+model_addr=$(sed -n 's/^listening on //p' "$tmp/model.out")
+[ -n "$model_addr" ] || { echo "echolab serve $model did not start:" >&2; cat "$tmp/model.err" >&2; exit 1; }
+sleep 0.3
+kill -0 "$ref_pid" 2>/dev/null || { echo "the reference server exited:" >&2; cat "$tmp/reference.err" >&2; exit 1; }
+hz=$(getconf CLK_TCK)
+
+# One run: prints "responses cpu_ticks responses_per_cpu_second(stat) responses_per_cpu_second(schedstat)".
+measure() {
+    local addr=$1 pid=$2 before after ns_before ns_after responses
+    before=$(tree_ticks "$pid")
+    ns_before=$(tree_ns "$pid")
+    responses=$("$TEB" -a "$addr" -c "$CONNS" -l "$LEN" -t "$SECS" | sed -n 's/^Total: .*requests, \([0-9]*\) responses.*/\1/p')
+    after=$(tree_ticks "$pid")
+    ns_after=$(tree_ns "$pid")
+    awk -v r="$responses" -v t="$((after - before))" -v ns="$((ns_after - ns_before))" -v hz="$hz" \
+        'BEGIN { printf "%d %d %.0f %.0f\n", r, t, (t > 0 ? r * hz / t : 0), (ns > 0 ? r * 1e9 / ns : 0) }'
+}
+
+echo "machine: $(nproc) CPUs, kernel $(uname -r), $(date -u +%Y-%m-%d)"
+echo "load: tcp-echo-benchmark -c $CONNS -l $LEN -t $SECS; reference $(basename "$reference") on 127.0.0.1:$PORT, echolab $model on $model_addr"
+printf '%-5s %-16s %10s %8s %14s %18s\n' pair server responses cpu_s resp_per_cpu_s "(exact: schedstat)"
+for pair in $(seq "$PAIRS"); do
+    order="reference model"
+    if ((pair % 2 == 0)); then order="model reference"; fi
+    for side in $order; do
+        if [ "$side" = reference ]; then
+            read -r r t rate exact < <(measure "127.0.0.1:$PORT" "$ref_pid")
+            name=$(basename "$reference")
+        else
+            read -r r t rate exact < <(measure "$model_addr" "$model_pid")
+            name=$model
+        fi
+        printf '%-5s %-16s %10s %8s %14s %18s\n' "$pair" "$name" "$r" "$(awk -v t="$t" -v hz="$hz" 'BEGIN { printf "%.2f", t / hz }')" "$rate" "$exact"
+        echo "$pair $side $rate $exact" >>"$tmp/rates"
+    done
+done
+median_ratio() {
+    awk -v col="$1" -v label="$2" '
+        { rate[$2, $1] = $col; pairs[$1] = 1 }
+        END {
+            n = 0
+            for (p in pairs) { ratio[++n] = (rate["reference", p] > 0 ? rate["model", p] / rate["reference", p] : 0) }
+            for (i = 2; i <= n; i++) { v = ratio[i]; j = i - 1; while (j > 0 && ratio[j] > v) { ratio[j + 1] = ratio[j]; j-- } ratio[j + 1] = v }
+            median = (n % 2 ? ratio[(n + 1) / 2] : (ratio[n / 2] + ratio[n / 2 + 1]) / 2)
+            printf "%s: ratios per pair, sorted (model / reference):", label
+            for (i = 1; i <= n; i++) printf " %.2f", ratio[i]
+            printf "; median %.2f\n", median
+        }' "$tmp/rates"
+}
+median_ratio 3 "responses per server CPU-second (utime+stime)"
+median_ratio 4 "responses per server CPU-second (schedstat)"
