@@ -23,7 +23,7 @@ pub enum UringError {
     },
     /// `io_uring_setup` failed: not built in (ENOSYS), switched off by
     /// `kernel.io_uring_disabled` or a seccomp filter (EPERM), or out of memory.
-    #[error("io_uring unavailable: io_uring_setup failed: {source}{hint}")]
+    #[error("io_uring unavailable: io_uring_setup failed{hint}")]
     Setup {
         /// The error of the call.
         source: io::Error,
@@ -39,7 +39,7 @@ pub enum UringError {
         since: &'static str,
     },
     /// The kernel refused a request the model cannot do without.
-    #[error("io_uring unavailable: {what} refused (needs Linux {since}): {source}")]
+    #[error("io_uring unavailable: {what} refused (needs Linux {since})")]
     Refused {
         /// The request.
         what: &'static str,
