@@ -195,10 +195,7 @@ fn assert_prefix(model: &Model, i: usize, outcome: &Outcome) {
 }
 
 fn closed_with_io_in_flight_leaks_nothing_echoes_once(model: &Model) {
-    let mut server = ServerGuard::start(
-        model.name,
-        &["--protocol", "raw", "--idle-timeout", "1"],
-    );
+    let mut server = ServerGuard::start(model.name, &["--protocol", "raw", "--idle-timeout", "1"]);
     let pid = server.pid();
     let mut first = server.connect();
     first.write_all(b"first").expect("write");
@@ -249,7 +246,11 @@ fn closed_with_io_in_flight_leaks_nothing_echoes_once(model: &Model) {
     std::thread::sleep(Duration::from_millis(300));
     let (status, elapsed, stats) = server.terminate(Duration::from_secs(8));
     assert!(status.success(), "{}: exit {status}", model.name);
-    assert!(elapsed < Duration::from_secs(6), "{}: {elapsed:?}", model.name);
+    assert!(
+        elapsed < Duration::from_secs(6),
+        "{}: {elapsed:?}",
+        model.name
+    );
     drop(stuck);
     let _ = writer.join();
     let stats = stats.expect("stats line");

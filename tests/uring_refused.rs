@@ -55,7 +55,10 @@ fn refused(syscall: &str, errno: &str, expected: &str) {
         output.status
     );
     assert!(stderr.contains(expected), "{syscall} -> {errno}: {stderr}");
-    assert!(!stderr.contains("panicked"), "{syscall} -> {errno}: {stderr}");
+    assert!(
+        !stderr.contains("panicked"),
+        "{syscall} -> {errno}: {stderr}"
+    );
     assert!(
         !stdout.contains("listening on"),
         "{syscall} -> {errno}: announced before failing: {stdout}"

@@ -42,8 +42,8 @@ mod stats;
 mod watch_list;
 
 pub use accept::{
-    accept_failed, accept_one, admit_accepted, is_transient, sleep_or_shutdown, Accepted,
-    Acceptor, SocketMode, ACCEPT_BACKOFF,
+    accept_failed, accept_one, admit_accepted, is_transient, sleep_or_shutdown, Accepted, Acceptor,
+    SocketMode, ACCEPT_BACKOFF,
 };
 pub use blocking::{serve_blocking, BLOCKING_TICK};
 pub use config::ServerConfig;

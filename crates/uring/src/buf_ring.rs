@@ -128,9 +128,12 @@ impl BufRing {
         // `self` until `close`, which the owner calls only after unregistering it (or
         // leaks it when it cannot).
         unsafe {
-            uring
-                .submitter()
-                .register_buf_ring_with_flags(ring.ptr.as_ptr() as u64, count, GROUP, 0)?;
+            uring.submitter().register_buf_ring_with_flags(
+                ring.ptr.as_ptr() as u64,
+                count,
+                GROUP,
+                0,
+            )?;
         }
         let mut bufs = BufRing {
             ring,

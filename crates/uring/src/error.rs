@@ -10,9 +10,7 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum UringError {
     /// The kernel is older than the features the model uses.
-    #[error(
-        "io_uring unavailable: kernel {found} is older than {needed}, which {feature} needs"
-    )]
+    #[error("io_uring unavailable: kernel {found} is older than {needed}, which {feature} needs")]
     KernelTooOld {
         /// The running kernel's release (`/proc/sys/kernel/osrelease`).
         found: String,
@@ -115,8 +113,14 @@ mod tests {
         assert!(check("10.1").is_ok());
         assert!(check("garbage").is_ok());
         let old = check("5.15.0-91-generic").unwrap_err().to_string();
-        assert!(old.starts_with("io_uring unavailable: kernel 5.15.0-91-generic"), "{old}");
-        assert!(old.contains("6.0") && old.contains("multishot receive"), "{old}");
+        assert!(
+            old.starts_with("io_uring unavailable: kernel 5.15.0-91-generic"),
+            "{old}"
+        );
+        assert!(
+            old.contains("6.0") && old.contains("multishot receive"),
+            "{old}"
+        );
     }
 
     #[test]

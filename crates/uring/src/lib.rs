@@ -154,13 +154,12 @@ struct Loop<'a> {
 /// kernel lacks what the model needs.
 pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
     let ring = open_ring()?;
-    let bufs = BufRing::register(&ring, BUFFERS, BUFFER_SIZE).map_err(|source| {
-        UringError::Refused {
+    let bufs =
+        BufRing::register(&ring, BUFFERS, BUFFER_SIZE).map_err(|source| UringError::Refused {
             what: "registering a provided-buffer ring",
             since: "5.19",
             source,
-        }
-    })?;
+        })?;
     let fixed_slots = register_fixed_table(&ring, ctx.config.max_conns);
     let listening = Listening::new(listen.bind()?)?;
     let mut lp = Loop {
