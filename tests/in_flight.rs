@@ -56,6 +56,14 @@ struct Outcome {
     got: Vec<u8>,
 }
 
+impl Outcome {
+    /// The conversation once its writer thread has ended.
+    fn after(what: &'static str, writer: JoinHandle<()>, sent: Vec<u8>, got: Vec<u8>) -> Outcome {
+        let _ = writer.join();
+        Outcome { what, sent, got }
+    }
+}
+
 /// Reads until the server closes or resets, or `limit` passes.
 fn read_all(stream: &mut TcpStream, got: &mut Vec<u8>, limit: Duration) {
     let until = Instant::now() + limit;
@@ -105,12 +113,7 @@ fn reset_mid_stream(server: &ServerGuard, seed: u8) -> Outcome {
         got.extend_from_slice(&buf[..n]);
     }
     reset(stream);
-    let _ = writer.join();
-    Outcome {
-        what: "reset mid-stream",
-        sent,
-        got,
-    }
+    Outcome::after("reset mid-stream", writer, sent, got)
 }
 
 /// Sends 1 MiB while reading about half of the echo, then closes with the rest unread.
@@ -127,12 +130,7 @@ fn close_half_read(server: &ServerGuard, seed: u8) -> Outcome {
         }
     }
     drop(stream);
-    let _ = writer.join();
-    Outcome {
-        what: "closed half-read",
-        sent,
-        got,
-    }
+    Outcome::after("closed half-read", writer, sent, got)
 }
 
 /// Sends 4 MiB and reads nothing until the server gives up on it (`--idle-timeout`:
@@ -146,12 +144,7 @@ fn abandoned_by_the_server(server: &ServerGuard, seed: u8) -> JoinHandle<Outcome
         std::thread::sleep(Duration::from_secs(4));
         let mut got = Vec::new();
         read_all(&mut stream, &mut got, Duration::from_secs(5));
-        let _ = writer.join();
-        Outcome {
-            what: "abandoned by the server",
-            sent,
-            got,
-        }
+        Outcome::after("abandoned by the server", writer, sent, got)
     })
 }
 

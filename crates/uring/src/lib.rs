@@ -10,27 +10,30 @@
 //! - **one multishot receive per connection** into a **provided-buffer ring**
 //!   (Linux 6.0, buffer rings 5.19): armed once, it posts a completion whenever bytes
 //!   arrive, in a buffer the kernel picked from a shared pool, so a connection waiting
-//!   for data holds no buffer. The loop copies the bytes into the [`Session`](echolab_proto::Session) and gives
+//!   for data holds no buffer. The loop copies the bytes into the [`Session`] and gives
 //!   the buffer back in the same turn;
-//! - **a send from a buffer the kernel holds**: [`Session::take_transmit`](echolab_proto::Session::take_transmit) hands over
+//! - **a send from a buffer the kernel holds**: [`Session::take_transmit`] hands over
 //!   the output as an owned `Vec`, which the connection keeps until the send's
-//!   completion, then [`Session::complete_transmit`](echolab_proto::Session::complete_transmit) takes it back with the count sent
+//!   completion, then [`Session::complete_transmit`] takes it back with the count sent
 //!   (the rest, after a short send, goes out again first). One send per connection in
 //!   flight keeps the bytes in order.
 //!
 //! **Syscalls.** One `io_uring_enter` per turn submits everything the turn queued and
 //! waits for the next completion, whatever the number of connections. Per connection,
-//! besides the shared `io_uring_enter`: `setsockopt(TCP_NODELAY)`, `shutdown(SHUT_WR)`
-//! for the FIN, and `close`. Per message: none of its own.
+//! besides the shared `io_uring_enter`: `setsockopt(TCP_NODELAY)`, `io_uring_register`
+//! twice (the socket into the ring's fixed-file table, so no request pays a descriptor
+//! lookup, and out again), `shutdown(SHUT_WR)` for the FIN, and `close`. Per message:
+//! none of its own.
 //!
 //! **Where it waits.** Only in `io_uring_enter`, for at least one completion, with a
 //! timeout (`IORING_ENTER_EXT_ARG`, Linux 5.11) equal to the earliest session deadline
 //! or the end of an accept back-off. The shutdown descriptor is watched by a poll
 //! request in the same ring, so a signal wakes the loop like any completion.
 //!
-//! **What a connection costs.** A descriptor, a [`Session`](echolab_proto::Session) and a slab slot, plus the
-//! kernel's record of its armed receive. The receive buffers are shared: a pool of
-//! [`BUFFERS`] x [`BUFFER_SIZE`] bytes for the whole loop, only touched pages backed.
+//! **What a connection costs.** A descriptor, a [`Session`]
+//! and a slab slot, plus the kernel's record of its armed receive and its fixed-file
+//! slot. The receive buffers are shared: a pool of [`BUFFERS`] x [`BUFFER_SIZE`] bytes
+//! for the whole loop, only touched pages backed.
 //!
 //! **How it fails under load.** One core is the ceiling, as for every one-thread
 //! loop. A turn that receives more than the pool holds makes the kernel end the
@@ -39,7 +42,7 @@
 //! session above its high-water mark has its receive cancelled, and armed again when
 //! it drains (what arrives before the cancel lands is still taken in: at most a pool's
 //! worth). Out of descriptors, the accept fails (`EMFILE`): the loop stops accepting
-//! for [`ACCEPT_BACKOFF`](echolab_server::ACCEPT_BACKOFF) and arms it again.
+//! for [`ACCEPT_BACKOFF`] and arms it again.
 //!
 //! **Cancellation.** A connection that ends with requests in flight — its session
 //! closed after a deadline, a reset, shutdown — gets an `IORING_OP_ASYNC_CANCEL` for
@@ -49,7 +52,7 @@
 //! **Shutdown.** The shutdown poll completes; the loop first runs the completions the
 //! kernel already has (bytes that arrived before the signal are still echoed), cancels
 //! the accept and closes the listener when that cancel lands (new connects are then
-//! refused), tells every session to [`Session::begin_shutdown`](echolab_proto::Session::begin_shutdown), and runs until every
+//! refused), tells every session to [`Session::begin_shutdown`], and runs until every
 //! connection has closed and every request has completed. The stats line's
 //! `kernel_held` says what the kernel still held at the end: nothing, after a clean
 //! stop.
@@ -58,6 +61,12 @@
 //! uring` says `io_uring unavailable: ...` and exits non-zero): io_uring not disabled
 //! (`kernel.io_uring_disabled`, seccomp), Linux 6.0 or later (multishot receive),
 //! and the requests above in the ring's opcode probe.
+//!
+//! [`Session`]: echolab_proto::Session
+//! [`Session::take_transmit`]: echolab_proto::Session::take_transmit
+//! [`Session::complete_transmit`]: echolab_proto::Session::complete_transmit
+//! [`Session::begin_shutdown`]: echolab_proto::Session::begin_shutdown
+//! [`ACCEPT_BACKOFF`]: echolab_server::ACCEPT_BACKOFF
 
 mod buf_ring;
 mod error;
