@@ -33,6 +33,11 @@ pub enum Runs {
     EventLoop,
     /// Several event loops (`--workers`), each with its own connections.
     SeveralLoops,
+    /// A task per connection on an async runtime (`tokio`): `--workers` threads, each
+    /// an event loop, that steal each other's tasks. Unlike [`Runs::SeveralLoops`] no
+    /// connection belongs to one thread, so if fewer threads start than asked for
+    /// (`ulimit -u`), the ones that did serve every connection.
+    Runtime,
 }
 
 impl Runs {
@@ -46,6 +51,7 @@ impl Runs {
             Runs::WorkerProcesses => "worker processes",
             Runs::EventLoop => "one event loop",
             Runs::SeveralLoops => "several loops",
+            Runs::Runtime => "a task each (runtime)",
         }
     }
 }
@@ -100,7 +106,7 @@ impl Model {
     pub fn takes_workers(&self) -> bool {
         matches!(
             self.runs,
-            Runs::WorkerThreads | Runs::WorkerProcesses | Runs::SeveralLoops
+            Runs::WorkerThreads | Runs::WorkerProcesses | Runs::SeveralLoops | Runs::Runtime
         )
     }
 
@@ -192,6 +198,15 @@ pub const MODELS: &[Model] = &[
         natural_limit: None,
         busy_waits: false,
         serve: echolab_mio::serve,
+    },
+    Model {
+        name: "tokio",
+        summary: "a task per client on tokio's multi-thread runtime (work-stealing epoll loops)",
+        runs: Runs::Runtime,
+        transport: Transport::Stream,
+        natural_limit: None,
+        busy_waits: false,
+        serve: echolab_tokio::serve,
     },
     Model {
         name: "uring",

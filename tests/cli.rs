@@ -9,9 +9,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use echolab::models::MODELS;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-use support::{proc, ServerGuard};
+use nix::sys::signal::Signal;
+use support::{proc, KillOnDrop, ServerGuard};
 
 fn echolab(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_echolab"))
@@ -109,15 +108,6 @@ fn frame_too_large_is_reported_not_panicked() {
     assert_clean_failure(&output, "exceeds the limit");
 }
 
-/// Kills a process by PID when dropped, for a server this test did not spawn itself.
-struct KillOnDrop(u32);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = kill(Pid::from_raw(self.0 as i32), Signal::SIGKILL);
-    }
-}
-
 #[test]
 fn a_server_with_parent_pid_stops_when_its_parent_is_killed() {
     // sh is the parent: it starts the server in the background, names itself ($$) as
@@ -153,7 +143,9 @@ fn a_server_with_parent_pid_stops_when_its_parent_is_killed() {
 fn a_server_whose_parent_is_already_gone_stops_at_once() {
     // This test process is the server's parent, not PID 1: as if the real parent had
     // died before the server could ask to be told.
-    let mut server = ServerGuard::start("mio", &["--parent-pid", "1"]);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_echolab"));
+    command.args(["serve", "mio", "--addr", "127.0.0.1:0", "--parent-pid", "1"]);
+    let mut server = ServerGuard::spawn("mio", command);
     let status = server.wait_timeout(Duration::from_secs(5));
     assert!(
         status.is_some_and(|s| s.success()),

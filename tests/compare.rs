@@ -1,11 +1,23 @@
 //! `echolab compare` end to end through the real binary: the models run as child
 //! servers, the result files appear with the numbers the run measured, and what the
-//! models really do shows in them (an iterative server starves concurrent clients and
-//! cannot serve an idle crowd; the readiness loop serves everyone).
+//! models really do shows in them (a server that serves clients in turn starves
+//! concurrent clients and cannot serve an idle crowd; a readiness loop serves everyone).
+//! The two models are chosen from the registry by those properties.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use echolab::models::{Model, Runs, MODELS};
+
+/// The first registered model that `matches`.
+fn model_where(what: &str, matches: impl Fn(&Model) -> bool) -> &'static str {
+    MODELS
+        .iter()
+        .find(|m| matches(m))
+        .unwrap_or_else(|| panic!("no registered model {what}"))
+        .name
+}
 
 /// A results directory under the system temp dir, removed on drop.
 struct TempDir(PathBuf);
@@ -87,11 +99,18 @@ fn num(row: &std::collections::HashMap<String, String>, key: &str) -> f64 {
 
 #[test]
 fn throughput_and_idle_write_every_file_with_measured_numbers() {
+    // One event loop with no connection limit of its own holds an idle crowd of 1,000.
+    // It must also sleep when idle: the rows are checked for voluntary context switches.
+    let event_loop = model_where("on one event loop without a limit", |m| {
+        m.runs == Runs::EventLoop && m.natural_limit.is_none() && !m.busy_waits
+    });
+    let in_turn = model_where("serving in turn", |m| m.runs == Runs::InTurn);
+    let models = format!("{event_loop},{in_turn}");
     let out = TempDir::new("files");
     let output = compare(
         &[
             "--models",
-            "mio,iterative",
+            &models,
             "--scenario",
             "throughput,idle",
             "--repeat",
@@ -135,25 +154,28 @@ fn throughput_and_idle_write_every_file_with_measured_numbers() {
             })
             .unwrap_or_else(|| panic!("no row {model} {scenario} {conns}x{size}"))
     };
-    // Every mio cell served every connection and cost the server measurable CPU.
-    for row in rows.iter().filter(|r| r["model"] == "mio") {
+    // Every cell of the event loop served every connection and cost the server
+    // measurable CPU.
+    for row in rows.iter().filter(|r| r["model"] == event_loop) {
         assert!(num(row, "responses") > 0.0, "{row:?}");
         assert!(num(row, "min_per_conn") > 0.0, "{row:?}");
         assert!(num(row, "server_cpu_secs") > 0.0, "{row:?}");
         assert!(num(row, "jain") > 0.8, "{row:?}");
     }
-    // iterative serves one client at a time: at 10 connections nine starve.
-    let starved = find("iterative", "throughput", "10", "64");
+    // The model that serves in turn serves one client at a time: at 10 connections
+    // nine starve.
+    let starved = find(in_turn, "throughput", "10", "64");
     assert_eq!(num(starved, "min_per_conn"), 0.0, "{starved:?}");
     assert!(num(starved, "jain") < 0.2, "{starved:?}");
-    // The idle crowd: mio holds all 1,000 and answers the active client; iterative is
-    // stuck in read() on the first idle client and answers nobody.
-    let mio_idle = find("mio", "idle", "1", "64");
-    assert_eq!(num(mio_idle, "idle_held"), 1000.0, "{mio_idle:?}");
-    assert!(num(mio_idle, "memory_per_conn_kb") > 0.0, "{mio_idle:?}");
-    let iterative_idle = find("iterative", "idle", "1", "64");
-    assert_eq!(num(iterative_idle, "idle_held"), 1.0, "{iterative_idle:?}");
-    assert_eq!(num(iterative_idle, "responses"), 0.0, "{iterative_idle:?}");
+    // The idle crowd: the event loop holds all 1,000 and answers the active client; the
+    // model that serves in turn is stuck in read() on the first idle client and answers
+    // nobody.
+    let loop_idle = find(event_loop, "idle", "1", "64");
+    assert_eq!(num(loop_idle, "idle_held"), 1000.0, "{loop_idle:?}");
+    assert!(num(loop_idle, "memory_per_conn_kb") > 0.0, "{loop_idle:?}");
+    let in_turn_idle = find(in_turn, "idle", "1", "64");
+    assert_eq!(num(in_turn_idle, "idle_held"), 1.0, "{in_turn_idle:?}");
+    assert_eq!(num(in_turn_idle, "responses"), 0.0, "{in_turn_idle:?}");
 
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
@@ -164,10 +186,13 @@ fn throughput_and_idle_write_every_file_with_measured_numbers() {
     }
     let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
     assert!(
-        readme.contains("compare --models mio,iterative"),
+        readme.contains(&format!("compare --models {models}")),
         "{readme}"
     );
-    assert!(readme.contains("| mio | throughput 100x4096 |"), "{readme}");
+    assert!(
+        readme.contains(&format!("| {event_loop} | throughput 100x4096 |")),
+        "{readme}"
+    );
     for chart in [
         "throughput-64B.svg",
         "p99-4096B.svg",
@@ -175,7 +200,10 @@ fn throughput_and_idle_write_every_file_with_measured_numbers() {
         "memory-per-connection.svg",
     ] {
         let svg = std::fs::read_to_string(dir.join(chart)).unwrap();
-        assert!(svg.starts_with("<svg") && svg.contains("mio"), "{chart}");
+        assert!(
+            svg.starts_with("<svg") && svg.contains(event_loop),
+            "{chart}"
+        );
         assert!(
             readme.contains(&format!("]({chart})")),
             "{chart} not linked"
@@ -188,8 +216,10 @@ fn throughput_and_idle_write_every_file_with_measured_numbers() {
 
 #[test]
 fn bad_arguments_are_one_clear_line() {
+    // A registered model beside one that is not.
+    let models = format!("{},nginx", MODELS[0].name);
     let cases: [(&[&str], &str); 3] = [
-        (&["--models", "mio,nginx"], "unknown model `nginx`"),
+        (&["--models", &models], "unknown model `nginx`"),
         (&["--scenario", "fast"], "unknown scenario `fast`"),
         (&["--repeat", "0"], "--repeat must be at least 1"),
     ];

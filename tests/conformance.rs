@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use echolab::models::Model;
 use echolab_proto::{Reply, DEFAULT_MAX_FRAME};
-use support::suite::{self, case, case_where, Case};
+use support::suite::{self, case, case_where, concurrent_case, Case};
 use support::*;
 
 const CASES: &[Case] = &[
@@ -70,20 +70,11 @@ const CASES: &[Case] = &[
         sigterm_mid_conversation_delivers_replies,
     ),
     case("restart_on_same_port", restart_on_same_port),
-    Case {
-        name: "sixteen_interleaved_clients",
-        run: sixteen_interleaved_clients,
-        needs_concurrency: Some(true),
-        applies: |_| true,
-        alone: false,
-    },
-    Case {
-        name: "max_conns_refuses_with_server_busy",
-        run: max_conns_refuses_with_server_busy,
-        needs_concurrency: Some(true),
-        applies: |_| true,
-        alone: false,
-    },
+    concurrent_case("sixteen_interleaved_clients", sixteen_interleaved_clients),
+    concurrent_case(
+        "max_conns_refuses_with_server_busy",
+        max_conns_refuses_with_server_busy,
+    ),
     // Only a model with a descriptor limit by nature (select's FD_SETSIZE) has a wall.
     case_where(
         "descriptor_past_the_natural_limit_refused_cleanly",
@@ -91,12 +82,19 @@ const CASES: &[Case] = &[
         descriptor_past_the_natural_limit_refused_cleanly,
     )
     .alone(),
+    // A model that never blocks burns CPU at rest by design: nothing to assert.
+    case_where(
+        "idle_connections_cost_no_wakeups",
+        |m| !m.busy_waits,
+        idle_connections_cost_no_wakeups,
+    ),
+    // Only a model that serves one client at a time makes the second wait.
     Case {
-        name: "second_client_waits_for_the_first",
-        run: second_client_waits_for_the_first,
         needs_concurrency: Some(false),
-        applies: |_| true,
-        alone: false,
+        ..case(
+            "second_client_waits_for_the_first",
+            second_client_waits_for_the_first,
+        )
     },
 ];
 
@@ -570,4 +568,43 @@ fn descriptor_past_the_natural_limit_refused_cleanly(model: &Model) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Idle clients must cost the server nothing until they speak or their idle deadline
+/// comes: no per-connection timer. Counts the server tree's voluntary context switches
+/// (each a wake-up) while 20 clients sit silent; a 500 ms per-connection tick would add
+/// about 60 over the 1.5 s window.
+fn idle_connections_cost_no_wakeups(model: &Model) {
+    let mut args = vec!["--idle-timeout", "0"];
+    if model.takes_workers() {
+        // Enough workers that every client is being served, not queued.
+        args.extend(["--workers", "20"]);
+    }
+    let server = ServerGuard::start(model.name, &args);
+    let mut clients: Vec<_> = (0..20).map(|_| server.connect()).collect();
+    // Each one served once, so every model has taken it on (a thread, a process, a
+    // registration) before the count starts.
+    for (i, stream) in clients
+        .iter_mut()
+        .enumerate()
+        .take(if model.concurrent() { 20 } else { 1 })
+    {
+        let payload = format!("hello {i}");
+        stream
+            .write_all(&frames(&[payload.as_bytes()]))
+            .expect("write");
+        assert_eq!(
+            frame_payloads(&read_replies(stream, 1)),
+            [payload.as_bytes()]
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let before = echolab_harness::procfs::wakeups(server.pid());
+    std::thread::sleep(Duration::from_millis(1500));
+    let woken = echolab_harness::procfs::wakeups(server.pid()).saturating_sub(before);
+    assert!(
+        woken <= 10,
+        "{}: {woken} wake-ups in 1.5 s with 20 idle clients",
+        model.name
+    );
 }

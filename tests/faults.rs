@@ -56,7 +56,8 @@ const CASES: &[Case] = &[
     case(
         "out_of_descriptors_backs_off_then_serves_the_queue",
         descriptors::out_of_descriptors_backs_off_then_serves_the_queue,
-    ),
+    )
+    .needs(prlimit),
     case(
         "unauthenticated_flood_capped_and_dropped",
         auth_flood::unauthenticated_flood_capped_and_dropped,
@@ -68,7 +69,8 @@ const CASES: &[Case] = &[
     case(
         "process_limit_refuses_then_recovers",
         process_limit::process_limit_refuses_then_recovers,
-    ),
+    )
+    .needs(process_limit::unprivileged_user),
     // The next three load the machine (hundreds of threads or processes, a 50 MiB echo
     // under a signal storm): run alone, they neither slow a timed neighbour nor are
     // slowed by one.
@@ -121,24 +123,22 @@ fn with_pool_workers<'a>(model: &Model, extra: &[&'a str]) -> Vec<&'a str> {
 /// Starts `model` behind a wrapper command (`prlimit ... --`, `setpriv ...`), which
 /// must `exec` the server so that the guard's pid is the server's.
 fn start_under(model: &Model, wrapper: &[&str], extra: &[&str]) -> ServerGuard {
-    let mut command = std::process::Command::new(wrapper[0]);
-    command.args(&wrapper[1..]);
-    command.args([
-        env!("CARGO_BIN_EXE_echolab"),
-        "serve",
+    ServerGuard::start_under(
         model.name,
-        "--addr",
         "127.0.0.1:0",
-    ]);
-    command.args(with_pool_workers(model, extra));
-    ServerGuard::spawn(model.name, command)
+        wrapper,
+        &with_pool_workers(model, extra),
+    )
 }
 
-fn prlimit_available() -> bool {
+/// What a case that starts the server under `prlimit` [needs](suite::Case::needs).
+fn prlimit() -> Result<(), String> {
     std::process::Command::new("prlimit")
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success())
+        .then_some(())
+        .ok_or_else(|| "needs prlimit (util-linux)".to_string())
 }
 
 fn notices(replies: &[Reply]) -> Vec<&str> {
@@ -181,15 +181,6 @@ fn server_rss_kb(model: &Model, pid: u32) -> u64 {
     } else {
         proc::rss_kb(pid)
     }
-}
-
-/// CPU ticks of the server, children included (for `fork`).
-fn server_cpu_ticks(pid: u32) -> u64 {
-    proc::cpu_ticks(pid)
-        + proc::children(pid)
-            .into_iter()
-            .map(proc::cpu_ticks)
-            .sum::<u64>()
 }
 
 fn reset(stream: TcpStream) {
@@ -449,7 +440,7 @@ fn slow_reader_no_busy_loop(model: &Model) {
     let n = stream.read(&mut buf).expect("first read");
     got.extend_from_slice(&buf[..n]);
     writer.join().expect("writer").expect("write 6 MiB frame");
-    let ticks_before = server_cpu_ticks(pid);
+    let cpu_before = proc::cpu_ms(pid);
     let start_read = Instant::now();
     while got.len() < 1 << 20 {
         std::thread::sleep(Duration::from_millis(10));
@@ -458,7 +449,7 @@ fn slow_reader_no_busy_loop(model: &Model) {
         got.extend_from_slice(&buf[..n]);
     }
     let wall_ms = start_read.elapsed().as_millis() as u64;
-    let cpu_ms = server_cpu_ticks(pid).saturating_sub(ticks_before) * proc::MS_PER_TICK;
+    let cpu_ms = proc::cpu_ms(pid).saturating_sub(cpu_before);
     // The rest at full speed.
     let mut big = vec![0u8; 1 << 20];
     while got.len() < wire.len() {
@@ -619,11 +610,8 @@ fn graceful_shutdown_under_load(model: &Model) {
         stream.write_all(&frames(&refs)).expect("write 5 frames");
     }
     std::thread::sleep(Duration::from_millis(100));
-    let children_before = if model.name == "fork" {
-        proc::children(pid)
-    } else {
-        Vec::new()
-    };
+    // A forking model's children (none for the others).
+    let children_before = proc::children(pid);
     // Read the echoes concurrently with the shutdown.
     let readers: Vec<_> = active
         .into_iter()

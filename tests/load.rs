@@ -1,11 +1,84 @@
 //! `echolab load` against real servers: replies verified, errors counted by kind, and
-//! fairness telling a one-at-a-time server from a concurrent one.
+//! fairness telling a one-at-a-time server from a concurrent one; connection churn
+//! against every registered model. Most tests load one server, `threads`, as *a*
+//! server to test the load generator against; the starvation tests take whichever
+//! model serves one client at a time.
 
 mod support;
 
 use std::process::Command;
+use std::time::Duration;
 
+use echolab::models::{Model, Runs, MODELS};
+use support::suite::{self, case, test, Case, Test};
 use support::ServerGuard;
+
+const CASES: &[Case] = &[case(
+    "churn_runs_cycles_without_errors",
+    churn_runs_cycles_without_errors,
+)];
+
+const TESTS: &[Test] = &[
+    test(
+        "concurrent_server_serves_every_connection_without_errors",
+        concurrent_server_serves_every_connection_without_errors,
+    ),
+    test(
+        "in_turn_server_starves_all_but_one_connection",
+        in_turn_server_starves_all_but_one_connection,
+    ),
+    test(
+        "protocol_mismatch_is_counted_not_hidden",
+        protocol_mismatch_is_counted_not_hidden,
+    ),
+    test(
+        "authenticated_load_runs_the_handshake",
+        authenticated_load_runs_the_handshake,
+    ),
+    // Asserts the rate it reached: alone, so that no neighbour takes its CPU.
+    test(
+        "open_loop_sends_at_the_target_rate",
+        open_loop_sends_at_the_target_rate,
+    )
+    .alone(),
+    test(
+        "open_loop_does_not_hide_a_starving_server",
+        open_loop_does_not_hide_a_starving_server,
+    ),
+    test(
+        "authenticated_churn_handshakes_every_connection",
+        authenticated_churn_handshakes_every_connection,
+    ),
+    test(
+        "churn_counts_refused_connects_and_retries_without_spinning",
+        churn_counts_refused_connects_and_retries_without_spinning,
+    ),
+    test(
+        "refused_connections_are_errors_not_latency",
+        refused_connections_are_errors_not_latency,
+    ),
+    test(
+        "replies_larger_than_one_read_are_drained_and_verified",
+        replies_larger_than_one_read_are_drained_and_verified,
+    ),
+    test(
+        "a_corrupted_raw_echo_is_counted_as_a_mismatch",
+        a_corrupted_raw_echo_is_counted_as_a_mismatch,
+    ),
+];
+
+fn main() {
+    suite::run_timed(CASES, TESTS)
+}
+
+/// A registered model that serves one client at a time, to the end.
+fn in_turn_model() -> &'static str {
+    MODELS
+        .iter()
+        .find(|m| m.runs == Runs::InTurn)
+        .expect("a registered model that serves clients in turn")
+        .name
+}
 
 fn load_json(server: &ServerGuard, extra: &[&str]) -> serde_json::Value {
     load_output(server, extra).0
@@ -46,11 +119,21 @@ fn total_errors(report: &serde_json::Value) -> u64 {
         .sum()
 }
 
-#[test]
 fn concurrent_server_serves_every_connection_without_errors() {
-    let server = ServerGuard::start("threads", &[]);
+    let mut server = ServerGuard::start("threads", &[]);
     let report = load_json(&server, &["--conns", "8", "--size", "512", "--depth", "2"]);
     assert_eq!(total_errors(&report), 0, "{report}");
+    // The run ends cleanly: it collects what is owed before closing, so the server saw
+    // eight clean closes and no reset (with replies in flight at close it counted `io`
+    // errors, and a benchmark's server counters meant nothing).
+    let (_, _, stats) = server.terminate(Duration::from_secs(5));
+    let stats = stats.expect("the server's stats line");
+    assert_eq!(stats["errors"]["io"], 0, "{stats}");
+    assert_eq!(stats["closed"]["peer_closed"], 8, "{stats}");
+    // The generator's own CPU is reported.
+    let client_cpu = report["client_cpu_user_s"].as_f64().unwrap_or(0.0)
+        + report["client_cpu_sys_s"].as_f64().unwrap_or(0.0);
+    assert!(client_cpu > 0.0, "{report}");
     assert!(report["responses"].as_u64() > Some(100), "{report}");
     assert!(report["fairness"]["min"].as_u64() > Some(0), "{report}");
     for key in ["p50", "p90", "p99", "p999", "max"] {
@@ -59,9 +142,8 @@ fn concurrent_server_serves_every_connection_without_errors() {
     assert!(report["mib_per_sec"].as_f64() > Some(0.0), "{report}");
 }
 
-#[test]
-fn iterative_server_starves_all_but_one_connection() {
-    let server = ServerGuard::start("iterative", &[]);
+fn in_turn_server_starves_all_but_one_connection() {
+    let server = ServerGuard::start(in_turn_model(), &[]);
     let report = load_json(&server, &["--conns", "4", "--size", "64"]);
     assert_eq!(total_errors(&report), 0, "{report}");
     assert_eq!(report["fairness"]["min"].as_u64(), Some(0), "{report}");
@@ -75,7 +157,6 @@ fn iterative_server_starves_all_but_one_connection() {
     );
 }
 
-#[test]
 fn protocol_mismatch_is_counted_not_hidden() {
     // Raw bytes to a framed server: the first 4 payload bytes read as a huge header, so
     // the server answers with a notice and closes; a raw client sees a short reply.
@@ -88,7 +169,6 @@ fn protocol_mismatch_is_counted_not_hidden() {
     assert_eq!(report["responses"].as_u64(), Some(0), "{report}");
 }
 
-#[test]
 fn authenticated_load_runs_the_handshake() {
     let key = support::KeyFile::new(b"a-shared-secret-of-32-bytes-long");
     let server = ServerGuard::start("threads", &["--auth-key-file", key.path_str()]);
@@ -107,7 +187,6 @@ fn authenticated_load_runs_the_handshake() {
     assert!(report["responses"].as_u64() > Some(0), "{report}");
 }
 
-#[test]
 fn open_loop_sends_at_the_target_rate() {
     let server = ServerGuard::start("threads", &[]);
     let (report, stderr) =
@@ -125,12 +204,11 @@ fn open_loop_sends_at_the_target_rate() {
     );
 }
 
-#[test]
 fn open_loop_does_not_hide_a_starving_server() {
-    // `iterative` serves one connection at a time: the other three send on schedule and
-    // wait. Their unanswered messages are charged from their intended send times (or time
+    // A model that serves in turn serves one connection at a time: the other three send
+    // on schedule and wait. Their unanswered messages are charged from their intended send times (or time
     // out), so the stall shows; a closed loop would just send less.
-    let server = ServerGuard::start("iterative", &[]);
+    let server = ServerGuard::start(in_turn_model(), &[]);
     let report = load_json(&server, &["--conns", "4", "--size", "64", "--rate", "400"]);
     assert_eq!(report["mode"], "open", "{report}");
     let p99_us = report["latency_us"]["p99"].as_f64().expect("p99");
@@ -140,8 +218,8 @@ fn open_loop_does_not_hide_a_starving_server() {
     );
 }
 
-fn churn_runs_cycles_without_errors(model: &str) {
-    let server = ServerGuard::start(model, &[]);
+fn churn_runs_cycles_without_errors(model: &Model) {
+    let server = ServerGuard::start(model.name, &[]);
     let report = load_json(&server, &["--conns", "4", "--size", "64", "--churn"]);
     assert_eq!(report["mode"], "churn", "{report}");
     assert!(report["target_rate"].is_null(), "{report}");
@@ -153,17 +231,6 @@ fn churn_runs_cycles_without_errors(model: &str) {
     );
 }
 
-#[test]
-fn churn_against_threads() {
-    churn_runs_cycles_without_errors("threads");
-}
-
-#[test]
-fn churn_against_poll() {
-    churn_runs_cycles_without_errors("poll");
-}
-
-#[test]
 fn authenticated_churn_handshakes_every_connection() {
     let key = support::KeyFile::new(b"a-shared-secret-of-32-bytes-long");
     let server = ServerGuard::start("threads", &["--auth-key-file", key.path_str()]);
@@ -175,7 +242,6 @@ fn authenticated_churn_handshakes_every_connection() {
     assert!(report["responses"].as_u64() > Some(10), "{report}");
 }
 
-#[test]
 fn churn_counts_refused_connects_and_retries_without_spinning() {
     // Every connect is refused.
     let addr = support::refused_addr();
@@ -192,7 +258,6 @@ fn churn_counts_refused_connects_and_retries_without_spinning() {
     assert_eq!(report["responses"].as_u64(), Some(0), "{report}");
 }
 
-#[test]
 fn refused_connections_are_errors_not_latency() {
     // Nothing listens: the messages queued for these connections were never sent, so they
     // are counted as connect errors and charged no latency.
@@ -208,7 +273,6 @@ fn refused_connections_are_errors_not_latency() {
     assert!(text.contains("errors: connect 3"), "{text}");
 }
 
-#[test]
 fn replies_larger_than_one_read_are_drained_and_verified() {
     // Replies several times the generator's 64 KiB read buffer, on one connection: each
     // takes many reads, and the bytes left in the socket after a full read raise no new
@@ -222,7 +286,6 @@ fn replies_larger_than_one_read_are_drained_and_verified() {
     assert!(report["responses"].as_u64() > Some(20), "{report}");
 }
 
-#[test]
 fn a_corrupted_raw_echo_is_counted_as_a_mismatch() {
     // A raw echo server that flips one bit in the 11th 64-byte reply: the generator must
     // verify ten replies, catch the eleventh and end the connection, not count it.
@@ -234,9 +297,10 @@ fn a_corrupted_raw_echo_is_counted_as_a_mismatch() {
     let addr = listener.local_addr().expect("addr");
     let server = std::thread::spawn(move || {
         let (mut peer, _) = listener.accept().expect("accept");
-        peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
         peer.set_write_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
+            .expect("timeout");
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut echoed = 0;
         let mut buf = [0u8; 4096];

@@ -1,58 +1,63 @@
-//! Tests of what only the fork and pool models promise: no zombie children, no orphan
-//! after SIGTERM, and a bounded queue in front of a fixed set of workers. Servers run
-//! as child processes (`echolab serve`); nothing here forks inside the test process.
+//! Tests of what only some blocking models promise, each chosen by property: a model
+//! that forks leaves no zombie children and no orphan after SIGTERM; fixed workers that
+//! each serve one connection make a client wait for a free one; worker threads fed by a
+//! queue bound it by `--max-conns`. Servers run as child processes (`echolab serve`);
+//! nothing here forks inside the test process.
 
 mod support;
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
+use echolab::models::{Model, Runs};
 use echolab_proto::Reply;
+use support::suite::{self, case_where, Case};
 use support::*;
 
-/// The pids of `parent`'s children, each with its state letter (`Z` for a zombie).
-fn children_of(parent: u32) -> Vec<(u32, char)> {
-    let mut children = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return children;
+const CASES: &[Case] = &[
+    // Only a model that forks has children to reap, and to take down at shutdown.
+    case_where(
+        "leaves_no_zombies_and_no_orphans",
+        Model::forks,
+        leaves_no_zombies_and_no_orphans,
+    ),
+    // Only fixed workers that each serve one connection at a time make a client wait
+    // for a free one (several event loops serve it at once).
+    case_where(
+        "third_client_waits_for_a_free_worker",
+        one_connection_per_worker,
+        third_client_waits_for_a_free_worker,
+    ),
+    // Only worker threads are fed by a queue of the server's own, bounded by
+    // `--max-conns`.
+    case_where(
+        "queue_is_bounded_by_max_conns",
+        |model| model.runs == Runs::WorkerThreads,
+        queue_is_bounded_by_max_conns,
+    ),
+];
+
+fn main() {
+    suite::run_over_models(CASES)
+}
+
+fn one_connection_per_worker(model: &Model) -> bool {
+    matches!(model.runs, Runs::WorkerThreads | Runs::WorkerProcesses)
+}
+
+/// Two processes stay in a forking server with two clients held: one per client for a
+/// model that forks a process per connection, and its two workers (`--workers 2`) for
+/// one with a fixed set.
+const HELD: usize = 2;
+
+fn leaves_no_zombies_and_no_orphans(model: &Model) {
+    let workers = HELD.to_string();
+    let extra: &[&str] = if model.takes_workers() {
+        &["--workers", &workers]
+    } else {
+        &[]
     };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // "pid (comm) state ppid ...": comm may hold spaces or parentheses.
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            continue;
-        };
-        let mut fields = rest.split_whitespace();
-        let state = fields.next().and_then(|s| s.chars().next());
-        let ppid = fields.next().and_then(|s| s.parse::<u32>().ok());
-        if let (Some(state), Some(ppid)) = (state, ppid) {
-            if ppid == parent {
-                children.push((pid, state));
-            }
-        }
-    }
-    children
-}
-
-fn zombies_of(parent: u32) -> usize {
-    children_of(parent)
-        .iter()
-        .filter(|(_, state)| *state == 'Z')
-        .count()
-}
-
-#[test]
-fn fork_leaves_no_zombies_and_no_orphans() {
-    let mut server = ServerGuard::start("fork", &[]);
+    let mut server = ServerGuard::start(model.name, extra);
     for i in 0..200u32 {
         let mut stream = server.connect();
         let payload = format!("short {i}");
@@ -66,29 +71,34 @@ fn fork_leaves_no_zombies_and_no_orphans() {
     }
     let deadline = Instant::now() + Duration::from_secs(3);
     loop {
-        let zombies = zombies_of(server.pid());
+        let zombies = proc::zombies(server.pid());
         if zombies == 0 {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "{zombies} zombie children 3 s after 200 short connections"
+            "{}: {zombies} zombie children 3 s after 200 short connections",
+            model.name
         );
         std::thread::sleep(Duration::from_millis(50));
     }
 
     // Two clients stay connected through SIGTERM: their processes must be gone after.
-    let mut held: Vec<_> = (0..2).map(|_| server.connect()).collect();
+    let mut held: Vec<_> = (0..HELD).map(|_| server.connect()).collect();
     for stream in &mut held {
         stream.write_all(&frames(&[b"held"])).expect("write");
         assert_eq!(expect_frame(&read_replies(stream, 1)[0]), b"held");
     }
-    let live: Vec<u32> = children_of(server.pid())
+    let live: Vec<u32> = proc::children(server.pid())
         .into_iter()
-        .filter(|(_, state)| *state != 'Z')
-        .map(|(pid, _)| pid)
+        .filter(|&child| proc::state(child) != Some('Z'))
         .collect();
-    assert_eq!(live.len(), 2, "one process per held client: {live:?}");
+    assert_eq!(
+        live.len(),
+        HELD,
+        "{}: a process per held client or worker: {live:?}",
+        model.name
+    );
     let (status, _, stats) = server.terminate(Duration::from_secs(5));
     assert!(status.success(), "exit status {status}");
     for stream in &mut held {
@@ -98,7 +108,8 @@ fn fork_leaves_no_zombies_and_no_orphans() {
     for pid in live {
         assert!(
             !std::path::Path::new(&format!("/proc/{pid}")).exists(),
-            "child {pid} outlived the server"
+            "{}: child {pid} outlived the server",
+            model.name
         );
     }
     let stats = stats.expect("JSON stats line on exit");
@@ -106,9 +117,8 @@ fn fork_leaves_no_zombies_and_no_orphans() {
     assert_eq!(stats["accepted"].as_u64(), Some(202), "{stats}");
 }
 
-#[test]
-fn pool_third_client_waits_for_a_free_worker() {
-    let server = ServerGuard::start("pool", &["--workers", "2"]);
+fn third_client_waits_for_a_free_worker(model: &Model) {
+    let server = ServerGuard::start(model.name, &["--workers", "2"]);
     let mut a = server.client();
     let mut b = server.client();
     assert_eq!(a.echo(b"a").expect("a served"), b"a");
@@ -121,7 +131,8 @@ fn pool_third_client_waits_for_a_free_worker() {
     let waited = c.read(&mut byte);
     assert!(
         waited.is_err(),
-        "both workers are busy, yet the third client was answered: {waited:?}"
+        "{}: both workers are busy, yet the third client was answered: {waited:?}",
+        model.name
     );
     drop(a);
     c.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
@@ -129,9 +140,8 @@ fn pool_third_client_waits_for_a_free_worker() {
     assert_eq!(b.echo(b"b2").expect("b still served"), b"b2");
 }
 
-#[test]
-fn pool_queue_is_bounded_by_max_conns() {
-    let server = ServerGuard::start("pool", &["--workers", "1", "--max-conns", "2"]);
+fn queue_is_bounded_by_max_conns(model: &Model) {
+    let server = ServerGuard::start(model.name, &["--workers", "1", "--max-conns", "2"]);
     let mut first = server.client();
     assert_eq!(first.echo(b"first").expect("first served"), b"first");
     let mut second = server.connect();
@@ -141,12 +151,17 @@ fn pool_queue_is_bounded_by_max_conns() {
         .expect("timeout");
     let mut byte = [0u8; 1];
     let waited = second.read(&mut byte);
-    assert!(waited.is_err(), "second should be queued: {waited:?}");
+    assert!(
+        waited.is_err(),
+        "{}: second should be queued: {waited:?}",
+        model.name
+    );
     let mut third = server.connect();
     let (replies, _) = read_until_close(&mut third);
     assert!(
         matches!(&replies[..], [Reply::Notice(t)] if t == "server busy"),
-        "{replies:?}"
+        "{}: {replies:?}",
+        model.name
     );
     drop(first);
     second.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");

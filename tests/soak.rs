@@ -1,8 +1,9 @@
-//! `echolab soak` through the real binary: it passes against real models with every
-//! reply verified and the server's memory and descriptors reported, and it fails —
-//! non-zero exit, one clear line — against a server that corrupts a byte or leaks a
-//! descriptor per connection (tiny servers written here, so the checker is proven to
-//! catch what it claims to).
+//! `echolab soak` through the real binary: it passes against every registered model
+//! (a short soak each, several at once) with every reply verified and the server's
+//! memory and descriptors reported, and it fails — non-zero exit, one clear line —
+//! against a server that corrupts a byte or leaks a descriptor per connection (tiny
+//! servers written here, so the checker is proven to catch what it claims to). Run one
+//! model with `cargo test --test soak -- mio::`.
 
 mod support;
 
@@ -11,16 +12,43 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use echolab::models::Model;
+use support::suite::{self, case, test, Case, Test};
 use support::IO_TIMEOUT;
 
-/// The leak test samples this very process tree, so no other test of this file may start
-/// or stop processes (or open sockets) meanwhile: it takes this for writing, the others
-/// for reading.
-static PROCESS_TREE: RwLock<()> = RwLock::new(());
+const CASES: &[Case] = &[case("soak_passes", soak_passes)];
+
+const TESTS: &[Test] = &[
+    test(
+        "soak_passes_against_the_honest_test_server",
+        soak_passes_against_the_honest_test_server,
+    ),
+    test("soak_detects_a_flipped_bit", soak_detects_a_flipped_bit),
+    // It samples this very process tree, so no other trial may start or stop processes
+    // (or open sockets) meanwhile.
+    test(
+        "soak_detects_a_leaked_descriptor",
+        soak_detects_a_leaked_descriptor,
+    )
+    .alone(),
+    test(
+        "soak_against_nothing_fails_in_one_line",
+        soak_against_nothing_fails_in_one_line,
+    ),
+];
+
+fn main() {
+    suite::run_timed(CASES, TESTS)
+}
+
+/// How long each model is soaked: long enough for churn (many connection lives per
+/// slot) and a memory sample after the warm-up; `echolab soak` itself, or `.ci/run`
+/// with `SOAK_SECS`, soaks for longer.
+const MODEL_SOAK_SECS: f64 = 2.0;
 
 fn soak(args: &[&str]) -> (Output, serde_json::Value) {
     let output = Command::new(env!("CARGO_BIN_EXE_echolab"))
@@ -57,15 +85,17 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-fn soak_model_passes(model: &str) {
-    let _shared = PROCESS_TREE.read().unwrap_or_else(|e| e.into_inner());
+fn soak_passes(model: &Model) {
+    let duration = MODEL_SOAK_SECS.to_string();
+    let warmup = (MODEL_SOAK_SECS / 4.0).to_string();
+    let model = model.name;
     let (output, report) = soak(&[
         "--model",
         model,
         "--duration",
-        "3",
+        &duration,
         "--warmup",
-        "1",
+        &warmup,
         "--conns",
         "8",
         "--seed",
@@ -121,24 +151,9 @@ fn soak_model_passes(model: &str) {
     assert!(
         report["seconds"]
             .as_f64()
-            .is_some_and(|s| (3.0..10.0).contains(&s)),
+            .is_some_and(|s| (MODEL_SOAK_SECS..MODEL_SOAK_SECS + 7.0).contains(&s)),
         "{report}"
     );
-}
-
-#[test]
-fn soak_passes_against_threads() {
-    soak_model_passes("threads");
-}
-
-#[test]
-fn soak_passes_against_fork() {
-    soak_model_passes("fork");
-}
-
-#[test]
-fn soak_passes_against_mio() {
-    soak_model_passes("mio");
 }
 
 /// What the tiny test server does wrong, if anything.
@@ -227,9 +242,7 @@ fn echo_frames(mut stream: TcpStream, fault: Fault, frames: &AtomicU64) {
     }
 }
 
-#[test]
 fn soak_passes_against_the_honest_test_server() {
-    let _shared = PROCESS_TREE.read().unwrap_or_else(|e| e.into_inner());
     // The control for the two tests below: the same server without its fault passes,
     // so their failures come from the fault and nothing else.
     let server = TestServer::start(Fault::None);
@@ -246,9 +259,7 @@ fn soak_passes_against_the_honest_test_server() {
     );
 }
 
-#[test]
 fn soak_detects_a_flipped_bit() {
-    let _shared = PROCESS_TREE.read().unwrap_or_else(|e| e.into_inner());
     let server = TestServer::start(Fault::FlipBit);
     let (output, report) = soak_test_server(&server);
     assert!(!output.status.success(), "{report}");
@@ -270,9 +281,7 @@ fn soak_detects_a_flipped_bit() {
     );
 }
 
-#[test]
 fn soak_detects_a_leaked_descriptor() {
-    let _alone = PROCESS_TREE.write().unwrap_or_else(|e| e.into_inner());
     let server = TestServer::start(Fault::LeakDescriptor);
     let addr = server.addr.to_string();
     let pid = std::process::id().to_string();
@@ -305,9 +314,7 @@ fn soak_detects_a_leaked_descriptor() {
     );
 }
 
-#[test]
 fn soak_against_nothing_fails_in_one_line() {
-    let _shared = PROCESS_TREE.read().unwrap_or_else(|e| e.into_inner());
     let addr = support::refused_addr().to_string();
     let (output, report) = soak(&["--addr", &addr, "--duration", "1", "--conns", "2"]);
     assert!(!output.status.success());

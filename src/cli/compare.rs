@@ -7,7 +7,7 @@ use clap::Args;
 use echolab::models;
 use echolab_client::load;
 use echolab_harness::{
-    run_plan, summarize, terminal_table, write_run, Machine, Plan, RunResults, Scenario,
+    run_plan, summarize, terminal_table, write_run, Floor, Machine, Pin, Plan, RunResults, Scenario,
 };
 
 use super::args::parse_secs;
@@ -19,9 +19,16 @@ pub(crate) struct CompareArgs {
     /// Models to run, comma-separated (default: every registered model).
     #[arg(long, value_delimiter = ',', value_name = "A,B")]
     models: Vec<String>,
-    /// Scenarios to run, comma-separated: latency, throughput, churn, idle (default: all).
+    /// Scenarios to run, comma-separated: latency, throughput, churn, idle, crowd (one
+    /// client beside 0/100/1,000 idle connections), rest (1,000 idle, no traffic)
+    /// [default: all].
     #[arg(long, value_delimiter = ',', value_name = "S")]
     scenario: Vec<String>,
+    /// Where the server and the load generator run: `same` (both on CPU 0), `split`
+    /// (server on CPU 0, client on CPU 1) or `none` (left to the scheduler). Recorded
+    /// in the results.
+    #[arg(long, default_value = "none", value_name = "PLACEMENT")]
+    pin: String,
     /// Runs of each cell; the tables show the median and the min–max.
     #[arg(long, default_value_t = 3, value_name = "K")]
     repeat: usize,
@@ -67,6 +74,7 @@ pub(crate) fn run(args: CompareArgs) -> Result<ExitCode> {
         }
     }
     plan.repeat = args.repeat;
+    plan.pin = Pin::parse(&args.pin)?;
     plan.duration = args.duration.unwrap_or(plan.duration);
     plan.warmup = args.warmup.unwrap_or(plan.warmup);
     if plan.duration.is_zero() {
@@ -79,6 +87,16 @@ pub(crate) fn run(args: CompareArgs) -> Result<ExitCode> {
     }
     let binary = std::env::current_exe().context("cannot find the echolab executable")?;
     let machine = Machine::detect();
+    // First, before any load heats the machine: what a round trip costs here at all.
+    let floor = Floor::measure().context("cannot measure the loopback floor")?;
+    eprintln!(
+        "echolab compare: loopback floor p50 {:.1} µs on one CPU{}",
+        floor.same_cpu.p50_us,
+        floor
+            .cross_cpu
+            .map(|c| format!(", {:.1} µs across CPUs", c.p50_us))
+            .unwrap_or_default()
+    );
     eprintln!(
         "echolab compare: {} models x {} cells x {} repeats = {} runs of {:.1} s + {:.1} s warm-up",
         plan.models.len(),
@@ -103,6 +121,7 @@ pub(crate) fn run(args: CompareArgs) -> Result<ExitCode> {
             plan,
             measurements,
             summaries,
+            floor: Some(floor),
         };
         let dir = write_run(&args.out, &run).context("cannot write the results")?;
         println!("\nwrote {}", dir.display());

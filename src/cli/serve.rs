@@ -53,6 +53,10 @@ pub(crate) struct ServeArgs {
     /// Listen backlog (the kernel caps it at net.core.somaxconn).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_BACKLOG)]
     backlog: i32,
+    /// Run on CPU N only (as `taskset -c N` would): `echolab compare --pin` places the
+    /// server with it.
+    #[arg(long, value_name = "N")]
+    cpu: Option<usize>,
     /// Stop, as on SIGTERM, when process PID (this server's parent) exits: `echolab
     /// compare` and `soak` pass their own, so killing them leaves no server behind.
     #[arg(long, value_name = "PID")]
@@ -98,6 +102,11 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
         if args.max_conns.is_some() {
             eprintln!("warning: {warning}");
         }
+    }
+    if let Some(cpu) = args.cpu {
+        // Before any thread exists: every thread the model starts inherits it.
+        echolab_harness::pin_this_thread(cpu)
+            .with_context(|| format!("cannot pin to CPU {cpu}"))?;
     }
     let shutdown = Shutdown::new().context("cannot create the shutdown pipe")?;
     shutdown

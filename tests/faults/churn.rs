@@ -29,13 +29,6 @@ fn short_connection(config: &ClientConfig, i: usize) {
     );
 }
 
-fn zombies(pid: u32) -> usize {
-    proc::children(pid)
-        .into_iter()
-        .filter(|&c| proc::state(c) == Some('Z'))
-        .count()
-}
-
 pub(crate) fn thousand_short_connections_leave_nothing(model: &Model) {
     let mut server = start(model, &[]);
     let pid = server.pid();
@@ -63,7 +56,7 @@ pub(crate) fn thousand_short_connections_leave_nothing(model: &Model) {
         model.name,
         proc::fd_count(pid),
         proc::children(pid).len(),
-        zombies(pid)
+        proc::zombies(pid)
     );
     assert!(
         settled,
@@ -72,7 +65,7 @@ pub(crate) fn thousand_short_connections_leave_nothing(model: &Model) {
         model.name,
         proc::fd_count(pid),
         proc::children(pid).len(),
-        zombies(pid)
+        proc::zombies(pid)
     );
     assert_alive(&mut server);
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use echolab::models::{Model, Runs};
 
-use super::{prlimit_available, server_cpu_ticks, start_under};
+use super::start_under;
 use crate::support::pending::{self, Outcome, PendingClient};
 use crate::support::{frames, pattern, proc};
 
@@ -33,10 +33,6 @@ fn runs_out(model: &Model) -> bool {
 }
 
 pub(crate) fn out_of_descriptors_backs_off_then_serves_the_queue(model: &Model) {
-    if !prlimit_available() {
-        eprintln!("SKIPPED {}: prlimit (util-linux) not found", model.name);
-        return;
-    }
     let mut server = start_under(model, &["prlimit", "--nofile=64:64", "--"], &[]);
     let pid = server.pid();
     let mut clients: Vec<PendingClient> = (0..CLIENTS)
@@ -49,10 +45,10 @@ pub(crate) fn out_of_descriptors_backs_off_then_serves_the_queue(model: &Model) 
         .collect();
     // Let the server accept what it can and serve those.
     std::thread::sleep(Duration::from_millis(300));
-    let ticks_before = server_cpu_ticks(pid);
+    let cpu_before = proc::cpu_ms(pid);
     let measured = Instant::now();
     std::thread::sleep(Duration::from_secs(1));
-    let cpu_ms = server_cpu_ticks(pid).saturating_sub(ticks_before) * proc::MS_PER_TICK;
+    let cpu_ms = proc::cpu_ms(pid).saturating_sub(cpu_before);
     let wall_ms = measured.elapsed().as_millis() as u64;
     pending::pump_until(&mut clients, Duration::ZERO, |_| true);
     pending::assert_none_broken(&clients, model.name);

@@ -3,18 +3,24 @@
 //! ignores it), so it may have at most 4 tasks: its main thread and 3 more.
 //!
 //! What each model does with 6 clients at once:
-//! - `threads` and `fork` start a task per client: 3 clients are served, and the
-//!   4th `spawn`/`fork` fails (EAGAIN), so 3 clients get the `server busy` notice and a
-//!   close; the server keeps serving, and once the served clients leave, their threads
-//!   or processes are gone and new clients are served again.
-//! - `pool` starts its workers once: 3 of `--workers 8` start, and it serves with
-//!   those; the other 3 clients wait in the queue and are served as workers free up.
+//! - `threads` and `fork` start a task per client: `fork` serves 3 clients, `threads` 2
+//!   (its shutdown interrupter is the 4th task), and the next `spawn`/`fork` fails
+//!   (EAGAIN), so the rest get the `server busy` notice and a close; the server keeps
+//!   serving, and once the served clients leave, their threads or processes are gone
+//!   and new clients are served again.
+//! - `pool` starts its workers once: 2 of `--workers 8` start (beside the main thread
+//!   and the interrupter), and it serves with those; the other clients wait in the
+//!   queue and are served as workers free up.
 //! - `iterative`, `poll` and `mio` start no task per client and are unaffected:
 //!   `iterative` serves one client at a time as always, the readiness loops all 6.
+//! - `tokio` builds its runtime with the 3 worker threads that can start (beside the
+//!   main thread, which runs the accept loop); its tasks are not tied to a thread, so
+//!   all 6 are served.
 //!
 //! The server runs as a user id of its own (`setpriv --reuid`), different for every
 //! model and test process, so that no other process counts against the limit.
-//! Where that is impossible (not root, no `setpriv`), the case says so and skips.
+//! Where that is impossible (not root, no `prlimit` or `setpriv`), [`unprivileged_user`]
+//! says why, and the suite lists the case's trials as ignored.
 
 use std::io::Write;
 use std::process::Command;
@@ -22,7 +28,7 @@ use std::time::Duration;
 
 use echolab::models::{Model, Runs, MODELS};
 
-use super::{prlimit_available, start_under};
+use super::{prlimit, start_under};
 use crate::support::pending::{self, Outcome, PendingClient};
 use crate::support::{frames, pattern, proc, ServerGuard};
 
@@ -34,14 +40,22 @@ const SERVED_WITHIN: Duration = Duration::from_secs(2);
 /// process limit holds (see the module doc).
 fn expected(model: &Model) -> (usize, usize) {
     let extra_tasks = NPROC - 1;
+    // A threaded blocking model also runs the shutdown interrupter, one task fewer for
+    // clients; a forking parent runs none (it must stay single-threaded).
+    let thread_tasks = extra_tasks - 1;
     match model.runs {
-        Runs::ThreadEach | Runs::ProcessEach => (extra_tasks, CLIENTS - extra_tasks),
-        Runs::WorkerThreads => (extra_tasks, 0),
+        Runs::ThreadEach => (thread_tasks, CLIENTS - thread_tasks),
+        Runs::ProcessEach => (extra_tasks, CLIENTS - extra_tasks),
+        Runs::WorkerThreads => (thread_tasks, 0),
         Runs::InTurn => (1, 0),
         // A readiness loop: one task serves everyone.
         Runs::EventLoop => (CLIENTS, 0),
         // Workers started before any client: as many served as started.
         Runs::WorkerProcesses | Runs::SeveralLoops => (extra_tasks.min(CLIENTS), 0),
+        // A runtime starts its worker threads before any client too (as many as can
+        // start), but a task is not tied to one: the workers that did start (one is
+        // enough) run every connection's task, as one event loop would.
+        Runs::Runtime => (CLIENTS, 0),
     }
 }
 
@@ -51,25 +65,32 @@ fn private_uid(model: &Model) -> u32 {
         .iter()
         .position(|m| m.name == model.name)
         .expect("registered") as u32;
-    200_000 + (std::process::id() % 100_000) * 16 + index
+    first_private_uid() + index
 }
 
-/// Whether this process can run the server as `uid`; the reason when it cannot.
-fn can_run_as(uid: u32) -> Result<(), String> {
-    if !prlimit_available() {
-        return Err("prlimit (util-linux) not found".into());
-    }
-    let id = uid.to_string();
+/// The first of this test process's user ids, room for 256 models after it.
+fn first_private_uid() -> u32 {
+    200_000 + (std::process::id() % 100_000) * 256
+}
+
+/// Whether this process can run the server as a user of its own under a process limit
+/// (the case's [`needs`](crate::support::suite::Case::needs)); the reason when it
+/// cannot.
+pub(crate) fn unprivileged_user() -> Result<(), String> {
+    prlimit()?;
+    let id = first_private_uid().to_string();
     let probe = Command::new("setpriv")
         .args(["--reuid", &id, "--regid", &id, "--clear-groups", "--"])
-        .args([env!("CARGO_BIN_EXE_echolab"), "models"])
+        .args([env!("CARGO_BIN_EXE_echolab"), "models", "--names"])
         .output();
     match probe {
-        Err(e) => Err(format!("setpriv (util-linux) cannot run: {e}")),
+        Err(e) => Err(format!("needs setpriv (util-linux): {e}")),
         Ok(out) if !out.status.success() => Err(format!(
-            "cannot run the server binary as uid {uid} (needs root, and the binary \
-             readable and executable by others): {}",
-            String::from_utf8_lossy(&out.stderr).trim()
+            "needs root to run the server as another user: {}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .next()
+                .unwrap_or("setpriv failed")
         )),
         Ok(_) => Ok(()),
     }
@@ -82,24 +103,8 @@ fn connect_client(server: &ServerGuard, i: usize) -> PendingClient {
     PendingClient::new(stream, payload)
 }
 
-/// Tasks of `pid` (its threads) plus its children: what counts against the limit.
-fn task_count(pid: u32) -> usize {
-    let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|d| d.count())
-        .unwrap_or(0);
-    threads + proc::children(pid).len()
-}
-
 pub(crate) fn process_limit_refuses_then_recovers(model: &Model) {
-    let uid = private_uid(model);
-    if let Err(why) = can_run_as(uid) {
-        eprintln!(
-            "SKIPPED {}: process-limit case needs an unprivileged user: {why}",
-            model.name
-        );
-        return;
-    }
-    let id = uid.to_string();
+    let id = private_uid(model).to_string();
     let nproc = format!("--nproc={NPROC}:{NPROC}");
     let wrapper = [
         "prlimit",
@@ -117,7 +122,7 @@ pub(crate) fn process_limit_refuses_then_recovers(model: &Model) {
     let pid = server.pid();
     // What the server holds with no client: its main thread (and `pool`'s workers).
     std::thread::sleep(Duration::from_millis(200));
-    let idle_tasks = task_count(pid);
+    let idle_tasks = proc::task_count(pid);
     let (served, refused) = expected(model);
     let mut clients: Vec<PendingClient> =
         (0..CLIENTS).map(|i| connect_client(&server, i)).collect();
@@ -138,7 +143,7 @@ pub(crate) fn process_limit_refuses_then_recovers(model: &Model) {
         model.name,
         got.0,
         got.1,
-        task_count(pid)
+        proc::task_count(pid)
     );
     assert!(
         settled && got == (served, refused),
@@ -147,10 +152,10 @@ pub(crate) fn process_limit_refuses_then_recovers(model: &Model) {
         (served, refused)
     );
     assert!(
-        task_count(pid) <= NPROC,
+        proc::task_count(pid) <= NPROC,
         "{}: {} tasks under --nproc={NPROC}",
         model.name,
-        task_count(pid)
+        proc::task_count(pid)
     );
 
     // The refused are gone; the served leave, and whoever waits is served in turn.
@@ -159,12 +164,14 @@ pub(crate) fn process_limit_refuses_then_recovers(model: &Model) {
 
     // Recovered: once the tasks of the clients that left are gone, as many clients as
     // at first are served at once again.
-    let recovered = proc::wait_until(Duration::from_secs(3), || task_count(pid) <= idle_tasks);
+    let recovered = proc::wait_until(Duration::from_secs(3), || {
+        proc::task_count(pid) <= idle_tasks
+    });
     assert!(
         recovered,
         "{}: {} tasks left after every client left, {idle_tasks} before any came",
         model.name,
-        task_count(pid)
+        proc::task_count(pid)
     );
     let mut again: Vec<PendingClient> = (0..served).map(|i| connect_client(&server, i)).collect();
     let ok = pending::pump_until(&mut again, SERVED_WITHIN, |c| {

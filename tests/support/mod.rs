@@ -1,5 +1,5 @@
-//! What the shared test suites need: a server child process that is killed on drop,
-//! sockets that never wait forever, and frame helpers.
+//! What the shared test suites need: a server child process that is stopped on drop
+//! (the harness's), sockets that never wait forever, and frame helpers.
 //!
 //! Every server runs as `echolab serve MODEL --addr 127.0.0.1:0` — the real binary,
 //! as a user runs it — never inside the test process (fork() in a multi-threaded
@@ -15,11 +15,11 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::Receiver;
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use echolab_client::{Client, ClientConfig};
+use echolab_harness::{serve_args, ServerProcess};
 use echolab_proto::{encode_frame, AuthKey, Reply, ReplyDecoder};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -27,12 +27,13 @@ use nix::unistd::Pid;
 /// Every socket read or write in the suites gives up after this.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A running `echolab serve` child. Dropping it kills the process (SIGKILL) and reaps it.
+/// A running `echolab serve` child: the harness's [`ServerProcess`] (SIGTERM on drop,
+/// then SIGKILL after a grace period, reaped either way; `--parent-pid`, so a killed
+/// test run leaves no server behind), with the suites' clients and assertions.
 pub struct ServerGuard {
-    child: Child,
+    process: ServerProcess,
     pub addr: SocketAddr,
     pub model: String,
-    lines: Receiver<String>,
 }
 
 impl ServerGuard {
@@ -43,44 +44,39 @@ impl ServerGuard {
     }
 
     pub fn start_at(model: &str, addr: &str, extra: &[&str]) -> ServerGuard {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_echolab"));
-        command.args(["serve", model, "--addr", addr]).args(extra);
+        Self::start_under(model, addr, &[], extra)
+    }
+
+    /// Starts the server behind a wrapper command (`prlimit ... --`, `setpriv ...`),
+    /// which must `exec` it so that the guard's pid is the server's.
+    pub fn start_under(model: &str, addr: &str, wrapper: &[&str], extra: &[&str]) -> ServerGuard {
+        let binary = env!("CARGO_BIN_EXE_echolab");
+        let mut command = Command::new(wrapper.first().copied().unwrap_or(binary));
+        if !wrapper.is_empty() {
+            command.args(&wrapper[1..]).arg(binary);
+        }
+        command.args(serve_args(model, addr)).args(extra);
         Self::spawn(model, command)
     }
 
-    /// Spawns a prepared `echolab serve` command (for wrappers such as `prlimit`).
-    pub fn spawn(model: &str, mut command: Command) -> ServerGuard {
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn echolab serve");
-        let stdout = child.stdout.take().expect("child stdout");
-        let lines = echolab_harness::forward_lines(stdout);
-        let mut guard = ServerGuard {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+    /// Starts a prepared command that prints `listening on ADDR` first (a shell that
+    /// starts the server, for a test of `--parent-pid`).
+    pub fn spawn(model: &str, command: Command) -> ServerGuard {
+        let process =
+            ServerProcess::start_command(model, command).unwrap_or_else(|e| panic!("{e}"));
+        ServerGuard {
+            addr: process.addr(),
+            process,
             model: model.to_string(),
-            lines,
-        };
-        let first = guard
-            .lines
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| panic!("{model}: no `listening on` line within 20 s"));
-        let addr = first
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("{model}: unexpected first line {first:?}"));
-        guard.addr = addr.parse().expect("listening address");
-        guard
+        }
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     pub fn signal(&self, signal: Signal) {
-        kill(Pid::from_raw(self.child.id() as i32), signal).expect("signal the server");
+        self.process.signal(signal).expect("signal the server");
     }
 
     /// Sends SIGTERM and waits up to `limit` for the exit; returns the status, how long
@@ -96,30 +92,19 @@ impl ServerGuard {
             .unwrap_or_else(|| panic!("{}: still running {limit:?} after SIGTERM", self.model));
         let elapsed = start.elapsed();
         let stats = self
-            .lines
-            .recv_timeout(Duration::from_secs(2))
-            .ok()
+            .next_line(Duration::from_secs(2))
             .and_then(|line| serde_json::from_str(&line).ok());
         (status, elapsed, stats)
     }
 
     /// The server's next line on stdout, if one comes within `limit`.
     pub fn next_line(&self, limit: Duration) -> Option<String> {
-        self.lines.recv_timeout(limit).ok()
+        self.process.next_line(limit)
     }
 
-    /// Waits for the process to exit, polling; `None` if it is still running at `limit`.
+    /// Waits for the process to exit; `None` if it is still running at `limit`.
     pub fn wait_timeout(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.process.wait_timeout(limit)
     }
 
     /// A blocking client with the suite's timeouts.
@@ -140,10 +125,13 @@ impl ServerGuard {
     }
 }
 
-impl Drop for ServerGuard {
+/// Kills a process by PID when dropped (SIGKILL), for a process the test did not spawn
+/// itself (a server started by a shell).
+pub struct KillOnDrop(pub u32);
+
+impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = kill(Pid::from_raw(self.0 as i32), Signal::SIGKILL);
     }
 }
 

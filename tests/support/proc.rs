@@ -1,73 +1,37 @@
-//! Reads of `/proc` for the fault suite: resident memory, descriptor counts, CPU time
-//! and child processes of a server.
+//! What the suites read of a server from `/proc`, through the harness's readers
+//! ([`echolab_harness::procfs`]), plus the test process's own descriptor limit.
 
 use std::time::{Duration, Instant};
 
-/// `VmRSS` of `pid` in kB (0 if the process is gone).
+use echolab_harness::procfs;
+
+// Not every suite uses every reader.
+#[allow(unused_imports)]
+pub use echolab_harness::procfs::{children, fd_count, state};
+
+/// `VmRSS` of `pid` alone (not its children) in kB; 0 if the process is gone.
 pub fn rss_kb(pid: u32) -> u64 {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
-        return 0;
-    };
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kb| kb.parse().ok())
-        .unwrap_or(0)
+    procfs::sample_process(pid).map_or(0, |sample| sample.rss_kb)
 }
 
-/// Number of open descriptors of `pid` (entries in `/proc/PID/fd`).
-pub fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|dir| dir.count())
-        .unwrap_or(0)
+/// CPU time of the server's whole tree in ms (a forking server's children included,
+/// and the children it has reaped); 0 if it is gone.
+pub fn cpu_ms(pid: u32) -> u64 {
+    procfs::sample_tree(pid).map_or(0, |sample| (sample.cpu_secs * 1000.0).round() as u64)
 }
 
-/// `utime + stime` of `pid` in clock ticks (fields 14 and 15 of `/proc/PID/stat`;
-/// CLK_TCK is 100 on Linux, so one tick is 10 ms). Covers every thread of the process.
-pub fn cpu_ticks(pid: u32) -> u64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0;
-    };
-    // The command name (field 2) may contain spaces: count fields after its ')'.
-    let Some(close) = stat.rfind(')') else {
-        return 0;
-    };
-    let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-    // fields[0] is field 3 (state), so field N is fields[N - 3].
-    let utime: u64 = fields.get(11).and_then(|f| f.parse().ok()).unwrap_or(0);
-    let stime: u64 = fields.get(12).and_then(|f| f.parse().ok()).unwrap_or(0);
-    utime + stime
+/// Every thread of every process in the tree of `pid`: what counts against a process
+/// limit (`RLIMIT_NPROC`); 0 if it is gone.
+pub fn task_count(pid: u32) -> usize {
+    procfs::sample_tree(pid).map_or(0, |sample| sample.threads as usize)
 }
 
-/// Milliseconds per clock tick (CLK_TCK 100).
-pub const MS_PER_TICK: u64 = 10;
-
-/// The one-letter state of `pid` (`R`, `S`, `Z`, ...), `None` if it is gone.
-pub fn state(pid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let close = stat.rfind(')')?;
-    stat[close + 1..].trim_start().chars().next()
-}
-
-/// Pids of every process whose `PPid` is `parent`.
-pub fn children(parent: u32) -> Vec<u32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/status"))
-                .ok()
-                .and_then(|status| {
-                    status
-                        .lines()
-                        .find_map(|l| l.strip_prefix("PPid:"))
-                        .and_then(|p| p.trim().parse::<u32>().ok())
-                })
-                == Some(parent)
-        })
-        .collect()
+/// How many children of `pid` are zombies (exited, not reaped).
+pub fn zombies(pid: u32) -> usize {
+    children(pid)
+        .into_iter()
+        .filter(|&child| state(child) == Some('Z'))
+        .count()
 }
 
 /// Polls `check` every 20 ms until it holds or `limit` passes; returns whether it held.

@@ -1,10 +1,16 @@
 //! The shared-suite pattern: a list of cases, each run once per registered model as a
-//! trial named `MODEL::case`, so a model added to the registry is tested with no edit.
+//! trial named `MODEL::case`, so a model added to the registry is tested with no edit;
+//! beside them, tests that run once (a tool against a server of their own).
+//!
+//! A case that needs what the machine may lack (a tool, a privilege) says so in
+//! [`Case::needs`]; where it is missing, its trials are listed as *ignored*, with the
+//! reason as their kind (`test [needs prlimit] fork::case ... ignored`), so the summary
+//! counts them as ignored rather than as passed.
 
 use std::sync::RwLock;
 
 use echolab::models::{Model, MODELS};
-use libtest_mimic::{Arguments, Trial};
+use libtest_mimic::{Arguments, Failed, Trial};
 
 /// One test case of a suite.
 pub struct Case {
@@ -21,6 +27,10 @@ pub struct Case {
     /// a CPU-heavy neighbour on a 2-core machine would break, and for the CPU-heavy
     /// cases themselves.
     pub alone: bool,
+    /// What the machine must offer for the case to test anything, checked once when the
+    /// trial list is built: `Err(why)` lists its trials as ignored with `why` as their
+    /// kind. `--include-ignored` runs them anyway, and they fail with `why`.
+    pub needs: fn() -> Result<(), String>,
 }
 
 impl Case {
@@ -30,6 +40,42 @@ impl Case {
             alone: true,
             ..self
         }
+    }
+
+    /// The same case, run only where `check` passes (ignored, with its reason, where
+    /// it does not).
+    pub const fn needs(self, check: fn() -> Result<(), String>) -> Case {
+        Case {
+            needs: check,
+            ..self
+        }
+    }
+}
+
+/// A test that runs once, not per model.
+pub struct Test {
+    pub name: &'static str,
+    pub run: fn(),
+    /// As [`Case::alone`].
+    pub alone: bool,
+}
+
+impl Test {
+    /// The same test, run with no other trial beside it.
+    pub const fn alone(self) -> Test {
+        Test {
+            alone: true,
+            ..self
+        }
+    }
+}
+
+/// A test that runs once.
+pub const fn test(name: &'static str, run: fn()) -> Test {
+    Test {
+        name,
+        run,
+        alone: false,
     }
 }
 
@@ -44,6 +90,7 @@ pub const fn case(name: &'static str, run: fn(&Model)) -> Case {
         needs_concurrency: None,
         applies: every_model,
         alone: false,
+        needs: nothing,
     }
 }
 
@@ -51,57 +98,109 @@ fn every_model(_: &Model) -> bool {
     true
 }
 
+fn nothing() -> Result<(), String> {
+    Ok(())
+}
+
 /// A case for models that serve clients concurrently.
 pub const fn concurrent_case(name: &'static str, run: fn(&Model)) -> Case {
     Case {
-        name,
-        run,
         needs_concurrency: Some(true),
-        applies: every_model,
-        alone: false,
+        ..case(name, run)
     }
 }
 
 /// A case for the models that have a property only.
 pub const fn case_where(name: &'static str, applies: fn(&Model) -> bool, run: fn(&Model)) -> Case {
     Case {
-        name,
-        run,
-        needs_concurrency: None,
         applies,
-        alone: false,
+        ..case(name, run)
     }
+}
+
+/// A suite: cases over the registry, tests that run once, and how many trials run at
+/// once.
+pub struct Suite {
+    pub cases: &'static [Case],
+    pub tests: &'static [Test],
+    /// Trials at once where `--test-threads` does not say: `None` for one per CPU;
+    /// more for trials that mostly wait (a soak lasts its duration however many run).
+    pub threads: Option<usize>,
 }
 
 /// Expands `cases` over the registry and runs them with libtest's command line.
 pub fn run_over_models(cases: &'static [Case]) -> ! {
-    let args = Arguments::from_args();
-    let mut trials = Vec::new();
-    for model in MODELS {
-        for case in cases {
-            if case
-                .needs_concurrency
-                .is_some_and(|c| c != model.concurrent())
-            {
-                continue;
-            }
-            if !(case.applies)(model) {
-                continue;
-            }
-            let (run, alone) = (case.run, case.alone);
-            trials.push(Trial::test(
-                format!("{}::{}", model.name, case.name),
-                move || {
-                    // A poisoned lock only means another trial failed.
-                    let _exclusive =
-                        alone.then(|| RUNNING.write().unwrap_or_else(|e| e.into_inner()));
-                    let _shared =
-                        (!alone).then(|| RUNNING.read().unwrap_or_else(|e| e.into_inner()));
-                    run(model);
-                    Ok(())
-                },
-            ));
-        }
+    Suite {
+        cases,
+        tests: &[],
+        threads: None,
     }
-    libtest_mimic::run(&args, trials).exit()
+    .run()
+}
+
+/// Runs `cases` over the registry and `tests` once, four trials at once where
+/// `--test-threads` does not say: for suites whose trials each last a set time (a soak,
+/// a load run) whatever runs beside them, so that more at once keeps the suite short as
+/// models are added. A trial that asserts a rate or a latency runs alone.
+pub fn run_timed(cases: &'static [Case], tests: &'static [Test]) -> ! {
+    Suite {
+        cases,
+        tests,
+        threads: Some(4),
+    }
+    .run()
+}
+
+impl Suite {
+    /// Builds the trial list and runs it with libtest's command line.
+    pub fn run(&self) -> ! {
+        let mut args = Arguments::from_args();
+        if args.test_threads.is_none() {
+            args.test_threads = self.threads;
+        }
+        let mut trials = Vec::new();
+        for case in self.cases {
+            let missing = (case.needs)().err();
+            for model in MODELS {
+                if case
+                    .needs_concurrency
+                    .is_some_and(|c| c != model.concurrent())
+                {
+                    continue;
+                }
+                if !(case.applies)(model) {
+                    continue;
+                }
+                let run = case.run;
+                let name = format!("{}::{}", model.name, case.name);
+                trials.push(match &missing {
+                    None => trial(name, case.alone, move || run(model)),
+                    Some(why) => ignored(name, why),
+                });
+            }
+        }
+        for test in self.tests {
+            trials.push(trial(test.name.to_string(), test.alone, test.run));
+        }
+        libtest_mimic::run(&args, trials).exit()
+    }
+}
+
+fn trial(name: String, alone: bool, run: impl FnOnce() + Send + 'static) -> Trial {
+    Trial::test(name, move || {
+        // A poisoned lock only means another trial failed.
+        let _exclusive = alone.then(|| RUNNING.write().unwrap_or_else(|e| e.into_inner()));
+        let _shared = (!alone).then(|| RUNNING.read().unwrap_or_else(|e| e.into_inner()));
+        run();
+        Ok(())
+    })
+}
+
+/// A trial that cannot test anything here: ignored, `why` shown as its kind; run
+/// anyway (`--include-ignored`), it fails with `why`.
+fn ignored(name: String, why: &str) -> Trial {
+    let reason = why.to_string();
+    Trial::test(name, move || Err(Failed::from(reason)))
+        .with_ignored_flag(true)
+        .with_kind(why)
 }

@@ -30,9 +30,12 @@
 //!
 //! **Shutdown.** The parent stops accepting, closes the listening socket (a client
 //! connecting during the drain is refused, not left in the backlog), and forwards
-//! SIGTERM to every live child; each sends the replies it owes within one
-//! [`echolab_server::BLOCKING_TICK`] and exits. The parent reaps them all (SIGKILL
-//! after [`CHILD_GRACE`]), so no orphan or zombie remains when `serve` returns.
+//! SIGTERM to every live child, again every 100 ms until it exits (a child blocked on an
+//! idle client has no timer; its `read` returns `EINTR` on the signal, and a signal
+//! that landed just before the `read` is covered by the next one). Each sends the
+//! replies it owes and exits. The parent reaps them all (SIGKILL after
+//! [`CHILD_GRACE`]), so no orphan or zombie remains when `serve` returns. At rest a
+//! child sleeps until its client speaks or its idle deadline: no wake-ups.
 //!
 //! **Threads.** `fork` copies only the calling thread, so the parent must be
 //! single-threaded: `serve` checks `/proc/self/task` and refuses to start otherwise,
@@ -227,6 +230,11 @@ impl Parent<'_> {
             if self.children.is_empty() || now >= deadline {
                 break;
             }
+            // Again each turn: a child blocked on an idle client has no timer to wake
+            // it, and a signal that landed just before it entered `read` was lost.
+            for pid in self.children.keys() {
+                let _ = kill(*pid, Signal::SIGTERM);
+            }
             let mut fds = [
                 PollFd::new(self.sigchld_rx.as_fd(), PollFlags::POLLIN),
                 PollFd::new(self.stats_rx.as_fd(), PollFlags::POLLIN),
@@ -263,6 +271,7 @@ fn run_child(
         shutdown: ctx.shutdown.clone(),
         // Fresh counters: the parent's (copied by fork) are the parent's to report.
         stats: Arc::new(ServerStats::default()),
+        blocked: Arc::clone(&ctx.blocked),
     };
     serve_blocking(stream, &child_ctx);
     if let Ok(line) = serde_json::to_vec(&child_ctx.stats.snapshot()) {

@@ -72,6 +72,12 @@ pub struct Measurement {
     pub memory_per_conn_kb: Option<f64>,
     /// The server exited 0 after SIGTERM.
     pub server_exit_clean: bool,
+    /// The load generator's own CPU seconds (user + system) in the measured window: a
+    /// figure near the window's length means the client, not the server, was the limit.
+    pub client_cpu_secs: f64,
+    /// Errors the server counted, by kind (its stats line; only the non-zero ones): a
+    /// clean benchmark run has none.
+    pub server_errors: BTreeMap<String, u64>,
 }
 
 impl Measurement {
@@ -97,6 +103,14 @@ impl Measurement {
                 .collect();
             notes.push(kinds.join(", "));
         }
+        if !self.server_errors.is_empty() {
+            let kinds: Vec<String> = self
+                .server_errors
+                .iter()
+                .map(|(k, n)| format!("{k}={n}"))
+                .collect();
+            notes.push(format!("server errors {}", kinds.join(",")));
+        }
         if !self.server_exit_clean {
             notes.push("unclean exit".to_string());
         }
@@ -115,6 +129,8 @@ pub struct RunSettings<'a> {
     pub warmup: Duration,
     /// Load-generator threads.
     pub threads: usize,
+    /// The CPU the server is pinned to, if any.
+    pub server_cpu: Option<usize>,
 }
 
 /// Runs `cell` once on `model`.
@@ -124,7 +140,11 @@ pub fn run_cell(
     cell: Cell,
     repeat: usize,
 ) -> Result<Measurement, HarnessError> {
-    let server = ServerProcess::start(settings.binary, model, &[])?;
+    let pin: Vec<String> = settings
+        .server_cpu
+        .map(|cpu| vec!["--cpu".to_string(), cpu.to_string()])
+        .unwrap_or_default();
+    let server = ServerProcess::start(settings.binary, model, &pin)?;
     let pid = server.pid();
     let mut idle = IdleCrowd::default();
     if cell.idle_conns > 0 {
@@ -235,6 +255,18 @@ fn measurement(
         idle_held: (cell.idle_conns > 0).then_some(idle.held),
         memory_per_conn_kb: idle.memory_per_conn_kb,
         server_exit_clean: exit.clean,
+        client_cpu_secs: report.map_or(0.0, |r| r.client_cpu_user_s + r.client_cpu_sys_s),
+        server_errors: exit
+            .stats
+            .get("errors")
+            .and_then(|e| e.as_object())
+            .map(|errors| {
+                errors
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_u64().filter(|n| *n > 0)?)))
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }
 

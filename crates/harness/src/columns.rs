@@ -211,6 +211,13 @@ pub(crate) const COLUMNS: &[Column] = &[
         .about("server memory (PSS) per held idle connection, KiB"),
     Column::csv("server_exit_clean", |m| m.server_exit_clean.to_string())
         .about("the server exited 0 after SIGTERM"),
+    Column::csv("client_cpu_secs", |m| format!("{:.4}", m.client_cpu_secs))
+        .about("the load generator's own CPU seconds (user + system) in the window: near the window's length, the client was the limit"),
+    Column::csv("server_errors", |m| {
+        let errors: Vec<String> = m.server_errors.iter().map(|(k, n)| format!("{k}={n}")).collect();
+        errors.join(";")
+    })
+    .about("errors the server itself counted (its stats line), `kind=n;kind=n`: a clean run has none"),
     Column::csv("server_cpu_share", |m| format!("{:.4}", m.server_cpu_share))
         .in_table("server CPU %", |s| {
             format!("{:.1}", s.server_cpu_share.median * 100.0)
@@ -272,7 +279,7 @@ mod tests {
              mib_per_sec,p50_us,p99_us,p999_us,max_us,errors,jain,min_per_conn,\
              server_cpu_secs,responses_per_cpu_sec,peak_rss_kb,peak_threads,peak_processes,\
              voluntary_ctx_switches,involuntary_ctx_switches,idle_held,memory_per_conn_kb,\
-             server_exit_clean,server_cpu_share"
+             server_exit_clean,client_cpu_secs,server_errors,server_cpu_share"
         );
     }
 
@@ -304,12 +311,14 @@ mod tests {
             idle_held: None,
             memory_per_conn_kb: None,
             server_exit_clean: true,
+            client_cpu_secs: 0.5,
+            server_errors: Default::default(),
         };
         let row: Vec<String> = csv_columns().map(|c| (c.show)(&m)).collect();
         assert_eq!(
             row.join(","),
             "iterative,latency,1,64,0,0,38637,38637.0,2.358,25.1,46.1,74.8,4018.2,,1.0000,38637,\
-             0.5500,70249.091,3616,1,1,56551,235,,,true,0.5500"
+             0.5500,70249.091,3616,1,1,56551,235,,,true,0.5000,,0.5500"
         );
     }
 

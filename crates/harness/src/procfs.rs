@@ -25,26 +25,34 @@ pub struct TreeSample {
 /// Reads the tree rooted at `root`. Fails only if the root itself is gone; a child that
 /// exits while it is read is skipped.
 pub fn sample_tree(root: u32) -> io::Result<TreeSample> {
-    let pids = tree(root);
-    let tick = ticks_per_sec();
     let mut sample = TreeSample::default();
-    for (i, pid) in pids.iter().enumerate() {
+    for (i, pid) in tree(root).iter().enumerate() {
         // The root's reaped children are in its cutime/cstime; a live child's own
         // children (there are none in echolab's models) would be in its.
-        let ticks = match cpu_ticks(*pid) {
-            Ok(t) => t,
+        let one = match sample_process(*pid) {
+            Ok(one) => one,
             Err(e) if i == 0 => return Err(e),
             Err(_) => continue,
         };
-        let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
-            continue;
-        };
-        sample.cpu_secs += ticks as f64 / tick;
-        sample.rss_kb += status_field(&status, "VmRSS:").unwrap_or(0);
-        sample.threads += status_field(&status, "Threads:").unwrap_or(0);
+        sample.cpu_secs += one.cpu_secs;
+        sample.rss_kb += one.rss_kb;
+        sample.threads += one.threads;
         sample.processes += 1;
     }
     Ok(sample)
+}
+
+/// Reads one process alone, its live children left out (a `fork` parent without the
+/// children that hold the connections); its CPU still includes the children it reaped.
+pub fn sample_process(pid: u32) -> io::Result<TreeSample> {
+    let ticks = cpu_ticks(pid)?;
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+    Ok(TreeSample {
+        cpu_secs: ticks as f64 / ticks_per_sec(),
+        rss_kb: status_field(&status, "VmRSS:").unwrap_or(0),
+        threads: status_field(&status, "Threads:").unwrap_or(0),
+        processes: 1,
+    })
 }
 
 /// Proportional set size of the tree in KiB: each shared page is divided among the
@@ -67,7 +75,7 @@ pub fn fd_count(root: u32) -> u64 {
         .sum()
 }
 
-/// `root` and every descendant, root first (from each task's `children` file).
+/// `root` and every descendant, root first.
 pub fn tree(root: u32) -> Vec<u32> {
     let mut pids = vec![root];
     let mut next = 0;
@@ -75,39 +83,72 @@ pub fn tree(root: u32) -> Vec<u32> {
     while next < pids.len() {
         let pid = pids[next];
         next += 1;
+        pids.extend(children(pid));
+    }
+    pids
+}
+
+/// The children of `pid`, zombies not yet reaped included (from each of its tasks'
+/// `children` file: a child belongs to the thread that forked it). Empty if `pid` is
+/// gone.
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|children| {
+            children
+                .split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Voluntary context switches of every thread of every process in the tree: each one a
+/// wake-up after sleeping (on data, a timer, a timeout), the figure that shows whether
+/// idle connections cost anything.
+pub fn wakeups(root: u32) -> u64 {
+    let mut total = 0;
+    for pid in tree(root) {
         let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
             continue;
         };
         for task in tasks.flatten() {
-            let path = task.path().join("children");
-            let Ok(children) = fs::read_to_string(path) else {
-                continue;
-            };
-            pids.extend(
-                children
-                    .split_whitespace()
-                    .filter_map(|c| c.parse::<u32>().ok()),
-            );
+            if let Ok(status) = fs::read_to_string(task.path().join("status")) {
+                total += status_field(&status, "voluntary_ctxt_switches:").unwrap_or(0);
+            }
         }
     }
-    pids
+    total
+}
+
+/// The one-letter state of `pid` (`R`, `S`, `Z` for a zombie, ...); `None` if it is
+/// gone.
+pub fn state(pid: u32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_fields(&stat).ok()?.next()?.chars().next()
 }
 
 /// utime + stime + cutime + cstime of one process, in clock ticks.
 fn cpu_ticks(pid: u32) -> io::Result<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // The command name may contain spaces and parentheses: fields start after the last ')'.
-    let rest = stat
-        .rfind(')')
-        .map(|i| &stat[i + 1..])
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed /proc stat"))?;
-    // After ')' the first field is field 3 (state); utime..cstime are fields 14..17.
-    Ok(rest
-        .split_whitespace()
+    // The first field is field 3 (state); utime..cstime are fields 14..17.
+    Ok(stat_fields(&stat)?
         .skip(11)
         .take(4)
         .filter_map(|f| f.parse::<u64>().ok())
         .sum())
+}
+
+/// The fields of a `/proc/PID/stat` line from field 3 (the state) on: the command name
+/// before them may contain spaces and parentheses, so they start after the last ')'.
+fn stat_fields(stat: &str) -> io::Result<std::str::SplitWhitespace<'_>> {
+    stat.rfind(')')
+        .map(|i| stat[i + 1..].split_whitespace())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed /proc stat"))
 }
 
 /// The first number after `key` in a `key: value` text such as /proc/PID/status or

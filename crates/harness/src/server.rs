@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -44,21 +44,28 @@ impl ServerProcess {
     /// address. The server stops by itself if this process dies — or if the thread that
     /// started it exits first: the kernel's parent-death signal follows the thread.
     pub fn start(binary: &Path, model: &str, extra_args: &[String]) -> Result<Self, HarnessError> {
+        let mut command = Command::new(binary);
+        command
+            .args(serve_args(model, "127.0.0.1:0"))
+            .args(extra_args);
+        Self::start_command(model, command)
+    }
+
+    /// Starts a prepared command that runs `echolab serve` (see [`serve_args`]) — at
+    /// another address, or behind a wrapper that `exec`s it (`prlimit ... --`), so that
+    /// the process started is the server — and waits for its `listening on` line.
+    pub fn start_command(model: &str, mut command: Command) -> Result<Self, HarnessError> {
         let fail = |reason: String| HarnessError::ServerStart {
             model: model.to_string(),
             reason,
         };
-        let mut child = Command::new(binary)
-            .args(["serve", model, "--addr", "127.0.0.1:0"])
-            // A harness killed outright (not by Ctrl-C to its process group) must not
-            // leave the server running.
-            .args(["--parent-pid", &std::process::id().to_string()])
-            .args(extra_args)
+        let program = command.get_program().to_string_lossy().into_owned();
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .map_err(|e| fail(format!("{}: {e}", binary.display())))?;
+            .map_err(|e| fail(format!("{program}: {e}")))?;
         let Some(stdout) = child.stdout.take() else {
             let _ = child.kill();
             let _ = child.wait();
@@ -106,24 +113,42 @@ impl ServerProcess {
         exit
     }
 
-    /// SIGTERM, up to `grace` for the exit, then SIGKILL; reaps the process either way.
-    /// Whether it exited by itself with status 0.
-    fn terminate(&mut self, grace: Duration) -> bool {
-        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
-        let deadline = Instant::now() + grace;
+    /// Sends `signal` to the server process (the root of its tree).
+    pub fn signal(&self, signal: Signal) -> nix::Result<()> {
+        kill(Pid::from_raw(self.child.id() as i32), signal)
+    }
+
+    /// Waits up to `limit` for the process to exit, polling; its status, or `None` if it
+    /// is still running then.
+    pub fn wait_timeout(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
         loop {
             match self.child.try_wait() {
-                Ok(Some(status)) => return status.success(),
+                Ok(Some(status)) => return Some(status),
                 Ok(None) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(10));
                 }
-                _ => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    return false;
-                }
+                _ => return None,
             }
         }
+    }
+
+    /// The server's next line on stdout after `listening on` (its stats line, once it
+    /// stops), if one comes within `limit`.
+    pub fn next_line(&self, limit: Duration) -> Option<String> {
+        self.lines.recv_timeout(limit).ok()
+    }
+
+    /// SIGTERM, up to `grace` for the exit, then SIGKILL; reaps the process either way.
+    /// Whether it exited by itself with status 0.
+    fn terminate(&mut self, grace: Duration) -> bool {
+        let _ = self.signal(Signal::SIGTERM);
+        if let Some(status) = self.wait_timeout(grace) {
+            return status.success();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        false
     }
 }
 
@@ -133,6 +158,21 @@ impl Drop for ServerProcess {
             self.terminate(DROP_GRACE);
         }
     }
+}
+
+/// The arguments of `echolab serve` as the harness runs a model: `serve MODEL --addr
+/// ADDR --parent-pid HARNESS` (options may follow).
+pub fn serve_args(model: &str, addr: &str) -> [String; 6] {
+    [
+        "serve".into(),
+        model.into(),
+        "--addr".into(),
+        addr.into(),
+        // A harness killed outright (not by Ctrl-C to its process group) must not leave
+        // the server running.
+        "--parent-pid".into(),
+        std::process::id().to_string(),
+    ]
 }
 
 /// Reads a child's stdout on a thread, line by line, so a silent server cannot block

@@ -21,17 +21,21 @@
 //! about 1/100. A silent client would hold the server forever; `--idle-timeout` is
 //! what frees it, and that bounded failure is what the tests assert.
 //!
-//! **Shutdown.** The accept `poll` wakes on the shutdown pipe; a client being served
-//! notices within one [`echolab_server::BLOCKING_TICK`], gets its buffered replies, and
-//! is closed. Clients still in the backlog are never served.
+//! **Shutdown.** The accept `poll` wakes on the shutdown pipe; a client being served is
+//! woken by the [`echolab_server::Interrupter`] (its blocked `read` returns `EINTR`),
+//! gets its buffered replies, and is closed. Clients still in the backlog are never
+//! served. At rest nothing wakes: no timer ticks.
 
 use std::io;
 
-use echolab_server::{serve_blocking, Acceptor, Listen, ServerContext};
+use echolab_server::{serve_blocking, Acceptor, Interrupter, Listen, ServerContext};
 
 /// Serves clients one after another until shutdown.
 pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
     let listener = listen.bind()?;
+    // The one thread is either in the accept `poll` (which the shutdown pipe wakes) or
+    // blocked on its client; the interrupter wakes it there.
+    let _interrupter = Interrupter::start(&ctx.shutdown, &ctx.blocked)?;
     let acceptor = Acceptor::new(&listener, ctx)?;
     // With one client at a time the slot only matters for `--max-conns 0`.
     while let Some((stream, _slot)) = acceptor.next() {

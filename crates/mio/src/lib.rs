@@ -18,8 +18,9 @@
 //! **Syscalls.** Per connection: `accept4`, `setsockopt(TCP_NODELAY)`,
 //! `epoll_ctl(ADD)` once, and at the end `epoll_ctl(DEL)` + `close`. Per message: one
 //! `epoll_wait` (shared by everything ready at once), one `read` that returns the
-//! message, one that returns `EAGAIN`, and one `write`. Interest never changes, so there
-//! are no `epoll_ctl(MOD)` calls at all.
+//! message, and one `write`. A read that returns less than the buffer has drained the
+//! socket, so the loop does not read again just to hear `EAGAIN`: new data raises a new
+//! edge. Interest never changes, so there are no `epoll_ctl(MOD)` calls at all.
 //!
 //! **Where it waits.** Only in `epoll_wait`, with a timeout equal to the earliest
 //! session deadline (a min-heap with lazy invalidation), or zero while the ready list
@@ -289,8 +290,16 @@ fn step(conn: &mut Conn<Edges>, buf: &mut [u8]) -> io::Result<()> {
     let mut reads = 0;
     while conn.wait.readable && conn.session.wants_read() && reads < READS_PER_TURN {
         match conn.read_once(buf)? {
-            ReadOutcome::Data(_) => {
+            ReadOutcome::Data(n) => {
                 reads += 1;
+                // A stream socket that returned less than the buffer had no more to
+                // give: it is drained, and data arriving from now on raises a new edge.
+                // Reading again only to hear `EAGAIN` would cost a syscall per message
+                // (tokio relies on the same rule). A full buffer may hide more: keep
+                // reading.
+                if n < buf.len() {
+                    conn.wait.readable = false;
+                }
                 // Echo as we go, so output never piles up past what one read added.
                 flush_if_writable(conn)?;
             }

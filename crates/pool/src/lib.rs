@@ -26,8 +26,8 @@
 //!
 //! **Shutdown.** The acceptor stops, the listening socket closes (a client connecting
 //! during the drain is refused, not left in the backlog), and the queue's sender drops.
-//! Busy workers notice within one [`echolab_server::BLOCKING_TICK`] and send what they
-//! owe; then they keep taking queued connections until the queue is empty, and each of
+//! Workers blocked on their clients are woken by the [`echolab_server::Interrupter`]
+//! (their `read` returns `EINTR`) and send what they owe; then they keep taking queued connections until the queue is empty, and each of
 //! those is served with shutdown already requested (what the client sent is echoed,
 //! then it is closed). Every worker is joined before `serve` returns.
 
@@ -37,7 +37,7 @@ use std::thread::{self, JoinHandle};
 
 use crossbeam_channel::{bounded, Receiver, TrySendError};
 use echolab_server::{
-    refuse_busy, serve_blocking, Acceptor, ConnectionSlot, Listen, ServerContext,
+    refuse_busy, serve_blocking, Acceptor, ConnectionSlot, Interrupter, Listen, ServerContext,
 };
 
 /// Each worker needs little stack: the read buffer lives on the heap.
@@ -51,6 +51,8 @@ pub const MAX_QUEUE: usize = 4096;
 /// drains the queue and joins the workers.
 pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
     let listener = listen.bind()?;
+    // Wakes the workers blocked on idle clients when shutdown comes.
+    let interrupter = Interrupter::start(&ctx.shutdown, &ctx.blocked)?;
     let acceptor = Acceptor::new(&listener, ctx)?;
     let capacity = ctx.config.max_conns.clamp(1, MAX_QUEUE);
     let (sender, receiver) = bounded::<(TcpStream, ConnectionSlot)>(capacity);
@@ -89,6 +91,7 @@ pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
     for worker in workers {
         let _ = worker.join();
     }
+    drop(interrupter);
     Ok(())
 }
 

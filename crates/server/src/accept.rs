@@ -60,15 +60,24 @@ pub fn accept_one(listener: &impl AsFd, ctx: &ServerContext, mode: SocketMode) -
 /// completion model's multishot accept): counts it, sets `TCP_NODELAY`, and claims a
 /// `--max-conns` slot or turns the client away with the busy notice.
 pub fn admit_accepted(stream: TcpStream, ctx: &ServerContext) -> Accepted {
-    ctx.stats.record_accept();
-    let _ = stream.set_nodelay(true);
-    match ctx.try_admit() {
+    match admit_socket(&stream, ctx) {
         Some(slot) => Accepted::Connection(stream, slot),
         None => {
             refuse_busy(stream, ctx);
             Accepted::Refused
         }
     }
+}
+
+/// [`admit_accepted`] for a socket some runtime owns (tokio's `TcpListener::accept`
+/// hands back a socket already registered with its epoll, so converting it to a std
+/// socket and back would cost two `epoll_ctl` calls): counts it, sets `TCP_NODELAY`
+/// and claims a `--max-conns` slot. `None` when the server is full: the caller then
+/// turns the client away with [`refuse_busy`].
+pub fn admit_socket(stream: &impl AsFd, ctx: &ServerContext) -> Option<ConnectionSlot> {
+    ctx.stats.record_accept();
+    let _ = SockRef::from(stream).set_tcp_nodelay(true);
+    ctx.try_admit()
 }
 
 /// Sorts a failed accept the way [`accept_one`] does, for a model whose accept failed

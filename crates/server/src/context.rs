@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use echolab_proto::{encode_notice, Protocol, Session, SessionConfig, NONCE_LEN};
 
-use crate::{ServerConfig, ServerStats, Shutdown};
+use crate::{BlockedThreads, ServerConfig, ServerStats, Shutdown};
 
 /// What a running model needs: its config, the shutdown signal and the stats. Cloning
 /// is cheap (three `Arc`s), so a model hands one to each thread it starts.
@@ -17,6 +17,8 @@ pub struct ServerContext {
     pub shutdown: Shutdown,
     /// Server-wide counters.
     pub stats: Arc<ServerStats>,
+    /// Threads blocked serving a connection, for the [`crate::Interrupter`] to wake.
+    pub blocked: Arc<BlockedThreads>,
 }
 
 impl ServerContext {
@@ -26,6 +28,7 @@ impl ServerContext {
             config: Arc::new(config),
             shutdown,
             stats: Arc::new(ServerStats::default()),
+            blocked: Arc::new(BlockedThreads::default()),
         }
     }
 

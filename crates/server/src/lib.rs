@@ -8,8 +8,11 @@
 //!   the `listening on HOST:PORT` line the harness and tests wait for.
 //! - **Accept** — [`accept_one`]: the one accept step (count it, sort transient errors
 //!   from running out of descriptors, `TCP_NODELAY`, claim a `--max-conns` slot or send
-//!   the busy notice). Blocking models wrap it in [`Acceptor`] (wait for a connection
-//!   or shutdown); readiness loops in [`Listening`] (batches and the EMFILE back-off).
+//!   the busy notice; [`admit_accepted`] and [`accept_failed`] are its halves, for a
+//!   model whose `accept` happens elsewhere, and [`admit_socket`] the bookkeeping for
+//!   a socket a runtime owns). Blocking models wrap it in
+//!   [`Acceptor`] (wait for a connection or shutdown); readiness loops in
+//!   [`Listening`] (batches and the EMFILE back-off).
 //! - **The blocking loop** — [`serve_blocking`]: one read/echo/write loop for every
 //!   blocking model (iterative, threads, fork, pool); they differ only in who runs it.
 //! - **The readiness core** — [`Conns`] and [`Conn`]: the connections of a
@@ -33,6 +36,7 @@ mod blocking;
 mod config;
 mod context;
 mod deadlines;
+mod interrupt;
 mod level;
 mod listener;
 mod nonblocking;
@@ -42,13 +46,14 @@ mod stats;
 mod watch_list;
 
 pub use accept::{
-    accept_failed, accept_one, admit_accepted, is_transient, sleep_or_shutdown, Accepted, Acceptor,
-    SocketMode, ACCEPT_BACKOFF,
+    accept_failed, accept_one, admit_accepted, admit_socket, is_transient, sleep_or_shutdown,
+    Accepted, Acceptor, SocketMode, ACCEPT_BACKOFF,
 };
-pub use blocking::{serve_blocking, BLOCKING_TICK};
+pub use blocking::{serve_blocking, NO_DEADLINE_WAIT};
 pub use config::ServerConfig;
 pub use context::{new_session, refuse_busy, ConnectionSlot, ServerContext};
 use deadlines::{Deadlines, Slab};
+pub use interrupt::{BlockedThreads, Interrupter, Registration, KICK_INTERVAL};
 pub use level::{serve_level, Interest, Ready, Source, Waiter};
 pub use listener::{bind_listener, Announce, Listen, DEFAULT_BACKLOG};
 pub use nonblocking::{read_available, write_pending, Drained, READ_BUFFER};

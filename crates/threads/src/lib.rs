@@ -22,14 +22,16 @@
 //! instead of killing the server.
 //!
 //! **Shutdown.** The acceptor stops and the listening socket closes (a client
-//! connecting during the drain is refused, not left in the backlog); every thread
-//! notices within one [`echolab_server::BLOCKING_TICK`], sends what it owes, and is
-//! joined before `serve` returns.
+//! connecting during the drain is refused, not left in the backlog); the
+//! [`echolab_server::Interrupter`] signals every connection thread until it leaves (a
+//! blocked `read` returns `EINTR`), each sends what it owes, and all are joined before
+//! `serve` returns. Until shutdown an idle thread sleeps with no timer: 10,000 idle
+//! clients cost no wake-ups (they used to cost 20,000 a second, one per 500 ms tick).
 
 use std::io;
 use std::thread::{self, JoinHandle};
 
-use echolab_server::{refuse_busy, serve_blocking, Acceptor, Listen, ServerContext};
+use echolab_server::{refuse_busy, serve_blocking, Acceptor, Interrupter, Listen, ServerContext};
 
 /// Each thread needs little stack: the read buffer lives on the heap.
 const THREAD_STACK: usize = 256 * 1024;
@@ -37,6 +39,9 @@ const THREAD_STACK: usize = 256 * 1024;
 /// Serves each client on its own thread until shutdown, then joins them all.
 pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
     let listener = listen.bind()?;
+    // Wakes the connection threads blocked on idle clients when shutdown comes; until
+    // then they sleep with no timer.
+    let interrupter = Interrupter::start(&ctx.shutdown, &ctx.blocked)?;
     let acceptor = Acceptor::new(&listener, ctx)?;
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     while let Some((stream, slot)) = acceptor.next() {
@@ -67,5 +72,6 @@ pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
     for thread in threads {
         let _ = thread.join();
     }
+    drop(interrupter);
     Ok(())
 }

@@ -1,29 +1,34 @@
 #!/usr/bin/env bash
-# Responses per server CPU-second: `echolab serve MODEL --protocol raw` against one of
-# the reference servers of /work/shared/anchors (README there), the way its goals are
-# stated: tcp-echo-benchmark -c 50 -l 64 -t 4 against each in turn, interleaved (the
-# order alternates every pair), server CPU = utime + stime of the server's whole
-# process tree from /proc before and after each run, median of the pairs, ratio only.
+# Responses per server CPU-second of an echolab model against a C reference server, as
+# ../shared/anchors/README.md defines the figure: tcp-echo-benchmark drives each server
+# in turn, interleaved (the order alternates every pair), and the server's own CPU
+# (utime + stime of its whole process tree, /proc/PID/stat) is read just before and
+# after each run; the ratio per pair, and its median. Both servers start once and serve
+# every pair. Beside the anchors' figure it prints the same ratio from
+# /proc/PID/task/*/schedstat (exact nanoseconds: a kernel with tick-based accounting,
+# CONFIG_TICK_CPU_ACCOUNTING, samples utime/stime).
 #
-#   scripts/vs-reference.sh MODEL REFERENCE_BINARY
-#   e.g. scripts/vs-reference.sh uring /tmp/anchors-bin/uring_multishot
-#
-# Environment: ECHOLAB (default target/release/echolab), TEB (tcp-echo-benchmark,
-# default $ANCH/tcp-echo-benchmark with ANCH=${TMPDIR:-/tmp}/anchors-bin, where the
-# anchors' build.sh puts it), PAIRS (3), CONNS (50), LEN (64), SECS (4), PORT (the
-# reference's port; default: one the kernel says is free).
+# usage: scripts/vs_anchor.sh MODEL ANCHOR [CONNS] [LEN] [PAIRS] [SECS]
+#   MODEL  an echolab model (served with --protocol raw)
+#   ANCHOR a reference server built by ../shared/anchors/build.sh: epoll_et,
+#          uring_echo or uring_multishot (or a path to any server taking a PORT)
+# env: ECHOLAB (default target/release/echolab), ANCH (default /tmp/anchors-bin),
+#      SERVE_ARGS (extra `echolab serve` flags, e.g. "--workers 2"), TEB
+#      (tcp-echo-benchmark, default $ANCH/tcp-echo-benchmark)
 set -euo pipefail
 
-model=${1:?usage: $0 MODEL REFERENCE_BINARY}
-reference=${2:?usage: $0 MODEL REFERENCE_BINARY}
-ANCH=${ANCH:-${TMPDIR:-/tmp}/anchors-bin}
+model=${1:?usage: $0 MODEL ANCHOR [CONNS] [LEN] [PAIRS] [SECS]}
+anchor=${2:?usage: $0 MODEL ANCHOR [CONNS] [LEN] [PAIRS] [SECS]}
+CONNS=${3:-50}
+LEN=${4:-64}
+PAIRS=${5:-3}
+SECS=${6:-4}
+ANCH=${ANCH:-/tmp/anchors-bin}
 TEB=${TEB:-$ANCH/tcp-echo-benchmark}
 ECHOLAB=${ECHOLAB:-target/release/echolab}
-PAIRS=${PAIRS:-3}
-CONNS=${CONNS:-50}
-LEN=${LEN:-64}
-SECS=${SECS:-4}
-PORT=${PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+reference=$anchor
+[[ $reference == */* ]] || reference=$ANCH/$anchor
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 [ -x "$TEB" ] || { echo "tcp-echo-benchmark not found at $TEB (run the anchors' build.sh, or set TEB)" >&2; exit 1; }
 [ -x "$reference" ] || { echo "no reference server at $reference" >&2; exit 1; }
 
@@ -72,7 +77,8 @@ tree_ns() {
 "$reference" "$PORT" 2>"$tmp/reference.err" &
 pids+=($!)
 ref_pid=$!
-"$ECHOLAB" serve "$model" --protocol raw --addr 127.0.0.1:0 >"$tmp/model.out" 2>"$tmp/model.err" &
+# shellcheck disable=SC2086
+"$ECHOLAB" serve "$model" --protocol raw --addr 127.0.0.1:0 ${SERVE_ARGS:-} >"$tmp/model.out" 2>"$tmp/model.err" &
 pids+=($!)
 model_pid=$!
 for _ in $(seq 50); do
@@ -130,3 +136,8 @@ median_ratio() {
 }
 median_ratio 3 "responses per server CPU-second (utime+stime)"
 median_ratio 4 "responses per server CPU-second (schedstat)"
+awk '{ rate[$2, $1] = $3; pairs[$1] = 1 }
+     END { n = 0; for (p in pairs) r[++n] = (rate["reference", p] > 0 ? rate["model", p] / rate["reference", p] : 0)
+           for (i = 2; i <= n; i++) { v = r[i]; j = i - 1; while (j > 0 && r[j] > v) { r[j + 1] = r[j]; j-- } r[j + 1] = v }
+           printf "median ratio %s / %s: %.3f\n", model, anchor, (n % 2 ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2) }' \
+    model="$model" anchor="$(basename "$reference")" "$tmp/rates"
