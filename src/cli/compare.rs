@@ -10,7 +10,7 @@ use echolab_harness::{
     run_plan, summarize, terminal_table, write_run, Floor, Machine, Pin, Plan, RunResults, Scenario,
 };
 
-use super::args::parse_secs;
+use super::args::parse_duration;
 use super::fd_limit::raise_descriptor_limit;
 use super::find_model;
 
@@ -36,11 +36,11 @@ pub(crate) struct CompareArgs {
     /// 3 s cells) instead of the ~5-minute default subset.
     #[arg(long)]
     full: bool,
-    /// Measured seconds per run (default: 1, or 3 with --full).
-    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    /// Measured time per run, e.g. 2s or 500ms (default: 1s, or 3s with --full).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     duration: Option<Duration>,
-    /// Warm-up seconds per run (default: 0.5, or 1 with --full).
-    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    /// Warm-up per run (default: 500ms, or 1s with --full).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     warmup: Option<Duration>,
     /// Where the run's directory is written.
     #[arg(long, default_value = "results", value_name = "DIR")]

@@ -11,7 +11,7 @@ use echolab_proto::FrameLimit;
 use echolab_proto::{SessionConfig, DEFAULT_MAX_FRAME};
 use echolab_server::{Listen, ServerConfig, ServerContext, Shutdown, DEFAULT_BACKLOG};
 
-use super::args::{parse_secs, ProtocolArg};
+use super::args::{parse_duration, ProtocolArg};
 use super::fd_limit::raise_descriptor_limit;
 use super::find_model;
 use crate::key_file::load_key_file;
@@ -34,14 +34,14 @@ pub(crate) struct ServeArgs {
     /// not readable by group or others).
     #[arg(long, value_name = "PATH")]
     auth_key_file: Option<PathBuf>,
-    /// Seconds a client has to answer the challenge.
-    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
+    /// How long a client has to answer the challenge (e.g. 5s).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     handshake_timeout: Duration,
-    /// Close a connection that moves no bytes for this many seconds (0: never).
-    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
+    /// Close a connection that moves no bytes for this long (e.g. 60s; 0: never).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     idle_timeout: Duration,
-    /// A frame must be complete this many seconds after its first byte (0: no limit).
-    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
+    /// A frame must be complete this long after its first byte (e.g. 30s; 0: no limit).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     frame_timeout: Duration,
     /// Most connections served at once; past it framed clients get `server busy`
     /// [default: 10000].

@@ -27,7 +27,7 @@ pub struct Conn<W> {
     pub wait: W,
     _slot: ConnectionSlot,
     /// Tells a reused slab slot from the connection a stale timer entry was meant for.
-    generation: u64,
+    generation: u32,
     /// The deadline this connection has in the timer heap, if any.
     scheduled: Option<Instant>,
 }
