@@ -89,7 +89,7 @@ pub use error::UringError;
 use ops::Op;
 
 /// Receive buffers in the shared pool (a power of two).
-pub const BUFFERS: u16 = 512;
+pub const BUFFERS: u16 = 128;
 /// Bytes per receive buffer: the most one receive completion carries.
 pub const BUFFER_SIZE: u32 = 4096;
 /// Submission ring entries; the completion ring has four times as many.
