@@ -7,7 +7,8 @@ use clap::Args;
 use echolab::models;
 use echolab_client::load;
 use echolab_harness::{
-    run_plan, summarize, terminal_table, write_run, Floor, Machine, Pin, Plan, RunResults, Scenario,
+    diff_runs, render_diff, run_plan, summarize, terminal_table, write_run, Floor, LoadedRun,
+    Machine, Pin, Plan, RunResults, Scenario,
 };
 
 use super::args::parse_duration;
@@ -48,9 +49,30 @@ pub(crate) struct CompareArgs {
     /// Print the table only; write no files.
     #[arg(long)]
     no_write: bool,
+    /// After the run, compare it with this earlier run (a results/<run> directory):
+    /// per model and cell the ratio new/old of throughput, p99 and responses per server
+    /// CPU-second, with a verdict from the repeats. The plans must be the same.
+    #[arg(long, value_name = "DIR")]
+    baseline: Option<PathBuf>,
+    /// Compare two committed runs, OLD then NEW, without running anything.
+    #[arg(long, num_args = 2, value_names = ["OLD", "NEW"], conflicts_with = "baseline")]
+    diff: Vec<PathBuf>,
+}
+
+/// Prints `new` against `old`.
+fn print_diff(old: &LoadedRun, new: &LoadedRun) -> Result<()> {
+    let diff = diff_runs(old, new).context("cannot compare the runs")?;
+    print!("{}", render_diff(&diff, &old.name, &new.name));
+    Ok(())
 }
 
 pub(crate) fn run(args: CompareArgs) -> Result<ExitCode> {
+    if let [old, new] = &args.diff[..] {
+        print_diff(&LoadedRun::read(old)?, &LoadedRun::read(new)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Read first: a missing or unreadable baseline should stop the run before it starts.
+    let baseline = args.baseline.as_deref().map(LoadedRun::read).transpose()?;
     let names: Vec<String> = if args.models.is_empty() {
         models::MODELS.iter().map(|m| m.name.to_string()).collect()
     } else {
@@ -115,16 +137,23 @@ pub(crate) fn run(args: CompareArgs) -> Result<ExitCode> {
     }
     let summaries = summarize(&measurements);
     print!("{}", terminal_table(&summaries));
+    let run = RunResults {
+        machine,
+        plan,
+        measurements,
+        summaries,
+        floor: Some(floor),
+    };
+    let mut name = "this run".to_string();
     if !args.no_write {
-        let run = RunResults {
-            machine,
-            plan,
-            measurements,
-            summaries,
-            floor: Some(floor),
-        };
         let dir = write_run(&args.out, &run).context("cannot write the results")?;
         println!("\nwrote {}", dir.display());
+        name = dir.display().to_string();
+    }
+    if let Some(old) = baseline {
+        let new = LoadedRun::from_json(&name, &serde_json::to_value(&run)?)?;
+        println!();
+        print_diff(&old, &new)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -140,6 +140,40 @@ fn series_by_model(
     series
 }
 
+/// The corner where the legend box hides the fewest points: each point is placed on
+/// the chart's log axes, and the box is taken to cover a quarter of the width and a
+/// band of height that grows with the number of lines.
+fn emptiest_corner(
+    series: &[Series],
+    (x_lo, x_hi): (f64, f64),
+    (y_lo, y_hi): (f64, f64),
+) -> SeriesLabelPosition {
+    let along = |v: f64, lo: f64, hi: f64| (v.ln() - lo.ln()) / (hi.ln() - lo.ln());
+    let box_w = 0.28;
+    let box_h = (0.06 * series.len() as f64 + 0.04).min(0.9);
+    let covered = |left: bool, top: bool| {
+        series
+            .iter()
+            .flat_map(|(_, points)| points.iter())
+            .filter(|(x, y)| {
+                let (fx, fy) = (along(*x, x_lo, x_hi), along(*y, y_lo, y_hi));
+                let in_x = if left { fx <= box_w } else { fx >= 1.0 - box_w };
+                let in_y = if top { fy >= 1.0 - box_h } else { fy <= box_h };
+                in_x && in_y
+            })
+            .count()
+    };
+    [
+        (SeriesLabelPosition::UpperLeft, true, true),
+        (SeriesLabelPosition::UpperRight, false, true),
+        (SeriesLabelPosition::LowerRight, false, false),
+        (SeriesLabelPosition::LowerLeft, true, false),
+    ]
+    .into_iter()
+    .min_by_key(|(_, left, top)| covered(*left, *top))
+    .map_or(SeriesLabelPosition::UpperLeft, |(corner, _, _)| corner)
+}
+
 /// A white 860x500 SVG canvas.
 fn canvas(path: &Path) -> Result<DrawingArea<SVGBackend<'_>, Shift>, HarnessError> {
     let root = SVGBackend::new(path, (860, 500)).into_drawing_area();
@@ -205,9 +239,10 @@ fn line_chart(
             .draw_series(points.iter().map(|p| Circle::new(*p, 3, color.filled())))
             .map_err(|e| fail(&e))?;
     }
+    let corner = emptiest_corner(series, (0.7, x_max * 1.4), (y_min / 2.0, y_max * 2.0));
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(corner)
         .background_style(WHITE.mix(0.6))
         .border_style(BLACK)
         .draw()

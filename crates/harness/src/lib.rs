@@ -15,6 +15,7 @@
 //! Results go to `results/<date>-<host>/` as CSV, JSON, a Markdown README with the
 //! machine and the exact command, and SVG charts.
 
+mod baseline;
 mod cell;
 mod charts;
 mod columns;
@@ -31,6 +32,7 @@ mod soak;
 mod summary;
 mod table;
 
+pub use baseline::{diff as diff_runs, render as render_diff, LoadedRun, RunDiff};
 pub use cell::{run_cell, Measurement, RunSettings};
 pub use compare::run_plan;
 pub use error::HarnessError;

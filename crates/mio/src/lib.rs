@@ -143,6 +143,12 @@ impl Loop<'_> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
+            tracing::trace!(
+                events = events.iter().count(),
+                ready_list = self.ready.len(),
+                ?timeout,
+                "turn"
+            );
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.listener_ready = true,

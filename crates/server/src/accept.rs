@@ -77,7 +77,11 @@ pub fn admit_accepted(stream: TcpStream, ctx: &ServerContext) -> Accepted {
 pub fn admit_socket(stream: &impl AsFd, ctx: &ServerContext) -> Option<ConnectionSlot> {
     ctx.stats.record_accept();
     let _ = SockRef::from(stream).set_tcp_nodelay(true);
-    ctx.try_admit()
+    let slot = ctx.try_admit();
+    if slot.is_some() {
+        crate::log::accepted(stream);
+    }
+    slot
 }
 
 /// Sorts a failed accept the way [`accept_one`] does, for a model whose accept failed

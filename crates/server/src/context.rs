@@ -71,6 +71,10 @@ pub fn new_session(config: &SessionConfig, now: Instant) -> io::Result<Session> 
 /// dropped so the close is a FIN, not a reset that could destroy the notice.
 pub fn refuse_busy(stream: TcpStream, ctx: &ServerContext) {
     ctx.stats.record_refused();
+    crate::log::refused(
+        &stream,
+        "server busy (--max-conns, or no thread, process or descriptor slot)",
+    );
     if stream.set_nonblocking(true).is_err() {
         return;
     }

@@ -168,6 +168,7 @@ impl<W> Conns<W> {
     /// Closes the connection at `index` now and records its stats.
     pub fn close(&mut self, index: usize, io_error: bool, forget: impl FnOnce(&TcpStream)) {
         if let Some(conn) = self.slab.remove(index) {
+            crate::log::closed(&conn.stream, &conn.session, io_error);
             forget(&conn.stream);
             self.ctx.stats.record_session(&conn.session, io_error);
             // A stale poller event or ready-list entry for this index finds `None` (or

@@ -170,6 +170,7 @@ async fn serve_connection(
         return;
     };
     let result = converse(&mut stream, &mut session, &mut stop).await;
+    echolab_server::log_closed(&stream, &session, result.is_err());
     drop(stream);
     ctx.stats.record_session(&session, result.is_err());
     drop(slot);
