@@ -327,6 +327,11 @@ impl Loop<'_> {
     /// Runs every completion the kernel has posted, and those it posts meanwhile.
     fn complete_all(&mut self) -> io::Result<()> {
         self.backlog.extend(self.ring.completion());
+        tracing::trace!(
+            completions = self.backlog.len(),
+            in_flight = self.in_flight,
+            "turn"
+        );
         while let Some(cqe) = self.backlog.pop_front() {
             self.complete(&cqe)?;
             if self.backlog.is_empty() {
