@@ -208,6 +208,15 @@ pub const MODELS: &[Model] = &[
         busy_waits: false,
         serve: echolab_tokio::serve,
     },
+    Model {
+        name: "uring",
+        summary: "io_uring completions: multishot accept, multishot receive into a provided-buffer ring, owned sends",
+        runs: Runs::EventLoop,
+        transport: Transport::Stream,
+        natural_limit: None,
+        busy_waits: false,
+        serve: echolab_uring::serve,
+    },
 ];
 
 /// Looks a model up by name.

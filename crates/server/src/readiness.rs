@@ -265,6 +265,12 @@ impl Listening {
         false
     }
 
+    /// Stops accepting for [`ACCEPT_BACKOFF`] (out of descriptors or memory), for a model
+    /// whose accepts fail elsewhere than in [`Listening::accept_some`] (a completion).
+    pub fn pause(&mut self, now: Instant) {
+        self.paused_until = Some(now + ACCEPT_BACKOFF);
+    }
+
     /// Accepts up to `max` connections, handing each admitted one to `admit`.
     pub fn accept_some(
         &mut self,
@@ -285,7 +291,7 @@ impl Listening {
                 Accepted::Refused | Accepted::Retry => {}
                 Accepted::Empty => return AcceptStop::Drained,
                 Accepted::BackOff => {
-                    self.paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
+                    self.pause(Instant::now());
                     return AcceptStop::Paused;
                 }
             }

@@ -1,5 +1,6 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use echolab_proto::{CloseReason, Session};
 use serde::{Deserialize, Serialize};
@@ -18,6 +19,7 @@ pub struct ServerStats {
     closes: [AtomicU64; CloseReason::ALL.len()],
     io_errors: AtomicU64,
     accept_errors: AtomicU64,
+    kernel_held: Mutex<BTreeMap<String, u64>>,
 }
 
 /// A point-in-time copy of [`ServerStats`], as printed in the JSON stats line.
@@ -40,6 +42,11 @@ pub struct StatsSnapshot {
     pub closed: BTreeMap<String, u64>,
     /// Errors by kind: protocol violations, timeouts, I/O errors, accept errors.
     pub errors: BTreeMap<String, u64>,
+    /// What a completion model had lent the kernel and not got back when it stopped
+    /// (provided buffers, operations in flight), by name: all zero after a clean stop.
+    /// Absent for models that lend the kernel nothing.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kernel_held: BTreeMap<String, u64>,
 }
 
 impl ServerStats {
@@ -71,6 +78,14 @@ impl ServerStats {
 
     pub(crate) fn leave(&self) {
         self.active.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// A completion model, as it stops: `count` of what it calls `name` (provided
+    /// buffers, operations) is still held by the kernel. Printed in the stats line under
+    /// `kernel_held`, so a test can check that nothing leaked.
+    pub fn record_kernel_held(&self, name: &str, count: u64) {
+        let mut held = self.kernel_held.lock().unwrap_or_else(|e| e.into_inner());
+        *held.entry(name.to_string()).or_default() += count;
     }
 
     /// Connections being served right now.
@@ -115,6 +130,9 @@ impl ServerStats {
         self.io_errors.fetch_add(error("io"), Ordering::Relaxed);
         self.accept_errors
             .fetch_add(error("accept"), Ordering::Relaxed);
+        for (name, count) in &other.kernel_held {
+            self.record_kernel_held(name, *count);
+        }
     }
 
     /// Copies the counters.
@@ -140,6 +158,11 @@ impl ServerStats {
             bytes_out: load(&self.bytes_out),
             closed,
             errors,
+            kernel_held: self
+                .kernel_held
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 }
