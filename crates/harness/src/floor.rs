@@ -81,7 +81,12 @@ fn round_trips(echo_cpu: usize, client_cpu: usize) -> Result<RoundTrip, HarnessE
                 }
             }
         });
-        let client = ping(addr, client_cpu);
+        // On a thread of its own: pinning the calling thread would pin every server and
+        // load thread the run starts after it.
+        let client = scope
+            .spawn(move || ping(addr, client_cpu))
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("ping panicked")));
         let echoed = echo
             .join()
             .unwrap_or_else(|_| Err(std::io::Error::other("echo panicked")));
