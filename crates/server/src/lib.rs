@@ -29,10 +29,16 @@
 //! - **Shutdown** — [`Shutdown`]: SIGINT/SIGTERM as a flag and a readable descriptor,
 //!   so blocking and readiness models alike can wait for it.
 //! - **Stats** — [`ServerStats`]: counters folded in once per connection, printed as
-//!   JSON on exit; [`ServerContext`] carries config, shutdown and stats into threads.
+//!   JSON on exit; [`ServerContext`] carries config, shutdown and stats into threads
+//!   ([`ServerContext::for_worker`]: accepts also counted per loop or process).
+//! - **Children** — [`Children`]: what a process model (`fork`, `prefork`) does with its
+//!   processes: fork them from a single-threaded parent, reap them on SIGCHLD, take in
+//!   the stats each sends before it exits, and forward SIGTERM, wait, kill and reap at
+//!   shutdown.
 
 mod accept;
 mod blocking;
+mod children;
 mod config;
 mod context;
 mod deadlines;
@@ -51,6 +57,7 @@ pub use accept::{
     Accepted, Acceptor, SocketMode, ACCEPT_BACKOFF,
 };
 pub use blocking::{serve_blocking, NO_DEADLINE_WAIT};
+pub use children::{poll_timeout, ChildProcess, Children, Forked};
 pub use config::ServerConfig;
 pub use context::{new_session, refuse_busy, ConnectionSlot, ServerContext};
 use deadlines::{Deadlines, Slab};
