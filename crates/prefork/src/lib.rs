@@ -95,7 +95,8 @@ pub fn processes(workers: usize, max_conns: usize) -> usize {
 pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
     // First: refuses a multi-threaded process, which cannot fork safely.
     let children = Children::new()?;
-    let listener = listen.bind()?;
+    // Announced only once the workers exist: no client arrives before them.
+    let listener = listen.bind_unannounced()?;
     // The children block in `accept`; with a receive timeout on the listener, a signal
     // interrupts it (EINTR) instead of restarting it, and an idle child looks at the
     // shutdown flag at least once a tick.
@@ -109,6 +110,8 @@ pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
         children,
         workers: vec![Worker::Due(Instant::now()); count],
     };
+    parent.fork_due(Instant::now());
+    listen.announce(&listener)?;
     let result = parent.supervise();
     parent.children.terminate();
     // Closes the listening socket for every process holding it (the children's copies

@@ -55,10 +55,14 @@ use echolab_server::{Listen, ServerContext};
 /// Serves on `ctx.config.worker_count()` edge-triggered loops, one per `SO_REUSEPORT`
 /// listener, until shutdown; returns when every loop has drained.
 pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
-    let listeners = listen.bind_reuse_port(ctx.config.worker_count())?;
+    let mut listeners = listen
+        .bind_reuse_port_unannounced(ctx.config.worker_count())?
+        .into_iter()
+        .enumerate();
+    let Some((first_index, first)) = listeners.next() else {
+        return Ok(());
+    };
     thread::scope(|scope| {
-        let mut listeners = listeners.into_iter().enumerate();
-        let first = listeners.next();
         let mut loops = Vec::new();
         for (index, listener) in listeners {
             let loop_ctx = ctx.for_worker(index);
@@ -66,15 +70,21 @@ pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
                 .name(format!("echolab-loop-{index}"))
                 .spawn_scoped(scope, move || run_loop(listener, &loop_ctx));
             // When the thread cannot start, its closure — and the listener in it — is
-            // dropped: the kernel stops hashing connections to a loop that is not there.
+            // dropped: the kernel hashes connections only over loops that exist.
             if let Ok(handle) = spawned {
                 loops.push(handle);
             }
         }
+        // Announced once the loops run, so no client is queued on a listener that a
+        // loop which could not start has just closed.
+        let announced = listen.announce(&first);
         // The calling thread is loop 0: one loop always runs, whatever else failed.
-        let mut result = match first {
-            Some((index, listener)) => run_loop(listener, &ctx.for_worker(index)),
-            None => Ok(()),
+        let mut result = match announced {
+            Ok(()) => run_loop(first, &ctx.for_worker(first_index)),
+            Err(e) => {
+                ctx.shutdown.request();
+                Err(e)
+            }
         };
         for handle in loops {
             let joined = handle

@@ -4,8 +4,10 @@
 //! - **Binding** — [`Listen`]: the serve entry gets a bind spec, not a socket, so a
 //!   model may bind one listener ([`Listen::bind`]) or one per loop or per process
 //!   ([`Listen::bind_reuse_port`]; the first bind resolves port 0, the siblings reuse
-//!   it). The bound address is announced once, when every listener is ready: that is
-//!   the `listening on HOST:PORT` line the harness and tests wait for.
+//!   it). The bound address is announced once, when every listener is ready — or, after
+//!   a `bind…_unannounced`, when the model calls [`Listen::announce`] (`prefork` forks
+//!   its workers first, `reactors` starts its loops): that is the `listening on
+//!   HOST:PORT` line the harness and tests wait for.
 //! - **Accept** — [`accept_one`]: the one accept step (count it, sort transient errors
 //!   from running out of descriptors, `TCP_NODELAY`, claim a `--max-conns` slot or send
 //!   the busy notice; [`admit_accepted`] and [`accept_failed`] are its halves, for a
