@@ -9,8 +9,9 @@ listener wake when one connection arrives.
    accepts, the rest find nothing and sleep again.
 
 A wake-up is counted as a voluntary context switch (`/proc/PID/status`) of a waiting
-process in the 50 ms after one connect. prefork's idle workers also wake on their own
-every 500 ms (their accept timeout), so a stray 1 in its rows can be that tick.
+process in the 20 ms after one connect. prefork's idle workers also wake on their own
+every 500 ms (their accept timeout), so a stray extra 1 in its rows (about one trial in
+six) is that tick, not the connection.
 
 usage: scripts/accept_herd.py [ECHOLAB] [N]   (default target/release/echolab, 4)
 """
@@ -23,7 +24,7 @@ import time
 
 ECHOLAB = sys.argv[1] if len(sys.argv) > 1 else "target/release/echolab"
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 4
-TRIALS = 5
+TRIALS = 8
 
 
 def switches(pid):
@@ -37,7 +38,7 @@ def switches(pid):
 def woken(pids, connect):
     before = [switches(p) for p in pids]
     conn = connect()
-    time.sleep(0.05)
+    time.sleep(0.02)
     after = [switches(p) for p in pids]
     return conn, [a - b for a, b in zip(after, before)]
 
