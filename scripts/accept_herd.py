@@ -9,9 +9,8 @@ listener wake when one connection arrives.
    accepts, the rest find nothing and sleep again.
 
 A wake-up is counted as a voluntary context switch (`/proc/PID/status`) of a waiting
-process in the 20 ms after one connect. prefork's idle workers also wake on their own
-every 500 ms (their accept timeout), so a stray extra 1 in its rows (about one trial in
-six) is that tick, not the connection.
+process in the 20 ms after one connect. (prefork's idle workers have no timer of their
+own, so nothing else wakes them.)
 
 usage: scripts/accept_herd.py [ECHOLAB] [N]   (default target/release/echolab, 4)
 """

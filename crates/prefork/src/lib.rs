@@ -19,12 +19,12 @@
 //! `setsockopt(TCP_NODELAY)`, the blocking loop's two `setsockopt`s (read and write
 //! timeouts) and the final `close` — no `clone`, no `wait4`, no stats datagram, and the
 //! parent is not involved at all. Per message: one `read` and one `write`, as in
-//! `iterative`. Per idle child: one `accept4` timing out every
-//! [`BLOCKING_TICK`].
+//! `iterative`. An idle worker makes no syscall at all: it sleeps in `accept`.
 //!
-//! **Where it waits.** Idle children in `accept` (with `SO_RCVTIMEO`, so that SIGTERM
-//! interrupts it instead of being restarted); busy children in `read` on their client;
-//! the parent in `poll` on the shutdown pipe, the SIGCHLD pipe and the stats socket.
+//! **Where it waits.** Idle children in `accept` (with an hour's `SO_RCVTIMEO`, only so
+//! that SIGTERM interrupts it instead of it being restarted); busy children in `read` on
+//! their client, until it speaks or its deadline; the parent in `poll` on the shutdown
+//! pipe, the SIGCHLD pipe and the stats socket. Nothing wakes on a timer at rest.
 //!
 //! **What a connection costs.** Nothing beyond the socket: a worker process (page
 //! tables, its copy-on-write pages, a stack; about 50 KiB of Pss measured) exists
@@ -47,13 +47,15 @@
 //! datagram when it exits, as in `fork`; `accepted_per_worker` shows how the kernel
 //! spread the connections over the workers.
 //!
-//! **Shutdown.** The parent forwards SIGTERM to every child, then shuts the shared
-//! listener down (`shutdown(2)` on a listening socket closes it for every process that
-//! holds it: children still waiting in `accept` return, queued connections are reset,
-//! and a client connecting during the drain is refused). Busy children send what they
-//! owe and exit; the parent reaps them all, SIGKILL after [`CHILD_GRACE`]. Children ask
-//! for SIGTERM when the parent dies (`PR_SET_PDEATHSIG`), so none outlives it even if
-//! it is killed outright. Forking, reaping, stats and the shutdown of children are
+//! **Shutdown.** The parent forwards SIGTERM to every child (again every 100 ms until it
+//! exits: a signal that lands just before a blocking call begins is lost), then shuts
+//! the shared listener down (`shutdown(2)` on a listening socket closes it for every
+//! process that holds it: children still waiting in `accept` return, queued connections
+//! are reset, and a client connecting during the drain is refused). Busy children send
+//! what they owe and exit; the parent reaps them all, SIGKILL after [`CHILD_GRACE`].
+//! Children ask for SIGTERM when the parent dies (`PR_SET_PDEATHSIG`), and the first
+//! to leave shuts the listener down for the rest, so none outlives a parent killed
+//! outright for longer than its client's idle deadline. Forking, reaping, stats and the shutdown of children are
 //! [`echolab_server::Children`], shared with `fork`; the parent starts no threads.
 //! A SIGTERM sent to one child alone also wakes the parent's shutdown pipe (the
 //! signal handlers are inherited), so it drains the whole server, as in `fork`.
@@ -66,7 +68,7 @@ use std::time::{Duration, Instant};
 
 use echolab_server::{
     accept_one, poll_timeout, refuse_busy, serve_blocking, sleep_or_shutdown, Accepted,
-    ChildProcess, Children, Forked, Listen, ServerContext, SocketMode, BLOCKING_TICK,
+    ChildProcess, Children, Forked, Listen, ServerContext, SocketMode, NO_DEADLINE_WAIT,
 };
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -99,10 +101,10 @@ pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
     let children = Children::new()?;
     // Announced only once the workers exist: no client arrives before them.
     let listener = listen.bind_unannounced()?;
-    // The children block in `accept`; with a receive timeout on the listener, a signal
-    // interrupts it (EINTR) instead of restarting it, and an idle child looks at the
-    // shutdown flag at least once a tick.
-    SockRef::from(&listener).set_read_timeout(Some(BLOCKING_TICK))?;
+    // The workers block in `accept`. With a receive timeout set on the listener, a
+    // signal interrupts it (EINTR) instead of restarting it, so SIGTERM reaches an idle
+    // worker; the timeout itself is an hour, so at rest a worker never wakes.
+    SockRef::from(&listener).set_read_timeout(Some(NO_DEADLINE_WAIT))?;
     let count = processes(ctx.config.worker_count(), ctx.config.max_conns);
     let board = Scoreboard::new(count)?;
     let mut parent = Parent {
@@ -221,8 +223,8 @@ fn work(child: ChildProcess<'_>, index: usize, listener: &TcpListener, board: &S
                     None => refuse_busy(stream, ctx),
                 }
             }
-            // Empty: the receive timeout passed (or the listener was shut down);
-            // Retry: a signal interrupted `accept`. Either way, look at the flag again.
+            // Retry: a signal interrupted `accept`; Empty: the listener was shut down
+            // (or an hour passed). Either way, look at the flag again.
             Accepted::Refused | Accepted::Retry | Accepted::Empty => {}
             Accepted::BackOff => {
                 if sleep_or_shutdown(ctx) {
@@ -230,6 +232,14 @@ fn work(child: ChildProcess<'_>, index: usize, listener: &TcpListener, board: &S
                 }
             }
         }
+    }
+    // Shutdown. The parent shuts the shared listener down, once it has signalled every
+    // worker. If it is gone (`PR_SET_PDEATHSIG`), the first worker out does, to wake
+    // its siblings — including one whose signal landed just before its `accept` began,
+    // which would otherwise sleep on — and so that a client connecting now is refused
+    // rather than queued for nobody.
+    if child.orphaned() {
+        let _ = SockRef::from(listener).shutdown(SocketShutdown::Read);
     }
     child.exit()
 }

@@ -251,10 +251,15 @@ impl ChildProcess<'_> {
     /// before the request, the child exits now.
     pub fn exit_with_parent(self) -> Self {
         let asked = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).is_ok();
-        if !asked || getppid() != self.parent {
+        if !asked || self.orphaned() {
             self.exit()
         }
         self
+    }
+
+    /// Whether the parent that forked this child has died (the child was reparented).
+    pub fn orphaned(&self) -> bool {
+        getppid() != self.parent
     }
 
     /// Sends the child's counters to the parent and ends the process.
