@@ -181,11 +181,18 @@ fn loops_each_accept_their_share(model: &Model) {
     let threads = std::fs::read_dir(format!("/proc/{}/task", server.pid()))
         .map(|d| d.count())
         .unwrap_or(0);
-    assert_eq!(threads, 2, "{}: loop 0 on the main thread, loop 1 on its own", model.name);
+    assert_eq!(
+        threads, 2,
+        "{}: loop 0 on the main thread, loop 1 on its own",
+        model.name
+    );
     let mut clients: Vec<_> = (0..100).map(|_| server.client()).collect();
     for (i, client) in clients.iter_mut().enumerate() {
         let payload = distinct_payload(i);
-        assert!(client.echo(&payload).expect("echo") == payload, "client {i}");
+        assert!(
+            client.echo(&payload).expect("echo") == payload,
+            "client {i}"
+        );
     }
     drop(clients);
     let (status, _, stats) = server.terminate(Duration::from_secs(5));

@@ -70,7 +70,9 @@ pub(crate) fn thousand_short_connections_leave_nothing(model: &Model) {
     });
     let churned = started.elapsed();
     let settled = proc::wait_until(Duration::from_secs(3), || {
-        proc::fd_count(pid) <= baseline && children_sorted(pid) == standing && proc::zombies(pid) == 0
+        proc::fd_count(pid) <= baseline
+            && children_sorted(pid) == standing
+            && proc::zombies(pid) == 0
     });
     eprintln!(
         "{}: {SHORT_CONNECTIONS} short connections in {churned:?}; then {} fds (baseline \
