@@ -54,11 +54,12 @@
 //! are reset, and a client connecting during the drain is refused). Busy children send
 //! what they owe and exit; the parent reaps them all, SIGKILL after [`CHILD_GRACE`].
 //! Children ask for SIGTERM when the parent dies (`PR_SET_PDEATHSIG`), and the first
-//! to leave shuts the listener down for the rest, so none outlives a parent killed
-//! outright for longer than its client's idle deadline. Forking, reaping, stats and the shutdown of children are
-//! [`echolab_server::Children`], shared with `fork`; the parent starts no threads.
-//! A SIGTERM sent to one child alone also wakes the parent's shutdown pipe (the
-//! signal handlers are inherited), so it drains the whole server, as in `fork`.
+//! orphan to leave shuts the listener down for the rest, so none outlives a parent
+//! killed outright for longer than its client's idle deadline. Forking, reaping, stats
+//! and the shutdown of children are [`echolab_server::Children`], shared with `fork`;
+//! the parent starts no threads. A SIGTERM sent to one child alone also wakes the
+//! parent's shutdown pipe (the signal handlers are inherited), so it drains the whole
+//! server, as in `fork`.
 
 mod scoreboard;
 

@@ -16,8 +16,8 @@
 //! With 100 connections over 2 loops the split is binomial: 50/50 on average, but 45/55
 //! or worse about one run in three. The loops never rebalance: a loop that drew more
 //! (or busier) connections stays busier for their whole lives, while its neighbour may
-//! idle. The stats line's `accepted_per_worker` shows each loop's count (19 measured
-//! rounds of 100 connections: from 50/50 to 37/63, within 20% of each other in 13).
+//! idle. The stats line's `accepted_per_worker` shows each loop's count (26 measured
+//! rounds of 100 connections: from 50/50 to 37/63, within 20% of each other in 19).
 //!
 //! **A listener that closes takes its queue with it.** Connections the kernel already
 //! completed into one listener's accept queue belong to that listener: when it closes
@@ -31,7 +31,7 @@
 //! everything ready. Nothing crosses threads: no futex, no wake-up of another loop. But
 //! each loop sees only its share of the ready connections, so under the same load it
 //! runs dry and waits more often than one loop would (measured at 100 connections on 2
-//! cores: one `epoll_wait` per 4.2 messages against `mio`'s one per 57, and 18–23% more
+//! cores: one `epoll_wait` per 4.2 messages against `mio`'s one per 57, and 15–23% more
 //! server CPU per response).
 //!
 //! **Where it waits.** Each loop in its own `epoll_wait`, over its own listener, its
@@ -43,7 +43,7 @@
 //!
 //! **How it fails under load.** N cores instead of one — if the connections are spread
 //! over the loops, and if the cores are free: on 2 cores shared with the load
-//! generator it was ahead of `mio` in 11 of 19 rounds, no more. Nothing moves a
+//! generator it was ahead of `mio` in 16 of 26 rounds, no more. Nothing moves a
 //! connection off a busy loop, so a hot loop's clients
 //! wait while another core idles: the imbalance is the price of sharing nothing. Out of
 //! descriptors, each loop backs off on its own (the descriptor table is the process's).
