@@ -16,8 +16,8 @@
 //! With 100 connections over 2 loops the split is binomial: 50/50 on average, but 45/55
 //! or worse about one run in three. The loops never rebalance: a loop that drew more
 //! (or busier) connections stays busier for their whole lives, while its neighbour may
-//! idle. The stats line's `accepted_per_worker` shows each loop's count (26 measured
-//! rounds of 100 connections: from 50/50 to 37/63, within 20% of each other in 19).
+//! idle. The stats line's `accepted_per_worker` shows each loop's count (29 measured
+//! rounds of 100 connections: from 50/50 to 37/63, within 20% of each other in 21).
 //!
 //! **A listener that closes takes its queue with it.** Connections the kernel already
 //! completed into one listener's accept queue belong to that listener: when it closes
@@ -43,10 +43,11 @@
 //!
 //! **How it fails under load.** N cores instead of one — if the connections are spread
 //! over the loops, and if the cores are free: on 2 cores shared with the load
-//! generator it was ahead of `mio` in 16 of 26 rounds, no more. Nothing moves a
-//! connection off a busy loop, so a hot loop's clients
-//! wait while another core idles: the imbalance is the price of sharing nothing. Out of
-//! descriptors, each loop backs off on its own (the descriptor table is the process's).
+//! generator it beat `mio` only while other jobs loaded the machine (16 of 29 rounds),
+//! and fell to 0.64–0.79 of it on a quiet one. Nothing moves a connection off a busy
+//! loop, so a hot loop's clients wait while another core idles: the imbalance is the
+//! price of sharing nothing. Out of descriptors, each loop backs off on its own (the
+//! descriptor table is the process's).
 //! A loop thread that cannot be started (process limit) is simply absent: its listener
 //! is closed before any client arrives, and the kernel hashes over the others.
 //!
