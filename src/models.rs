@@ -155,6 +155,16 @@ pub const MODELS: &[Model] = &[
         serve: echolab_pool::serve,
     },
     Model {
+        name: "prefork",
+        summary:
+            "fixed worker processes forked up front, each blocking in accept on the shared listener",
+        runs: Runs::WorkerProcesses,
+        transport: Transport::Stream,
+        natural_limit: None,
+        busy_waits: false,
+        serve: echolab_prefork::serve,
+    },
+    Model {
         name: "spin",
         summary: "non-blocking sockets tried in turn, no readiness call (burns CPU)",
         runs: Runs::EventLoop,
@@ -198,6 +208,15 @@ pub const MODELS: &[Model] = &[
         natural_limit: None,
         busy_waits: false,
         serve: echolab_mio::serve,
+    },
+    Model {
+        name: "reactors",
+        summary: "one edge-triggered mio loop per CPU, each on its own SO_REUSEPORT listener",
+        runs: Runs::SeveralLoops,
+        transport: Transport::Stream,
+        natural_limit: None,
+        busy_waits: false,
+        serve: echolab_reactors::serve,
     },
     Model {
         name: "tokio",

@@ -4,8 +4,10 @@
 //! - **Binding** — [`Listen`]: the serve entry gets a bind spec, not a socket, so a
 //!   model may bind one listener ([`Listen::bind`]) or one per loop or per process
 //!   ([`Listen::bind_reuse_port`]; the first bind resolves port 0, the siblings reuse
-//!   it). The bound address is announced once, when every listener is ready: that is
-//!   the `listening on HOST:PORT` line the harness and tests wait for.
+//!   it). The bound address is announced once, when every listener is ready — or, after
+//!   a `bind…_unannounced`, when the model calls [`Listen::announce`] (`prefork` forks
+//!   its workers first, `reactors` starts its loops): that is the `listening on
+//!   HOST:PORT` line the harness and tests wait for.
 //! - **Accept** — [`accept_one`]: the one accept step (count it, sort transient errors
 //!   from running out of descriptors, `TCP_NODELAY`, claim a `--max-conns` slot or send
 //!   the busy notice; [`admit_accepted`] and [`accept_failed`] are its halves, for a
@@ -29,10 +31,16 @@
 //! - **Shutdown** — [`Shutdown`]: SIGINT/SIGTERM as a flag and a readable descriptor,
 //!   so blocking and readiness models alike can wait for it.
 //! - **Stats** — [`ServerStats`]: counters folded in once per connection, printed as
-//!   JSON on exit; [`ServerContext`] carries config, shutdown and stats into threads.
+//!   JSON on exit; [`ServerContext`] carries config, shutdown and stats into threads
+//!   ([`ServerContext::for_worker`]: accepts also counted per loop or process).
+//! - **Children** — [`Children`]: what a process model (`fork`, `prefork`) does with its
+//!   processes: fork them from a single-threaded parent, reap them on SIGCHLD, take in
+//!   the stats each sends before it exits, and forward SIGTERM, wait, kill and reap at
+//!   shutdown.
 
 mod accept;
 mod blocking;
+mod children;
 mod config;
 mod context;
 mod deadlines;
@@ -51,6 +59,7 @@ pub use accept::{
     Accepted, Acceptor, SocketMode, ACCEPT_BACKOFF,
 };
 pub use blocking::{serve_blocking, NO_DEADLINE_WAIT};
+pub use children::{poll_timeout, ChildProcess, Children, Forked};
 pub use config::ServerConfig;
 pub use context::{new_session, refuse_busy, ConnectionSlot, ServerContext};
 use deadlines::{Deadlines, Slab};

@@ -20,6 +20,9 @@ pub struct ServerStats {
     io_errors: AtomicU64,
     accept_errors: AtomicU64,
     kernel_held: Mutex<BTreeMap<String, u64>>,
+    /// Accepts by worker index (a loop of `reactors`, a process of `prefork`): grown on
+    /// demand; touched once per accept, never per message.
+    accepted_per_worker: Mutex<Vec<u64>>,
 }
 
 /// A point-in-time copy of [`ServerStats`], as printed in the JSON stats line.
@@ -47,12 +50,33 @@ pub struct StatsSnapshot {
     /// Absent for models that lend the kernel nothing.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub kernel_held: BTreeMap<String, u64>,
+    /// Connections accepted by each worker, for models whose workers accept on their
+    /// own (`reactors`' loops, each on its own `SO_REUSEPORT` listener; `prefork`'s
+    /// processes on a shared one): how evenly the kernel spread them. Left out of the
+    /// JSON for models with one accepting loop.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accepted_per_worker: Vec<u64>,
 }
 
 impl ServerStats {
     /// A connection was accepted.
     pub fn record_accept(&self) {
         self.accepted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Worker `index` accepted a connection (counted besides [`ServerStats::record_accept`]).
+    pub fn record_worker_accept(&self, index: usize) {
+        let mut counts = lock(&self.accepted_per_worker);
+        if counts.len() <= index {
+            counts.resize(index + 1, 0);
+        }
+        counts[index] += 1;
+    }
+
+    /// Most connections served at once, as counted elsewhere (`prefork`'s processes
+    /// share a counter of their own; each child's snapshot knows only itself).
+    pub fn record_active_peak(&self, peak: u64) {
+        self.active_peak.fetch_max(peak, Ordering::Relaxed);
     }
 
     /// A connection was refused for lack of capacity.
@@ -133,6 +157,15 @@ impl ServerStats {
         for (name, count) in &other.kernel_held {
             self.record_kernel_held(name, *count);
         }
+        if !other.accepted_per_worker.is_empty() {
+            let mut counts = lock(&self.accepted_per_worker);
+            if counts.len() < other.accepted_per_worker.len() {
+                counts.resize(other.accepted_per_worker.len(), 0);
+            }
+            for (count, n) in counts.iter_mut().zip(&other.accepted_per_worker) {
+                *count += n;
+            }
+        }
     }
 
     /// Copies the counters.
@@ -163,8 +196,17 @@ impl ServerStats {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
+            accepted_per_worker: lock(&self.accepted_per_worker).clone(),
         }
     }
+}
+
+/// The counts behind a lock nobody can leave inconsistent (a poisoned lock only means
+/// another thread panicked between two plain additions).
+fn lock(counts: &Mutex<Vec<u64>>) -> std::sync::MutexGuard<'_, Vec<u64>> {
+    counts
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
@@ -195,5 +237,22 @@ mod tests {
         assert_eq!(total.bytes_out, 180);
         assert_eq!(total.errors["accept"], 2);
         assert_eq!(total.closed.values().sum::<u64>(), 6);
+        assert!(total.accepted_per_worker.is_empty());
+    }
+
+    #[test]
+    fn per_worker_accepts_add_up_across_snapshots() {
+        let parent = ServerStats::default();
+        parent.record_worker_accept(0);
+        let child = ServerStats::default();
+        child.record_worker_accept(2);
+        child.record_worker_accept(2);
+        parent.absorb(&child.snapshot());
+        assert_eq!(parent.snapshot().accepted_per_worker, vec![1, 0, 2]);
+        let json = serde_json::to_value(parent.snapshot()).unwrap();
+        assert_eq!(json["accepted_per_worker"], serde_json::json!([1, 0, 2]));
+        // A model with one accepting loop prints no such field.
+        let single = serde_json::to_value(ServerStats::default().snapshot()).unwrap();
+        assert!(single.get("accepted_per_worker").is_none());
     }
 }
