@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 
 use echolab::models::{Model, Runs, MODELS};
 
-/// The first registered model that `matches`.
+/// The first registered stream model that `matches` (the scenarios these tests read are
+/// the TCP ones).
 fn model_where(what: &str, matches: impl Fn(&Model) -> bool) -> &'static str {
     MODELS
         .iter()
-        .find(|m| matches(m))
+        .find(|m| m.is_stream() && matches(m))
         .unwrap_or_else(|| panic!("no registered model {what}"))
         .name
 }

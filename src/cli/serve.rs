@@ -83,6 +83,7 @@ impl ServeArgs {
             },
             max_conns: self.max_conns.unwrap_or(ServerConfig::default().max_conns),
             workers: self.workers,
+            service: echolab_proto::Service::Echo,
         })
     }
 }
