@@ -70,7 +70,7 @@ pub struct LoadReport {
     pub depth: usize,
 }
 
-pub(super) fn latency(hist: &Histogram<u64>) -> LatencyUs {
+pub(crate) fn latency(hist: &Histogram<u64>) -> LatencyUs {
     let at = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
     LatencyUs {
         p50: at(0.50),
@@ -99,7 +99,7 @@ pub(super) fn fairness(counts: &[u64]) -> Fairness {
     }
 }
 
-pub(super) fn per_sec(count: u64, elapsed: Duration) -> f64 {
+pub(crate) fn per_sec(count: u64, elapsed: Duration) -> f64 {
     let secs = elapsed.as_secs_f64();
     if secs > 0.0 {
         count as f64 / secs
