@@ -232,3 +232,69 @@ fn bad_arguments_are_one_clear_line() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+#[test]
+fn udp_scenario_runs_the_datagram_models_and_charts_loss_against_rate() {
+    let datagram = model_where_datagram();
+    let stream = model_where("of any kind", |_| true);
+    let out = TempDir::new("udp");
+    let output = compare(
+        &[
+            "--models",
+            &format!("{datagram},{stream}"),
+            "--scenario",
+            "udp",
+            "--repeat",
+            "1",
+            "--duration",
+            "0.3",
+            "--warmup",
+            "0.1",
+            "--out",
+            out.0.to_str().unwrap(),
+        ],
+        Duration::from_secs(120),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "stderr: {stderr}");
+    let dir = only_run_dir(&out.0);
+    let rows = csv_rows(&dir);
+    // 2 sizes x 3 rates, the datagram model only: a stream model has no udp cell.
+    assert_eq!(rows.len(), 6, "{rows:?}");
+    for row in &rows {
+        assert_eq!(row["model"], datagram, "{row:?}");
+        assert_eq!(row["scenario"], "udp", "{row:?}");
+        assert!(num(row, "offered_rate") > 0.0, "{row:?}");
+        assert!(num(row, "sent") > 0.0, "{row:?}");
+        let loss = num(row, "loss_pct");
+        assert!((0.0..=100.0).contains(&loss), "{row:?}");
+        assert_eq!(row["server_exit_clean"], "true", "{row:?}");
+    }
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    assert!(readme.contains("| loss % |"), "{readme}");
+    for chart in ["udp-64B.svg", "udp-1400B.svg"] {
+        let svg = std::fs::read_to_string(dir.join(chart)).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains(datagram), "{chart}");
+        assert!(
+            readme.contains(&format!("]({chart})")),
+            "{chart} not linked"
+        );
+    }
+    // A stream model alone has nothing to run in the udp scenario: one clear line.
+    let output = compare(
+        &["--models", stream, "--scenario", "udp", "--no-write"],
+        Duration::from_secs(30),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("nothing to run"), "{stderr}");
+}
+
+/// The first registered datagram (UDP) model.
+fn model_where_datagram() -> &'static str {
+    MODELS
+        .iter()
+        .find(|m| !m.is_stream())
+        .expect("a registered datagram model")
+        .name
+}

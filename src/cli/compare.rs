@@ -19,7 +19,8 @@ pub(crate) struct CompareArgs {
     /// Models to run, comma-separated (default: every registered model).
     #[arg(long, value_delimiter = ',', value_name = "A,B")]
     models: Vec<String>,
-    /// Scenarios to run, comma-separated: latency, throughput, churn, idle (default: all).
+    /// Scenarios to run, comma-separated: latency, throughput, churn, idle, crowd, rest
+    /// (the stream models), udp (the datagram models) (default: all).
     #[arg(long, value_delimiter = ',', value_name = "S")]
     scenario: Vec<String>,
     /// Runs of each cell; the tables show the median and the min–max.
@@ -62,9 +63,19 @@ pub(crate) fn run(args: CompareArgs) -> Result<ExitCode> {
     }
     let mut plan = Plan::new(names, &scenarios, args.full);
     for name in &plan.models {
-        if let Some(limit) = find_model(name)?.natural_limit {
+        let model = find_model(name)?;
+        if let Some(limit) = model.natural_limit {
             plan.descriptor_limits.insert(name.clone(), limit);
         }
+        if !model.is_stream() {
+            plan.datagram_models.insert(name.clone());
+        }
+    }
+    if plan.runs() == 0 {
+        bail!(
+            "nothing to run: the udp scenario is for the datagram models (udp-…), every \
+             other scenario for the stream models"
+        );
     }
     plan.repeat = args.repeat;
     plan.duration = args.duration.unwrap_or(plan.duration);

@@ -5,6 +5,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use echolab_client::datagram::{self, DatagramLoadConfig, DatagramLoadReport};
 use echolab_client::load::{self, LoadConfig, LoadReport};
 use serde::Serialize;
 
@@ -19,6 +20,10 @@ const IDLE_SETTLE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Per-connect limit for the idle crowd (a model that stops accepting leaves the rest
 /// in the backlog, or in SYN retries once the backlog is full).
 const IDLE_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The `udp` scenario: a datagram with no reply for this long is lost. Over loopback a
+/// reply comes in microseconds, or in milliseconds from a backed-up queue; this is
+/// long past both, and short enough that a run ends soon after its window.
+const UDP_REPLY_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Everything measured in one run of one cell.
 #[derive(Debug, Clone, Serialize)]
@@ -72,6 +77,20 @@ pub struct Measurement {
     pub memory_per_conn_kb: Option<f64>,
     /// The server exited 0 after SIGTERM.
     pub server_exit_clean: bool,
+    /// `udp` scenario: the offered rate, datagrams per second.
+    pub offered_rate: Option<f64>,
+    /// `udp` scenario: datagrams sent in the measured window.
+    pub sent: Option<u64>,
+    /// `udp` scenario: `sent` per second, the rate really offered (below
+    /// `offered_rate` when the generator could not keep up).
+    pub sent_per_sec: Option<f64>,
+    /// `udp` scenario: of those, how many got no reply within the reply timeout.
+    pub lost: Option<u64>,
+    /// `udp` scenario: `lost` as a percentage of `sent`.
+    pub loss_pct: Option<f64>,
+    /// `udp` scenario: datagrams the kernel dropped at the server's sockets (their
+    /// receive buffers were full), from `/proc/net/udp`.
+    pub server_socket_drops: Option<u64>,
 }
 
 impl Measurement {
@@ -96,6 +115,14 @@ impl Measurement {
                 .map(|(k, n)| format!("{n} {k}"))
                 .collect();
             notes.push(kinds.join(", "));
+        }
+        if let (Some(rate), Some(sent)) = (self.offered_rate, self.sent_per_sec) {
+            if sent < rate * 0.9 {
+                notes.push(format!(
+                    "the client offered only {}/s",
+                    crate::figures::short(sent)
+                ));
+            }
         }
         if !self.server_exit_clean {
             notes.push("unclean exit".to_string());
@@ -148,9 +175,29 @@ pub fn run_cell(
         start + config.warmup + config.duration,
     );
     // No active connection (the rest scenario): nothing to load, only time to watch.
+    let mut udp = None;
     let report = if cell.conns == 0 {
         std::thread::sleep(config.warmup + config.duration);
         None
+    } else if cell.scenario.is_datagram() {
+        let udp_config = DatagramLoadConfig {
+            sockets: cell.conns,
+            threads: config.threads,
+            size: cell.size,
+            duration: config.duration,
+            warmup: config.warmup,
+            reply_timeout: UDP_REPLY_TIMEOUT,
+            rate: cell.rate.map(|r| r as f64),
+            ..DatagramLoadConfig::new(server.addr())
+        };
+        match datagram::run_load(&udp_config) {
+            Ok(report) => {
+                let common = as_load_report(&report);
+                udp = Some(report);
+                Some(Ok(common))
+            }
+            Err(e) => Some(Err(e)),
+        }
     } else {
         Some(load::run(&config))
     };
@@ -164,7 +211,49 @@ pub fn run_cell(
         idle: &idle,
         exit: &exit,
     };
-    Ok(measurement(model, cell, repeat, report.as_ref(), &measured))
+    let mut m = measurement(model, cell, repeat, report.as_ref(), &measured);
+    if let Some(udp) = &udp {
+        m.offered_rate = udp.target_rate;
+        m.sent = Some(udp.sent);
+        m.sent_per_sec = Some(udp.sent_per_sec);
+        m.lost = Some(udp.lost);
+        m.loss_pct = Some(udp.loss_pct);
+        m.server_socket_drops = udp.kernel.server_socket_drops;
+    }
+    Ok(m)
+}
+
+/// A UDP run's figures in the shape every other scenario's run has, so the shared
+/// columns read them the same way; what goes wrong besides loss (which has its own
+/// columns) becomes the errors.
+fn as_load_report(udp: &DatagramLoadReport) -> LoadReport {
+    let errors = [
+        ("corrupted", udp.corrupted),
+        ("duplicated", udp.duplicated),
+        ("late", udp.late),
+        ("unsent", udp.unsent),
+        ("refused", udp.refused),
+    ]
+    .into_iter()
+    .map(|(kind, n)| (kind.to_string(), n))
+    .collect();
+    LoadReport {
+        mode: udp.mode,
+        target_rate: udp.target_rate,
+        connections_per_sec: None,
+        responses: udp.responses,
+        seconds: udp.seconds,
+        responses_per_sec: udp.responses_per_sec,
+        mib_per_sec: udp.mib_per_sec,
+        latency_us: udp.latency_us.clone(),
+        errors,
+        fairness: udp.fairness.clone(),
+        first_reply_us_p50: 0.0,
+        first_reply_us_max: None,
+        conns: udp.sockets,
+        size: udp.size,
+        depth: udp.depth,
+    }
 }
 
 /// What the harness saw of the server during one run.
@@ -235,6 +324,12 @@ fn measurement(
         idle_held: (cell.idle_conns > 0).then_some(idle.held),
         memory_per_conn_kb: idle.memory_per_conn_kb,
         server_exit_clean: exit.clean,
+        offered_rate: None,
+        sent: None,
+        sent_per_sec: None,
+        lost: None,
+        loss_pct: None,
+        server_socket_drops: None,
     }
 }
 

@@ -120,7 +120,7 @@ pub(crate) const COLUMNS: &[Column] = &[
         .words()
         .about("the concurrency model, as `echolab serve MODEL` names it"),
     Column::csv("scenario", |m| m.cell.scenario.to_string())
-        .about("latency, throughput, churn or idle"),
+        .about("latency, throughput, churn, idle, crowd, rest, or udp (the datagram models)"),
     Column::csv("conns", |m| m.cell.conns.to_string())
         .about("active (load-generating) connections"),
     Column::csv("size", |m| m.cell.size.to_string()).about("payload bytes per message"),
@@ -217,6 +217,20 @@ pub(crate) const COLUMNS: &[Column] = &[
         })
         .only(Scenario::Rest)
         .about("server CPU seconds per second of the window (tables: % of one core); at rest, what doing nothing costs"),
+    Column::csv("offered_rate", |m| decimals_0(m.offered_rate))
+        .about("udp: datagrams per second offered, in total (open loop; the cell's `@ rate`)"),
+    Column::csv("sent", |m| whole(m.sent))
+        .about("udp: datagrams sent in the measured window"),
+    Column::csv("sent_per_sec", |m| decimals_0(m.sent_per_sec))
+        .about("udp: `sent` per second, the rate really offered (a note says when the client fell short of `offered_rate`)"),
+    Column::csv("lost", |m| whole(m.lost))
+        .about("udp: of those, datagrams with no reply within 0.5 s"),
+    Column::csv("loss_pct", |m| decimals_3(m.loss_pct))
+        .in_table("loss %", |s| or_dash(s.loss_pct, |x| format!("{x:.2}")))
+        .only(Scenario::Udp)
+        .about("udp: datagrams lost, % of those sent (UDP has no backpressure: past what the server answers, the kernel drops)"),
+    Column::csv("server_socket_drops", |m| whole(m.server_socket_drops))
+        .about("udp: datagrams the kernel dropped at the server's full receive buffers (`/proc/net/udp` drops)"),
     Column::table("note", |s| s.note.clone())
         .words()
         .about("any trouble: no replies, starved clients, idle not held, errors, an unclean exit"),
@@ -253,6 +267,10 @@ fn decimals_3(x: Option<f64>) -> String {
     x.map_or(String::new(), |x| format!("{x:.3}"))
 }
 
+fn decimals_0(x: Option<f64>) -> String {
+    x.map_or(String::new(), |x| format!("{x:.0}"))
+}
+
 fn whole(n: Option<u64>) -> String {
     n.map_or(String::new(), |n| n.to_string())
 }
@@ -263,8 +281,9 @@ mod tests {
 
     #[test]
     fn the_csv_header_extends_the_committed_runs_one() {
-        // Runs before 2026-11-30 end at `server_exit_clean`; new columns go at the end so
-        // old and new files line up column for column.
+        // Runs before 2026-11-30 end at `server_exit_clean`, and before the udp scenario
+        // at `server_cpu_share`; new columns go at the end so old and new files line up
+        // column for column.
         let header: Vec<&str> = csv_columns().map(|c| c.header).collect();
         assert_eq!(
             header.join(","),
@@ -272,7 +291,8 @@ mod tests {
              mib_per_sec,p50_us,p99_us,p999_us,max_us,errors,jain,min_per_conn,\
              server_cpu_secs,responses_per_cpu_sec,peak_rss_kb,peak_threads,peak_processes,\
              voluntary_ctx_switches,involuntary_ctx_switches,idle_held,memory_per_conn_kb,\
-             server_exit_clean,server_cpu_share"
+             server_exit_clean,server_cpu_share,offered_rate,sent,sent_per_sec,lost,loss_pct,\
+             server_socket_drops"
         );
     }
 
@@ -304,12 +324,18 @@ mod tests {
             idle_held: None,
             memory_per_conn_kb: None,
             server_exit_clean: true,
+            offered_rate: None,
+            sent: None,
+            sent_per_sec: None,
+            lost: None,
+            loss_pct: None,
+            server_socket_drops: None,
         };
         let row: Vec<String> = csv_columns().map(|c| (c.show)(&m)).collect();
         assert_eq!(
             row.join(","),
             "iterative,latency,1,64,0,0,38637,38637.0,2.358,25.1,46.1,74.8,4018.2,,1.0000,38637,\
-             0.5500,70249.091,3616,1,1,56551,235,,,true,0.5500"
+             0.5500,70249.091,3616,1,1,56551,235,,,true,0.5500,,,,,,"
         );
     }
 
@@ -320,6 +346,15 @@ mod tests {
         assert!(headings(Scenario::Idle).contains(&"KiB/conn"));
         assert!(!headings(Scenario::Latency).contains(&"KiB/conn"));
         assert_eq!(headings(Scenario::Latency).last(), Some(&"note"));
+    }
+
+    #[test]
+    fn loss_is_a_column_of_the_udp_table_only() {
+        let headings =
+            |scenario| -> Vec<&str> { table_columns(scenario).map(|t| t.heading).collect() };
+        assert!(headings(Scenario::Udp).contains(&"loss %"));
+        assert!(headings(Scenario::Udp).contains(&"server CPU µs/resp"));
+        assert!(!headings(Scenario::Throughput).contains(&"loss %"));
     }
 
     #[test]

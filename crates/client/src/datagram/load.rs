@@ -36,7 +36,7 @@ use mio::{Events, Interest, Poll, Token};
 use super::kernel::Snapshot;
 use super::report::DatagramLoadReport;
 use crate::error::ClientError;
-use crate::load::report::{latency, per_sec};
+use crate::load::report::{fairness, latency, per_sec};
 use crate::load::schedule::Schedule;
 use crate::load::wakeups::{Wakeups, ALARM};
 use crate::payload;
@@ -150,6 +150,8 @@ struct Tally {
     late: u64,
     unsent: u64,
     refused: u64,
+    /// Responses in the measured window, per socket (taken at the end).
+    per_socket: Vec<u64>,
 }
 
 impl Tally {
@@ -167,6 +169,7 @@ impl Tally {
             late: 0,
             unsent: 0,
             refused: 0,
+            per_socket: Vec::new(),
         }
     }
 
@@ -181,6 +184,7 @@ impl Tally {
         self.late += other.late;
         self.unsent += other.unsent;
         self.refused += other.refused;
+        self.per_socket.extend(&other.per_socket);
     }
 }
 
@@ -192,10 +196,14 @@ enum State {
     NotSent,
 }
 
-/// One datagram sent: when (the intended time in the open loop), and what came of it.
+/// One datagram sent: when it was due (latency counts from then: in the open loop the
+/// intended time, so a client or server that falls behind is charged for it), when it
+/// really went (the reply timeout counts from then: a generator that cannot keep up
+/// with its schedule must not count its own lateness as loss), and what came of it.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     at: Instant,
+    sent: Instant,
     state: State,
 }
 
@@ -213,6 +221,8 @@ struct Flow<'s> {
     schedule: Option<Schedule>,
     /// Edge-triggered: set by an event, cleared by `WouldBlock`.
     readable: bool,
+    /// Responses in the measured window.
+    responses: u64,
 }
 
 impl Flow<'_> {
@@ -241,7 +251,11 @@ impl Flow<'_> {
                 State::NotSent
             }
         };
-        self.window.push_back(Slot { at, state });
+        self.window.push_back(Slot {
+            at,
+            sent: Instant::now(),
+            state,
+        });
         if self.window.len() > MAX_WINDOW {
             self.give_up_front(tally, phases);
         }
@@ -260,7 +274,7 @@ impl Flow<'_> {
 
     /// Gives up on the datagrams sent at or before `cutoff` (one reply timeout ago).
     fn expire(&mut self, cutoff: Instant, tally: &mut Tally, phases: &Phases) {
-        while self.window.front().is_some_and(|slot| slot.at <= cutoff) {
+        while self.window.front().is_some_and(|slot| slot.sent <= cutoff) {
             self.give_up_front(tally, phases);
         }
     }
@@ -302,6 +316,7 @@ impl Flow<'_> {
                 self.highest = Some(self.highest.map_or(seq, |h| h.max(seq)));
                 if phases.measured(slot.at) {
                     tally.responses += 1;
+                    self.responses += 1;
                     let nanos = now.saturating_duration_since(slot.at).as_nanos();
                     let _ = tally
                         .histogram
@@ -397,6 +412,7 @@ pub fn run(config: &DatagramLoadConfig) -> Result<DatagramLoadReport, ClientErro
         size: config.size,
         depth: config.depth,
         sent: total.sent,
+        sent_per_sec: per_sec(total.sent, config.duration),
         responses: total.responses,
         seconds: config.duration.as_secs_f64(),
         responses_per_sec,
@@ -414,6 +430,7 @@ pub fn run(config: &DatagramLoadConfig) -> Result<DatagramLoadReport, ClientErro
         late: total.late,
         unsent: total.unsent,
         refused: total.refused,
+        fairness: fairness(&total.per_socket),
         kernel,
     })
 }
@@ -467,6 +484,7 @@ fn run_thread(
             highest: None,
             schedule,
             readable: true,
+            responses: 0,
         });
     }
     let mut tally = Tally::new();
@@ -551,6 +569,7 @@ fn run_thread(
             flow.give_up_front(&mut tally, phases);
         }
     }
+    tally.per_socket = flows.iter().map(|f| f.responses).collect();
     Ok(tally)
 }
 
@@ -590,6 +609,7 @@ mod tests {
             highest: None,
             schedule: None,
             readable: false,
+            responses: 0,
         };
         let mut tally = Tally::new();
         let mut payload = vec![0u8; 64];

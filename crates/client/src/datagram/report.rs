@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::kernel::KernelDrops;
-use crate::load::LatencyUs;
+use crate::load::{Fairness, LatencyUs};
 
 /// The outcome of `echolab load --transport udp` (its `--json` object).
 #[derive(Debug, Clone, Serialize)]
@@ -20,6 +20,9 @@ pub struct DatagramLoadReport {
     pub depth: usize,
     /// Datagrams sent in the measured interval.
     pub sent: u64,
+    /// `sent` per second: the rate really offered (below `target_rate` when the
+    /// generator could not keep up with its schedule).
+    pub sent_per_sec: f64,
     /// Verified replies to them.
     pub responses: u64,
     /// Measured seconds.
@@ -49,6 +52,9 @@ pub struct DatagramLoadReport {
     pub unsent: u64,
     /// ICMP port-unreachable reports (nothing listening on the server's port).
     pub refused: u64,
+    /// How evenly the sockets were answered (a `SO_REUSEPORT` server hashes each
+    /// socket to one of its threads).
+    pub fairness: Fairness,
     /// The kernel's drop counters for the run: where lost datagrams went.
     pub kernel: KernelDrops,
 }
@@ -70,13 +76,14 @@ impl DatagramLoadReport {
             )
         };
         format!(
-            "UDP {mode}{} sockets x {} B: {} sent, {} responses in {:.1} s = {:.0} responses/s, {:.2} MiB/s\n\
+            "UDP {mode}{} sockets x {} B: {} sent ({:.0}/s), {} responses in {:.1} s = {:.0} responses/s, {:.2} MiB/s\n\
              {latency}\n\
              lost {} ({:.3}%), duplicated {}, reordered {}, corrupted {}, late {}, unsent {}, refused {}\n\
              {}\n",
             self.sockets,
             self.size,
             self.sent,
+            self.sent_per_sec,
             self.responses,
             self.seconds,
             self.responses_per_sec,

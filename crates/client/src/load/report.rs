@@ -81,7 +81,7 @@ pub(crate) fn latency(hist: &Histogram<u64>) -> LatencyUs {
     }
 }
 
-pub(super) fn fairness(counts: &[u64]) -> Fairness {
+pub(crate) fn fairness(counts: &[u64]) -> Fairness {
     if counts.is_empty() {
         return Fairness::default();
     }
