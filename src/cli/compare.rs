@@ -92,7 +92,7 @@ pub(crate) fn run(args: CompareArgs) -> Result<ExitCode> {
     let machine = Machine::detect();
     eprintln!(
         "echolab compare: {} models x {} cells x {} repeats = {} runs of {:.1} s + {:.1} s warm-up",
-        plan.models.len(),
+        plan.models_run(),
         plan.cells.len(),
         plan.repeat,
         plan.runs(),

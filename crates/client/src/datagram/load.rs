@@ -435,9 +435,10 @@ pub fn run(config: &DatagramLoadConfig) -> Result<DatagramLoadReport, ClientErro
     })
 }
 
-/// A non-blocking socket connected to `addr`, with a receive buffer as large as the
-/// system allows without privileges (`net.core.rmem_max`), so the client's own buffer
-/// is the last place replies are dropped.
+/// A non-blocking socket connected to `addr`. Its receive buffer is the system's
+/// default, as a user's would be: a bigger one would hold replies the generator has no
+/// time to read, and they would come back late rather than be counted as dropped at the
+/// client (`client_socket_drops`).
 fn open_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
     let any = if addr.is_ipv6() {
         SocketAddr::from(([0u16; 8], 0))
@@ -447,8 +448,6 @@ fn open_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
     let socket = UdpSocket::bind(any)?;
     socket.connect(addr)?;
     socket.set_nonblocking(true)?;
-    // Best effort: the kernel caps the request at rmem_max.
-    let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(4 << 20);
     Ok(socket)
 }
 
@@ -533,7 +532,14 @@ fn run_thread(
             continue;
         }
         if config.rate.is_some() {
+            // The sockets due now, each once: a socket behind its schedule sends at most
+            // PER_WAKE and is queued again (due at once), but only after the loop has
+            // read the replies waiting, so a generator that falls behind still reads.
+            let mut due_now = Vec::new();
             while let Some(index) = wakeups.pop_due(now) {
+                due_now.push(index);
+            }
+            for index in due_now {
                 let flow = &mut flows[index];
                 for _ in 0..PER_WAKE {
                     let Some(due) = flow.schedule.as_ref().map(Schedule::next_due) else {
