@@ -336,13 +336,13 @@ mod tests {
         assert!(udp.iter().all(|c| !plan.fits("mio", c)));
         let tcp = plan.cells.len() - udp.len();
         assert_eq!(plan.runs(), (tcp + udp.len()) * plan.repeat);
+        assert_eq!(udp[0].label(), "udp 4x64 @ 25.0k/s");
         assert_eq!(plan.models_run(), 2);
         let udp_only = Plan {
             cells: udp.into_iter().copied().collect(),
             ..plan.clone()
         };
         assert_eq!(udp_only.models_run(), 1);
-        assert_eq!(udp[0].label(), "udp 4x64 @ 25.0k/s");
     }
 
     #[test]
