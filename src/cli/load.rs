@@ -70,10 +70,19 @@ pub(crate) fn run(args: LoadArgs) -> Result<ExitCode> {
         eprintln!("warning: {warning}");
     }
     let report = load::run(&config).context("load run failed")?;
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+    print_report(args.json, serde_json::to_string(&report), report.summary())
+}
+
+/// The report as one JSON object (`--json`), or its summary.
+fn print_report(
+    json: bool,
+    object: serde_json::Result<String>,
+    summary: String,
+) -> Result<ExitCode> {
+    if json {
+        println!("{}", object?);
     } else {
-        print!("{}", report.summary());
+        print!("{summary}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -96,10 +105,5 @@ fn run_udp(args: &LoadArgs) -> Result<ExitCode> {
         ..DatagramLoadConfig::new(args.client.addr)
     };
     let report = datagram::run_load(&config).context("load run failed")?;
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        print!("{}", report.summary());
-    }
-    Ok(ExitCode::SUCCESS)
+    print_report(args.json, serde_json::to_string(&report), report.summary())
 }

@@ -77,20 +77,42 @@ pub struct Measurement {
     pub memory_per_conn_kb: Option<f64>,
     /// The server exited 0 after SIGTERM.
     pub server_exit_clean: bool,
-    /// `udp` scenario: the offered rate, datagrams per second.
+    /// The `udp` scenario's own figures (empty in every other scenario); flattened,
+    /// so `results.json` has them beside the others.
+    #[serde(flatten)]
+    pub udp: UdpFigures,
+}
+
+/// What only a `udp` run measures.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct UdpFigures {
+    /// The offered rate, datagrams per second.
     pub offered_rate: Option<f64>,
-    /// `udp` scenario: datagrams sent in the measured window.
+    /// Datagrams sent in the measured window.
     pub sent: Option<u64>,
-    /// `udp` scenario: `sent` per second, the rate really offered (below
-    /// `offered_rate` when the generator could not keep up).
+    /// `sent` per second, the rate really offered (below `offered_rate` when the
+    /// generator could not keep up).
     pub sent_per_sec: Option<f64>,
-    /// `udp` scenario: of those, how many got no reply within the reply timeout.
+    /// Of those sent, how many got no reply within the reply timeout.
     pub lost: Option<u64>,
-    /// `udp` scenario: `lost` as a percentage of `sent`.
+    /// `lost` as a percentage of `sent`.
     pub loss_pct: Option<f64>,
-    /// `udp` scenario: datagrams the kernel dropped at the server's sockets (their
-    /// receive buffers were full), from `/proc/net/udp`.
+    /// Datagrams the kernel dropped at the server's sockets (their receive buffers were
+    /// full), from `/proc/net/udp`.
     pub server_socket_drops: Option<u64>,
+}
+
+impl UdpFigures {
+    fn of(report: &DatagramLoadReport) -> UdpFigures {
+        UdpFigures {
+            offered_rate: report.target_rate,
+            sent: Some(report.sent),
+            sent_per_sec: Some(report.sent_per_sec),
+            lost: Some(report.lost),
+            loss_pct: Some(report.loss_pct),
+            server_socket_drops: report.kernel.server_socket_drops,
+        }
+    }
 }
 
 impl Measurement {
@@ -116,7 +138,7 @@ impl Measurement {
                 .collect();
             notes.push(kinds.join(", "));
         }
-        if let (Some(rate), Some(sent)) = (self.offered_rate, self.sent_per_sec) {
+        if let (Some(rate), Some(sent)) = (self.udp.offered_rate, self.udp.sent_per_sec) {
             if sent < rate * 0.9 {
                 notes.push(format!(
                     "the client offered only {}/s",
@@ -212,14 +234,7 @@ pub fn run_cell(
         exit: &exit,
     };
     let mut m = measurement(model, cell, repeat, report.as_ref(), &measured);
-    if let Some(udp) = &udp {
-        m.offered_rate = udp.target_rate;
-        m.sent = Some(udp.sent);
-        m.sent_per_sec = Some(udp.sent_per_sec);
-        m.lost = Some(udp.lost);
-        m.loss_pct = Some(udp.loss_pct);
-        m.server_socket_drops = udp.kernel.server_socket_drops;
-    }
+    m.udp = udp.as_ref().map(UdpFigures::of).unwrap_or_default();
     Ok(m)
 }
 
@@ -324,12 +339,7 @@ fn measurement(
         idle_held: (cell.idle_conns > 0).then_some(idle.held),
         memory_per_conn_kb: idle.memory_per_conn_kb,
         server_exit_clean: exit.clean,
-        offered_rate: None,
-        sent: None,
-        sent_per_sec: None,
-        lost: None,
-        loss_pct: None,
-        server_socket_drops: None,
+        udp: UdpFigures::default(),
     }
 }
 

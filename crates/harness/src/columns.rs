@@ -217,19 +217,19 @@ pub(crate) const COLUMNS: &[Column] = &[
         })
         .only(Scenario::Rest)
         .about("server CPU seconds per second of the window (tables: % of one core); at rest, what doing nothing costs"),
-    Column::csv("offered_rate", |m| decimals_0(m.offered_rate))
+    Column::csv("offered_rate", |m| decimals_0(m.udp.offered_rate))
         .about("udp: datagrams per second offered, in total (open loop; the cell's `@ rate`)"),
-    Column::csv("sent", |m| whole(m.sent))
+    Column::csv("sent", |m| whole(m.udp.sent))
         .about("udp: datagrams sent in the measured window"),
-    Column::csv("sent_per_sec", |m| decimals_0(m.sent_per_sec))
+    Column::csv("sent_per_sec", |m| decimals_0(m.udp.sent_per_sec))
         .about("udp: `sent` per second, the rate really offered (a note says when the client fell short of `offered_rate`)"),
-    Column::csv("lost", |m| whole(m.lost))
+    Column::csv("lost", |m| whole(m.udp.lost))
         .about("udp: of those, datagrams with no reply within 0.5 s"),
-    Column::csv("loss_pct", |m| decimals_3(m.loss_pct))
+    Column::csv("loss_pct", |m| decimals_3(m.udp.loss_pct))
         .in_table("loss %", |s| or_dash(s.loss_pct, |x| format!("{x:.2}")))
         .only(Scenario::Udp)
         .about("udp: datagrams lost, % of those sent (UDP has no backpressure: past what the server answers, the kernel drops)"),
-    Column::csv("server_socket_drops", |m| whole(m.server_socket_drops))
+    Column::csv("server_socket_drops", |m| whole(m.udp.server_socket_drops))
         .about("udp: datagrams the kernel dropped at the server's full receive buffers (`/proc/net/udp` drops)"),
     Column::table("note", |s| s.note.clone())
         .words()
@@ -324,12 +324,7 @@ mod tests {
             idle_held: None,
             memory_per_conn_kb: None,
             server_exit_clean: true,
-            offered_rate: None,
-            sent: None,
-            sent_per_sec: None,
-            lost: None,
-            loss_pct: None,
-            server_socket_drops: None,
+            udp: Default::default(),
         };
         let row: Vec<String> = csv_columns().map(|c| (c.show)(&m)).collect();
         assert_eq!(

@@ -30,7 +30,7 @@ mod soak;
 mod summary;
 mod table;
 
-pub use cell::{run_cell, Measurement, RunSettings};
+pub use cell::{run_cell, Measurement, RunSettings, UdpFigures};
 pub use compare::run_plan;
 pub use error::HarnessError;
 pub use files::{csv, write_run, RunResults};

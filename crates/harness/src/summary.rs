@@ -128,7 +128,7 @@ fn summarize_runs(model: String, cell: Cell, runs: &[&Measurement]) -> Option<Su
         jain: spread(&|m| m.jain)?,
         memory_per_conn_kb: optional(&|m| m.memory_per_conn_kb),
         idle_held: runs.iter().filter_map(|m| m.idle_held).min(),
-        loss_pct: optional(&|m| m.loss_pct),
+        loss_pct: optional(&|m| m.udp.loss_pct),
         note: notes.join(" | "),
         runs: runs.len(),
         model,

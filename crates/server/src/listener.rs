@@ -157,8 +157,8 @@ mod tests {
         assert!(socket2::SockRef::from(&listener).reuse_address().unwrap());
     }
 
-    #[test]
-    fn reuse_port_siblings_share_the_first_port_and_announce_once() {
+    /// A spec for an ephemeral loopback port that records what it announces.
+    fn recording_listen() -> (Listen, std::sync::Arc<std::sync::Mutex<Vec<SocketAddr>>>) {
         use std::sync::{Arc, Mutex};
         let heard = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&heard);
@@ -167,6 +167,12 @@ mod tests {
             16,
             Box::new(move |addr| sink.lock().unwrap().push(addr)),
         );
+        (listen, heard)
+    }
+
+    #[test]
+    fn reuse_port_siblings_share_the_first_port_and_announce_once() {
+        let (listen, heard) = recording_listen();
         let listeners = listen.bind_reuse_port(3).unwrap();
         let port = listeners[0].local_addr().unwrap().port();
         assert!(listeners
@@ -184,14 +190,7 @@ mod tests {
 
     #[test]
     fn udp_reuse_port_siblings_share_the_first_port_and_announce_once() {
-        use std::sync::{Arc, Mutex};
-        let heard = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&heard);
-        let listen = Listen::new(
-            SocketAddr::from(([127, 0, 0, 1], 0)),
-            16,
-            Box::new(move |addr| sink.lock().unwrap().push(addr)),
-        );
+        let (listen, heard) = recording_listen();
         let sockets = listen.bind_udp_reuse_port(2).unwrap();
         let first = sockets[0].local_addr().unwrap();
         assert_ne!(first.port(), 0);

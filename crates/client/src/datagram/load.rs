@@ -38,6 +38,7 @@ use super::report::DatagramLoadReport;
 use crate::error::ClientError;
 use crate::load::report::{fairness, latency, per_sec};
 use crate::load::schedule::Schedule;
+use crate::load::threads::join_all;
 use crate::load::wakeups::{Wakeups, ALARM};
 use crate::payload;
 
@@ -382,13 +383,7 @@ pub fn run(config: &DatagramLoadConfig) -> Result<DatagramLoadReport, ClientErro
                 scope.spawn(move || run_thread(config, mine, phases))
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(io::Error::other("generator thread panicked")))
-            })
-            .collect()
+        join_all(handles)
     });
     let mut total = Tally::new();
     for result in results {

@@ -30,7 +30,7 @@ pub(crate) mod report;
 pub(crate) mod schedule;
 mod send;
 mod tally;
-mod threads;
+pub(crate) mod threads;
 mod verify;
 pub(crate) mod wakeups;
 mod worker;
