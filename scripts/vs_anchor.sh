@@ -1,74 +1,143 @@
 #!/usr/bin/env bash
 # Responses per server CPU-second of an echolab model against a C reference server, as
 # ../shared/anchors/README.md defines the figure: tcp-echo-benchmark drives each server
-# in turn (interleaved pairs), and the server's own CPU (utime + stime of its whole
-# process tree, /proc/PID/stat) is read just before and after each run.
+# in turn, interleaved (the order alternates every pair), and the server's own CPU
+# (utime + stime of its whole process tree, /proc/PID/stat) is read just before and
+# after each run; the ratio per pair, and its median. Both servers start once and serve
+# every pair. Beside the anchors' figure it prints the same ratio from
+# /proc/PID/task/*/schedstat (exact nanoseconds: a kernel with tick-based accounting,
+# CONFIG_TICK_CPU_ACCOUNTING, samples utime/stime).
 #
 # usage: scripts/vs_anchor.sh MODEL ANCHOR [CONNS] [LEN] [PAIRS] [SECS]
 #   MODEL  an echolab model (served with --protocol raw)
 #   ANCHOR a reference server built by ../shared/anchors/build.sh: epoll_et,
-#          uring_echo or uring_multishot
+#          uring_echo or uring_multishot (or a path to any server taking a PORT)
 # env: ECHOLAB (default target/release/echolab), ANCH (default /tmp/anchors-bin),
-#      SERVE_ARGS (extra `echolab serve` flags, e.g. "--workers 2")
+#      SERVE_ARGS (extra `echolab serve` flags, e.g. "--workers 2"), TEB
+#      (tcp-echo-benchmark, default $ANCH/tcp-echo-benchmark)
 set -euo pipefail
-model=$1 anchor=$2 conns=${3:-50} len=${4:-64} pairs=${5:-3} secs=${6:-4}
-echolab=${ECHOLAB:-target/release/echolab}
-anch=${ANCH:-/tmp/anchors-bin}
-tck=$(getconf CLK_TCK)
 
-tree_ticks() { # utime + stime of a process and its descendants, in clock ticks
-    local total=0 pid
-    for pid in $1 $(pgrep -P "$1" 2>/dev/null || true); do
-        [ -r /proc/$pid/stat ] || continue
-        total=$((total + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' /proc/$pid/stat)))
+model=${1:?usage: $0 MODEL ANCHOR [CONNS] [LEN] [PAIRS] [SECS]}
+anchor=${2:?usage: $0 MODEL ANCHOR [CONNS] [LEN] [PAIRS] [SECS]}
+CONNS=${3:-50}
+LEN=${4:-64}
+PAIRS=${5:-3}
+SECS=${6:-4}
+ANCH=${ANCH:-/tmp/anchors-bin}
+TEB=${TEB:-$ANCH/tcp-echo-benchmark}
+ECHOLAB=${ECHOLAB:-target/release/echolab}
+reference=$anchor
+[[ $reference == */* ]] || reference=$ANCH/$anchor
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+[ -x "$TEB" ] || { echo "tcp-echo-benchmark not found at $TEB (run the anchors' build.sh, or set TEB)" >&2; exit 1; }
+[ -x "$reference" ] || { echo "no reference server at $reference" >&2; exit 1; }
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# utime + stime (clock ticks) of $1 and every descendant. With tick-based accounting
+# (CONFIG_TICK_CPU_ACCOUNTING) these are samples; tree_ns below is exact.
+tree_ticks() {
+    local total=0 pid stack=("$1")
+    while ((${#stack[@]})); do
+        pid=${stack[-1]}
+        unset 'stack[-1]'
+        if [ -r "/proc/$pid/stat" ]; then
+            # Fields after the ")" that ends the command name: utime is the 12th, stime the 13th.
+            local rest
+            rest=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null) || continue
+            set -- $rest
+            total=$((total + ${12} + ${13}))
+            stack+=($(cat /proc/"$pid"/task/*/children 2>/dev/null))
+        fi
     done
-    echo $total
+    echo "$total"
 }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# One measured run against a server already listening at $2 (pid $1): "responses cpu_secs".
-measure() {
-    local pid=$1 addr=$2 before after out
-    before=$(tree_ticks "$pid")
-    out=$("$anch/tcp-echo-benchmark" -a "$addr" -c "$conns" -l "$len" -t "$secs" 2>&1)
-    after=$(tree_ticks "$pid")
-    local responses
-    # "Total: N requests, M responses"
-    responses=$(echo "$out" | awk '/^Total:/ { print $4 }')
-    echo "${responses:-0} $(echo "scale=3; ($after - $before) / $tck" | bc)"
+# Time on CPU (ns, /proc/PID/task/TID/schedstat) of $1's threads and every descendant's.
+tree_ns() {
+    local total=0 pid stack=("$1") t
+    while ((${#stack[@]})); do
+        pid=${stack[-1]}
+        unset 'stack[-1]'
+        for t in $(cat /proc/"$pid"/task/*/schedstat 2>/dev/null | awk '{print $1}'); do
+            total=$((total + t))
+        done
+        stack+=($(cat /proc/"$pid"/task/*/children 2>/dev/null))
+    done
+    echo "$total"
 }
 
-start_model() {
-    local out; out=$(mktemp)
-    # shellcheck disable=SC2086
-    "$echolab" serve "$model" --protocol raw --addr 127.0.0.1:0 ${SERVE_ARGS:-} > "$out" &
-    local pid=$!
-    for _ in $(seq 100); do grep -q listening "$out" && break; sleep 0.05; done
-    echo "$pid $(head -1 "$out" | awk '{ print $3 }')"
-}
-
-start_anchor() {
-    local port; port=$(free_port)
-    "$anch/$anchor" "$port" > /dev/null 2>&1 &
-    local pid=$!
-    sleep 0.3
-    echo "$pid 127.0.0.1:$port"
-}
-
-echo "machine: $(nproc) CPUs, $(uname -r); $conns conns x $len B, $secs s per run, $pairs pairs"
-ratios=()
-for pair in $(seq "$pairs"); do
-    read -r mpid maddr < <(start_model)
-    read -r mresp mcpu < <(measure "$mpid" "$maddr")
-    kill -TERM "$mpid"; wait "$mpid" 2>/dev/null || true
-    read -r apid aaddr < <(start_anchor)
-    read -r aresp acpu < <(measure "$apid" "$aaddr")
-    kill -TERM "$apid"; wait "$apid" 2>/dev/null || true
-    m=$(echo "scale=0; $mresp / $mcpu" | bc); a=$(echo "scale=0; $aresp / $acpu" | bc)
-    r=$(echo "scale=3; $m / $a" | bc)
-    ratios+=("$r")
-    echo "pair $pair: $model $mresp resp / $mcpu s = $m per CPU-s; $anchor $aresp / $acpu s = $a per CPU-s; ratio $r"
+"$reference" "$PORT" 2>"$tmp/reference.err" &
+pids+=($!)
+ref_pid=$!
+# shellcheck disable=SC2086
+"$ECHOLAB" serve "$model" --protocol raw --addr 127.0.0.1:0 ${SERVE_ARGS:-} >"$tmp/model.out" 2>"$tmp/model.err" &
+pids+=($!)
+model_pid=$!
+for _ in $(seq 50); do
+    grep -q 'listening on' "$tmp/model.out" 2>/dev/null && break
+    sleep 0.1
 done
-median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
-echo "median ratio $model / $anchor: $median"
+model_addr=$(sed -n 's/^listening on //p' "$tmp/model.out")
+[ -n "$model_addr" ] || { echo "echolab serve $model did not start:" >&2; cat "$tmp/model.err" >&2; exit 1; }
+sleep 0.3
+kill -0 "$ref_pid" 2>/dev/null || { echo "the reference server exited:" >&2; cat "$tmp/reference.err" >&2; exit 1; }
+hz=$(getconf CLK_TCK)
+
+# One run: prints "responses cpu_ticks responses_per_cpu_second(stat) responses_per_cpu_second(schedstat)".
+measure() {
+    local addr=$1 pid=$2 before after ns_before ns_after responses
+    before=$(tree_ticks "$pid")
+    ns_before=$(tree_ns "$pid")
+    responses=$("$TEB" -a "$addr" -c "$CONNS" -l "$LEN" -t "$SECS" | sed -n 's/^Total: .*requests, \([0-9]*\) responses.*/\1/p')
+    after=$(tree_ticks "$pid")
+    ns_after=$(tree_ns "$pid")
+    awk -v r="$responses" -v t="$((after - before))" -v ns="$((ns_after - ns_before))" -v hz="$hz" \
+        'BEGIN { printf "%d %d %.0f %.0f\n", r, t, (t > 0 ? r * hz / t : 0), (ns > 0 ? r * 1e9 / ns : 0) }'
+}
+
+echo "machine: $(nproc) CPUs, kernel $(uname -r), $(date -u +%Y-%m-%d)"
+echo "load: tcp-echo-benchmark -c $CONNS -l $LEN -t $SECS; reference $(basename "$reference") on 127.0.0.1:$PORT, echolab $model on $model_addr"
+printf '%-5s %-16s %10s %8s %14s %18s\n' pair server responses cpu_s resp_per_cpu_s "(exact: schedstat)"
+for pair in $(seq "$PAIRS"); do
+    order="reference model"
+    if ((pair % 2 == 0)); then order="model reference"; fi
+    for side in $order; do
+        if [ "$side" = reference ]; then
+            read -r r t rate exact < <(measure "127.0.0.1:$PORT" "$ref_pid")
+            name=$(basename "$reference")
+        else
+            read -r r t rate exact < <(measure "$model_addr" "$model_pid")
+            name=$model
+        fi
+        printf '%-5s %-16s %10s %8s %14s %18s\n' "$pair" "$name" "$r" "$(awk -v t="$t" -v hz="$hz" 'BEGIN { printf "%.2f", t / hz }')" "$rate" "$exact"
+        echo "$pair $side $rate $exact" >>"$tmp/rates"
+    done
+done
+median_ratio() {
+    awk -v col="$1" -v label="$2" '
+        { rate[$2, $1] = $col; pairs[$1] = 1 }
+        END {
+            n = 0
+            for (p in pairs) { ratio[++n] = (rate["reference", p] > 0 ? rate["model", p] / rate["reference", p] : 0) }
+            for (i = 2; i <= n; i++) { v = ratio[i]; j = i - 1; while (j > 0 && ratio[j] > v) { ratio[j + 1] = ratio[j]; j-- } ratio[j + 1] = v }
+            median = (n % 2 ? ratio[(n + 1) / 2] : (ratio[n / 2] + ratio[n / 2 + 1]) / 2)
+            printf "%s: ratios per pair, sorted (model / reference):", label
+            for (i = 1; i <= n; i++) printf " %.2f", ratio[i]
+            printf "; median %.2f\n", median
+        }' "$tmp/rates"
+}
+median_ratio 3 "responses per server CPU-second (utime+stime)"
+median_ratio 4 "responses per server CPU-second (schedstat)"
+awk '{ rate[$2, $1] = $3; pairs[$1] = 1 }
+     END { n = 0; for (p in pairs) r[++n] = (rate["reference", p] > 0 ? rate["model", p] / rate["reference", p] : 0)
+           for (i = 2; i <= n; i++) { v = r[i]; j = i - 1; while (j > 0 && r[j] > v) { r[j + 1] = r[j]; j-- } r[j + 1] = v }
+           printf "median ratio %s / %s: %.3f\n", model, anchor, (n % 2 ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2) }' \
+    model="$model" anchor="$(basename "$reference")" "$tmp/rates"

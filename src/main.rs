@@ -11,6 +11,15 @@ use crate::cli::Cli;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Logs on demand only: `RUST_LOG=debug` shows each connection's life, `trace` each
+    // loop turn and blocking call. Unset, no subscriber exists and logging costs nothing.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
     match cli::run(cli) {
         Ok(code) => code,
         Err(err) => {

@@ -33,6 +33,11 @@ pub enum Runs {
     EventLoop,
     /// Several event loops (`--workers`), each with its own connections.
     SeveralLoops,
+    /// A task per connection on an async runtime (`tokio`): `--workers` threads, each
+    /// an event loop, that steal each other's tasks. Unlike [`Runs::SeveralLoops`] no
+    /// connection belongs to one thread, so if fewer threads start than asked for
+    /// (`ulimit -u`), the ones that did serve every connection.
+    Runtime,
 }
 
 impl Runs {
@@ -46,6 +51,7 @@ impl Runs {
             Runs::WorkerProcesses => "worker processes",
             Runs::EventLoop => "one event loop",
             Runs::SeveralLoops => "several loops",
+            Runs::Runtime => "a task each (runtime)",
         }
     }
 }
@@ -107,7 +113,7 @@ impl Model {
     pub fn takes_workers(&self) -> bool {
         matches!(
             self.runs,
-            Runs::WorkerThreads | Runs::WorkerProcesses | Runs::SeveralLoops
+            Runs::WorkerThreads | Runs::WorkerProcesses | Runs::SeveralLoops | Runs::Runtime
         )
     }
 
@@ -156,6 +162,16 @@ pub const MODELS: &[Model] = &[
         serve: echolab_pool::serve,
     },
     Model {
+        name: "prefork",
+        summary:
+            "fixed worker processes forked up front, each blocking in accept on the shared listener",
+        runs: Runs::WorkerProcesses,
+        transport: Transport::Stream,
+        natural_limit: None,
+        busy_waits: false,
+        serve: echolab_prefork::serve,
+    },
+    Model {
         name: "spin",
         summary: "non-blocking sockets tried in turn, no readiness call (burns CPU)",
         runs: Runs::EventLoop,
@@ -199,6 +215,33 @@ pub const MODELS: &[Model] = &[
         natural_limit: None,
         busy_waits: false,
         serve: echolab_mio::serve,
+    },
+    Model {
+        name: "reactors",
+        summary: "one edge-triggered mio loop per CPU, each on its own SO_REUSEPORT listener",
+        runs: Runs::SeveralLoops,
+        transport: Transport::Stream,
+        natural_limit: None,
+        busy_waits: false,
+        serve: echolab_reactors::serve,
+    },
+    Model {
+        name: "tokio",
+        summary: "a task per client on tokio's multi-thread runtime (work-stealing epoll loops)",
+        runs: Runs::Runtime,
+        transport: Transport::Stream,
+        natural_limit: None,
+        busy_waits: false,
+        serve: echolab_tokio::serve,
+    },
+    Model {
+        name: "uring",
+        summary: "io_uring completions: multishot accept, multishot receive into a provided-buffer ring, owned sends",
+        runs: Runs::EventLoop,
+        transport: Transport::Stream,
+        natural_limit: None,
+        busy_waits: false,
+        serve: echolab_uring::serve,
     },
     Model {
         name: "udp-iterative",

@@ -234,6 +234,36 @@ fn bad_arguments_are_one_clear_line() {
 }
 
 #[test]
+fn a_committed_run_diffed_with_itself_is_within_noise_and_other_plans_are_refused() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
+    let run = root.join("2026-11-23-vm");
+    let run = run.to_str().expect("utf-8 path");
+    let output = compare(&["--diff", run, run], Duration::from_secs(30));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout.contains("| mio | throughput 100x64 | 1.00x within noise"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("WORSE") && !stdout.contains("BETTER"),
+        "{stdout}"
+    );
+
+    let full = root.join("2026-11-23-vm-full");
+    let output = compare(
+        &["--diff", run, full.to_str().expect("utf-8 path")],
+        Duration::from_secs(30),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{output:?}");
+    assert!(
+        stderr.contains("plans differ in `cells` (9 cells vs 15 cells)"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn udp_scenario_runs_the_datagram_models_and_charts_loss_against_rate() {
     let datagram = model_where_datagram();
     let stream = model_where("of any kind", |_| true);
@@ -266,6 +296,8 @@ fn udp_scenario_runs_the_datagram_models_and_charts_loss_against_rate() {
         assert_eq!(row["scenario"], "udp", "{row:?}");
         assert!(num(row, "offered_rate") > 0.0, "{row:?}");
         assert!(num(row, "sent") > 0.0, "{row:?}");
+        // The generator's own CPU, recorded for udp cells as for every other.
+        assert!(num(row, "client_cpu_secs") > 0.0, "{row:?}");
         let loss = num(row, "loss_pct");
         assert!((0.0..=100.0).contains(&loss), "{row:?}");
         assert_eq!(row["server_exit_clean"], "true", "{row:?}");
@@ -288,6 +320,22 @@ fn udp_scenario_runs_the_datagram_models_and_charts_loss_against_rate() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(stderr.contains("nothing to run"), "{stderr}");
+}
+
+#[test]
+fn the_committed_udp_run_diffs_cell_by_cell_rates_kept_apart() {
+    let run = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results/2026-11-30-vm-udp");
+    let run = run.to_str().expect("utf-8 path");
+    let output = compare(&["--diff", run, run], Duration::from_secs(30));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    // 4 models x 2 sizes x 3 rates: a cell's rate is part of what it is.
+    let rows = stdout.lines().filter(|l| l.starts_with("| udp-")).count();
+    assert_eq!(rows, 24, "{stdout}");
+    assert!(
+        stdout.contains("| udp-iterative | udp 4x64 @ 25.0k/s | 1.00x within noise"),
+        "{stdout}"
+    );
 }
 
 /// The first registered datagram (UDP) model.

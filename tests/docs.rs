@@ -1,6 +1,8 @@
 //! The docs stay tied to the code: every registered model has its page, the model
 //! pages share one set of sections, the docs map's tables list exactly the registered
-//! models and link every page, and every relative link in the README and docs/ resolves.
+//! models and link every page, every relative link in the README and docs/ resolves, and
+//! the bridge from the sockets course (docs/from-the-course.md) is linked from both
+//! READMEs and names every registered model.
 
 use std::path::{Path, PathBuf};
 
@@ -176,6 +178,33 @@ fn reliability_table_names_every_fault_case() {
         missing.is_empty(),
         "docs/reliability.md does not name these fault cases: {missing:?}"
     );
+}
+
+#[test]
+fn the_course_bridge_names_every_registered_model() {
+    // docs/from-the-course.md maps a sockets course onto the models: a model that
+    // arrives without its place on that map leaves a learner no way in from the course.
+    let page = read(&root().join("docs/from-the-course.md"));
+    let missing: Vec<&str> = MODELS
+        .iter()
+        .map(|m| m.name)
+        .filter(|name| !page.contains(&format!("`{name}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/from-the-course.md does not name these models (as `name`): {missing:?}"
+    );
+    for (readme, link) in [
+        ("README.md", "docs/from-the-course.md"),
+        ("docs/README.md", "from-the-course.md"),
+    ] {
+        assert!(
+            relative_links(&read(&root().join(readme)))
+                .iter()
+                .any(|l| l == link),
+            "{readme} does not link {link}"
+        );
+    }
 }
 
 /// The `## ` headings of a markdown text, outside fenced code blocks.

@@ -1,6 +1,6 @@
 //! Tests specific to the models that multiplex connections on event loops (one loop, or
 //! several), chosen by that property: many clients on one thread and fairness under a
-//! streaming client. (Running out of descriptors without spinning is a case of the fault
+//! streaming client; and with several loops, each loop's accepts counted. (Running out of descriptors without spinning is a case of the fault
 //! suite, `tests/faults.rs`, for every model.) Each runs the real `echolab serve`
 //! binary, as the conformance suite does.
 
@@ -30,6 +30,13 @@ const CASES: &[Case] = &[
         small_round_trips_complete_while_another_client_streams,
     )
     .alone(),
+    // Only several loops, each with its own listener, split the connections between
+    // them.
+    case_where(
+        "loops_each_accept_their_share",
+        |model| model.runs == Runs::SeveralLoops,
+        loops_each_accept_their_share,
+    ),
 ];
 
 fn main() {
@@ -167,4 +174,34 @@ fn small_round_trips_complete_while_another_client_streams(model: &Model) {
         during_stream > 0,
         "{model}: the stream ended before any round trip"
     );
+}
+
+fn loops_each_accept_their_share(model: &Model) {
+    let mut server = ServerGuard::start(model.name, &["--workers", "2"]);
+    let threads = std::fs::read_dir(format!("/proc/{}/task", server.pid()))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(
+        threads, 2,
+        "{}: loop 0 on the main thread, loop 1 on its own",
+        model.name
+    );
+    let mut clients: Vec<_> = (0..100).map(|_| server.client()).collect();
+    for (i, client) in clients.iter_mut().enumerate() {
+        let payload = distinct_payload(i);
+        assert!(
+            client.echo(&payload).expect("echo") == payload,
+            "client {i}"
+        );
+    }
+    drop(clients);
+    let (status, _, stats) = server.terminate(Duration::from_secs(5));
+    assert!(status.success(), "exit status {status}");
+    let stats = stats.expect("JSON stats line on exit");
+    let per_loop = accepted_per_worker(&stats);
+    eprintln!("{}: 100 connections over 2 loops: {per_loop:?}", model.name);
+    assert_eq!(per_loop.len(), 2, "{stats}");
+    assert_eq!(per_loop.iter().sum::<u64>(), 100, "{stats}");
+    // A coin toss per connection: one loop with none has odds of 2 in 2^100.
+    assert!(per_loop.iter().all(|&n| n > 0), "{stats}");
 }

@@ -52,6 +52,10 @@ const CASES: &[Case] = &[
         "load_verifies_every_reply_and_reports_the_kernel_counters",
         load_verifies_every_reply_and_reports_the_kernel_counters,
     ),
+    case(
+        "rust_log_trace_shows_each_datagram",
+        rust_log_trace_shows_each_datagram,
+    ),
 ];
 
 fn main() {
@@ -419,7 +423,14 @@ fn load_verifies_every_reply_and_reports_the_kernel_counters(model: &Model) {
     let output = Command::new(env!("CARGO_BIN_EXE_echolab"))
         .args(["load", "--transport", "udp", "--addr", &addr, "--json"])
         .args(["--conns", "4", "--depth", "4", "--size", "64"])
-        .args(["--warmup", "0.1", "--duration", "0.5", "--timeout", "1"])
+        .args([
+            "--warmup",
+            "100ms",
+            "--duration",
+            "500ms",
+            "--timeout",
+            "1s",
+        ])
         .output()
         .expect("run echolab load");
     assert!(
@@ -435,4 +446,38 @@ fn load_verifies_every_reply_and_reports_the_kernel_counters(model: &Model) {
     }
     assert_eq!(n("sent"), n("responses") + n("lost"), "{report}");
     assert!(report["kernel"].get("rcvbuf_errors").is_some(), "{report}");
+    // The generator's own CPU, as the TCP load reports it: it did some work.
+    let cpu = |key: &str| report[key].as_f64().unwrap_or(-1.0);
+    assert!(
+        cpu("client_cpu_user_s") + cpu("client_cpu_sys_s") > 0.0,
+        "{report}"
+    );
+}
+
+/// `RUST_LOG=trace` shows each datagram (its sender and length), as it shows each
+/// blocking read of the stream models; the log goes to stderr, not into the stats line.
+fn rust_log_trace_shows_each_datagram(model: &Model) {
+    let log = std::env::temp_dir().join(format!(
+        "echolab-udp-trace-{}-{}.log",
+        std::process::id(),
+        model.name
+    ));
+    let script = format!("RUST_LOG=trace exec \"$0\" \"$@\" 2>'{}'", log.display());
+    let mut server =
+        ServerGuard::start_under(model.name, "127.0.0.1:0", &["sh", "-c", &script], &[]);
+    let socket = socket_to(&server);
+    assert_echoed(&socket, b"trace me");
+    let (status, _, stats) = server.terminate(IO_TIMEOUT);
+    assert!(status.success(), "{}: exit {status:?}", model.name);
+    assert!(stats.is_some(), "{}: no stats line on stdout", model.name);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    let port = socket.local_addr().expect("local address").port();
+    assert!(
+        text.lines().any(|l| l.contains("datagram")
+            && l.contains(&format!("127.0.0.1:{port}"))
+            && l.contains("len=8")),
+        "{}: no trace line for the datagram from port {port}:\n{text}",
+        model.name
+    );
 }

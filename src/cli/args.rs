@@ -59,12 +59,34 @@ impl From<ServiceArg> for Service {
     }
 }
 
-/// Parses a number of seconds such as `5` or `0.25`.
-pub(crate) fn parse_secs(text: &str) -> Result<Duration, String> {
-    let secs: f64 = text
-        .parse()
-        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("`{text}` is not a valid duration"))
+/// Parses a duration as people write them for wrk, hyperfine or k6: `500ms`, `10s`,
+/// `1.5m`, `2h`, `250us`, or a bare number of seconds (`5`, `0.25`) as before. One
+/// parser behind every flag that takes a time.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().map_err(|_| {
+        format!(
+            "`{text}` is not a duration: write e.g. 500ms, 10s or 1m (a bare number is seconds)"
+        )
+    })?;
+    let seconds_per_unit = match unit.trim() {
+        "" | "s" | "sec" | "secs" => 1.0,
+        "ms" => 1e-3,
+        "us" | "µs" => 1e-6,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        other => {
+            return Err(format!(
+                "`{text}`: unknown unit `{other}`; use ms, s, m or h (e.g. 500ms, 10s, 1m), or a bare number of seconds"
+            ))
+        }
+    };
+    Duration::try_from_secs_f64(value * seconds_per_unit)
+        .map_err(|_| format!("`{text}` is not a valid duration"))
 }
 
 /// How the client commands reach a server.
@@ -83,8 +105,8 @@ pub(crate) struct ClientArgs {
     /// File holding the shared key, when the server requires the handshake.
     #[arg(long, value_name = "PATH")]
     pub(crate) auth_key_file: Option<PathBuf>,
-    /// Give up on any connect, read or write after this many seconds.
-    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
+    /// Give up on any connect, read or write after this long (e.g. 500ms, 5s).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub(crate) timeout: Duration,
 }
 
@@ -122,5 +144,40 @@ impl ClientArgs {
             timeout: self.timeout,
             max_frame: DEFAULT_MAX_FRAME,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_as_people_write_them() {
+        let ms = Duration::from_millis;
+        for (text, want) in [
+            ("500ms", ms(500)),
+            ("10s", ms(10_000)),
+            ("1m", ms(60_000)),
+            ("1.5m", ms(90_000)),
+            ("2h", ms(7_200_000)),
+            ("250us", Duration::from_micros(250)),
+            ("5", ms(5_000)),
+            ("0.25", ms(250)),
+            ("0", Duration::ZERO),
+        ] {
+            assert_eq!(parse_duration(text), Ok(want), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_bad_duration_says_what_is_wrong() {
+        let err = parse_duration("10x").unwrap_err();
+        assert!(
+            err.contains("unknown unit `x`") && err.contains("500ms"),
+            "{err}"
+        );
+        for bad in ["", "s", "-1s", "1e400", "ten"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
     }
 }

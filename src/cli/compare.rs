@@ -7,10 +7,11 @@ use clap::Args;
 use echolab::models;
 use echolab_client::load;
 use echolab_harness::{
-    run_plan, summarize, terminal_table, write_run, Machine, Plan, RunResults, Scenario,
+    diff_runs, render_diff, run_plan, summarize, terminal_table, write_run, Floor, LoadedRun,
+    Machine, Pin, Plan, RunResults, Scenario,
 };
 
-use super::args::parse_secs;
+use super::args::parse_duration;
 use super::fd_limit::raise_descriptor_limit;
 use super::find_model;
 
@@ -19,10 +20,17 @@ pub(crate) struct CompareArgs {
     /// Models to run, comma-separated (default: every registered model).
     #[arg(long, value_delimiter = ',', value_name = "A,B")]
     models: Vec<String>,
-    /// Scenarios to run, comma-separated: latency, throughput, churn, idle, crowd, rest
-    /// (the stream models), udp (the datagram models) (default: all).
+    /// Scenarios to run, comma-separated: latency, throughput, churn, idle, crowd (one
+    /// client beside 0/100/1,000 idle connections), rest (1,000 idle, no traffic) for the
+    /// stream models; udp (open-loop datagrams at rising rates) for the datagram models
+    /// [default: all].
     #[arg(long, value_delimiter = ',', value_name = "S")]
     scenario: Vec<String>,
+    /// Where the server and the load generator run: `same` (both on CPU 0), `split`
+    /// (server on CPU 0, client on CPU 1) or `none` (left to the scheduler). Recorded
+    /// in the results.
+    #[arg(long, default_value = "none", value_name = "PLACEMENT")]
+    pin: String,
     /// Runs of each cell; the tables show the median and the min–max.
     #[arg(long, default_value_t = 3, value_name = "K")]
     repeat: usize,
@@ -30,11 +38,11 @@ pub(crate) struct CompareArgs {
     /// 3 s cells) instead of the ~5-minute default subset.
     #[arg(long)]
     full: bool,
-    /// Measured seconds per run (default: 1, or 3 with --full).
-    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    /// Measured time per run, e.g. 2s or 500ms (default: 1s, or 3s with --full).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     duration: Option<Duration>,
-    /// Warm-up seconds per run (default: 0.5, or 1 with --full).
-    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    /// Warm-up per run (default: 500ms, or 1s with --full).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     warmup: Option<Duration>,
     /// Where the run's directory is written.
     #[arg(long, default_value = "results", value_name = "DIR")]
@@ -42,9 +50,30 @@ pub(crate) struct CompareArgs {
     /// Print the table only; write no files.
     #[arg(long)]
     no_write: bool,
+    /// After the run, compare it with this earlier run (a results/<run> directory):
+    /// per model and cell the ratio new/old of throughput, p99 and responses per server
+    /// CPU-second, with a verdict from the repeats. The plans must be the same.
+    #[arg(long, value_name = "DIR")]
+    baseline: Option<PathBuf>,
+    /// Compare two committed runs, OLD then NEW, without running anything.
+    #[arg(long, num_args = 2, value_names = ["OLD", "NEW"], conflicts_with = "baseline")]
+    diff: Vec<PathBuf>,
+}
+
+/// Prints `new` against `old`.
+fn print_diff(old: &LoadedRun, new: &LoadedRun) -> Result<()> {
+    let diff = diff_runs(old, new).context("cannot compare the runs")?;
+    print!("{}", render_diff(&diff, &old.name, &new.name));
+    Ok(())
 }
 
 pub(crate) fn run(args: CompareArgs) -> Result<ExitCode> {
+    if let [old, new] = &args.diff[..] {
+        print_diff(&LoadedRun::read(old)?, &LoadedRun::read(new)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Read first: a missing or unreadable baseline should stop the run before it starts.
+    let baseline = args.baseline.as_deref().map(LoadedRun::read).transpose()?;
     let names: Vec<String> = if args.models.is_empty() {
         models::MODELS.iter().map(|m| m.name.to_string()).collect()
     } else {
@@ -78,6 +107,7 @@ pub(crate) fn run(args: CompareArgs) -> Result<ExitCode> {
         );
     }
     plan.repeat = args.repeat;
+    plan.pin = Pin::parse(&args.pin)?;
     plan.duration = args.duration.unwrap_or(plan.duration);
     plan.warmup = args.warmup.unwrap_or(plan.warmup);
     if plan.duration.is_zero() {
@@ -90,6 +120,16 @@ pub(crate) fn run(args: CompareArgs) -> Result<ExitCode> {
     }
     let binary = std::env::current_exe().context("cannot find the echolab executable")?;
     let machine = Machine::detect();
+    // First, before any load heats the machine: what a round trip costs here at all.
+    let floor = Floor::measure().context("cannot measure the loopback floor")?;
+    eprintln!(
+        "echolab compare: loopback floor p50 {:.1} µs on one CPU{}",
+        floor.same_cpu.p50_us,
+        floor
+            .cross_cpu
+            .map(|c| format!(", {:.1} µs across CPUs", c.p50_us))
+            .unwrap_or_default()
+    );
     eprintln!(
         "echolab compare: {} models x {} cells x {} repeats = {} runs of {:.1} s + {:.1} s warm-up",
         plan.models_run(),
@@ -108,15 +148,23 @@ pub(crate) fn run(args: CompareArgs) -> Result<ExitCode> {
     }
     let summaries = summarize(&measurements);
     print!("{}", terminal_table(&summaries));
+    let run = RunResults {
+        machine,
+        plan,
+        measurements,
+        summaries,
+        floor: Some(floor),
+    };
+    let mut name = "this run".to_string();
     if !args.no_write {
-        let run = RunResults {
-            machine,
-            plan,
-            measurements,
-            summaries,
-        };
         let dir = write_run(&args.out, &run).context("cannot write the results")?;
         println!("\nwrote {}", dir.display());
+        name = dir.display().to_string();
+    }
+    if let Some(old) = baseline {
+        let new = LoadedRun::from_json(&name, &serde_json::to_value(&run)?)?;
+        println!();
+        print_diff(&old, &new)?;
     }
     Ok(ExitCode::SUCCESS)
 }

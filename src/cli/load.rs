@@ -7,7 +7,7 @@ use clap::Args;
 use echolab_client::datagram::{self, DatagramLoadConfig};
 use echolab_client::load::{self, LoadConfig};
 
-use super::args::parse_secs;
+use super::args::parse_duration;
 use super::fd_limit::raise_descriptor_limit;
 use super::ClientArgs;
 
@@ -28,11 +28,11 @@ pub(crate) struct LoadArgs {
     /// counted lost after `--timeout` with no reply).
     #[arg(long, default_value_t = 1)]
     depth: usize,
-    /// Measured seconds.
-    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
+    /// Measured time, e.g. 10s, 1m or 500ms (a bare number is seconds).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     duration: Duration,
-    /// Seconds of load before measuring starts.
-    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_secs)]
+    /// Load before measuring starts (e.g. 1s).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     warmup: Duration,
     /// Open loop: send this many messages per second in total (split evenly across the
     /// connections) on a fixed schedule; latency counts from each intended send time.

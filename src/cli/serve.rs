@@ -12,7 +12,7 @@ use echolab_proto::FrameLimit;
 use echolab_proto::{Protocol, SessionConfig, DEFAULT_MAX_FRAME};
 use echolab_server::{Listen, ServerConfig, ServerContext, Shutdown, DEFAULT_BACKLOG};
 
-use super::args::{parse_secs, ProtocolArg, ServiceArg};
+use super::args::{parse_duration, ProtocolArg, ServiceArg};
 use super::fd_limit::raise_descriptor_limit;
 use super::find_model;
 use crate::key_file::load_key_file;
@@ -40,14 +40,14 @@ pub(crate) struct ServeArgs {
     /// not readable by group or others).
     #[arg(long, value_name = "PATH")]
     auth_key_file: Option<PathBuf>,
-    /// Seconds a client has to answer the challenge.
-    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
+    /// How long a client has to answer the challenge (e.g. 5s).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     handshake_timeout: Duration,
-    /// Close a connection that moves no bytes for this many seconds (0: never).
-    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
+    /// Close a connection that moves no bytes for this long (e.g. 60s; 0: never).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     idle_timeout: Duration,
-    /// A frame must be complete this many seconds after its first byte (0: no limit).
-    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
+    /// A frame must be complete this long after its first byte (e.g. 30s; 0: no limit).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     frame_timeout: Duration,
     /// Most connections served at once; past it framed clients get `server busy`
     /// [default: 10000].
@@ -59,6 +59,10 @@ pub(crate) struct ServeArgs {
     /// Listen backlog (the kernel caps it at net.core.somaxconn).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_BACKLOG)]
     backlog: i32,
+    /// Run on CPU N only (as `taskset -c N` would): `echolab compare --pin` places the
+    /// server with it.
+    #[arg(long, value_name = "N")]
+    cpu: Option<usize>,
     /// Stop, as on SIGTERM, when process PID (this server's parent) exits: `echolab
     /// compare` and `soak` pass their own, so killing them leaves no server behind.
     #[arg(long, value_name = "PID")]
@@ -139,6 +143,11 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
         if args.max_conns.is_some() {
             eprintln!("warning: {warning}");
         }
+    }
+    if let Some(cpu) = args.cpu {
+        // Before any thread exists: every thread the model starts inherits it.
+        echolab_harness::pin_this_thread(cpu)
+            .with_context(|| format!("cannot pin to CPU {cpu}"))?;
     }
     let shutdown = Shutdown::new().context("cannot create the shutdown pipe")?;
     shutdown

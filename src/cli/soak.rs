@@ -9,7 +9,7 @@ use echolab::models::Model;
 use echolab_client::soak::{SoakConfig, MAX_CONNS};
 use echolab_harness::{run_soak, ServerProcess};
 
-use super::args::parse_secs;
+use super::args::parse_duration;
 use super::find_model;
 use crate::key_file::load_key_file;
 
@@ -28,11 +28,11 @@ pub(crate) struct SoakArgs {
     /// Key file, when the server requires the handshake (passed on to `--model`).
     #[arg(long, value_name = "PATH")]
     auth_key_file: Option<PathBuf>,
-    /// Seconds of traffic.
-    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
+    /// How long to soak (e.g. 60s, 10m).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     duration: Duration,
-    /// Seconds under load before the first memory sample (at most half the duration).
-    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
+    /// Load before the first memory sample (at most half the duration; e.g. 5s).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     warmup: Duration,
     /// Connection slots (default 32; 2 for a model that serves one client at a time,
     /// whose other clients wait in the backlog).
@@ -47,8 +47,8 @@ pub(crate) struct SoakArgs {
     /// Seed of every random choice (default: from the clock; printed either way).
     #[arg(long)]
     seed: Option<u64>,
-    /// Give up on any connect, read or write after this many seconds.
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    /// Give up on any connect, read or write after this long (e.g. 10s).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     timeout: Duration,
     /// Descriptors the server may hold beyond its starting count once all is closed.
     #[arg(long, value_name = "N", default_value_t = 2)]

@@ -7,14 +7,16 @@
 //! in the listen backlog. `iterative` holds one client at a time and never runs out;
 //! the others wait in the backlog just the same. `fork` never runs out either: the
 //! parent closes its copy of each socket after the fork, and every child has a
-//! descriptor table of its own. In every model the test then frees descriptors the
+//! descriptor table of its own; nor does `prefork`, whose workers each hold one client
+//! in a table of their own while the rest wait in the backlog. `reactors`' loops share
+//! the process's table and run out like `mio`. In every model the test then frees descriptors the
 //! way a real server gets them back — the clients already served leave — and asserts
 //! that the waiting clients are served within ~1 s, wave after wave, until all 100 are.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use echolab::models::{Model, Runs};
+use echolab::models::Model;
 
 use super::start_under;
 use crate::support::pending::{self, Outcome, PendingClient};
@@ -27,9 +29,11 @@ const CLIENTS: usize = 100;
 const SERVED_WITHIN: Duration = Duration::from_secs(2);
 
 /// Whether `model` holds a descriptor per connection in the accepting process (see the
-/// module doc).
+/// module doc). A model with processes never does: `fork`'s parent closes its copy of
+/// each socket, and each of `prefork`'s workers holds one client in a descriptor table
+/// of its own.
 fn runs_out(model: &Model) -> bool {
-    model.concurrent() && model.runs != Runs::ProcessEach
+    model.concurrent() && !model.forks()
 }
 
 pub(crate) fn out_of_descriptors_backs_off_then_serves_the_queue(model: &Model) {

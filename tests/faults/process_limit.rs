@@ -13,6 +13,15 @@
 //!   queue and are served as workers free up.
 //! - `iterative`, `poll` and `mio` start no task per client and are unaffected:
 //!   `iterative` serves one client at a time as always, the readiness loops all 6.
+//! - `tokio` builds its runtime with the 3 worker threads that can start (beside the
+//!   main thread, which runs the accept loop); its tasks are not tied to a thread, so
+//!   all 6 are served.
+//! - `prefork` forks its workers before any client: 3 of `--workers 8` start (the
+//!   parent retries the rest and keeps failing), each serves one client, and the other
+//!   3 clients wait in the backlog until a worker is free — nobody is refused.
+//! - `reactors` starts its loops before any client: 3 of `--workers 8` loop threads
+//!   start beside the main thread's loop, the listeners of the 4 that could not start
+//!   are closed, and every loop serves any number of clients, so all 6 are served.
 //!
 //! The server runs as a user id of its own (`setpriv --reuid`), different for every
 //! model and test process, so that no other process counts against the limit.
@@ -47,8 +56,16 @@ fn expected(model: &Model) -> (usize, usize) {
         Runs::InTurn => (1, 0),
         // A readiness loop: one task serves everyone.
         Runs::EventLoop => (CLIENTS, 0),
-        // Workers started before any client: as many served as started.
-        Runs::WorkerProcesses | Runs::SeveralLoops => (extra_tasks.min(CLIENTS), 0),
+        // Processes started before any client, one client each: as many served as
+        // started, the rest wait.
+        Runs::WorkerProcesses => (extra_tasks.min(CLIENTS), 0),
+        // Loops started before any client (however few): each serves everyone it gets,
+        // and the listeners of loops that never started are closed, so nobody waits.
+        Runs::SeveralLoops => (CLIENTS, 0),
+        // A runtime starts its worker threads before any client too (as many as can
+        // start), but a task is not tied to one: the workers that did start (one is
+        // enough) run every connection's task, as one event loop would.
+        Runs::Runtime => (CLIENTS, 0),
     }
 }
 

@@ -292,3 +292,14 @@ pub fn frame_payloads(replies: &[Reply]) -> Vec<&[u8]> {
         })
         .collect()
 }
+
+/// The `accepted_per_worker` counts of a stats line (a model whose loops or processes
+/// accept on their own).
+pub fn accepted_per_worker(stats: &serde_json::Value) -> Vec<u64> {
+    stats["accepted_per_worker"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no accepted_per_worker in {stats}"))
+        .iter()
+        .filter_map(serde_json::Value::as_u64)
+        .collect()
+}

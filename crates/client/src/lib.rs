@@ -8,6 +8,7 @@
 //! generator, which counts lost, duplicated, reordered and corrupted datagrams.
 
 mod blocking;
+mod cpu;
 pub mod datagram;
 mod error;
 mod failure;

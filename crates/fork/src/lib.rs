@@ -26,7 +26,9 @@
 //! SIGCHLD arrives, so no zombie outlives its client for long.
 //!
 //! **Stats.** A child's counters die with it, so before exiting it sends its snapshot
-//! as one JSON datagram to the parent, which adds it to the server's totals.
+//! as one JSON datagram to the parent, which adds it to the server's totals. (Forking,
+//! reaping, the stats datagrams and the shutdown of children are
+//! [`echolab_server::Children`], shared with `prefork`.)
 //!
 //! **Shutdown.** The parent stops accepting, closes the listening socket (a client
 //! connecting during the drain is refused, not left in the backlog), and forwards
@@ -43,54 +45,36 @@
 //! helper thread). A known limit: a child inherits the signal handlers, so a SIGTERM
 //! sent to one child alone also wakes the parent's shutdown pipe.
 
-use std::collections::HashMap;
-use std::io::{self, Read};
+use std::io;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
-use std::os::unix::net::{UnixDatagram, UnixStream};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use echolab_server::{
-    accept_one, refuse_busy, serve_blocking, Accepted, ConnectionSlot, Listen, ServerContext,
-    ServerStats, SocketMode, StatsSnapshot, ACCEPT_BACKOFF,
+    accept_one, poll_timeout, refuse_busy, serve_blocking, Accepted, ChildProcess, Children,
+    ConnectionSlot, Forked, Listen, ServerContext, SocketMode, ACCEPT_BACKOFF,
 };
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{fork, ForkResult, Pid};
 
 /// How long shutdown waits for children to finish before killing them.
 pub const CHILD_GRACE: Duration = Duration::from_secs(4);
 
-/// A child gives up sending its stats after this (the parent may be gone).
-const STATS_SEND_TIMEOUT: Duration = Duration::from_secs(1);
-
 /// Serves each client in its own process until shutdown, then reaps every child.
 pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
-    ensure_single_threaded()?;
+    // Before binding: refuses a multi-threaded process.
+    let children = Children::new()?;
     let listener = listen.bind()?;
     listener.set_nonblocking(true)?;
-    let (stats_rx, stats_tx) = UnixDatagram::pair()?;
-    stats_rx.set_nonblocking(true)?;
-    stats_tx.set_write_timeout(Some(STATS_SEND_TIMEOUT))?;
-    let (sigchld_rx, sigchld_tx) = UnixStream::pair()?;
-    sigchld_rx.set_nonblocking(true)?;
-    sigchld_tx.set_nonblocking(true)?;
-    let sigchld = signal_hook::low_level::pipe::register(signal_hook::consts::SIGCHLD, sigchld_tx)?;
     let mut parent = Parent {
         ctx,
         listener: Some(listener),
-        stats_rx: &stats_rx,
-        stats_tx: &stats_tx,
-        sigchld_rx: &sigchld_rx,
-        children: HashMap::new(),
+        children,
     };
     let result = parent.accept_loop();
     parent.listener = None;
-    parent.stop_children();
-    signal_hook::low_level::unregister(sigchld);
+    parent.children.terminate();
+    parent.children.reap_all(&ctx.stats, CHILD_GRACE);
     result
 }
 
@@ -99,19 +83,16 @@ struct Parent<'a> {
     /// `None` once shutdown begins: closed before the drain, so that a client that
     /// connects then is refused at once instead of waiting in the backlog.
     listener: Option<TcpListener>,
-    stats_rx: &'a UnixDatagram,
-    stats_tx: &'a UnixDatagram,
-    sigchld_rx: &'a UnixStream,
     /// Live children, each holding its `--max-conns` slot until reaped.
-    children: HashMap<Pid, ConnectionSlot>,
+    children: Children<ConnectionSlot>,
 }
 
 impl Parent<'_> {
     fn accept_loop(&mut self) -> io::Result<()> {
         let mut backoff_until: Option<Instant> = None;
         loop {
-            self.reap();
-            self.drain_stats();
+            self.children.reap(|_, _, _| {});
+            self.children.drain_stats(&self.ctx.stats);
             if self.ctx.shutdown.is_requested() {
                 return Ok(());
             }
@@ -124,10 +105,11 @@ impl Parent<'_> {
             if listening {
                 backoff_until = None;
             }
+            let [sigchld, stats] = self.children.wakers();
             let mut fds = vec![
                 PollFd::new(self.ctx.shutdown.waker(), PollFlags::POLLIN),
-                PollFd::new(self.sigchld_rx.as_fd(), PollFlags::POLLIN),
-                PollFd::new(self.stats_rx.as_fd(), PollFlags::POLLIN),
+                PollFd::new(sigchld, PollFlags::POLLIN),
+                PollFd::new(stats, PollFlags::POLLIN),
             ];
             if let Some(listener) = self.listener.as_ref().filter(|_| listening) {
                 fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
@@ -143,7 +125,7 @@ impl Parent<'_> {
             }
             let connection_waiting = listening && fds.get(3).is_some_and(ready);
             drop(fds);
-            drain_wakeups(self.sigchld_rx);
+            self.children.drain_wakeups();
             if connection_waiting && self.accept_one() {
                 backoff_until = Some(Instant::now() + ACCEPT_BACKOFF);
             }
@@ -161,20 +143,13 @@ impl Parent<'_> {
             Accepted::Refused | Accepted::Retry | Accepted::Empty => return false,
             Accepted::BackOff => return true,
         };
-        // SAFETY: `serve` checked that this process is single-threaded and it starts no
-        // threads, so no lock or allocator state can be held by a thread that does not
-        // exist in the child: the child may run ordinary Rust code. The child never
-        // returns into the accept loop; it leaves through `_exit`.
-        match unsafe { fork() } {
-            Ok(ForkResult::Parent { child }) => {
-                self.children.insert(child, slot);
+        match self.children.fork(self.ctx, slot) {
+            Ok(Forked::Parent(_)) => {
                 // The child has its own copy of the socket; ours is closed here.
                 drop(stream);
             }
-            Ok(ForkResult::Child) => {
-                run_child(stream, listener.as_raw_fd(), self.stats_tx, self.ctx)
-            }
-            Err(_) => {
+            Ok(Forked::Child(child)) => run_child(child, stream, listener.as_raw_fd()),
+            Err((_, slot)) => {
                 // EAGAIN (process limit) or ENOMEM: turn the client away, keep serving.
                 drop(slot);
                 refuse_busy(stream, self.ctx);
@@ -182,128 +157,13 @@ impl Parent<'_> {
         }
         false
     }
-
-    /// Reaps every child that has exited, without blocking; frees their slots.
-    fn reap(&mut self) {
-        loop {
-            match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) => return,
-                Ok(status) => {
-                    if let Some(pid) = status.pid() {
-                        self.children.remove(&pid);
-                    }
-                }
-                Err(Errno::EINTR) => {}
-                // ECHILD: no children left.
-                Err(_) => return,
-            }
-        }
-    }
-
-    /// Adds every stats snapshot the children have sent to the server's totals.
-    fn drain_stats(&self) {
-        let mut buf = [0u8; 16 * 1024];
-        loop {
-            match self.stats_rx.recv(&mut buf) {
-                Ok(n) => {
-                    if let Ok(snapshot) = serde_json::from_slice::<StatsSnapshot>(&buf[..n]) {
-                        self.ctx.stats.absorb(&snapshot);
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return,
-            }
-        }
-    }
-
-    /// Shutdown: forwards SIGTERM to the children, waits up to [`CHILD_GRACE`] for them
-    /// to finish, kills the rest, and reaps every one.
-    fn stop_children(&mut self) {
-        for pid in self.children.keys() {
-            let _ = kill(*pid, Signal::SIGTERM);
-        }
-        let deadline = Instant::now() + CHILD_GRACE;
-        loop {
-            self.reap();
-            self.drain_stats();
-            let now = Instant::now();
-            if self.children.is_empty() || now >= deadline {
-                break;
-            }
-            // Again each turn: a child blocked on an idle client has no timer to wake
-            // it, and a signal that landed just before it entered `read` was lost.
-            for pid in self.children.keys() {
-                let _ = kill(*pid, Signal::SIGTERM);
-            }
-            let mut fds = [
-                PollFd::new(self.sigchld_rx.as_fd(), PollFlags::POLLIN),
-                PollFd::new(self.stats_rx.as_fd(), PollFlags::POLLIN),
-            ];
-            // A short cap: SIGCHLD may have been consumed before the last reap.
-            let _ = poll(
-                &mut fds,
-                poll_timeout((deadline - now).min(Duration::from_millis(100))),
-            );
-            drain_wakeups(self.sigchld_rx);
-        }
-        for pid in self.children.keys() {
-            let _ = kill(*pid, Signal::SIGKILL);
-        }
-        for pid in std::mem::take(&mut self.children).into_keys() {
-            while waitpid(pid, None) == Err(Errno::EINTR) {}
-        }
-        self.drain_stats();
-    }
 }
 
 /// The child's whole life: serve the one client, report, `_exit`.
-fn run_child(
-    stream: TcpStream,
-    listener: RawFd,
-    stats_tx: &UnixDatagram,
-    ctx: &ServerContext,
-) -> ! {
+fn run_child(child: ChildProcess<'_>, stream: TcpStream, listener: RawFd) -> ! {
     // The child never accepts; the listener object is never dropped here (we `_exit`),
     // so closing its descriptor directly cannot double-close.
     let _ = nix::unistd::close(listener);
-    let child_ctx = ServerContext {
-        config: Arc::clone(&ctx.config),
-        shutdown: ctx.shutdown.clone(),
-        // Fresh counters: the parent's (copied by fork) are the parent's to report.
-        stats: Arc::new(ServerStats::default()),
-        blocked: Arc::clone(&ctx.blocked),
-    };
-    serve_blocking(stream, &child_ctx);
-    if let Ok(line) = serde_json::to_vec(&child_ctx.stats.snapshot()) {
-        let _ = stats_tx.send(&line);
-    }
-    // `_exit`, not `exit`: no atexit handlers or stdio flushes that belong to the parent.
-    // (nix 0.29 has no `_exit` wrapper, so this is the libc one.)
-    // SAFETY: `_exit` takes no pointers and never returns; it only ends this process.
-    unsafe { libc::_exit(0) }
-}
-
-/// Empties the SIGCHLD self-pipe (its bytes only mean "look again").
-fn drain_wakeups(mut pipe: &UnixStream) {
-    let mut buf = [0u8; 256];
-    while matches!(pipe.read(&mut buf), Ok(n) if n > 0) {}
-}
-
-fn poll_timeout(d: Duration) -> PollTimeout {
-    PollTimeout::try_from(d.as_millis().clamp(1, i32::MAX as u128) as i32)
-        .unwrap_or(PollTimeout::MAX)
-}
-
-/// `fork` in a multi-threaded process copies only one thread; refuse to start there.
-fn ensure_single_threaded() -> io::Result<()> {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return Ok(());
-    };
-    let threads = tasks.count();
-    if threads > 1 {
-        return Err(io::Error::other(format!(
-            "the fork model needs a single-threaded process, this one has {threads} threads"
-        )));
-    }
-    Ok(())
+    serve_blocking(stream, child.ctx());
+    child.exit()
 }

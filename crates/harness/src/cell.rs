@@ -77,6 +77,12 @@ pub struct Measurement {
     pub memory_per_conn_kb: Option<f64>,
     /// The server exited 0 after SIGTERM.
     pub server_exit_clean: bool,
+    /// The load generator's own CPU seconds (user + system) in the measured window: a
+    /// figure near the window's length means the client, not the server, was the limit.
+    pub client_cpu_secs: f64,
+    /// Errors the server counted, by kind (its stats line; only the non-zero ones): a
+    /// clean benchmark run has none.
+    pub server_errors: BTreeMap<String, u64>,
     /// The `udp` scenario's own figures (empty in every other scenario); flattened,
     /// so `results.json` has them beside the others.
     #[serde(flatten)]
@@ -146,6 +152,14 @@ impl Measurement {
                 ));
             }
         }
+        if !self.server_errors.is_empty() {
+            let kinds: Vec<String> = self
+                .server_errors
+                .iter()
+                .map(|(k, n)| format!("{k}={n}"))
+                .collect();
+            notes.push(format!("server errors {}", kinds.join(",")));
+        }
         if !self.server_exit_clean {
             notes.push("unclean exit".to_string());
         }
@@ -164,6 +178,8 @@ pub struct RunSettings<'a> {
     pub warmup: Duration,
     /// Load-generator threads.
     pub threads: usize,
+    /// The CPU the server is pinned to, if any.
+    pub server_cpu: Option<usize>,
 }
 
 /// Runs `cell` once on `model`.
@@ -173,7 +189,11 @@ pub fn run_cell(
     cell: Cell,
     repeat: usize,
 ) -> Result<Measurement, HarnessError> {
-    let server = ServerProcess::start(settings.binary, model, &[])?;
+    let pin: Vec<String> = settings
+        .server_cpu
+        .map(|cpu| vec!["--cpu".to_string(), cpu.to_string()])
+        .unwrap_or_default();
+    let server = ServerProcess::start(settings.binary, model, &pin)?;
     let pid = server.pid();
     let mut idle = IdleCrowd::default();
     if cell.idle_conns > 0 {
@@ -268,6 +288,8 @@ fn as_load_report(udp: &DatagramLoadReport) -> LoadReport {
         conns: udp.sockets,
         size: udp.size,
         depth: udp.depth,
+        client_cpu_user_s: udp.client_cpu_user_s,
+        client_cpu_sys_s: udp.client_cpu_sys_s,
     }
 }
 
@@ -339,6 +361,18 @@ fn measurement(
         idle_held: (cell.idle_conns > 0).then_some(idle.held),
         memory_per_conn_kb: idle.memory_per_conn_kb,
         server_exit_clean: exit.clean,
+        client_cpu_secs: report.map_or(0.0, |r| r.client_cpu_user_s + r.client_cpu_sys_s),
+        server_errors: exit
+            .stats
+            .get("errors")
+            .and_then(|e| e.as_object())
+            .map(|errors| {
+                errors
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_u64().filter(|n| *n > 0)?)))
+                    .collect()
+            })
+            .unwrap_or_default(),
         udp: UdpFigures::default(),
     }
 }

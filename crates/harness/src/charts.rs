@@ -171,6 +171,39 @@ fn series_by_model(
     series
 }
 
+/// The corner where the legend box hides the fewest points: `place` puts each point on
+/// the plotting area as fractions of its width and height from the lower left (so
+/// whatever the axes, log or linear), and the box is taken to cover a quarter of the
+/// width and a band of height that grows with the number of lines.
+fn emptiest_corner(
+    series: &[Series],
+    place: impl Fn(f64, f64) -> (f64, f64),
+) -> SeriesLabelPosition {
+    let box_w = 0.28;
+    let box_h = (0.06 * series.len() as f64 + 0.04).min(0.9);
+    let covered = |left: bool, top: bool| {
+        series
+            .iter()
+            .flat_map(|(_, points)| points.iter())
+            .filter(|(x, y)| {
+                let (fx, fy) = place(*x, *y);
+                let in_x = if left { fx <= box_w } else { fx >= 1.0 - box_w };
+                let in_y = if top { fy >= 1.0 - box_h } else { fy <= box_h };
+                in_x && in_y
+            })
+            .count()
+    };
+    [
+        (SeriesLabelPosition::UpperLeft, true, true),
+        (SeriesLabelPosition::UpperRight, false, true),
+        (SeriesLabelPosition::LowerRight, false, false),
+        (SeriesLabelPosition::LowerLeft, true, false),
+    ]
+    .into_iter()
+    .min_by_key(|(_, left, top)| covered(*left, *top))
+    .map_or(SeriesLabelPosition::UpperLeft, |(corner, _, _)| corner)
+}
+
 /// A white 860x500 SVG canvas.
 fn canvas(path: &Path) -> Result<DrawingArea<SVGBackend<'_>, Shift>, HarnessError> {
     let root = SVGBackend::new(path, (860, 500)).into_drawing_area();
@@ -252,9 +285,22 @@ where
             .draw_series(points.iter().map(|p| Circle::new(*p, 3, color.filled())))
             .map_err(|e| fail(&e))?;
     }
+    // Where each point lands in the plotting area's pixels (y grows downwards there).
+    let (px, py) = chart.plotting_area().get_pixel_range();
+    let (width, height) = (
+        f64::from((px.end - px.start).max(1)),
+        f64::from((py.end - py.start).max(1)),
+    );
+    let corner = emptiest_corner(series, |x, y| {
+        let (bx, by) = chart.backend_coord(&(x, y));
+        (
+            f64::from(bx - px.start) / width,
+            f64::from(py.end - by) / height,
+        )
+    });
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(corner)
         .background_style(WHITE.mix(0.6))
         .border_style(BLACK)
         .draw()

@@ -211,6 +211,13 @@ pub(crate) const COLUMNS: &[Column] = &[
         .about("server memory (PSS) per held idle connection, KiB"),
     Column::csv("server_exit_clean", |m| m.server_exit_clean.to_string())
         .about("the server exited 0 after SIGTERM"),
+    Column::csv("client_cpu_secs", |m| format!("{:.4}", m.client_cpu_secs))
+        .about("the load generator's own CPU seconds (user + system) in the window: near the window's length, the client was the limit"),
+    Column::csv("server_errors", |m| {
+        let errors: Vec<String> = m.server_errors.iter().map(|(k, n)| format!("{k}={n}")).collect();
+        errors.join(";")
+    })
+    .about("errors the server itself counted (its stats line), `kind=n;kind=n`: a clean run has none"),
     Column::csv("server_cpu_share", |m| format!("{:.4}", m.server_cpu_share))
         .in_table("server CPU %", |s| {
             format!("{:.1}", s.server_cpu_share.median * 100.0)
@@ -281,9 +288,11 @@ mod tests {
 
     #[test]
     fn the_csv_header_extends_the_committed_runs_one() {
-        // Runs before 2026-11-30 end at `server_exit_clean`, and before the udp scenario
-        // at `server_cpu_share`; new columns go at the end so old and new files line up
-        // column for column.
+        // Runs before 2026-11-30 end at `server_exit_clean`; new columns go at the end so
+        // old and new files line up column for column. (results/2026-11-30-vm-udp was
+        // written before `client_cpu_secs` and `server_errors` existed: it has
+        // `server_cpu_share` right after `server_exit_clean`, then the udp columns; its
+        // results.json, which `--baseline`/`--diff` read, names every field.)
         let header: Vec<&str> = csv_columns().map(|c| c.header).collect();
         assert_eq!(
             header.join(","),
@@ -291,8 +300,8 @@ mod tests {
              mib_per_sec,p50_us,p99_us,p999_us,max_us,errors,jain,min_per_conn,\
              server_cpu_secs,responses_per_cpu_sec,peak_rss_kb,peak_threads,peak_processes,\
              voluntary_ctx_switches,involuntary_ctx_switches,idle_held,memory_per_conn_kb,\
-             server_exit_clean,server_cpu_share,offered_rate,sent,sent_per_sec,lost,loss_pct,\
-             server_socket_drops"
+             server_exit_clean,client_cpu_secs,server_errors,server_cpu_share,offered_rate,sent,\
+             sent_per_sec,lost,loss_pct,server_socket_drops"
         );
     }
 
@@ -324,13 +333,15 @@ mod tests {
             idle_held: None,
             memory_per_conn_kb: None,
             server_exit_clean: true,
+            client_cpu_secs: 0.5,
+            server_errors: Default::default(),
             udp: Default::default(),
         };
         let row: Vec<String> = csv_columns().map(|c| (c.show)(&m)).collect();
         assert_eq!(
             row.join(","),
             "iterative,latency,1,64,0,0,38637,38637.0,2.358,25.1,46.1,74.8,4018.2,,1.0000,38637,\
-             0.5500,70249.091,3616,1,1,56551,235,,,true,0.5500,,,,,,"
+             0.5500,70249.091,3616,1,1,56551,235,,,true,0.5000,,0.5500,,,,,,"
         );
     }
 

@@ -23,7 +23,13 @@ pub fn run_plan(
         duration: plan.duration,
         warmup: plan.warmup,
         threads,
+        server_cpu: plan.pin.server_cpu(),
     };
+    if let Some(cpu) = plan.pin.client_cpu() {
+        // The generator threads are spawned from this one and inherit its CPU.
+        crate::floor::pin_this_thread(cpu)
+            .map_err(|e| HarnessError::Plan(format!("cannot pin the client to CPU {cpu}: {e}")))?;
+    }
     let progress = progress_bar(plan.runs() as u64);
     let mut measurements = Vec::with_capacity(plan.runs());
     for repeat in 0..plan.repeat {

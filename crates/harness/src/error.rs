@@ -26,6 +26,9 @@ pub enum HarnessError {
     /// The plan asked for something that does not exist.
     #[error("{0}")]
     Plan(String),
+    /// The loopback floor could not be measured.
+    #[error("cannot measure the loopback floor: {0}")]
+    Floor(String),
 }
 
 impl HarnessError {

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::cell::Measurement;
 use crate::columns::{csv_columns, COLUMNS};
 use crate::error::HarnessError;
+use crate::floor::Floor;
 use crate::machine::Machine;
 use crate::scenario::{Plan, Scenario};
 use crate::summary::Summary;
@@ -26,6 +27,8 @@ pub struct RunResults {
     pub measurements: Vec<Measurement>,
     /// Repeats folded.
     pub summaries: Vec<Summary>,
+    /// The machine's loopback floor, measured before the run.
+    pub floor: Option<Floor>,
 }
 
 /// Writes the run under `results_root/<date>-<host>/` and updates
@@ -97,6 +100,7 @@ fn run_readme(run: &RunResults, charts: &[PathBuf]) -> String {
         p.warmup.as_secs_f64(),
         if p.full { " (full matrix)" } else { "" }
     );
+    out.push_str(&floor_section(run));
     out.push_str(
         "Each figure is the median over the repeats (min–max in brackets for throughput). The \
          client and the server share the machine's cores, so raw throughput partly measures the \
@@ -164,6 +168,65 @@ fn run_dirs(root: &Path) -> Vec<String> {
     names
 }
 
+/// The floor, and each model's one-connection latency as a multiple of it: the one
+/// latency figure that may be set beside another machine's.
+fn floor_section(run: &RunResults) -> String {
+    let Some(floor) = run.floor else {
+        return String::new();
+    };
+    let mut out = String::from(
+        "## The machine's floor\n\nA trivial blocking echo pinged over loopback, 64 B, before the \
+         run: what a round trip costs on this machine before any model adds to it.\n\n",
+    );
+    let _ = writeln!(
+        out,
+        "- same CPU: p50 {:.1} µs, p99 {:.1} µs",
+        floor.same_cpu.p50_us, floor.same_cpu.p99_us
+    );
+    if let Some(cross) = floor.cross_cpu {
+        let _ = writeln!(
+            out,
+            "- across CPUs: p50 {:.1} µs, p99 {:.1} µs",
+            cross.p50_us, cross.p99_us
+        );
+    }
+    let _ = writeln!(
+        out,
+        "- placement of this run: `--pin {}`\n",
+        run.plan.pin.name()
+    );
+    let base = floor.cross_cpu.unwrap_or(floor.same_cpu).p50_us;
+    let latency: Vec<&Summary> = run
+        .summaries
+        .iter()
+        .filter(|s| s.cell.scenario == Scenario::Latency && s.responses_per_sec.max > 0.0)
+        .collect();
+    if !latency.is_empty() && base > 0.0 {
+        out.push_str(
+            "One connection's p50 (the latency cell) as a multiple of the cross-CPU floor \
+             (same-CPU on a one-CPU machine):\n\n| model | p50 µs | × floor |\n|---|---:|---:|\n",
+        );
+        for s in latency {
+            let _ = writeln!(
+                out,
+                "| {} | {:.1} | {:.2} |",
+                s.model,
+                s.p50_us.median,
+                s.p50_us.median / base
+            );
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Models renamed since older runs were committed; the runs keep their names.
+const RENAMED: &str = "Model names: runs committed before the syscall classics arrived \
+(`spin`, `select`, `poll`; 2026-11-30) name the level-triggered epoll model `poll`. That \
+model is now called `polling`, and `poll` is the model that calls `poll(2)`. The old runs \
+keep the names they were made with, in their tables, CSV, JSON and charts: read `poll` in \
+the 2026-11-23 runs as today's `polling`.";
+
 fn index_readme(run: &RunResults, all_runs: &[String]) -> String {
     let latest = &run.machine;
     let name = run.dir_name();
@@ -172,7 +235,8 @@ fn index_readme(run: &RunResults, all_runs: &[String]) -> String {
          (`-full` for the whole matrix), with its machine, commit and exact command in its \
          README.\n\nLatest: [{name}]({name}/README.md) ({} on {}, {} logical CPUs).\n\n\
          Reproduce with `cargo run --release -- compare` (add `--full` for the whole matrix); \
-         see [docs/benchmarking.md](../docs/benchmarking.md) for the method.\n\n## All runs\n\n",
+         see [docs/benchmarking.md](../docs/benchmarking.md) for the method.\n\n{RENAMED}\n\n\
+         ## All runs\n\n",
         latest.started, latest.cpu, latest.cores
     );
     for dir in all_runs {

@@ -15,6 +15,7 @@
 //! Results go to `results/<date>-<host>/` as CSV, JSON, a Markdown README with the
 //! machine and the exact command, and SVG charts.
 
+mod baseline;
 mod cell;
 mod charts;
 mod columns;
@@ -22,6 +23,7 @@ mod compare;
 mod error;
 mod figures;
 mod files;
+mod floor;
 mod machine;
 pub mod procfs;
 mod sampler;
@@ -30,12 +32,14 @@ mod soak;
 mod summary;
 mod table;
 
+pub use baseline::{diff as diff_runs, render as render_diff, LoadedRun, RunDiff};
 pub use cell::{run_cell, Measurement, RunSettings, UdpFigures};
 pub use compare::run_plan;
 pub use error::HarnessError;
 pub use files::{csv, write_run, RunResults};
+pub use floor::{pin_this_thread, Floor, RoundTrip};
 pub use machine::Machine;
-pub use scenario::{Cell, Plan, Scenario};
+pub use scenario::{Cell, Pin, Plan, Scenario};
 pub use server::{forward_lines, serve_args, ServerExit, ServerProcess};
 pub use soak::{run_soak, SoakReport};
 pub use summary::{summarize, Spread, Summary};

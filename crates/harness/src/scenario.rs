@@ -211,6 +211,61 @@ pub struct Plan {
     /// only those; the others run every other scenario's.
     #[serde(skip_serializing_if = "BTreeSet::is_empty")]
     pub datagram_models: BTreeSet<String>,
+    /// Where the server and the client run.
+    pub pin: Pin,
+}
+
+/// Where the server and the load generator run (`echolab compare --pin`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pin {
+    /// Left to the scheduler.
+    #[default]
+    None,
+    /// Both on CPU 0: every message is a hand-off on one CPU, no cross-CPU wake-up.
+    Same,
+    /// Server on CPU 0, client on CPU 1: every message crosses CPUs.
+    Split,
+}
+
+impl Pin {
+    /// The server's CPU, if pinned.
+    pub fn server_cpu(self) -> Option<usize> {
+        (self != Pin::None).then_some(0)
+    }
+
+    /// The load generator's CPU, if pinned.
+    pub fn client_cpu(self) -> Option<usize> {
+        match self {
+            Pin::None => None,
+            Pin::Same => Some(0),
+            Pin::Split => Some(1),
+        }
+    }
+
+    /// Every placement.
+    pub const ALL: [Pin; 3] = [Pin::None, Pin::Same, Pin::Split];
+
+    /// Its name, as `--pin` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pin::None => "none",
+            Pin::Same => "same",
+            Pin::Split => "split",
+        }
+    }
+
+    /// Parses `none`, `same` or `split`.
+    pub fn parse(name: &str) -> Result<Pin, HarnessError> {
+        Pin::ALL
+            .into_iter()
+            .find(|p| p.name() == name)
+            .ok_or_else(|| {
+                HarnessError::Plan(format!(
+                    "unknown placement `{name}`; --pin takes none, same or split"
+                ))
+            })
+    }
 }
 
 /// Descriptors a server has open besides its connections (stdio, the listener, the
@@ -246,6 +301,7 @@ impl Plan {
             full,
             descriptor_limits: BTreeMap::new(),
             datagram_models: BTreeSet::new(),
+            pin: Pin::None,
         }
     }
 

@@ -32,10 +32,12 @@ use echolab_server::{serve_blocking, Acceptor, Interrupter, Listen, ServerContex
 
 /// Serves clients one after another until shutdown.
 pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
-    let listener = listen.bind()?;
+    // Started before the bind announces the server: every descriptor it opens exists
+    // by the time a client (or the harness counting sockets) sees `listening on`.
     // The one thread is either in the accept `poll` (which the shutdown pipe wakes) or
     // blocked on its client; the interrupter wakes it there.
     let _interrupter = Interrupter::start(&ctx.shutdown, &ctx.blocked)?;
+    let listener = listen.bind()?;
     let acceptor = Acceptor::new(&listener, ctx)?;
     // With one client at a time the slot only matters for `--max-conns 0`.
     while let Some((stream, _slot)) = acceptor.next() {

@@ -66,6 +66,10 @@ const ACCEPTS_PER_TURN: usize = 256;
 struct Edges {
     readable: bool,
     writable: bool,
+    /// The peer's FIN (or an error) has been reported: a short read may have stopped
+    /// at the FIN, whose end-of-file the next read returns — and no new edge will
+    /// come for it.
+    read_closed: bool,
     /// Whether the connection is on the ready list.
     queued: bool,
 }
@@ -143,6 +147,12 @@ impl Loop<'_> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
+            tracing::trace!(
+                events = events.iter().count(),
+                ready_list = self.ready.len(),
+                ?timeout,
+                "turn"
+            );
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.listener_ready = true,
@@ -160,6 +170,7 @@ impl Loop<'_> {
                             let edges = &mut conn.wait;
                             edges.readable |=
                                 event.is_readable() || event.is_read_closed() || broken;
+                            edges.read_closed |= event.is_read_closed() || broken;
                             edges.writable |=
                                 event.is_writable() || event.is_write_closed() || broken;
                             if !edges.queued {
@@ -276,6 +287,7 @@ fn register(registry: &Registry, index: usize, stream: &TcpStream) -> io::Result
     Ok(Edges {
         readable: true,
         writable: true,
+        read_closed: false,
         queued: true,
     })
 }
@@ -296,8 +308,10 @@ fn step(conn: &mut Conn<Edges>, buf: &mut [u8]) -> io::Result<()> {
                 // give: it is drained, and data arriving from now on raises a new edge.
                 // Reading again only to hear `EAGAIN` would cost a syscall per message
                 // (tokio relies on the same rule). A full buffer may hide more: keep
-                // reading.
-                if n < buf.len() {
+                // reading; so may a reported FIN (data and FIN that arrived together
+                // leave a short read and an end-of-file still to read, with no edge
+                // to come).
+                if n < buf.len() && !conn.wait.read_closed {
                     conn.wait.readable = false;
                 }
                 // Echo as we go, so output never piles up past what one read added.

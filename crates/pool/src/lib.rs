@@ -50,9 +50,11 @@ pub const MAX_QUEUE: usize = 4096;
 /// Serves clients on `ctx.config.worker_count()` worker threads until shutdown, then
 /// drains the queue and joins the workers.
 pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
-    let listener = listen.bind()?;
+    // Started before the bind announces the server: every descriptor it opens exists
+    // by the time a client (or the harness counting sockets) sees `listening on`.
     // Wakes the workers blocked on idle clients when shutdown comes.
     let interrupter = Interrupter::start(&ctx.shutdown, &ctx.blocked)?;
+    let listener = listen.bind()?;
     let acceptor = Acceptor::new(&listener, ctx)?;
     let capacity = ctx.config.max_conns.clamp(1, MAX_QUEUE);
     let (sender, receiver) = bounded::<(TcpStream, ConnectionSlot)>(capacity);

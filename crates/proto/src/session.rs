@@ -104,22 +104,47 @@ struct Handshake {
 #[derive(Debug, Clone, Copy)]
 enum Framing {
     Header,
-    Payload { remaining: usize },
+    /// Bytes of the payload still to come (below 2^31: the frame limit's bound).
+    Payload {
+        remaining: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Open,
     /// Sending what is still owed; reading has stopped.
-    Closing(CloseReason),
+    Closing {
+        reason: CloseReason,
+        /// When closing began: the linger deadline counts from here (or from the last
+        /// byte moved, if later).
+        since: Instant,
+    },
     /// Everything owed is written and the write side should be shut down; discarding
     /// input until the peer's FIN (see [`DRAIN_TIME`]).
     Draining {
         reason: CloseReason,
         until: Instant,
-        discarded: u64,
+        discarded: u32,
     },
     Closed(CloseReason),
+}
+
+/// A timeout in whole milliseconds, 0 for none: 4 bytes where `Option<Duration>` takes
+/// 16 (up to 49 days; longer ones are cut to that).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Millis(u32);
+
+impl Millis {
+    fn from(timeout: Option<Duration>) -> Millis {
+        Millis(timeout.map_or(0, |t| {
+            u32::try_from(t.as_millis()).unwrap_or(u32::MAX).max(1)
+        }))
+    }
+
+    fn get(self) -> Option<Duration> {
+        (self.0 > 0).then(|| Duration::from_millis(u64::from(self.0)))
+    }
 }
 
 /// One connection's protocol state. See the crate docs for how a driver uses it.
@@ -127,10 +152,13 @@ enum Phase {
 pub struct Session {
     protocol: Protocol,
     max_frame: u32,
-    high_water: usize,
-    idle_timeout: Option<Duration>,
-    frame_timeout: Option<Duration>,
-    handshake: Option<Handshake>,
+    // The config's limits, kept compact: an idle server holds thousands of sessions, and
+    // every byte here is a byte per connection (the figure `conn-memory.sh` measures).
+    high_water: u32,
+    idle_timeout: Millis,
+    frame_timeout: Millis,
+    /// Boxed: only authenticated connections have one, and then only until it is done.
+    handshake: Option<Box<Handshake>>,
     framing: Framing,
     /// Bytes of the frame being received; echoed only when the frame is complete.
     held: Vec<u8>,
@@ -142,7 +170,6 @@ pub struct Session {
     /// Whether the driver has been told to send its FIN ([`Session::take_fin`]).
     fin_taken: bool,
     last_activity: Instant,
-    closing_since: Option<Instant>,
     phase: Phase,
     stats: SessionStats,
 }
@@ -155,19 +182,19 @@ impl Session {
         let mut out = Vec::new();
         let handshake = config.auth_key.as_ref().map(|key| {
             out.extend_from_slice(&nonce);
-            Handshake {
+            Box::new(Handshake {
                 key: Arc::clone(key),
                 nonce,
                 answer: Vec::with_capacity(MAC_LEN),
                 deadline: now + config.handshake_timeout,
-            }
+            })
         });
         Session {
             protocol: config.protocol,
             max_frame: config.max_frame.get(),
-            high_water: config.high_water,
-            idle_timeout: config.idle_timeout,
-            frame_timeout: config.frame_timeout,
+            high_water: u32::try_from(config.high_water).unwrap_or(u32::MAX),
+            idle_timeout: Millis::from(config.idle_timeout),
+            frame_timeout: Millis::from(config.frame_timeout),
             handshake,
             framing: Framing::Header,
             held: Vec::new(),
@@ -177,7 +204,6 @@ impl Session {
             in_flight: 0,
             fin_taken: false,
             last_activity: now,
-            closing_since: None,
             phase: Phase::Open,
             stats: SessionStats::default(),
         }
@@ -191,8 +217,8 @@ impl Session {
             reason, discarded, ..
         } = &mut self.phase
         {
-            *discarded += data.len() as u64;
-            if *discarded > DRAIN_LIMIT {
+            *discarded = discarded.saturating_add(u32::try_from(data.len()).unwrap_or(u32::MAX));
+            if u64::from(*discarded) > DRAIN_LIMIT {
                 self.phase = Phase::Closed(*reason);
             }
             return;
@@ -227,7 +253,7 @@ impl Session {
             match self.framing {
                 Framing::Header => {
                     if self.held.is_empty() {
-                        self.frame_deadline = self.frame_timeout.map(|t| now + t);
+                        self.frame_deadline = self.frame_timeout.get().map(|t| now + t);
                     }
                     let take = (HEADER_LEN - self.held.len()).min(data.len());
                     self.held.extend_from_slice(&data[..take]);
@@ -252,21 +278,21 @@ impl Session {
                         }
                     };
                     // `len <= max_frame: u32`, so it fits in usize on every target we build.
-                    self.framing = Framing::Payload {
-                        remaining: len as usize,
-                    };
+                    self.framing = Framing::Payload { remaining: len };
                     if len == 0 {
                         self.complete_frame(&[]);
                     }
                 }
                 Framing::Payload { remaining } => {
+                    // `remaining` < 2^31 fits usize on every target we build.
+                    let remaining = remaining as usize;
                     let take = remaining.min(data.len());
                     if take == remaining {
                         self.complete_frame(&data[..take]);
                     } else {
                         self.held.extend_from_slice(&data[..take]);
                         self.framing = Framing::Payload {
-                            remaining: remaining - take,
+                            remaining: (remaining - take) as u32,
                         };
                     }
                     data = &data[take..];
@@ -279,10 +305,10 @@ impl Session {
     fn complete_frame(&mut self, tail: &[u8]) {
         if self.queued_output() == 0 {
             // Nothing is waiting to be written: hand the held buffer over instead of
-            // copying a possibly megabyte-sized frame.
-            self.out.clear();
+            // copying a possibly megabyte-sized frame. The empty output buffer is not
+            // kept as the next `held`: a connection between messages holds no buffer.
+            self.out = std::mem::take(&mut self.held);
             self.out_pos = 0;
-            std::mem::swap(&mut self.out, &mut self.held);
         } else {
             self.out.extend_from_slice(&self.held);
             self.held.clear();
@@ -336,7 +362,7 @@ impl Session {
                     self.close_with(CloseReason::IdleTimeout, "idle timeout", now);
                 }
             }
-            Phase::Closing(_) => {
+            Phase::Closing { .. } => {
                 if self.linger_deadline().is_some_and(|d| now >= d) {
                     self.phase = Phase::Closed(CloseReason::Abandoned);
                     self.out = Vec::new();
@@ -353,14 +379,19 @@ impl Session {
     }
 
     fn idle_deadline(&self) -> Option<Instant> {
-        self.idle_timeout.map(|t| self.last_activity + t)
+        self.idle_timeout.get().map(|t| self.last_activity + t)
     }
 
     fn linger_deadline(&self) -> Option<Instant> {
-        let since = self.closing_since?;
+        let Phase::Closing { since, .. } = self.phase else {
+            return None;
+        };
         let linger = match self.phase {
-            Phase::Closing(CloseReason::Shutdown) => SHUTDOWN_LINGER,
-            _ => self.idle_timeout.unwrap_or(DEFAULT_LINGER),
+            Phase::Closing {
+                reason: CloseReason::Shutdown,
+                ..
+            } => SHUTDOWN_LINGER,
+            _ => self.idle_timeout.get().unwrap_or(DEFAULT_LINGER),
         };
         Some(since.max(self.last_activity) + linger)
     }
@@ -377,7 +408,7 @@ impl Session {
             .into_iter()
             .flatten()
             .min(),
-            Phase::Closing(_) => self.linger_deadline(),
+            Phase::Closing { .. } => self.linger_deadline(),
             Phase::Draining { until, .. } => Some(until),
             Phase::Closed(_) => None,
         }
@@ -394,13 +425,12 @@ impl Session {
         self.held = Vec::new();
         self.handshake = None;
         self.frame_deadline = None;
-        self.closing_since = Some(now);
-        self.phase = Phase::Closing(reason);
+        self.phase = Phase::Closing { reason, since: now };
         self.finish_if_flushed(now);
     }
 
     fn finish_if_flushed(&mut self, now: Instant) {
-        let Phase::Closing(reason) = self.phase else {
+        let Phase::Closing { reason, .. } = self.phase else {
             return;
         };
         if self.owed_output() > 0 {
@@ -435,9 +465,11 @@ impl Session {
         self.out_pos += n;
         self.record_sent(n, now);
         if self.out_pos == self.out.len() {
-            self.out.clear();
+            // Written out: free it. An idle connection then holds no buffer at all (ten
+            // thousand idle clients would otherwise pin one echo-sized allocation each);
+            // the price is one small allocation per message, next to two syscalls.
+            self.out = Vec::new();
             self.out_pos = 0;
-            release_if_large(&mut self.out);
         } else if self.out_pos >= RETAIN_CAPACITY && self.out_pos * 2 >= self.out.len() {
             // Keep the unsent tail at the front so the buffer does not creep forward.
             self.out.drain(..self.out_pos);
@@ -513,9 +545,9 @@ impl Session {
     /// high-water mark (backpressure), or it is draining the peer's last bytes.
     pub fn wants_read(&self) -> bool {
         match self.phase {
-            Phase::Open => self.owed_output() < self.high_water,
+            Phase::Open => self.owed_output() < self.high_water as usize,
             Phase::Draining { .. } => true,
-            Phase::Closing(_) | Phase::Closed(_) => false,
+            Phase::Closing { .. } | Phase::Closed(_) => false,
         }
     }
 
@@ -552,9 +584,9 @@ impl Session {
     pub fn close_reason(&self) -> Option<CloseReason> {
         match self.phase {
             Phase::Open => None,
-            Phase::Closing(reason) | Phase::Draining { reason, .. } | Phase::Closed(reason) => {
-                Some(reason)
-            }
+            Phase::Closing { reason, .. }
+            | Phase::Draining { reason, .. }
+            | Phase::Closed(reason) => Some(reason),
         }
     }
 

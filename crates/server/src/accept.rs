@@ -41,32 +41,64 @@ pub enum Accepted {
     BackOff,
 }
 
-/// Accepts one connection the way every model must: counts it, sets `TCP_NODELAY`
-/// (replies are small and latency matters: Nagle would hold them back waiting for an
-/// ACK), claims a `--max-conns` slot or turns the client away with the busy notice,
-/// and sorts failures into "try again", "nothing there" and "back off".
+/// Accepts one connection the way every model must: counts it (per worker too, when
+/// the context has one), sets `TCP_NODELAY` (replies are small and latency matters:
+/// Nagle would hold them back waiting for an ACK), claims a `--max-conns` slot or
+/// turns the client away with the busy notice, and sorts failures into "try again",
+/// "nothing there" and "back off".
 pub fn accept_one(listener: &impl AsFd, ctx: &ServerContext, mode: SocketMode) -> Accepted {
     let flags = match mode {
         SocketMode::Blocking => libc::SOCK_CLOEXEC,
         SocketMode::NonBlocking => libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
     };
-    let stream: TcpStream = match SockRef::from(listener).accept4(flags) {
-        Ok((socket, _)) => socket.into(),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Accepted::Empty,
-        Err(e) if is_transient(&e) => return Accepted::Retry,
-        Err(_) => {
-            ctx.stats.record_accept_error();
-            return Accepted::BackOff;
-        }
-    };
-    ctx.stats.record_accept();
-    let _ = stream.set_nodelay(true);
-    match ctx.try_admit() {
+    match SockRef::from(listener).accept4(flags) {
+        Ok((socket, _)) => admit_accepted(socket.into(), ctx),
+        Err(e) => accept_failed(&e, ctx),
+    }
+}
+
+/// The second half of [`accept_one`], for a socket the kernel accepted on its own (a
+/// completion model's multishot accept): counts it (per worker too, when the context
+/// has one), sets `TCP_NODELAY`, and claims a
+/// `--max-conns` slot or turns the client away with the busy notice.
+pub fn admit_accepted(stream: TcpStream, ctx: &ServerContext) -> Accepted {
+    match admit_socket(&stream, ctx) {
         Some(slot) => Accepted::Connection(stream, slot),
         None => {
             refuse_busy(stream, ctx);
             Accepted::Refused
         }
+    }
+}
+
+/// [`admit_accepted`] for a socket some runtime owns (tokio's `TcpListener::accept`
+/// hands back a socket already registered with its epoll, so converting it to a std
+/// socket and back would cost two `epoll_ctl` calls): counts it, sets `TCP_NODELAY`
+/// and claims a `--max-conns` slot. `None` when the server is full: the caller then
+/// turns the client away with [`refuse_busy`].
+pub fn admit_socket(stream: &impl AsFd, ctx: &ServerContext) -> Option<ConnectionSlot> {
+    ctx.record_accept();
+    let _ = SockRef::from(stream).set_tcp_nodelay(true);
+    let slot = ctx.try_admit();
+    if slot.is_some() {
+        crate::log::accepted(stream);
+    }
+    slot
+}
+
+/// Sorts a failed accept the way [`accept_one`] does, for a model whose accept failed
+/// elsewhere (in a completion): nothing waiting, try again, or (counted as an accept
+/// error) back off. Once shutdown is requested a failure is the listener going away
+/// under the accept (`prefork`'s parent shuts the shared listener down, and a worker
+/// waiting in `accept` gets EINVAL): nothing to count or back off from.
+pub fn accept_failed(e: &io::Error, ctx: &ServerContext) -> Accepted {
+    if e.kind() == io::ErrorKind::WouldBlock || ctx.shutdown.is_requested() {
+        Accepted::Empty
+    } else if is_transient(e) {
+        Accepted::Retry
+    } else {
+        ctx.stats.record_accept_error();
+        Accepted::BackOff
     }
 }
 

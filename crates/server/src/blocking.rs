@@ -35,6 +35,7 @@ pub fn serve_blocking(stream: TcpStream, ctx: &ServerContext) {
     };
     let _registration = ctx.blocked.register();
     let result = BlockingConnection::new(&stream).and_then(|mut conn| conn.run(&mut session, ctx));
+    crate::log::closed(&stream, &session, result.is_err());
     ctx.stats.record_session(&session, result.is_err());
 }
 
@@ -75,7 +76,9 @@ impl<'a> BlockingConnection<'a> {
                 continue;
             }
             self.adjust_read_timeout(session)?;
-            match self.stream.read(&mut buf) {
+            let read = self.stream.read(&mut buf);
+            tracing::trace!(?read, "read");
+            match read {
                 Ok(0) => session.handle_eof(Instant::now()),
                 Ok(n) => session.handle_input(&buf[..n], Instant::now()),
                 Err(e) if is_timeout(&e) => session.handle_timeout(Instant::now()),
@@ -95,7 +98,9 @@ impl<'a> BlockingConnection<'a> {
     ) -> io::Result<()> {
         while session.wants_write() {
             self.adjust_write_timeout(session)?;
-            match self.stream.write(session.output()) {
+            let written = self.stream.write(session.output());
+            tracing::trace!(?written, "write");
+            match written {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => session.consume_output(n, Instant::now()),
                 Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {

@@ -8,7 +8,11 @@ use echolab_proto::{encode_notice, Protocol, Session, SessionConfig, NONCE_LEN};
 use crate::{BlockedThreads, ServerConfig, ServerStats, Shutdown};
 
 /// What a running model needs: its config, the shutdown signal and the stats. Cloning
-/// is cheap (three `Arc`s), so a model hands one to each thread it starts.
+/// is cheap (a few `Arc`s), so a model hands one to each thread it starts.
+///
+/// A model whose workers accept on their own (several loops, worker processes) gives
+/// each worker [`ServerContext::for_worker`], so that every accept is also counted per
+/// worker (`accepted_per_worker` in the stats line).
 #[derive(Debug, Clone)]
 pub struct ServerContext {
     /// The configuration.
@@ -19,6 +23,9 @@ pub struct ServerContext {
     pub stats: Arc<ServerStats>,
     /// Threads blocked serving a connection, for the [`crate::Interrupter`] to wake.
     pub blocked: Arc<BlockedThreads>,
+    /// Which worker (loop or process) accepts with this context, if the model has
+    /// several that accept on their own.
+    pub worker: Option<usize>,
 }
 
 impl ServerContext {
@@ -29,6 +36,33 @@ impl ServerContext {
             shutdown,
             stats: Arc::new(ServerStats::default()),
             blocked: Arc::new(BlockedThreads::default()),
+            worker: None,
+        }
+    }
+
+    /// The same context for worker `index`: its accepts are counted per worker too.
+    pub fn for_worker(&self, index: usize) -> ServerContext {
+        ServerContext {
+            worker: Some(index),
+            ..self.clone()
+        }
+    }
+
+    /// The same context with counters of its own, for a forked child: the parent's
+    /// counters, copied by `fork`, are the parent's to report; the child sends its own
+    /// home when it exits.
+    pub fn with_fresh_stats(&self) -> ServerContext {
+        ServerContext {
+            stats: Arc::new(ServerStats::default()),
+            ..self.clone()
+        }
+    }
+
+    /// Counts an accepted connection, and against this context's worker if it has one.
+    pub(crate) fn record_accept(&self) {
+        self.stats.record_accept();
+        if let Some(index) = self.worker {
+            self.stats.record_worker_accept(index);
         }
     }
 
@@ -71,6 +105,10 @@ pub fn new_session(config: &SessionConfig, now: Instant) -> io::Result<Session> 
 /// dropped so the close is a FIN, not a reset that could destroy the notice.
 pub fn refuse_busy(stream: TcpStream, ctx: &ServerContext) {
     ctx.stats.record_refused();
+    crate::log::refused(
+        &stream,
+        "server busy (--max-conns, or no thread, process or descriptor slot)",
+    );
     if stream.set_nonblocking(true).is_err() {
         return;
     }

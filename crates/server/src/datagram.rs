@@ -52,10 +52,13 @@ pub fn recv_datagram(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<Received>
         msg.address.as_ref().and_then(socket_addr).ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidData, "a datagram with no sender")
         })?;
+    let truncated = msg.flags.contains(MsgFlags::MSG_TRUNC);
+    // `RUST_LOG=trace`: one line per datagram, as the stream models' blocking reads.
+    tracing::trace!(%from, len = msg.bytes, truncated, "datagram");
     Ok(Received {
         len: msg.bytes,
         from,
-        truncated: msg.flags.contains(MsgFlags::MSG_TRUNC),
+        truncated,
     })
 }
 

@@ -14,7 +14,11 @@ use std::time::Instant;
 /// A wakeup therefore costs O(log n) in timers, not a scan of every session.
 #[derive(Debug, Default)]
 pub(crate) struct Deadlines {
-    heap: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    // 24 bytes an entry, one entry per connection at rest: index and generation as u32
+    // (a loop holds far fewer than 2^32 connections; a generation that wraps could only
+    // confuse an entry over four billion connections stale, and a stale entry only
+    // costs a spurious timeout check).
+    heap: BinaryHeap<Reverse<(Instant, u32, u32)>>,
 }
 
 /// A heap entry whose deadline has passed; see [`Expired::claim`].
@@ -25,7 +29,7 @@ pub(crate) struct Expired {
     /// The slab index of the connection it was pushed for.
     pub(crate) index: usize,
     /// The generation of the connection it was pushed for.
-    pub(crate) generation: u64,
+    pub(crate) generation: u32,
 }
 
 impl Deadlines {
@@ -42,13 +46,14 @@ impl Deadlines {
     pub(crate) fn schedule(
         &mut self,
         index: usize,
-        generation: u64,
+        generation: u32,
         deadline: Instant,
         scheduled: &mut Option<Instant>,
     ) {
         if !matches!(*scheduled, Some(s) if s <= deadline) {
             *scheduled = Some(deadline);
-            self.heap.push(Reverse((deadline, index, generation)));
+            self.heap
+                .push(Reverse((deadline, index as u32, generation)));
         }
     }
 
@@ -66,7 +71,7 @@ impl Deadlines {
         self.heap.pop();
         Some(Expired {
             deadline,
-            index,
+            index: index as usize,
             generation,
         })
     }
@@ -76,7 +81,7 @@ impl Expired {
     /// Whether this entry is the one the connection (of `generation`, whose record is
     /// `scheduled`) is waiting for; if so, clears `scheduled`. An entry is stale when
     /// an earlier one superseded it, or when its slot now holds another connection.
-    pub(crate) fn claim(&self, generation: u64, scheduled: &mut Option<Instant>) -> bool {
+    pub(crate) fn claim(&self, generation: u32, scheduled: &mut Option<Instant>) -> bool {
         if generation != self.generation || *scheduled != Some(self.deadline) {
             return false;
         }
@@ -92,7 +97,7 @@ impl Expired {
 pub(crate) struct Slab<T> {
     slots: Vec<Option<T>>,
     free: Vec<usize>,
-    next_generation: u64,
+    next_generation: u32,
 }
 
 impl<T> Default for Slab<T> {
@@ -113,7 +118,7 @@ impl<T> Slab<T> {
 
     /// Reserves an empty slot and a fresh generation for a new connection. The slot
     /// must then be filled with [`Slab::insert`] or given back with [`Slab::unreserve`].
-    pub(crate) fn reserve(&mut self) -> (usize, u64) {
+    pub(crate) fn reserve(&mut self) -> (usize, u32) {
         let index = match self.free.pop() {
             Some(index) => index,
             None => {
@@ -121,7 +126,7 @@ impl<T> Slab<T> {
                 self.slots.len() - 1
             }
         };
-        self.next_generation += 1;
+        self.next_generation = self.next_generation.wrapping_add(1);
         (index, self.next_generation)
     }
 

@@ -149,6 +149,7 @@ impl<W: Waiter> LevelLoop<'_, W> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
+            tracing::trace!(ready = ready.len(), ?timeout, idle, "turn");
             for event in &ready {
                 match event.source {
                     Source::Listener => self.accept_all()?,

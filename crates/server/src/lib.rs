@@ -4,12 +4,17 @@
 //! - **Binding** — [`Listen`]: the serve entry gets a bind spec, not a socket, so a
 //!   model may bind one listener ([`Listen::bind`]) or one per loop or per process
 //!   ([`Listen::bind_reuse_port`]; the first bind resolves port 0, the siblings reuse
-//!   it). The bound address is announced once, when every listener is ready: that is
-//!   the `listening on HOST:PORT` line the harness and tests wait for.
+//!   it). The bound address is announced once, when every listener is ready — or, after
+//!   a `bind…_unannounced`, when the model calls [`Listen::announce`] (`prefork` forks
+//!   its workers first, `reactors` starts its loops): that is the `listening on
+//!   HOST:PORT` line the harness and tests wait for.
 //! - **Accept** — [`accept_one`]: the one accept step (count it, sort transient errors
 //!   from running out of descriptors, `TCP_NODELAY`, claim a `--max-conns` slot or send
-//!   the busy notice). Blocking models wrap it in [`Acceptor`] (wait for a connection
-//!   or shutdown); readiness loops in [`Listening`] (batches and the EMFILE back-off).
+//!   the busy notice; [`admit_accepted`] and [`accept_failed`] are its halves, for a
+//!   model whose `accept` happens elsewhere, and [`admit_socket`] the bookkeeping for
+//!   a socket a runtime owns). Blocking models wrap it in
+//!   [`Acceptor`] (wait for a connection or shutdown); readiness loops in
+//!   [`Listening`] (batches and the EMFILE back-off).
 //! - **The blocking loop** — [`serve_blocking`]: one read/echo/write loop for every
 //!   blocking model (iterative, threads, fork, pool); they differ only in who runs it.
 //! - **The readiness core** — [`Conns`] and [`Conn`]: the connections of a
@@ -31,10 +36,16 @@
 //!   counts what it sends and drops; [`serve_datagrams`] is the blocking
 //!   `recvfrom`/`sendto` loop, [`drain`] answers what arrived before shutdown.
 //! - **Stats** — [`ServerStats`]: counters folded in once per connection, printed as
-//!   JSON on exit; [`ServerContext`] carries config, shutdown and stats into threads.
+//!   JSON on exit; [`ServerContext`] carries config, shutdown and stats into threads
+//!   ([`ServerContext::for_worker`]: accepts also counted per loop or process).
+//! - **Children** — [`Children`]: what a process model (`fork`, `prefork`) does with its
+//!   processes: fork them from a single-threaded parent, reap them on SIGCHLD, take in
+//!   the stats each sends before it exits, and forward SIGTERM, wait, kill and reap at
+//!   shutdown.
 
 mod accept;
 mod blocking;
+mod children;
 mod config;
 mod context;
 mod datagram;
@@ -42,6 +53,7 @@ mod deadlines;
 mod interrupt;
 mod level;
 mod listener;
+mod log;
 mod nonblocking;
 mod readiness;
 mod shutdown;
@@ -49,9 +61,11 @@ mod stats;
 mod watch_list;
 
 pub use accept::{
-    accept_one, is_transient, sleep_or_shutdown, Accepted, Acceptor, SocketMode, ACCEPT_BACKOFF,
+    accept_failed, accept_one, admit_accepted, admit_socket, is_transient, sleep_or_shutdown,
+    Accepted, Acceptor, SocketMode, ACCEPT_BACKOFF,
 };
 pub use blocking::{serve_blocking, NO_DEADLINE_WAIT};
+pub use children::{poll_timeout, ChildProcess, Children, Forked};
 pub use config::ServerConfig;
 pub use context::{new_session, refuse_busy, ConnectionSlot, ServerContext};
 pub use datagram::{
@@ -62,6 +76,7 @@ use deadlines::{Deadlines, Slab};
 pub use interrupt::{BlockedThreads, Interrupter, Registration, KICK_INTERVAL};
 pub use level::{serve_level, Interest, Ready, Source, Waiter};
 pub use listener::{bind_listener, Announce, Listen, DEFAULT_BACKLOG};
+pub use log::closed as log_closed;
 pub use nonblocking::{read_available, write_pending, Drained, READ_BUFFER};
 pub use readiness::{AcceptStop, Conn, Conns, Listening, ReadOutcome};
 pub use shutdown::{wait_readable, Readiness, Shutdown};

@@ -87,22 +87,44 @@ impl Listen {
 
     /// Binds the model's one listener and announces it.
     pub fn bind(&self) -> io::Result<TcpListener> {
-        let listener = self.context(bind(self.addr, self.backlog, false))?;
-        self.announce(listener.local_addr()?);
+        let listener = self.bind_unannounced()?;
+        self.announce(&listener)?;
         Ok(listener)
+    }
+
+    /// Binds the model's one listener without announcing it, for a model that has more
+    /// to do before a client may come (`prefork` forks its workers first); it calls
+    /// [`Listen::announce`] when it is ready.
+    pub fn bind_unannounced(&self) -> io::Result<TcpListener> {
+        self.context(bind(self.addr, self.backlog, false))
+    }
+
+    /// Announces `listener`'s address; only the first announcement is heard.
+    pub fn announce(&self, listener: &TcpListener) -> io::Result<()> {
+        self.announce_addr(listener.local_addr()?);
+        Ok(())
     }
 
     /// Binds `count` listeners on one port with `SO_REUSEPORT` (the kernel spreads new
     /// connections over them by a hash of the peer's address): the first resolves port
     /// 0, the rest reuse its port. Announced once all are bound.
     pub fn bind_reuse_port(&self, count: usize) -> io::Result<Vec<TcpListener>> {
+        let listeners = self.bind_reuse_port_unannounced(count)?;
+        self.announce(&listeners[0])?;
+        Ok(listeners)
+    }
+
+    /// [`Listen::bind_reuse_port`] without the announcement, for a model that starts
+    /// its loops first (`reactors`: a loop that cannot start has its listener closed
+    /// before any client can be queued on it); it calls [`Listen::announce`] then.
+    /// Always at least one listener.
+    pub fn bind_reuse_port_unannounced(&self, count: usize) -> io::Result<Vec<TcpListener>> {
         let first = self.context(bind(self.addr, self.backlog, true))?;
         let bound = first.local_addr()?;
         let mut listeners = vec![first];
         for _ in 1..count.max(1) {
             listeners.push(self.context(bind(bound, self.backlog, true))?);
         }
-        self.announce(bound);
         Ok(listeners)
     }
 
@@ -111,7 +133,7 @@ impl Listen {
     /// not apply).
     pub fn bind_udp(&self) -> io::Result<UdpSocket> {
         let socket = self.context(bind_udp(self.addr, false))?;
-        self.announce(socket.local_addr()?);
+        self.announce_addr(socket.local_addr()?);
         Ok(socket)
     }
 
@@ -126,7 +148,7 @@ impl Listen {
         for _ in 1..count.max(1) {
             sockets.push(self.context(bind_udp(bound, true))?);
         }
-        self.announce(bound);
+        self.announce_addr(bound);
         Ok(sockets)
     }
 
@@ -134,7 +156,7 @@ impl Listen {
         result.map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", self.addr)))
     }
 
-    fn announce(&self, bound: SocketAddr) {
+    fn announce_addr(&self, bound: SocketAddr) {
         let announce = match self.announce.lock() {
             Ok(mut guard) => guard.take(),
             Err(poisoned) => poisoned.into_inner().take(),

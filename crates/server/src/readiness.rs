@@ -27,7 +27,7 @@ pub struct Conn<W> {
     pub wait: W,
     _slot: ConnectionSlot,
     /// Tells a reused slab slot from the connection a stale timer entry was meant for.
-    generation: u64,
+    generation: u32,
     /// The deadline this connection has in the timer heap, if any.
     scheduled: Option<Instant>,
 }
@@ -168,6 +168,7 @@ impl<W> Conns<W> {
     /// Closes the connection at `index` now and records its stats.
     pub fn close(&mut self, index: usize, io_error: bool, forget: impl FnOnce(&TcpStream)) {
         if let Some(conn) = self.slab.remove(index) {
+            crate::log::closed(&conn.stream, &conn.session, io_error);
             forget(&conn.stream);
             self.ctx.stats.record_session(&conn.session, io_error);
             // A stale poller event or ready-list entry for this index finds `None` (or
@@ -264,6 +265,12 @@ impl Listening {
         false
     }
 
+    /// Stops accepting for [`ACCEPT_BACKOFF`] (out of descriptors or memory), for a model
+    /// whose accepts fail elsewhere than in [`Listening::accept_some`] (a completion).
+    pub fn pause(&mut self, now: Instant) {
+        self.paused_until = Some(now + ACCEPT_BACKOFF);
+    }
+
     /// Accepts up to `max` connections, handing each admitted one to `admit`.
     pub fn accept_some(
         &mut self,
@@ -284,7 +291,7 @@ impl Listening {
                 Accepted::Refused | Accepted::Retry => {}
                 Accepted::Empty => return AcceptStop::Drained,
                 Accepted::BackOff => {
-                    self.paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
+                    self.pause(Instant::now());
                     return AcceptStop::Paused;
                 }
             }

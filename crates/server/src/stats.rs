@@ -1,5 +1,6 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use echolab_proto::{CloseReason, Session};
 use serde::{Deserialize, Serialize};
@@ -19,6 +20,10 @@ pub struct ServerStats {
     io_errors: AtomicU64,
     accept_errors: AtomicU64,
     datagrams: [AtomicU64; DatagramCounts::FIELDS],
+    kernel_held: Mutex<BTreeMap<String, u64>>,
+    /// Accepts by worker index (a loop of `reactors`, a process of `prefork`): grown on
+    /// demand; touched once per accept, never per message.
+    accepted_per_worker: Mutex<Vec<u64>>,
 }
 
 /// What the datagram models did, datagram by datagram (all zero for stream models).
@@ -105,12 +110,38 @@ pub struct StatsSnapshot {
     /// the line when all are zero, as for every stream model).
     #[serde(default, skip_serializing_if = "DatagramCounts::is_zero")]
     pub datagrams: DatagramCounts,
+    /// What a completion model had lent the kernel and not got back when it stopped
+    /// (provided buffers, operations in flight), by name: all zero after a clean stop.
+    /// Absent for models that lend the kernel nothing.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kernel_held: BTreeMap<String, u64>,
+    /// Connections accepted by each worker, for models whose workers accept on their
+    /// own (`reactors`' loops, each on its own `SO_REUSEPORT` listener; `prefork`'s
+    /// processes on a shared one): how evenly the kernel spread them. Left out of the
+    /// JSON for models with one accepting loop.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accepted_per_worker: Vec<u64>,
 }
 
 impl ServerStats {
     /// A connection was accepted.
     pub fn record_accept(&self) {
         self.accepted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Worker `index` accepted a connection (counted besides [`ServerStats::record_accept`]).
+    pub fn record_worker_accept(&self, index: usize) {
+        let mut counts = lock(&self.accepted_per_worker);
+        if counts.len() <= index {
+            counts.resize(index + 1, 0);
+        }
+        counts[index] += 1;
+    }
+
+    /// Most connections served at once, as counted elsewhere (`prefork`'s processes
+    /// share a counter of their own; each child's snapshot knows only itself).
+    pub fn record_active_peak(&self, peak: u64) {
+        self.active_peak.fetch_max(peak, Ordering::Relaxed);
     }
 
     /// A connection was refused for lack of capacity.
@@ -136,6 +167,14 @@ impl ServerStats {
 
     pub(crate) fn leave(&self) {
         self.active.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// A completion model, as it stops: `count` of what it calls `name` (provided
+    /// buffers, operations) is still held by the kernel. Printed in the stats line under
+    /// `kernel_held`, so a test can check that nothing leaked.
+    pub fn record_kernel_held(&self, name: &str, count: u64) {
+        let mut held = self.kernel_held.lock().unwrap_or_else(|e| e.into_inner());
+        *held.entry(name.to_string()).or_default() += count;
     }
 
     /// Connections being served right now.
@@ -193,6 +232,18 @@ impl ServerStats {
         for (total, n) in self.datagrams.iter().zip(other.datagrams.to_array()) {
             total.fetch_add(n, Ordering::Relaxed);
         }
+        for (name, count) in &other.kernel_held {
+            self.record_kernel_held(name, *count);
+        }
+        if !other.accepted_per_worker.is_empty() {
+            let mut counts = lock(&self.accepted_per_worker);
+            if counts.len() < other.accepted_per_worker.len() {
+                counts.resize(other.accepted_per_worker.len(), 0);
+            }
+            for (count, n) in counts.iter_mut().zip(&other.accepted_per_worker) {
+                *count += n;
+            }
+        }
     }
 
     /// Copies the counters.
@@ -219,8 +270,22 @@ impl ServerStats {
             closed,
             errors,
             datagrams: DatagramCounts::from_array(self.datagrams.each_ref().map(load)),
+            kernel_held: self
+                .kernel_held
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+            accepted_per_worker: lock(&self.accepted_per_worker).clone(),
         }
     }
+}
+
+/// The counts behind a lock nobody can leave inconsistent (a poisoned lock only means
+/// another thread panicked between two plain additions).
+fn lock(counts: &Mutex<Vec<u64>>) -> std::sync::MutexGuard<'_, Vec<u64>> {
+    counts
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
@@ -251,6 +316,23 @@ mod tests {
         assert_eq!(total.bytes_out, 180);
         assert_eq!(total.errors["accept"], 2);
         assert_eq!(total.closed.values().sum::<u64>(), 6);
+        assert!(total.accepted_per_worker.is_empty());
+    }
+
+    #[test]
+    fn per_worker_accepts_add_up_across_snapshots() {
+        let parent = ServerStats::default();
+        parent.record_worker_accept(0);
+        let child = ServerStats::default();
+        child.record_worker_accept(2);
+        child.record_worker_accept(2);
+        parent.absorb(&child.snapshot());
+        assert_eq!(parent.snapshot().accepted_per_worker, vec![1, 0, 2]);
+        let json = serde_json::to_value(parent.snapshot()).unwrap();
+        assert_eq!(json["accepted_per_worker"], serde_json::json!([1, 0, 2]));
+        // A model with one accepting loop prints no such field.
+        let single = serde_json::to_value(ServerStats::default().snapshot()).unwrap();
+        assert!(single.get("accepted_per_worker").is_none());
     }
 
     #[test]

@@ -38,10 +38,12 @@ const THREAD_STACK: usize = 256 * 1024;
 
 /// Serves each client on its own thread until shutdown, then joins them all.
 pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
-    let listener = listen.bind()?;
+    // Started before the bind announces the server: every descriptor it opens exists
+    // by the time a client (or the harness counting sockets) sees `listening on`.
     // Wakes the connection threads blocked on idle clients when shutdown comes; until
     // then they sleep with no timer.
     let interrupter = Interrupter::start(&ctx.shutdown, &ctx.blocked)?;
+    let listener = listen.bind()?;
     let acceptor = Acceptor::new(&listener, ctx)?;
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     while let Some((stream, slot)) = acceptor.next() {

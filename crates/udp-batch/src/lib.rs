@@ -35,8 +35,8 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
 use echolab_server::{
-    Interrupter, Listen, Responder, ServerContext, DRAIN_LIMIT, DRAIN_TIME, NO_DEADLINE_WAIT,
-    SEND_WAIT,
+    socket_addr, Interrupter, Listen, Responder, ServerContext, DRAIN_LIMIT, DRAIN_TIME,
+    NO_DEADLINE_WAIT, SEND_WAIT,
 };
 use nix::errno::Errno;
 use nix::sys::socket::{
@@ -59,12 +59,14 @@ struct Batch {
 
 /// Serves datagrams a batch at a time until shutdown.
 pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
+    // Started before the bind announces the server: every descriptor it opens exists
+    // by the time a client (or the harness counting sockets) sees `listening on`.
+    let _interrupter = Interrupter::start(&ctx.shutdown, &ctx.blocked)?;
     let socket = listen.bind_udp()?;
     // The receive timeout makes a blocked `recvmmsg` return `EINTR` on the interrupter's
     // signal; at rest it never expires.
     socket.set_read_timeout(Some(NO_DEADLINE_WAIT))?;
     socket.set_write_timeout(Some(SEND_WAIT))?;
-    let _interrupter = Interrupter::start(&ctx.shutdown, &ctx.blocked)?;
     let _registration = ctx.blocked.register();
     let mut responder = Responder::new(&ctx.config);
     let mut batch = Batch {
@@ -120,8 +122,20 @@ impl Batch {
         let received = recvmmsg(fd, &mut self.recv_headers, slices.iter_mut(), flags, None)?;
         for msg in received {
             let truncated = msg.flags.contains(MsgFlags::MSG_TRUNC);
+            // `RUST_LOG=trace`: one line per datagram, as the other udp models.
+            tracing::trace!(
+                from = %msg
+                    .address
+                    .as_ref()
+                    .and_then(socket_addr)
+                    .map_or_else(|| "?".to_string(), |a| a.to_string()),
+                len = msg.bytes,
+                truncated,
+                "datagram"
+            );
             self.got.push((msg.bytes, msg.address, truncated));
         }
+        tracing::trace!(datagrams = self.got.len(), "batch");
         Ok(())
     }
 

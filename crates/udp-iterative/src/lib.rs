@@ -34,8 +34,10 @@ use echolab_server::{serve_datagrams, Interrupter, Listen, ServerContext};
 
 /// Answers datagrams one after another until shutdown.
 pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
-    let socket = listen.bind_udp()?;
+    // Started before the bind announces the server: every descriptor it opens exists
+    // by the time a client (or the harness counting sockets) sees `listening on`.
     // The one thread blocks in `recvmsg`; the interrupter wakes it there on shutdown.
     let _interrupter = Interrupter::start(&ctx.shutdown, &ctx.blocked)?;
+    let socket = listen.bind_udp()?;
     serve_datagrams(&socket, ctx)
 }

@@ -159,6 +159,14 @@ impl Loop<'_> {
             }
             // WAKER: the flag is what the loop reads.
         }
+        tracing::trace!(
+            events = events.iter().count(),
+            readable = self.readable,
+            writable = self.writable,
+            owed = self.owed.replies.len(),
+            ?timeout,
+            "turn"
+        );
         Ok(())
     }
 

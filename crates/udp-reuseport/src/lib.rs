@@ -38,8 +38,10 @@ use echolab_server::{serve_datagrams, Interrupter, Listen, ServerContext};
 /// Serves datagrams on one `SO_REUSEPORT` socket per worker, a thread each, until
 /// shutdown.
 pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
-    let sockets = listen.bind_udp_reuse_port(ctx.config.worker_count())?;
+    // Started before the bind announces the server: every descriptor it opens exists
+    // by the time a client (or the harness counting sockets) sees `listening on`.
     let _interrupter = Interrupter::start(&ctx.shutdown, &ctx.blocked)?;
+    let sockets = listen.bind_udp_reuse_port(ctx.config.worker_count())?;
     thread::scope(|scope| {
         let mut workers = Vec::with_capacity(sockets.len());
         for (index, socket) in sockets.iter().enumerate() {

@@ -35,6 +35,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::kernel::Snapshot;
 use super::report::DatagramLoadReport;
+use crate::cpu::ThreadCpu;
 use crate::error::ClientError;
 use crate::load::report::{fairness, latency, per_sec};
 use crate::load::schedule::Schedule;
@@ -153,6 +154,8 @@ struct Tally {
     refused: u64,
     /// Responses in the measured window, per socket (taken at the end).
     per_socket: Vec<u64>,
+    /// The generator threads' own (user, system) CPU over the measured window.
+    cpu: (Duration, Duration),
 }
 
 impl Tally {
@@ -171,6 +174,7 @@ impl Tally {
             unsent: 0,
             refused: 0,
             per_socket: Vec::new(),
+            cpu: (Duration::ZERO, Duration::ZERO),
         }
     }
 
@@ -186,6 +190,7 @@ impl Tally {
         self.unsent += other.unsent;
         self.refused += other.refused;
         self.per_socket.extend(&other.per_socket);
+        self.cpu = (self.cpu.0 + other.cpu.0, self.cpu.1 + other.cpu.1);
     }
 }
 
@@ -427,6 +432,8 @@ pub fn run(config: &DatagramLoadConfig) -> Result<DatagramLoadReport, ClientErro
         refused: total.refused,
         fairness: fairness(&total.per_socket),
         kernel,
+        client_cpu_user_s: total.cpu.0.as_secs_f64(),
+        client_cpu_sys_s: total.cpu.1.as_secs_f64(),
     })
 }
 
@@ -486,8 +493,10 @@ fn run_thread(
     let mut buf = vec![0u8; super::RECV_BUFFER];
     let mut events = Events::with_capacity(256);
     let give_up_at = phases.end + config.reply_timeout;
+    let mut cpu = ThreadCpu::new(phases.measure_from, phases.end);
     loop {
         let now = Instant::now();
+        cpu.observe(now);
         let sending = now < phases.end;
         if !sending && (now >= give_up_at || flows.iter().all(|f| f.awaited == 0)) {
             break;
@@ -570,6 +579,8 @@ fn run_thread(
             flow.give_up_front(&mut tally, phases);
         }
     }
+    cpu.observe(phases.end.max(Instant::now()));
+    tally.cpu = cpu.window();
     tally.per_socket = flows.iter().map(|f| f.responses).collect();
     Ok(tally)
 }

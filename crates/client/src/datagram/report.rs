@@ -57,6 +57,11 @@ pub struct DatagramLoadReport {
     pub fairness: Fairness,
     /// The kernel's drop counters for the run: where lost datagrams went.
     pub kernel: KernelDrops,
+    /// The generator threads' own user CPU seconds in the measured window (as the TCP
+    /// load's).
+    pub client_cpu_user_s: f64,
+    /// The generator threads' own system CPU seconds in the measured window.
+    pub client_cpu_sys_s: f64,
 }
 
 impl DatagramLoadReport {

@@ -120,13 +120,22 @@ pub fn default_threads() -> usize {
 pub(super) struct Phases {
     pub(super) measure_from: Instant,
     pub(super) end: Instant,
+    /// After the end nothing more is sent; replies still owed are collected until
+    /// this, so connections close with nothing in flight (a server sees a clean close,
+    /// not a reset that its error counters would report).
+    pub(super) collect_until: Instant,
 }
+
+/// The longest a run waits after its end for replies still owed.
+pub const COLLECT_OWED: Duration = Duration::from_millis(500);
 
 impl Phases {
     pub(super) fn new(config: &LoadConfig, start: Instant) -> Phases {
+        let end = start + config.warmup + config.duration;
         Phases {
             measure_from: start + config.warmup,
-            end: start + config.warmup + config.duration,
+            end,
+            collect_until: end + COLLECT_OWED.min(config.reply_timeout),
         }
     }
 }

@@ -12,6 +12,7 @@ use super::receive::Receiver;
 use super::tally::Tally;
 use super::wakeups::ALARM;
 use super::worker::Worker;
+use crate::cpu::ThreadCpu;
 
 /// Runs connections `ids` until the end and returns what they measured. Errors are the
 /// poller's; a connection's own failures are counted, not returned.
@@ -29,13 +30,18 @@ pub(super) fn run(
         worker.add(id, start)?;
     }
     let mut events = Events::with_capacity(1024);
+    let mut cpu = ThreadCpu::new(phases.measure_from, phases.end);
     loop {
         let now = Instant::now();
-        if now >= phases.end {
+        cpu.observe(now);
+        if now >= phases.end && (worker.nothing_owed() || now >= phases.collect_until) {
             break;
         }
         let timeout = if receiver.pending() {
             Duration::ZERO
+        } else if now >= phases.end {
+            // Collecting what is owed: only replies can come.
+            phases.collect_until.saturating_duration_since(now)
         } else {
             worker.next_wake(now)?.saturating_duration_since(now)
         };
@@ -60,5 +66,8 @@ pub(super) fn run(
         receiver.read_unread(&mut worker);
         worker.on_clock(Instant::now());
     }
-    Ok(worker.finish())
+    cpu.observe(phases.end.max(Instant::now()));
+    let mut tally = worker.finish();
+    tally.cpu = cpu.window();
+    Ok(tally)
 }

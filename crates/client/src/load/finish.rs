@@ -40,5 +40,7 @@ pub(super) fn report(config: &LoadConfig, tally: &Tally) -> LoadReport {
         conns: config.conns,
         size: config.size,
         depth: if mode == Mode::Churn { 1 } else { config.depth },
+        client_cpu_user_s: tally.cpu.0.as_secs_f64(),
+        client_cpu_sys_s: tally.cpu.1.as_secs_f64(),
     }
 }

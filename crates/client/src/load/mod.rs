@@ -35,6 +35,6 @@ mod verify;
 pub(crate) mod wakeups;
 mod worker;
 
-pub use config::{default_threads, LoadConfig};
+pub use config::{default_threads, LoadConfig, COLLECT_OWED};
 pub use report::{Fairness, LatencyUs, LoadReport};
 pub use threads::run;

@@ -68,6 +68,10 @@ pub struct LoadReport {
     pub size: usize,
     /// In-flight messages per connection (closed loop; always 1 in churn).
     pub depth: usize,
+    /// The generator threads' own user CPU seconds in the measured window.
+    pub client_cpu_user_s: f64,
+    /// The generator threads' own system CPU seconds in the measured window.
+    pub client_cpu_sys_s: f64,
 }
 
 pub(crate) fn latency(hist: &Histogram<u64>) -> LatencyUs {

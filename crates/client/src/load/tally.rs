@@ -16,6 +16,8 @@ pub(super) struct Tally {
     pub(super) counts: Vec<u64>,
     /// Time from connect to first verified reply, per connection (taken at the end).
     pub(super) first_replies: Vec<Option<Duration>>,
+    /// The generator threads' own (user, system) CPU over the measured window.
+    pub(super) cpu: (Duration, Duration),
 }
 
 impl Tally {
@@ -27,6 +29,7 @@ impl Tally {
             failures: FailureCounts::default(),
             counts: Vec::new(),
             first_replies: Vec::new(),
+            cpu: (Duration::ZERO, Duration::ZERO),
         }
     }
 
@@ -68,5 +71,6 @@ impl Tally {
         self.failures.merge(&other.failures);
         self.counts.extend(other.counts);
         self.first_replies.extend(other.first_replies);
+        self.cpu = (self.cpu.0 + other.cpu.0, self.cpu.1 + other.cpu.1);
     }
 }

@@ -125,6 +125,10 @@ impl Verifier {
                 c.measured += 1;
                 verified.measured += 1;
                 tally.record(now.saturating_duration_since(sent));
+            } else if now >= self.end {
+                // Collected after the end: not a response of the window, but its wait
+                // is known now, and it is what `Tally::settle` would otherwise charge.
+                tally.record(now.saturating_duration_since(sent));
             }
             verified.replies += 1;
             if self.one_each {

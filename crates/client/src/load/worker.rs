@@ -93,6 +93,12 @@ impl<'a> Worker<'a> {
         true
     }
 
+    /// Whether no open connection is waiting for a reply (the run may close them all
+    /// without resetting one that the server is still answering).
+    pub(super) fn nothing_owed(&self) -> bool {
+        self.conns.iter().all(|c| !c.open || c.in_flight.is_empty())
+    }
+
     /// The run is over: what the thread measured.
     pub(super) fn finish(mut self) -> Tally {
         self.tally.settle(&self.conns, self.phases.end);

@@ -1,0 +1,116 @@
+//! # reactors — one edge-triggered loop per CPU, each with its own listener
+//!
+//! `mio`'s loop, N times over: `--workers N` threads (default one per CPU), each running
+//! [`echolab_mio::serve_on`] on a listening socket of its own. All N listeners are bound
+//! to the same port with `SO_REUSEPORT` ([`Listen::bind_reuse_port_unannounced`]: the
+//! port is announced once every loop runs), and the kernel,
+//! not the server, decides which loop gets a new connection. Nothing is shared between
+//! the loops — no queue, no lock, no hand-off of sockets — so each connection lives and
+//! dies on the thread that accepted it. This is the shape of nginx's workers (with
+//! `reuseport`), envoy's worker threads and seastar's shards.
+//!
+//! **Who gets a connection.** For TCP the kernel picks the listener from a hash of the
+//! connection's 4-tuple (source and destination address and port, with a per-boot
+//! secret), scaled onto the group's listeners: the same client port always lands on the
+//! same loop, and the spread is only as even as the hash — a coin toss per connection.
+//! With 100 connections over 2 loops the split is binomial: 50/50 on average, but 45/55
+//! or worse about one run in three. The loops never rebalance: a loop that drew more
+//! (or busier) connections stays busier for their whole lives, while its neighbour may
+//! idle. The stats line's `accepted_per_worker` shows each loop's count (29 measured
+//! rounds of 100 connections: from 50/50 to 37/63, within 20% of each other in 21).
+//!
+//! **A listener that closes takes its queue with it.** Connections the kernel already
+//! completed into one listener's accept queue belong to that listener: when it closes
+//! (shutdown, or a loop that failed), they are reset, not handed to a sibling
+//! (`net.ipv4.tcp_migrate_req=1`, off by default, would migrate them). New connections
+//! are then hashed over the listeners that remain. `tests/reuseport.rs` shows both.
+//!
+//! **Syscalls.** Exactly `mio`'s, per loop: per connection `accept4`,
+//! `setsockopt(TCP_NODELAY)`, `epoll_ctl(ADD)`, and at the end `epoll_ctl(DEL)` +
+//! `close`; per message one `recvfrom`, one `sendto`, and one `epoll_wait` shared by
+//! everything ready. Nothing crosses threads: no futex, no wake-up of another loop. But
+//! each loop sees only its share of the ready connections, so under the same load it
+//! runs dry and waits more often than one loop would (measured at 100 connections on 2
+//! cores: one `epoll_wait` per 4.2 messages against `mio`'s one per 57, and 15–23% more
+//! server CPU per response).
+//!
+//! **Where it waits.** Each loop in its own `epoll_wait`, over its own listener, its
+//! own connections and the shared shutdown descriptor.
+//!
+//! **What a connection costs.** As in `mio`: a descriptor, a `Session` and a slab slot
+//! in its loop. Each loop adds a thread (its stack, mostly untouched), an epoll
+//! instance, a listener and one 64 KiB read buffer.
+//!
+//! **How it fails under load.** N cores instead of one — if the connections are spread
+//! over the loops, and if the cores are free: on 2 cores shared with the load
+//! generator it beat `mio` only while other jobs loaded the machine (16 of 29 rounds),
+//! and fell to 0.64–0.79 of it on a quiet one. Nothing moves a connection off a busy
+//! loop, so a hot loop's clients wait while another core idles: the imbalance is the
+//! price of sharing nothing. Out of descriptors, each loop backs off on its own (the
+//! descriptor table is the process's).
+//! A loop thread that cannot be started (process limit) is simply absent: its listener
+//! is closed before any client arrives, and the kernel hashes over the others.
+//!
+//! **Shutdown.** Every loop waits on the same shutdown descriptor, so SIGTERM wakes all
+//! of them: each closes its own listener and drains its own connections, exactly as
+//! `mio` does; `serve` returns once every loop has finished.
+
+use std::io;
+use std::net::TcpListener;
+use std::thread;
+
+use echolab_server::{Listen, ServerContext};
+
+/// Serves on `ctx.config.worker_count()` edge-triggered loops, one per `SO_REUSEPORT`
+/// listener, until shutdown; returns when every loop has drained.
+pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
+    let mut listeners = listen
+        .bind_reuse_port_unannounced(ctx.config.worker_count())?
+        .into_iter()
+        .enumerate();
+    let Some((first_index, first)) = listeners.next() else {
+        return Ok(());
+    };
+    thread::scope(|scope| {
+        let mut loops = Vec::new();
+        for (index, listener) in listeners {
+            let loop_ctx = ctx.for_worker(index);
+            let spawned = thread::Builder::new()
+                .name(format!("echolab-loop-{index}"))
+                .spawn_scoped(scope, move || run_loop(listener, &loop_ctx));
+            // When the thread cannot start, its closure — and the listener in it — is
+            // dropped: the kernel hashes connections only over loops that exist.
+            if let Ok(handle) = spawned {
+                loops.push(handle);
+            }
+        }
+        // Announced once the loops run, so no client is queued on a listener that a
+        // loop which could not start has just closed.
+        let announced = listen.announce(&first);
+        // The calling thread is loop 0: one loop always runs, whatever else failed.
+        let mut result = match announced {
+            Ok(()) => run_loop(first, &ctx.for_worker(first_index)),
+            Err(e) => {
+                ctx.shutdown.request();
+                Err(e)
+            }
+        };
+        for handle in loops {
+            let joined = handle
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("a reactor loop panicked")));
+            result = result.and(joined);
+        }
+        result
+    })
+}
+
+/// One loop: `mio`'s, on this loop's own listener. A loop that fails asks every other
+/// loop to shut down too, so the server stops whole rather than on fewer loops.
+fn run_loop(listener: TcpListener, ctx: &ServerContext) -> io::Result<()> {
+    let result = echolab_mio::serve_on(listener, ctx);
+    if result.is_err() {
+        ctx.shutdown.request();
+    }
+    result
+}
