@@ -8,6 +8,7 @@
 //! - `throughput/CONNSxSIZE`: several blocking clients on their own threads, each
 //!   echoing its share of the iterations (messages per second).
 //! - `churn`: connect, one echo, close (connections per second).
+//! - `datagram_round_trip`: the UDP models: one socket, 64 B datagrams, one at a time.
 //!
 //! Run one group with `cargo bench --bench models -- round_trip`; a quick pass with
 //! `cargo bench --bench models -- --quick`.
@@ -15,6 +16,7 @@
 // criterion_group! generates undocumented functions.
 #![allow(missing_docs)]
 
+use std::net::UdpSocket;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -50,7 +52,7 @@ fn round_trip(c: &mut Criterion) {
     let mut group = c.benchmark_group("round_trip");
     group.throughput(Throughput::Elements(1));
     let payload = vec![42u8; 64];
-    for model in MODELS {
+    for model in MODELS.iter().filter(|m| m.is_stream()) {
         let server = Server::start(model.name);
         let mut client = server.client();
         group.bench_function(model.name, |b| {
@@ -86,7 +88,10 @@ fn throughput(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("throughput/{conns}x{size}"));
         group.throughput(Throughput::Elements(1));
         group.sample_size(20);
-        for model in MODELS.iter().filter(|m: &&Model| m.concurrent()) {
+        for model in MODELS
+            .iter()
+            .filter(|m: &&Model| m.is_stream() && m.concurrent())
+        {
             let server = Server::start(model.name);
             group.bench_function(BenchmarkId::from_parameter(model.name), |b| {
                 b.iter_custom(|iters| run_clients(&server, conns, size, iters))
@@ -100,7 +105,7 @@ fn churn(c: &mut Criterion) {
     let mut group = c.benchmark_group("churn");
     group.throughput(Throughput::Elements(1));
     group.sample_size(20);
-    for model in MODELS {
+    for model in MODELS.iter().filter(|m| m.is_stream()) {
         let server = Server::start(model.name);
         group.bench_function(model.name, |b| {
             b.iter(|| {
@@ -112,5 +117,32 @@ fn churn(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, round_trip, throughput, churn);
+fn datagram_round_trip(c: &mut Criterion) {
+    let mut group = c.benchmark_group("datagram_round_trip");
+    group.throughput(Throughput::Elements(1));
+    let payload = vec![42u8; 64];
+    for model in MODELS.iter().filter(|m| !m.is_stream()) {
+        let server = Server::start(model.name);
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind a client socket");
+        socket
+            .connect(server.0.addr())
+            .expect("connect the client socket");
+        // One datagram in flight over loopback is not lost; if one were, this fails
+        // after the timeout rather than hanging.
+        socket
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("set a receive timeout");
+        let mut reply = vec![0u8; 128];
+        group.bench_function(model.name, |b| {
+            b.iter(|| {
+                socket.send(&payload).expect("send");
+                let n = socket.recv(&mut reply).expect("reply");
+                assert!(reply[..n] == payload, "reply differs");
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, round_trip, throughput, churn, datagram_round_trip);
 criterion_main!(benches);

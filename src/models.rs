@@ -78,7 +78,8 @@ impl Transport {
 /// One registered server model.
 #[derive(Debug, Clone, Copy)]
 pub struct Model {
-    /// The one lowercase word that names it everywhere (crate, CLI, tests, docs, results).
+    /// The one lowercase word (`udp-` and one for a datagram model) that names it
+    /// everywhere (crate, CLI, tests, docs, results).
     pub name: &'static str,
     /// One line on what it is.
     pub summary: &'static str,
@@ -97,6 +98,12 @@ pub struct Model {
 }
 
 impl Model {
+    /// Whether it serves TCP connections (every stream suite and scenario applies) rather
+    /// than UDP datagrams (only the datagram suite and the `udp` scenario do).
+    pub fn is_stream(&self) -> bool {
+        self.transport == Transport::Stream
+    }
+
     /// Whether it serves several clients at once (`iterative` does not, by design).
     pub fn concurrent(&self) -> bool {
         self.runs != Runs::InTurn
@@ -235,6 +242,42 @@ pub const MODELS: &[Model] = &[
         natural_limit: None,
         busy_waits: false,
         serve: echolab_uring::serve,
+    },
+    Model {
+        name: "udp-iterative",
+        summary: "one blocking UDP socket: recvfrom, sendto, repeat (the course's UDP server)",
+        runs: Runs::InTurn,
+        transport: Transport::Datagram,
+        natural_limit: None,
+        busy_waits: false,
+        serve: echolab_udp_iterative::serve,
+    },
+    Model {
+        name: "udp-mio",
+        summary: "one non-blocking UDP socket in an edge-triggered mio loop, bounded queue of replies owed",
+        runs: Runs::EventLoop,
+        transport: Transport::Datagram,
+        natural_limit: None,
+        busy_waits: false,
+        serve: echolab_udp_mio::serve,
+    },
+    Model {
+        name: "udp-batch",
+        summary: "recvmmsg/sendmmsg: up to 32 datagrams per syscall",
+        runs: Runs::InTurn,
+        transport: Transport::Datagram,
+        natural_limit: None,
+        busy_waits: false,
+        serve: echolab_udp_batch::serve,
+    },
+    Model {
+        name: "udp-reuseport",
+        summary: "one UDP socket per worker on one port (SO_REUSEPORT), a blocking thread each",
+        runs: Runs::WorkerThreads,
+        transport: Transport::Datagram,
+        natural_limit: None,
+        busy_waits: false,
+        serve: echolab_udp_reuseport::serve,
     },
 ];
 

@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 
 use echolab::models::{Model, Runs, MODELS};
 
-/// The first registered model that `matches`.
+/// The first registered stream model that `matches` (the scenarios these tests read are
+/// the TCP ones).
 fn model_where(what: &str, matches: impl Fn(&Model) -> bool) -> &'static str {
     MODELS
         .iter()
-        .find(|m| matches(m))
+        .find(|m| m.is_stream() && matches(m))
         .unwrap_or_else(|| panic!("no registered model {what}"))
         .name
 }
@@ -260,4 +261,88 @@ fn a_committed_run_diffed_with_itself_is_within_noise_and_other_plans_are_refuse
         stderr.contains("plans differ in `cells` (9 cells vs 15 cells)"),
         "{stderr}"
     );
+}
+
+#[test]
+fn udp_scenario_runs_the_datagram_models_and_charts_loss_against_rate() {
+    let datagram = model_where_datagram();
+    let stream = model_where("of any kind", |_| true);
+    let out = TempDir::new("udp");
+    let output = compare(
+        &[
+            "--models",
+            &format!("{datagram},{stream}"),
+            "--scenario",
+            "udp",
+            "--repeat",
+            "1",
+            "--duration",
+            "0.3",
+            "--warmup",
+            "0.1",
+            "--out",
+            out.0.to_str().unwrap(),
+        ],
+        Duration::from_secs(120),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "stderr: {stderr}");
+    let dir = only_run_dir(&out.0);
+    let rows = csv_rows(&dir);
+    // 2 sizes x 3 rates, the datagram model only: a stream model has no udp cell.
+    assert_eq!(rows.len(), 6, "{rows:?}");
+    for row in &rows {
+        assert_eq!(row["model"], datagram, "{row:?}");
+        assert_eq!(row["scenario"], "udp", "{row:?}");
+        assert!(num(row, "offered_rate") > 0.0, "{row:?}");
+        assert!(num(row, "sent") > 0.0, "{row:?}");
+        // The generator's own CPU, recorded for udp cells as for every other.
+        assert!(num(row, "client_cpu_secs") > 0.0, "{row:?}");
+        let loss = num(row, "loss_pct");
+        assert!((0.0..=100.0).contains(&loss), "{row:?}");
+        assert_eq!(row["server_exit_clean"], "true", "{row:?}");
+    }
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    assert!(readme.contains("| loss % |"), "{readme}");
+    for chart in ["udp-64B.svg", "udp-1400B.svg"] {
+        let svg = std::fs::read_to_string(dir.join(chart)).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains(datagram), "{chart}");
+        assert!(
+            readme.contains(&format!("]({chart})")),
+            "{chart} not linked"
+        );
+    }
+    // A stream model alone has nothing to run in the udp scenario: one clear line.
+    let output = compare(
+        &["--models", stream, "--scenario", "udp", "--no-write"],
+        Duration::from_secs(30),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("nothing to run"), "{stderr}");
+}
+
+#[test]
+fn the_committed_udp_run_diffs_cell_by_cell_rates_kept_apart() {
+    let run = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results/2026-11-30-vm-udp");
+    let run = run.to_str().expect("utf-8 path");
+    let output = compare(&["--diff", run, run], Duration::from_secs(30));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    // 4 models x 2 sizes x 3 rates: a cell's rate is part of what it is.
+    let rows = stdout.lines().filter(|l| l.starts_with("| udp-")).count();
+    assert_eq!(rows, 24, "{stdout}");
+    assert!(
+        stdout.contains("| udp-iterative | udp 4x64 @ 25.0k/s | 1.00x within noise"),
+        "{stdout}"
+    );
+}
+
+/// The first registered datagram (UDP) model.
+fn model_where_datagram() -> &'static str {
+    MODELS
+        .iter()
+        .find(|m| !m.is_stream())
+        .expect("a registered datagram model")
+        .name
 }

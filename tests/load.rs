@@ -75,7 +75,7 @@ fn main() {
 fn in_turn_model() -> &'static str {
     MODELS
         .iter()
-        .find(|m| m.runs == Runs::InTurn)
+        .find(|m| m.is_stream() && m.runs == Runs::InTurn)
         .expect("a registered model that serves clients in turn")
         .name
 }

@@ -4,10 +4,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 use echolab_client::ClientConfig;
-use echolab_proto::{Protocol, DEFAULT_MAX_FRAME};
+use echolab_proto::{Protocol, Service, DEFAULT_MAX_FRAME};
 
 use crate::key_file::load_key_file;
 
@@ -26,6 +26,35 @@ impl From<ProtocolArg> for Protocol {
         match arg {
             ProtocolArg::Framed => Protocol::Framed,
             ProtocolArg::Raw => Protocol::Raw,
+        }
+    }
+}
+
+/// `--transport` on the client commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub(crate) enum TransportArg {
+    /// TCP: a connection, a byte stream (the stream models).
+    #[default]
+    Tcp,
+    /// UDP: one datagram per message, no connection (the `udp-*` models).
+    Udp,
+}
+
+/// `--service` on `echolab serve`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub(crate) enum ServiceArg {
+    /// RFC 862: every message back to its sender.
+    #[default]
+    Echo,
+    /// RFC 867 (UDP models): any datagram gets the current date and time as text.
+    Daytime,
+}
+
+impl From<ServiceArg> for Service {
+    fn from(arg: ServiceArg) -> Service {
+        match arg {
+            ServiceArg::Echo => Service::Echo,
+            ServiceArg::Daytime => Service::Daytime,
         }
     }
 }
@@ -66,9 +95,13 @@ pub(crate) struct ClientArgs {
     /// Server address, e.g. 127.0.0.1:7000 or [::1]:7000.
     #[arg(long)]
     pub(crate) addr: SocketAddr,
-    /// The protocol the server speaks.
+    /// The transport: TCP (the stream models) or UDP (the `udp-*` models).
     #[arg(long, value_enum, default_value_t)]
-    pub(crate) protocol: ProtocolArg,
+    pub(crate) transport: TransportArg,
+    /// The protocol the server speaks over TCP [default: framed] (UDP: none needed, a
+    /// datagram is one message).
+    #[arg(long, value_enum)]
+    pub(crate) protocol: Option<ProtocolArg>,
     /// File holding the shared key, when the server requires the handshake.
     #[arg(long, value_name = "PATH")]
     pub(crate) auth_key_file: Option<PathBuf>,
@@ -78,6 +111,26 @@ pub(crate) struct ClientArgs {
 }
 
 impl ClientArgs {
+    /// Whether the command talks UDP; refuses the TCP-only flags with UDP.
+    pub(crate) fn udp(&self) -> Result<bool> {
+        if self.transport != TransportArg::Udp {
+            return Ok(false);
+        }
+        if self.protocol == Some(ProtocolArg::Framed) {
+            bail!(
+                "--protocol framed is for TCP: over UDP each datagram is one message, so \
+                 there is no length header (see docs/protocol.md)"
+            );
+        }
+        if self.auth_key_file.is_some() {
+            bail!(
+                "--auth-key-file is for TCP: there is no handshake over UDP, which has no \
+                 connection to authenticate (see docs/protocol.md)"
+            );
+        }
+        Ok(true)
+    }
+
     pub(crate) fn client_config(&self) -> Result<ClientConfig> {
         let auth_key = self
             .auth_key_file
@@ -86,7 +139,7 @@ impl ClientArgs {
             .transpose()?;
         Ok(ClientConfig {
             addr: self.addr,
-            protocol: self.protocol.into(),
+            protocol: self.protocol.unwrap_or_default().into(),
             auth_key,
             timeout: self.timeout,
             max_frame: DEFAULT_MAX_FRAME,

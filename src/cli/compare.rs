@@ -21,7 +21,8 @@ pub(crate) struct CompareArgs {
     #[arg(long, value_delimiter = ',', value_name = "A,B")]
     models: Vec<String>,
     /// Scenarios to run, comma-separated: latency, throughput, churn, idle, crowd (one
-    /// client beside 0/100/1,000 idle connections), rest (1,000 idle, no traffic)
+    /// client beside 0/100/1,000 idle connections), rest (1,000 idle, no traffic) for the
+    /// stream models; udp (open-loop datagrams at rising rates) for the datagram models
     /// [default: all].
     #[arg(long, value_delimiter = ',', value_name = "S")]
     scenario: Vec<String>,
@@ -91,9 +92,19 @@ pub(crate) fn run(args: CompareArgs) -> Result<ExitCode> {
     }
     let mut plan = Plan::new(names, &scenarios, args.full);
     for name in &plan.models {
-        if let Some(limit) = find_model(name)?.natural_limit {
+        let model = find_model(name)?;
+        if let Some(limit) = model.natural_limit {
             plan.descriptor_limits.insert(name.clone(), limit);
         }
+        if !model.is_stream() {
+            plan.datagram_models.insert(name.clone());
+        }
+    }
+    if plan.runs() == 0 {
+        bail!(
+            "nothing to run: the udp scenario is for the datagram models (udp-…), every \
+             other scenario for the stream models"
+        );
     }
     plan.repeat = args.repeat;
     plan.pin = Pin::parse(&args.pin)?;
@@ -121,7 +132,7 @@ pub(crate) fn run(args: CompareArgs) -> Result<ExitCode> {
     );
     eprintln!(
         "echolab compare: {} models x {} cells x {} repeats = {} runs of {:.1} s + {:.1} s warm-up",
-        plan.models.len(),
+        plan.models_run(),
         plan.cells.len(),
         plan.repeat,
         plan.runs(),

@@ -2,8 +2,9 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
+use echolab_client::datagram::{self, DatagramLoadConfig};
 use echolab_client::load::{self, LoadConfig};
 
 use super::args::parse_duration;
@@ -14,16 +15,17 @@ use super::ClientArgs;
 pub(crate) struct LoadArgs {
     #[command(flatten)]
     client: ClientArgs,
-    /// Concurrent connections.
+    /// Concurrent connections (UDP: client sockets, each its own source port).
     #[arg(long, default_value_t = 50)]
     conns: usize,
     /// Generator threads (default: 1 on a 2-core machine, otherwise half the CPUs).
     #[arg(long)]
     threads: Option<usize>,
-    /// Payload bytes per message.
+    /// Payload bytes per message (UDP: at least 8, the datagram's sequence number).
     #[arg(long, default_value_t = 512)]
     size: usize,
-    /// Messages in flight per connection (closed loop).
+    /// Messages in flight per connection (closed loop; UDP: per socket, a message
+    /// counted lost after `--timeout` with no reply).
     #[arg(long, default_value_t = 1)]
     depth: usize,
     /// Measured time, e.g. 10s, 1m or 500ms (a bare number is seconds).
@@ -45,6 +47,9 @@ pub(crate) struct LoadArgs {
 }
 
 pub(crate) fn run(args: LoadArgs) -> Result<ExitCode> {
+    if args.client.udp()? {
+        return run_udp(&args);
+    }
     let client = args.client.client_config()?;
     let config = LoadConfig {
         protocol: client.protocol,
@@ -65,10 +70,40 @@ pub(crate) fn run(args: LoadArgs) -> Result<ExitCode> {
         eprintln!("warning: {warning}");
     }
     let report = load::run(&config).context("load run failed")?;
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+    print_report(args.json, serde_json::to_string(&report), report.summary())
+}
+
+/// The report as one JSON object (`--json`), or its summary.
+fn print_report(
+    json: bool,
+    object: serde_json::Result<String>,
+    summary: String,
+) -> Result<ExitCode> {
+    if json {
+        println!("{}", object?);
     } else {
-        print!("{}", report.summary());
+        print!("{summary}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// UDP: the datagram load generator; every reply verified, loss and its kinds counted,
+/// the kernel's drop counters for the run.
+fn run_udp(args: &LoadArgs) -> Result<ExitCode> {
+    if args.churn {
+        bail!("--churn is for TCP: UDP has no connection to open and close");
+    }
+    let config = DatagramLoadConfig {
+        sockets: args.conns,
+        threads: args.threads.unwrap_or_else(load::default_threads),
+        size: args.size,
+        depth: args.depth,
+        duration: args.duration,
+        warmup: args.warmup,
+        reply_timeout: args.client.timeout,
+        rate: args.rate,
+        ..DatagramLoadConfig::new(args.client.addr)
+    };
+    let report = datagram::run_load(&config).context("load run failed")?;
+    print_report(args.json, serde_json::to_string(&report), report.summary())
 }

@@ -2,24 +2,36 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
-use echolab::models::MODELS;
+use echolab::models::{Transport, MODELS};
+
+use super::args::TransportArg;
 
 #[derive(Debug, Args)]
 pub(crate) struct ModelsArgs {
     /// Print only the names, one per line (for scripts).
     #[arg(long)]
     names: bool,
+    /// Only the models of this transport (tcp: the stream models, udp: the datagram
+    /// ones).
+    #[arg(long, value_enum)]
+    transport: Option<TransportArg>,
 }
 
 pub(crate) fn run(args: ModelsArgs) -> Result<ExitCode> {
+    let wanted = args.transport.map(|t| match t {
+        TransportArg::Tcp => Transport::Stream,
+        TransportArg::Udp => Transport::Datagram,
+    });
+    let models = MODELS
+        .iter()
+        .filter(|m| wanted.is_none_or(|t| m.transport == t));
     if args.names {
-        for model in MODELS {
+        for model in models {
             println!("{}", model.name);
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<[String; 5]> = MODELS
-        .iter()
+    let rows: Vec<[String; 5]> = models
         .map(|m| {
             [
                 m.name.to_string(),

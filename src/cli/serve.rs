@@ -5,13 +5,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
+use echolab::models::Model;
 use echolab_proto::FrameLimit;
-use echolab_proto::{SessionConfig, DEFAULT_MAX_FRAME};
+use echolab_proto::{Protocol, SessionConfig, DEFAULT_MAX_FRAME};
 use echolab_server::{Listen, ServerConfig, ServerContext, Shutdown, DEFAULT_BACKLOG};
 
-use super::args::{parse_duration, ProtocolArg};
+use super::args::{parse_duration, ProtocolArg, ServiceArg};
 use super::fd_limit::raise_descriptor_limit;
 use super::find_model;
 use crate::key_file::load_key_file;
@@ -24,10 +25,15 @@ pub(crate) struct ServeArgs {
     /// line printed names the port).
     #[arg(long)]
     addr: SocketAddr,
-    /// Wire protocol.
+    /// Wire protocol of the TCP models [default: framed]. The UDP models take no
+    /// framing: a datagram is one message (`raw` is accepted, `framed` refused).
+    #[arg(long, value_enum)]
+    protocol: Option<ProtocolArg>,
+    /// What to answer with: echo, or (UDP models) RFC 867 daytime.
     #[arg(long, value_enum, default_value_t)]
-    protocol: ProtocolArg,
-    /// Largest frame payload accepted, in bytes (framed protocol).
+    service: ServiceArg,
+    /// Largest frame payload accepted, in bytes (framed protocol; UDP models: the
+    /// largest datagram answered, a longer one is dropped and counted).
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_FRAME)]
     max_frame: u32,
     /// Require the HMAC-SHA256 handshake with the key in this file (at least 16 bytes,
@@ -68,7 +74,35 @@ fn nonzero(d: Duration) -> Option<Duration> {
 }
 
 impl ServeArgs {
-    fn server_config(&self) -> Result<ServerConfig> {
+    /// Refuses what `model`'s transport cannot do, with the reason.
+    fn check_transport(&self, model: &Model) -> Result<()> {
+        let name = model.name;
+        if model.is_stream() {
+            if self.service != ServiceArg::Echo {
+                bail!(
+                    "--service daytime is served by the UDP models only (model {name} serves \
+                     the echo protocol over TCP)"
+                );
+            }
+            return Ok(());
+        }
+        if self.protocol == Some(ProtocolArg::Framed) {
+            bail!(
+                "model {name} serves UDP datagrams, which need no framing: a datagram keeps \
+                 its boundaries, so there is no length header (leave out --protocol; see \
+                 docs/protocol.md)"
+            );
+        }
+        if self.auth_key_file.is_some() {
+            bail!(
+                "model {name} serves UDP, which has no connection to authenticate: there is \
+                 no handshake over UDP, so --auth-key-file does not apply (see docs/protocol.md)"
+            );
+        }
+        Ok(())
+    }
+
+    fn server_config(&self, model: &Model) -> Result<ServerConfig> {
         let auth_key = self
             .auth_key_file
             .as_deref()
@@ -77,7 +111,12 @@ impl ServeArgs {
             .map(Arc::new);
         Ok(ServerConfig {
             session: SessionConfig {
-                protocol: self.protocol.into(),
+                // A datagram server answers datagrams as they are: no framing.
+                protocol: if model.is_stream() {
+                    self.protocol.unwrap_or_default().into()
+                } else {
+                    Protocol::Raw
+                },
                 max_frame: FrameLimit::new(self.max_frame).context("--max-frame")?,
                 auth_key,
                 handshake_timeout: self.handshake_timeout,
@@ -87,13 +126,15 @@ impl ServeArgs {
             },
             max_conns: self.max_conns.unwrap_or(ServerConfig::default().max_conns),
             workers: self.workers,
+            service: self.service.into(),
         })
     }
 }
 
 pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
     let model = find_model(&args.model)?;
-    let config = args.server_config()?;
+    args.check_transport(model)?;
+    let config = args.server_config(model)?;
     if args.workers == Some(0) {
         return Err(anyhow!("--workers must be at least 1"));
     }

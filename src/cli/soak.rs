@@ -61,6 +61,13 @@ pub(crate) struct SoakArgs {
 pub(crate) fn run(args: SoakArgs) -> Result<ExitCode> {
     let seed = args.seed.unwrap_or_else(clock_seed);
     let model = args.model.as_deref().map(find_model).transpose()?;
+    if let Some(model) = model.filter(|m| !m.is_stream()) {
+        bail!(
+            "model {} serves UDP; the soak drives TCP connections (for UDP: `echolab load \
+             --transport udp`, and the UDP suite, tests/udp.rs)",
+            model.name
+        );
+    }
     let server = model.map(|model| start(model, &args)).transpose()?;
     eprintln!("soak: seed {seed}");
     let default_conns = match model {

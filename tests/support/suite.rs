@@ -9,7 +9,7 @@
 
 use std::sync::RwLock;
 
-use echolab::models::{Model, MODELS};
+use echolab::models::{Model, Transport, MODELS};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 /// One test case of a suite.
@@ -118,21 +118,38 @@ pub const fn case_where(name: &'static str, applies: fn(&Model) -> bool, run: fn
     }
 }
 
-/// A suite: cases over the registry, tests that run once, and how many trials run at
-/// once.
+/// A suite: cases over the registry's models of one transport, tests that run once, and
+/// how many trials run at once.
 pub struct Suite {
     pub cases: &'static [Case],
+    /// The models the cases run over: every stream suite (conformance, faults, soak,
+    /// load, the readiness and blocking suites) over the TCP models, the datagram suite
+    /// over the UDP ones. The one place a suite chooses by transport.
+    pub transport: Transport,
     pub tests: &'static [Test],
     /// Trials at once where `--test-threads` does not say: `None` for one per CPU;
     /// more for trials that mostly wait (a soak lasts its duration however many run).
     pub threads: Option<usize>,
 }
 
-/// Expands `cases` over the registry and runs them with libtest's command line.
+/// Expands `cases` over the registry's stream models and runs them with libtest's
+/// command line.
 pub fn run_over_models(cases: &'static [Case]) -> ! {
     Suite {
         cases,
+        transport: Transport::Stream,
         tests: &[],
+        threads: None,
+    }
+    .run()
+}
+
+/// Expands `cases` over the registry's datagram (UDP) models, runs `tests` once.
+pub fn run_over_datagram_models(cases: &'static [Case], tests: &'static [Test]) -> ! {
+    Suite {
+        cases,
+        transport: Transport::Datagram,
+        tests,
         threads: None,
     }
     .run()
@@ -145,6 +162,7 @@ pub fn run_over_models(cases: &'static [Case]) -> ! {
 pub fn run_timed(cases: &'static [Case], tests: &'static [Test]) -> ! {
     Suite {
         cases,
+        transport: Transport::Stream,
         tests,
         threads: Some(4),
     }
@@ -161,7 +179,7 @@ impl Suite {
         let mut trials = Vec::new();
         for case in self.cases {
             let missing = (case.needs)().err();
-            for model in MODELS {
+            for model in MODELS.iter().filter(|m| m.transport == self.transport) {
                 if case
                     .needs_concurrency
                     .is_some_and(|c| c != model.concurrent())

@@ -3,9 +3,13 @@
 //! socket with timeouts so nothing waits forever. [`load`] is the load generator behind
 //! `echolab load` and the benchmark harness. [`soak`] is the traffic behind
 //! `echolab soak`: random sizes, pieces and pauses over many short-lived connections,
-//! every byte verified. Both count what goes wrong by [`FailureKind`].
+//! every byte verified. Both count what goes wrong by [`FailureKind`]. [`datagram`] is
+//! the UDP side: [`datagram::UdpClient`] (echo, ping with a loss count) and the UDP load
+//! generator, which counts lost, duplicated, reordered and corrupted datagrams.
 
 mod blocking;
+mod cpu;
+pub mod datagram;
 mod error;
 mod failure;
 pub mod load;

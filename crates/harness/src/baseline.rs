@@ -94,11 +94,18 @@ impl LoadedRun {
     }
 }
 
-/// The cell's label as the tables write it (`throughput 100x4096`, `idle 1000+1x64`).
+/// The cell's label as the tables write it (`throughput 100x4096`, `idle 1000+1x64`,
+/// `udp 4x64 @ 25.0k/s`: a udp cell's rate keeps its cells apart).
 fn cell_label(cell: &Value) -> String {
     let number = |key: &str| cell.get(key).and_then(Value::as_u64).unwrap_or(0);
     let scenario = cell.get("scenario").and_then(Value::as_str).unwrap_or("?");
     let (conns, idle, size) = (number("conns"), number("idle_conns"), number("size"));
+    if let Some(rate) = cell.get("rate").and_then(Value::as_u64) {
+        return format!(
+            "{scenario} {conns}x{size} @ {}/s",
+            crate::figures::short(rate as f64)
+        );
+    }
     match (conns, idle) {
         (0, idle) => format!("{scenario} {idle} idle"),
         (conns, 0) => format!("{scenario} {conns}x{size}"),
@@ -396,6 +403,17 @@ mod tests {
         new.plan["duration"] = json!(3.0);
         let err = diff(&old, &new).unwrap_err().to_string();
         assert!(err.contains("duration"), "{err}");
+    }
+
+    #[test]
+    fn labels_read_back_as_the_tables_write_them() {
+        use crate::scenario::Scenario;
+        for scenario in Scenario::ALL {
+            for cell in scenario.cells(true) {
+                let json = serde_json::to_value(cell).unwrap();
+                assert_eq!(cell_label(&json), cell.label(), "{json}");
+            }
+        }
     }
 
     #[test]

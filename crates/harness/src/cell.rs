@@ -5,6 +5,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use echolab_client::datagram::{self, DatagramLoadConfig, DatagramLoadReport};
 use echolab_client::load::{self, LoadConfig, LoadReport};
 use serde::Serialize;
 
@@ -19,6 +20,10 @@ const IDLE_SETTLE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Per-connect limit for the idle crowd (a model that stops accepting leaves the rest
 /// in the backlog, or in SYN retries once the backlog is full).
 const IDLE_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The `udp` scenario: a datagram with no reply for this long is lost. Over loopback a
+/// reply comes in microseconds, or in milliseconds from a backed-up queue; this is
+/// long past both, and short enough that a run ends soon after its window.
+const UDP_REPLY_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Everything measured in one run of one cell.
 #[derive(Debug, Clone, Serialize)]
@@ -78,6 +83,42 @@ pub struct Measurement {
     /// Errors the server counted, by kind (its stats line; only the non-zero ones): a
     /// clean benchmark run has none.
     pub server_errors: BTreeMap<String, u64>,
+    /// The `udp` scenario's own figures (empty in every other scenario); flattened,
+    /// so `results.json` has them beside the others.
+    #[serde(flatten)]
+    pub udp: UdpFigures,
+}
+
+/// What only a `udp` run measures.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct UdpFigures {
+    /// The offered rate, datagrams per second.
+    pub offered_rate: Option<f64>,
+    /// Datagrams sent in the measured window.
+    pub sent: Option<u64>,
+    /// `sent` per second, the rate really offered (below `offered_rate` when the
+    /// generator could not keep up).
+    pub sent_per_sec: Option<f64>,
+    /// Of those sent, how many got no reply within the reply timeout.
+    pub lost: Option<u64>,
+    /// `lost` as a percentage of `sent`.
+    pub loss_pct: Option<f64>,
+    /// Datagrams the kernel dropped at the server's sockets (their receive buffers were
+    /// full), from `/proc/net/udp`.
+    pub server_socket_drops: Option<u64>,
+}
+
+impl UdpFigures {
+    fn of(report: &DatagramLoadReport) -> UdpFigures {
+        UdpFigures {
+            offered_rate: report.target_rate,
+            sent: Some(report.sent),
+            sent_per_sec: Some(report.sent_per_sec),
+            lost: Some(report.lost),
+            loss_pct: Some(report.loss_pct),
+            server_socket_drops: report.kernel.server_socket_drops,
+        }
+    }
 }
 
 impl Measurement {
@@ -102,6 +143,14 @@ impl Measurement {
                 .map(|(k, n)| format!("{n} {k}"))
                 .collect();
             notes.push(kinds.join(", "));
+        }
+        if let (Some(rate), Some(sent)) = (self.udp.offered_rate, self.udp.sent_per_sec) {
+            if sent < rate * 0.9 {
+                notes.push(format!(
+                    "the client offered only {}/s",
+                    crate::figures::short(sent)
+                ));
+            }
         }
         if !self.server_errors.is_empty() {
             let kinds: Vec<String> = self
@@ -168,9 +217,29 @@ pub fn run_cell(
         start + config.warmup + config.duration,
     );
     // No active connection (the rest scenario): nothing to load, only time to watch.
+    let mut udp = None;
     let report = if cell.conns == 0 {
         std::thread::sleep(config.warmup + config.duration);
         None
+    } else if cell.scenario.is_datagram() {
+        let udp_config = DatagramLoadConfig {
+            sockets: cell.conns,
+            threads: config.threads,
+            size: cell.size,
+            duration: config.duration,
+            warmup: config.warmup,
+            reply_timeout: UDP_REPLY_TIMEOUT,
+            rate: cell.rate.map(|r| r as f64),
+            ..DatagramLoadConfig::new(server.addr())
+        };
+        match datagram::run_load(&udp_config) {
+            Ok(report) => {
+                let common = as_load_report(&report);
+                udp = Some(report);
+                Some(Ok(common))
+            }
+            Err(e) => Some(Err(e)),
+        }
     } else {
         Some(load::run(&config))
     };
@@ -184,7 +253,44 @@ pub fn run_cell(
         idle: &idle,
         exit: &exit,
     };
-    Ok(measurement(model, cell, repeat, report.as_ref(), &measured))
+    let mut m = measurement(model, cell, repeat, report.as_ref(), &measured);
+    m.udp = udp.as_ref().map(UdpFigures::of).unwrap_or_default();
+    Ok(m)
+}
+
+/// A UDP run's figures in the shape every other scenario's run has, so the shared
+/// columns read them the same way; what goes wrong besides loss (which has its own
+/// columns) becomes the errors.
+fn as_load_report(udp: &DatagramLoadReport) -> LoadReport {
+    let errors = [
+        ("corrupted", udp.corrupted),
+        ("duplicated", udp.duplicated),
+        ("late", udp.late),
+        ("unsent", udp.unsent),
+        ("refused", udp.refused),
+    ]
+    .into_iter()
+    .map(|(kind, n)| (kind.to_string(), n))
+    .collect();
+    LoadReport {
+        mode: udp.mode,
+        target_rate: udp.target_rate,
+        connections_per_sec: None,
+        responses: udp.responses,
+        seconds: udp.seconds,
+        responses_per_sec: udp.responses_per_sec,
+        mib_per_sec: udp.mib_per_sec,
+        latency_us: udp.latency_us.clone(),
+        errors,
+        fairness: udp.fairness.clone(),
+        first_reply_us_p50: 0.0,
+        first_reply_us_max: None,
+        conns: udp.sockets,
+        size: udp.size,
+        depth: udp.depth,
+        client_cpu_user_s: udp.client_cpu_user_s,
+        client_cpu_sys_s: udp.client_cpu_sys_s,
+    }
 }
 
 /// What the harness saw of the server during one run.
@@ -267,6 +373,7 @@ fn measurement(
                     .collect()
             })
             .unwrap_or_default(),
+        udp: UdpFigures::default(),
     }
 }
 

@@ -1,9 +1,10 @@
 //! SVG charts of a run (plotters): throughput, p99 latency and server CPU per response
-//! against connections, one line per model; memory per idle connection as bars.
+//! against connections, one line per model; memory per idle connection as bars; for the
+//! datagram models, loss and p99 latency against the offered rate.
 
 use std::path::{Path, PathBuf};
 
-use plotters::coord::ranged1d::SegmentValue;
+use plotters::coord::ranged1d::{Ranged, SegmentValue};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -54,7 +55,7 @@ pub(crate) fn write_all(dir: &Path, summaries: &[Summary]) -> Result<Vec<PathBuf
         for (file, y_label, title, metric) in metrics {
             let in_cell =
                 |s: &Summary| s.cell.scenario == Scenario::Throughput && s.cell.size == size;
-            let series = series_by_model(summaries, in_cell, |s| s.cell.conns as f64, metric);
+            let series = series_by_model(summaries, in_cell, |s| s.cell.conns as f64, metric, true);
             if series.iter().all(|(_, points)| points.len() < 2) {
                 continue;
             }
@@ -69,13 +70,41 @@ pub(crate) fn write_all(dir: &Path, summaries: &[Summary]) -> Result<Vec<PathBuf
     for (file, y_label, title, metric) in &metrics[1..] {
         let in_crowd = |s: &Summary| s.cell.scenario == Scenario::Crowd;
         let held = |s: &Summary| (s.cell.conns + s.cell.idle_conns) as f64;
-        let series = series_by_model(summaries, in_crowd, held, *metric);
+        let series = series_by_model(summaries, in_crowd, held, *metric, true);
         if series.iter().all(|(_, points)| points.len() < 2) {
             continue;
         }
         let path = dir.join(format!("crowd-{file}.svg"));
         let caption = format!("{title} of one client vs connections held (1 active + idle)");
         line_chart(&path, &caption, y_label, &series, &colour)?;
+        written.push(path);
+    }
+    // UDP: what each offered rate cost, per datagram size.
+    let mut udp_sizes: Vec<usize> = summaries
+        .iter()
+        .filter(|s| s.cell.scenario == Scenario::Udp)
+        .map(|s| s.cell.size)
+        .collect();
+    udp_sizes.sort_unstable();
+    udp_sizes.dedup();
+    for size in udp_sizes {
+        let in_cell = |s: &Summary| s.cell.scenario == Scenario::Udp && s.cell.size == size;
+        let rate = |s: &Summary| s.cell.rate.unwrap_or(0) as f64;
+        // Loss is often zero: a linear axis, where zero has a place.
+        let loss = series_by_model(
+            summaries,
+            in_cell,
+            rate,
+            |s| Some(s.loss_pct?.median),
+            false,
+        );
+        let p99 = series_by_model(summaries, in_cell, rate, |s| Some(s.p99_us.median), true);
+        if loss.iter().all(|(_, points)| points.len() < 2) {
+            continue;
+        }
+        let path = dir.join(format!("udp-{size}B.svg"));
+        let caption = format!("UDP, {size} B datagrams: loss and p99 latency vs offered rate");
+        rate_chart(&path, &caption, &loss, &p99, &colour)?;
         written.push(path);
     }
     let at_rest: Vec<(String, f64)> = summaries
@@ -115,17 +144,19 @@ pub(crate) fn write_all(dir: &Path, summaries: &[Summary]) -> Result<Vec<PathBuf
     Ok(written)
 }
 
-/// One line per model through the summaries `select` picks, at `x(summary)`.
+/// One line per model through the summaries `select` picks, at `x(summary)`; for a
+/// `log` axis, points at zero are left out.
 fn series_by_model(
     summaries: &[Summary],
     select: impl Fn(&Summary) -> bool,
     x: fn(&Summary) -> f64,
     metric: fn(&Summary) -> Option<f64>,
+    log: bool,
 ) -> Vec<Series> {
     let mut series: Vec<Series> = Vec::new();
     for s in summaries.iter().filter(|s| select(s)) {
         // A log axis cannot show zero: a model with no replies in a cell has no point.
-        let Some(y) = metric(s).filter(|y| *y > 0.0) else {
+        let Some(y) = metric(s).filter(|y| *y > 0.0 || (!log && *y >= 0.0)) else {
             continue;
         };
         let point = (x(s), y);
@@ -140,15 +171,14 @@ fn series_by_model(
     series
 }
 
-/// The corner where the legend box hides the fewest points: each point is placed on
-/// the chart's log axes, and the box is taken to cover a quarter of the width and a
-/// band of height that grows with the number of lines.
+/// The corner where the legend box hides the fewest points: `place` puts each point on
+/// the plotting area as fractions of its width and height from the lower left (so
+/// whatever the axes, log or linear), and the box is taken to cover a quarter of the
+/// width and a band of height that grows with the number of lines.
 fn emptiest_corner(
     series: &[Series],
-    (x_lo, x_hi): (f64, f64),
-    (y_lo, y_hi): (f64, f64),
+    place: impl Fn(f64, f64) -> (f64, f64),
 ) -> SeriesLabelPosition {
-    let along = |v: f64, lo: f64, hi: f64| (v.ln() - lo.ln()) / (hi.ln() - lo.ln());
     let box_w = 0.28;
     let box_h = (0.06 * series.len() as f64 + 0.04).min(0.9);
     let covered = |left: bool, top: bool| {
@@ -156,7 +186,7 @@ fn emptiest_corner(
             .iter()
             .flat_map(|(_, points)| points.iter())
             .filter(|(x, y)| {
-                let (fx, fy) = (along(*x, x_lo, x_hi), along(*y, y_lo, y_hi));
+                let (fx, fy) = place(*x, *y);
                 let in_x = if left { fx <= box_w } else { fx >= 1.0 - box_w };
                 let in_y = if top { fy >= 1.0 - box_h } else { fy <= box_h };
                 in_x && in_y
@@ -226,6 +256,22 @@ fn line_chart(
         .y_label_formatter(&|y| short(*y))
         .draw()
         .map_err(|e| fail(&e))?;
+    draw_lines(&mut chart, series, colour, path)?;
+    root.present().map_err(|e| fail(&e))
+}
+
+/// One line with dots per model, and the legend, on any pair of axes.
+fn draw_lines<'a, X, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    series: &[Series],
+    colour: &dyn Fn(&str) -> RGBAColor,
+    path: &Path,
+) -> Result<(), HarnessError>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let fail = |e: &dyn std::fmt::Display| HarnessError::write(path, e);
     for (model, points) in series {
         let color = colour(model);
         chart
@@ -239,14 +285,89 @@ fn line_chart(
             .draw_series(points.iter().map(|p| Circle::new(*p, 3, color.filled())))
             .map_err(|e| fail(&e))?;
     }
-    let corner = emptiest_corner(series, (0.7, x_max * 1.4), (y_min / 2.0, y_max * 2.0));
+    // Where each point lands in the plotting area's pixels (y grows downwards there).
+    let (px, py) = chart.plotting_area().get_pixel_range();
+    let (width, height) = (
+        f64::from((px.end - px.start).max(1)),
+        f64::from((py.end - py.start).max(1)),
+    );
+    let corner = emptiest_corner(series, |x, y| {
+        let (bx, by) = chart.backend_coord(&(x, y));
+        (
+            f64::from(bx - px.start) / width,
+            f64::from(py.end - by) / height,
+        )
+    });
     chart
         .configure_series_labels()
         .position(corner)
         .background_style(WHITE.mix(0.6))
         .border_style(BLACK)
         .draw()
+        .map_err(|e| fail(&e))
+}
+
+/// Two panels over one offered-rate axis: loss (%, linear) above, p99 latency (log)
+/// below, one line per model.
+fn rate_chart(
+    path: &Path,
+    caption: &str,
+    loss: &[Series],
+    p99: &[Series],
+    colour: &dyn Fn(&str) -> RGBAColor,
+) -> Result<(), HarnessError> {
+    let fail = |e: &dyn std::fmt::Display| HarnessError::write(path, e);
+    let all = || loss.iter().chain(p99).flat_map(|(_, p)| p.iter());
+    let x_min = all().map(|p| p.0).fold(f64::MAX, f64::min).max(1.0);
+    let x_max = all().map(|p| p.0).fold(1.0, f64::max);
+    let x_range = || (x_min / 1.3..x_max * 1.3).log_scale();
+    let loss_max = loss
+        .iter()
+        .flat_map(|(_, p)| p.iter())
+        .map(|p| p.1)
+        .fold(1.0, f64::max);
+    let p99_of = || p99.iter().flat_map(|(_, p)| p.iter()).map(|p| p.1);
+    let (p99_min, p99_max) = (
+        p99_of().fold(f64::MAX, f64::min).min(1.0e9),
+        p99_of().fold(1.0, f64::max),
+    );
+    let root = SVGBackend::new(path, (860, 760)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| fail(&e))?;
+    let root = root
+        .titled(caption, ("sans-serif", 20))
         .map_err(|e| fail(&e))?;
+    let (top, bottom) = root.split_vertically(360);
+    let panel = |area| {
+        let mut builder = ChartBuilder::on(area);
+        builder
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(80);
+        builder
+    };
+    let mut upper = panel(&top)
+        .build_cartesian_2d(x_range(), 0f64..loss_max * 1.15)
+        .map_err(|e| fail(&e))?;
+    upper
+        .configure_mesh()
+        .x_desc("offered datagrams/s (log)")
+        .y_desc("loss %")
+        .x_label_formatter(&|x| short(*x))
+        .draw()
+        .map_err(|e| fail(&e))?;
+    draw_lines(&mut upper, loss, colour, path)?;
+    let mut lower = panel(&bottom)
+        .build_cartesian_2d(x_range(), (p99_min / 2.0..p99_max * 2.0).log_scale())
+        .map_err(|e| fail(&e))?;
+    lower
+        .configure_mesh()
+        .x_desc("offered datagrams/s (log)")
+        .y_desc("p99 latency µs (log)")
+        .x_label_formatter(&|x| short(*x))
+        .y_label_formatter(&|y| short(*y))
+        .draw()
+        .map_err(|e| fail(&e))?;
+    draw_lines(&mut lower, p99, colour, path)?;
     root.present().map_err(|e| fail(&e))
 }
 

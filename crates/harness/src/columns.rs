@@ -120,7 +120,7 @@ pub(crate) const COLUMNS: &[Column] = &[
         .words()
         .about("the concurrency model, as `echolab serve MODEL` names it"),
     Column::csv("scenario", |m| m.cell.scenario.to_string())
-        .about("latency, throughput, churn or idle"),
+        .about("latency, throughput, churn, idle, crowd, rest, or udp (the datagram models)"),
     Column::csv("conns", |m| m.cell.conns.to_string())
         .about("active (load-generating) connections"),
     Column::csv("size", |m| m.cell.size.to_string()).about("payload bytes per message"),
@@ -224,6 +224,20 @@ pub(crate) const COLUMNS: &[Column] = &[
         })
         .only(Scenario::Rest)
         .about("server CPU seconds per second of the window (tables: % of one core); at rest, what doing nothing costs"),
+    Column::csv("offered_rate", |m| decimals_0(m.udp.offered_rate))
+        .about("udp: datagrams per second offered, in total (open loop; the cell's `@ rate`)"),
+    Column::csv("sent", |m| whole(m.udp.sent))
+        .about("udp: datagrams sent in the measured window"),
+    Column::csv("sent_per_sec", |m| decimals_0(m.udp.sent_per_sec))
+        .about("udp: `sent` per second, the rate really offered (a note says when the client fell short of `offered_rate`)"),
+    Column::csv("lost", |m| whole(m.udp.lost))
+        .about("udp: of those, datagrams with no reply within 0.5 s"),
+    Column::csv("loss_pct", |m| decimals_3(m.udp.loss_pct))
+        .in_table("loss %", |s| or_dash(s.loss_pct, |x| format!("{x:.2}")))
+        .only(Scenario::Udp)
+        .about("udp: datagrams lost, % of those sent (UDP has no backpressure: past what the server answers, the kernel drops)"),
+    Column::csv("server_socket_drops", |m| whole(m.udp.server_socket_drops))
+        .about("udp: datagrams the kernel dropped at the server's full receive buffers (`/proc/net/udp` drops)"),
     Column::table("note", |s| s.note.clone())
         .words()
         .about("any trouble: no replies, starved clients, idle not held, errors, an unclean exit"),
@@ -260,6 +274,10 @@ fn decimals_3(x: Option<f64>) -> String {
     x.map_or(String::new(), |x| format!("{x:.3}"))
 }
 
+fn decimals_0(x: Option<f64>) -> String {
+    x.map_or(String::new(), |x| format!("{x:.0}"))
+}
+
 fn whole(n: Option<u64>) -> String {
     n.map_or(String::new(), |n| n.to_string())
 }
@@ -271,7 +289,10 @@ mod tests {
     #[test]
     fn the_csv_header_extends_the_committed_runs_one() {
         // Runs before 2026-11-30 end at `server_exit_clean`; new columns go at the end so
-        // old and new files line up column for column.
+        // old and new files line up column for column. (results/2026-11-30-vm-udp was
+        // written before `client_cpu_secs` and `server_errors` existed: it has
+        // `server_cpu_share` right after `server_exit_clean`, then the udp columns; its
+        // results.json, which `--baseline`/`--diff` read, names every field.)
         let header: Vec<&str> = csv_columns().map(|c| c.header).collect();
         assert_eq!(
             header.join(","),
@@ -279,7 +300,8 @@ mod tests {
              mib_per_sec,p50_us,p99_us,p999_us,max_us,errors,jain,min_per_conn,\
              server_cpu_secs,responses_per_cpu_sec,peak_rss_kb,peak_threads,peak_processes,\
              voluntary_ctx_switches,involuntary_ctx_switches,idle_held,memory_per_conn_kb,\
-             server_exit_clean,client_cpu_secs,server_errors,server_cpu_share"
+             server_exit_clean,client_cpu_secs,server_errors,server_cpu_share,offered_rate,sent,\
+             sent_per_sec,lost,loss_pct,server_socket_drops"
         );
     }
 
@@ -313,12 +335,13 @@ mod tests {
             server_exit_clean: true,
             client_cpu_secs: 0.5,
             server_errors: Default::default(),
+            udp: Default::default(),
         };
         let row: Vec<String> = csv_columns().map(|c| (c.show)(&m)).collect();
         assert_eq!(
             row.join(","),
             "iterative,latency,1,64,0,0,38637,38637.0,2.358,25.1,46.1,74.8,4018.2,,1.0000,38637,\
-             0.5500,70249.091,3616,1,1,56551,235,,,true,0.5000,,0.5500"
+             0.5500,70249.091,3616,1,1,56551,235,,,true,0.5000,,0.5500,,,,,,"
         );
     }
 
@@ -329,6 +352,15 @@ mod tests {
         assert!(headings(Scenario::Idle).contains(&"KiB/conn"));
         assert!(!headings(Scenario::Latency).contains(&"KiB/conn"));
         assert_eq!(headings(Scenario::Latency).last(), Some(&"note"));
+    }
+
+    #[test]
+    fn loss_is_a_column_of_the_udp_table_only() {
+        let headings =
+            |scenario| -> Vec<&str> { table_columns(scenario).map(|t| t.heading).collect() };
+        assert!(headings(Scenario::Udp).contains(&"loss %"));
+        assert!(headings(Scenario::Udp).contains(&"server CPU µs/resp"));
+        assert!(!headings(Scenario::Throughput).contains(&"loss %"));
     }
 
     #[test]

@@ -93,7 +93,7 @@ fn run_readme(run: &RunResults, charts: &[PathBuf]) -> String {
     let _ = writeln!(
         out,
         "- plan: {} models x {} cells x {} repeats, {:.1} s measured after {:.1} s warm-up per run{}\n",
-        p.models.len(),
+        p.models_run(),
         p.cells.len(),
         p.repeat,
         p.duration.as_secs_f64(),

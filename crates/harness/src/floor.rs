@@ -140,7 +140,9 @@ mod tests {
     fn the_floor_is_measured_in_both_placements() {
         let allowed = |()| {
             let set = nix::sched::sched_getaffinity(Pid::from_raw(0)).expect("affinity");
-            (0..CpuSet::count()).filter(|&cpu| set.is_set(cpu).unwrap_or(false)).count()
+            (0..CpuSet::count())
+                .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
+                .count()
         };
         let before = allowed(());
         let floor = measure().expect("floor");

@@ -33,7 +33,7 @@ mod summary;
 mod table;
 
 pub use baseline::{diff as diff_runs, render as render_diff, LoadedRun, RunDiff};
-pub use cell::{run_cell, Measurement, RunSettings};
+pub use cell::{run_cell, Measurement, RunSettings, UdpFigures};
 pub use compare::run_plan;
 pub use error::HarnessError;
 pub use files::{csv, write_run, RunResults};

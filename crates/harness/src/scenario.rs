@@ -1,6 +1,6 @@
 //! The scenarios and the matrix of cells they expand to.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -28,17 +28,22 @@ pub enum Scenario {
     /// An idle crowd and no traffic at all: what the server burns doing nothing (a busy
     /// loop's spinning, the blocking models' timeout ticks).
     Rest,
+    /// UDP, the datagram models only: a few client sockets offering datagrams at a set
+    /// rate (open loop), rising until the server loses some; loss, latency and server
+    /// CPU per reply at each rate.
+    Udp,
 }
 
 impl Scenario {
     /// Every scenario, in report order.
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::Latency,
         Scenario::Throughput,
         Scenario::Churn,
         Scenario::Idle,
         Scenario::Crowd,
         Scenario::Rest,
+        Scenario::Udp,
     ];
 
     /// Its lowercase name (CLI, files).
@@ -50,7 +55,14 @@ impl Scenario {
             Scenario::Idle => "idle",
             Scenario::Crowd => "crowd",
             Scenario::Rest => "rest",
+            Scenario::Udp => "udp",
         }
+    }
+
+    /// Whether it drives the datagram (UDP) models; every other scenario drives the
+    /// stream (TCP) ones.
+    pub fn is_datagram(self) -> bool {
+        self == Scenario::Udp
     }
 
     /// Parses a name.
@@ -75,6 +87,7 @@ impl Scenario {
             conns,
             size,
             idle_conns: idle,
+            rate: None,
         };
         match self {
             Scenario::Latency => vec![cell(1, 64, 0)],
@@ -101,9 +114,31 @@ impl Scenario {
                 crowds.iter().map(|&idle| cell(1, 64, idle)).collect()
             }
             Scenario::Rest => vec![cell(0, 64, 1000)],
+            Scenario::Udp => {
+                let rates: &[u64] = if full { UDP_RATES_FULL } else { UDP_RATES };
+                [64, 1400]
+                    .iter()
+                    .flat_map(|&size| rates.iter().map(move |&rate| (size, rate)))
+                    .map(|(size, rate)| Cell {
+                        rate: Some(rate),
+                        ..cell(UDP_SOCKETS, size, 0)
+                    })
+                    .collect()
+            }
         }
     }
 }
+
+/// Client sockets in the `udp` scenario (each its own source port, so a
+/// `SO_REUSEPORT` model spreads them).
+pub(crate) const UDP_SOCKETS: usize = 4;
+/// Offered rates of the `udp` scenario's default run, datagrams per second: from a rate
+/// every model answers to one past where the one-thread models lose datagrams (measured
+/// on the 2-core VM of results/, where the client shares the cores).
+pub(crate) const UDP_RATES: &[u64] = &[25_000, 50_000, 100_000];
+/// The same, `--full`.
+pub(crate) const UDP_RATES_FULL: &[u64] =
+    &[10_000, 25_000, 50_000, 75_000, 100_000, 150_000, 200_000];
 
 impl fmt::Display for Scenario {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -122,12 +157,23 @@ pub struct Cell {
     pub size: usize,
     /// Idle connections held open beside the active ones.
     pub idle_conns: usize,
+    /// Offered datagrams per second, in total (the `udp` scenario's open loop).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<u64>,
 }
 
 impl Cell {
-    /// A short label: `throughput 100x4096`, `idle 5000+1x64`.
+    /// A short label: `throughput 100x4096`, `idle 5000+1x64`, `udp 4x64 @ 100k/s`.
     pub fn label(&self) -> String {
-        if self.conns == 0 {
+        if let Some(rate) = self.rate {
+            format!(
+                "{} {}x{} @ {}/s",
+                self.scenario,
+                self.conns,
+                self.size,
+                crate::figures::short(rate as f64)
+            )
+        } else if self.conns == 0 {
             format!("{} {} idle", self.scenario, self.idle_conns)
         } else if self.idle_conns > 0 {
             format!(
@@ -161,6 +207,10 @@ pub struct Plan {
     /// more descriptors than that are skipped for them, not run into the wall.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub descriptor_limits: BTreeMap<String, usize>,
+    /// The datagram (UDP) models among `models`: they run the `udp` scenario's cells and
+    /// only those; the others run every other scenario's.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub datagram_models: BTreeSet<String>,
     /// Where the server and the client run.
     pub pin: Pin,
 }
@@ -250,15 +300,28 @@ impl Plan {
             },
             full,
             descriptor_limits: BTreeMap::new(),
+            datagram_models: BTreeSet::new(),
             pin: Pin::None,
         }
     }
 
-    /// Whether `model` can run `cell` within its descriptor limit.
+    /// Whether `model` runs `cell`: a cell of its transport, within its descriptor limit.
     pub fn fits(&self, model: &str, cell: &Cell) -> bool {
+        if cell.scenario.is_datagram() != self.datagram_models.contains(model) {
+            return false;
+        }
         self.descriptor_limits
             .get(model)
             .is_none_or(|&limit| cell.conns + cell.idle_conns + DESCRIPTOR_MARGIN <= limit)
+    }
+
+    /// The models with at least one cell to run (a stream model has none in a udp-only
+    /// plan).
+    pub fn models_run(&self) -> usize {
+        self.models
+            .iter()
+            .filter(|m| self.cells.iter().any(|c| self.fits(m, c)))
+            .count()
     }
 
     /// Runs in total.
@@ -295,7 +358,7 @@ mod tests {
             for cell in s.cells(false) {
                 let same_shape = full
                     .iter()
-                    .any(|f| f.conns == cell.conns && f.size == cell.size);
+                    .any(|f| f.conns == cell.conns && f.size == cell.size && f.rate == cell.rate);
                 assert!(same_shape || s == Scenario::Idle, "{cell:?}");
             }
         }
@@ -308,9 +371,34 @@ mod tests {
         }
         let err = Scenario::parse("fast").unwrap_err().to_string();
         assert!(
-            err.contains("latency, throughput, churn, idle, crowd, rest"),
+            err.contains("latency, throughput, churn, idle, crowd, rest, udp"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn datagram_models_run_the_udp_cells_and_only_those() {
+        let mut plan = Plan::new(vec!["mio".into(), "udp-mio".into()], &[], false);
+        plan.datagram_models.insert("udp-mio".into());
+        let udp: Vec<&Cell> = plan
+            .cells
+            .iter()
+            .filter(|c| c.scenario.is_datagram())
+            .collect();
+        assert_eq!(udp.len(), 2 * UDP_RATES.len());
+        assert!(udp
+            .iter()
+            .all(|c| c.rate.is_some() && plan.fits("udp-mio", c)));
+        assert!(udp.iter().all(|c| !plan.fits("mio", c)));
+        let tcp = plan.cells.len() - udp.len();
+        assert_eq!(plan.runs(), (tcp + udp.len()) * plan.repeat);
+        assert_eq!(udp[0].label(), "udp 4x64 @ 25.0k/s");
+        assert_eq!(plan.models_run(), 2);
+        let udp_only = Plan {
+            cells: udp.into_iter().copied().collect(),
+            ..plan.clone()
+        };
+        assert_eq!(udp_only.models_run(), 1);
     }
 
     #[test]

@@ -67,6 +67,8 @@ pub struct Summary {
     pub memory_per_conn_kb: Option<Spread>,
     /// Idle scenario: connections held (fewest over the repeats).
     pub idle_held: Option<u64>,
+    /// `udp` scenario: datagrams lost, % of those sent.
+    pub loss_pct: Option<Spread>,
     /// Each repeat's verdict, distinct, joined (empty when all were clean).
     pub note: String,
 }
@@ -126,6 +128,7 @@ fn summarize_runs(model: String, cell: Cell, runs: &[&Measurement]) -> Option<Su
         jain: spread(&|m| m.jain)?,
         memory_per_conn_kb: optional(&|m| m.memory_per_conn_kb),
         idle_held: runs.iter().filter_map(|m| m.idle_held).min(),
+        loss_pct: optional(&|m| m.udp.loss_pct),
         note: notes.join(" | "),
         runs: runs.len(),
         model,

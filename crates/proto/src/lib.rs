@@ -16,9 +16,14 @@
 //!
 //! The client side ([`encode_frame`], [`ReplyDecoder`], [`AuthKey::respond`]) lives here
 //! too, so the client and the server cannot disagree about the wire format.
+//!
+//! UDP has no stream to frame and no connection to hold state for: beside the session,
+//! [`DatagramRules::answer`] answers one datagram at a time (echo or daytime), with the
+//! session's size limit and no handshake.
 
 mod auth;
 mod config;
+mod datagram;
 mod decoder;
 mod error;
 mod frame;
@@ -26,6 +31,10 @@ mod session;
 
 pub use auth::{AuthKey, MAC_LEN, MIN_KEY_LEN, NONCE_LEN};
 pub use config::{FrameLimit, Protocol, SessionConfig, DEFAULT_HIGH_WATER};
+pub use datagram::{
+    daytime, parse_daytime, Answer, DatagramRules, Dropped, Service, MAX_DATAGRAM,
+    MAX_UDP_PAYLOAD_V4,
+};
 pub use decoder::{Reply, ReplyDecoder};
 pub use error::ProtoError;
 pub use frame::{

@@ -1,4 +1,4 @@
-use echolab_proto::SessionConfig;
+use echolab_proto::{DatagramRules, Service, SessionConfig};
 
 /// Everything `echolab serve` can be told, shared by every model.
 #[derive(Debug, Clone)]
@@ -10,6 +10,8 @@ pub struct ServerConfig {
     /// Workers (threads, loops or processes), for models that have a fixed set of them
     /// (`None`: one per CPU).
     pub workers: Option<usize>,
+    /// What a datagram model answers with (echo or daytime); stream models serve echo.
+    pub service: Service,
 }
 
 impl Default for ServerConfig {
@@ -18,11 +20,18 @@ impl Default for ServerConfig {
             session: SessionConfig::default(),
             max_conns: 10_000,
             workers: None,
+            service: Service::Echo,
         }
     }
 }
 
 impl ServerConfig {
+    /// The rules every datagram model answers by: the service, and the session's
+    /// `--max-frame` as the largest datagram answered.
+    pub fn datagram_rules(&self) -> DatagramRules {
+        DatagramRules::new(self.service, self.session.max_frame)
+    }
+
     /// The worker count to use: the configured one, or the number of CPUs.
     pub fn worker_count(&self) -> usize {
         self.workers

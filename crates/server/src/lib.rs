@@ -30,6 +30,11 @@
 //!   completion IO, where the kernel holds it until the send completes.
 //! - **Shutdown** — [`Shutdown`]: SIGINT/SIGTERM as a flag and a readable descriptor,
 //!   so blocking and readiness models alike can wait for it.
+//! - **Datagrams** — [`Listen::bind_udp`] / [`Listen::bind_udp_reuse_port`] bind UDP
+//!   sockets with the same announce-once contract; [`recv_datagram`] receives with
+//!   `MSG_TRUNC` reported; a [`Responder`] answers each datagram by the shared rules and
+//!   counts what it sends and drops; [`serve_datagrams`] is the blocking
+//!   `recvfrom`/`sendto` loop, [`drain`] answers what arrived before shutdown.
 //! - **Stats** — [`ServerStats`]: counters folded in once per connection, printed as
 //!   JSON on exit; [`ServerContext`] carries config, shutdown and stats into threads
 //!   ([`ServerContext::for_worker`]: accepts also counted per loop or process).
@@ -43,6 +48,7 @@ mod blocking;
 mod children;
 mod config;
 mod context;
+mod datagram;
 mod deadlines;
 mod interrupt;
 mod level;
@@ -62,6 +68,10 @@ pub use blocking::{serve_blocking, NO_DEADLINE_WAIT};
 pub use children::{poll_timeout, ChildProcess, Children, Forked};
 pub use config::ServerConfig;
 pub use context::{new_session, refuse_busy, ConnectionSlot, ServerContext};
+pub use datagram::{
+    drain, is_transient as is_transient_datagram_error, is_wait_over, recv_datagram,
+    serve_datagrams, socket_addr, Received, Responder, DRAIN_LIMIT, DRAIN_TIME, SEND_WAIT,
+};
 use deadlines::{Deadlines, Slab};
 pub use interrupt::{BlockedThreads, Interrupter, Registration, KICK_INTERVAL};
 pub use level::{serve_level, Interest, Ready, Source, Waiter};
@@ -70,5 +80,5 @@ pub use log::closed as log_closed;
 pub use nonblocking::{read_available, write_pending, Drained, READ_BUFFER};
 pub use readiness::{AcceptStop, Conn, Conns, Listening, ReadOutcome};
 pub use shutdown::{wait_readable, Readiness, Shutdown};
-pub use stats::{ServerStats, StatsSnapshot};
+pub use stats::{DatagramCounts, ServerStats, StatsSnapshot};
 pub use watch_list::{WatchList, Watched};

@@ -2,7 +2,7 @@
 //! can open one, or one per loop or per process with `SO_REUSEPORT`.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::Mutex;
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -30,6 +30,21 @@ fn bind(addr: SocketAddr, backlog: i32, reuse_port: bool) -> io::Result<TcpListe
     }
     socket.bind(&addr.into())?;
     socket.listen(backlog)?;
+    Ok(socket.into())
+}
+
+/// Binds a blocking UDP socket. No `SO_REUSEADDR`: for UDP it would let a second
+/// server bind the same port and take the datagrams, and there is no TIME_WAIT to wait
+/// out.
+fn bind_udp(addr: SocketAddr, reuse_port: bool) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
     Ok(socket.into())
 }
 
@@ -113,7 +128,31 @@ impl Listen {
         Ok(listeners)
     }
 
-    fn context(&self, result: io::Result<TcpListener>) -> io::Result<TcpListener> {
+    /// Binds the model's one UDP socket and announces it (datagram models: there is no
+    /// listener, the socket that receives is the socket that answers; the backlog does
+    /// not apply).
+    pub fn bind_udp(&self) -> io::Result<UdpSocket> {
+        let socket = self.context(bind_udp(self.addr, false))?;
+        self.announce_addr(socket.local_addr()?);
+        Ok(socket)
+    }
+
+    /// Binds `count` UDP sockets on one port with `SO_REUSEPORT`: the kernel picks a
+    /// socket for each datagram by a hash of the sender's address and port, so one
+    /// client's datagrams always reach the same socket (and stay in order). The first
+    /// resolves port 0; announced once all are bound.
+    pub fn bind_udp_reuse_port(&self, count: usize) -> io::Result<Vec<UdpSocket>> {
+        let first = self.context(bind_udp(self.addr, true))?;
+        let bound = first.local_addr()?;
+        let mut sockets = vec![first];
+        for _ in 1..count.max(1) {
+            sockets.push(self.context(bind_udp(bound, true))?);
+        }
+        self.announce_addr(bound);
+        Ok(sockets)
+    }
+
+    fn context<T>(&self, result: io::Result<T>) -> io::Result<T> {
         result.map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", self.addr)))
     }
 
@@ -140,8 +179,8 @@ mod tests {
         assert!(socket2::SockRef::from(&listener).reuse_address().unwrap());
     }
 
-    #[test]
-    fn reuse_port_siblings_share_the_first_port_and_announce_once() {
+    /// A spec for an ephemeral loopback port that records what it announces.
+    fn recording_listen() -> (Listen, std::sync::Arc<std::sync::Mutex<Vec<SocketAddr>>>) {
         use std::sync::{Arc, Mutex};
         let heard = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&heard);
@@ -150,6 +189,12 @@ mod tests {
             16,
             Box::new(move |addr| sink.lock().unwrap().push(addr)),
         );
+        (listen, heard)
+    }
+
+    #[test]
+    fn reuse_port_siblings_share_the_first_port_and_announce_once() {
+        let (listen, heard) = recording_listen();
         let listeners = listen.bind_reuse_port(3).unwrap();
         let port = listeners[0].local_addr().unwrap().port();
         assert!(listeners
@@ -163,6 +208,18 @@ mod tests {
         drop(listeners);
         let _again = listen.bind().unwrap();
         assert_eq!(heard.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn udp_reuse_port_siblings_share_the_first_port_and_announce_once() {
+        let (listen, heard) = recording_listen();
+        let sockets = listen.bind_udp_reuse_port(2).unwrap();
+        let first = sockets[0].local_addr().unwrap();
+        assert_ne!(first.port(), 0);
+        assert_eq!(sockets[1].local_addr().unwrap(), first);
+        assert_eq!(*heard.lock().unwrap(), vec![first]);
+        // A plain UDP socket cannot join them: no SO_REUSEPORT on it.
+        assert!(Listen::new(first, 16, Box::new(|_| {})).bind_udp().is_err());
     }
 
     #[test]

@@ -19,10 +19,71 @@ pub struct ServerStats {
     closes: [AtomicU64; CloseReason::ALL.len()],
     io_errors: AtomicU64,
     accept_errors: AtomicU64,
+    datagrams: [AtomicU64; DatagramCounts::FIELDS],
     kernel_held: Mutex<BTreeMap<String, u64>>,
     /// Accepts by worker index (a loop of `reactors`, a process of `prefork`): grown on
     /// demand; touched once per accept, never per message.
     accepted_per_worker: Mutex<Vec<u64>>,
+}
+
+/// What the datagram models did, datagram by datagram (all zero for stream models).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatagramCounts {
+    /// Datagrams received, answered or not.
+    pub received: u64,
+    /// Replies sent.
+    pub answered: u64,
+    /// Dropped unanswered: larger than `--max-frame`, cut short by the receive buffer
+    /// (`MSG_TRUNC`).
+    pub truncated: u64,
+    /// Replies dropped because the socket's send buffer, and the model's queue of
+    /// replies owed behind it, were full.
+    pub send_queue_full: u64,
+    /// Replies the kernel refused (`sendto` failed for another reason).
+    pub send_errors: u64,
+    /// Receive calls that failed (an ICMP error reported on the socket, say).
+    pub recv_errors: u64,
+}
+
+impl DatagramCounts {
+    const FIELDS: usize = 6;
+
+    fn to_array(self) -> [u64; Self::FIELDS] {
+        [
+            self.received,
+            self.answered,
+            self.truncated,
+            self.send_queue_full,
+            self.send_errors,
+            self.recv_errors,
+        ]
+    }
+
+    fn from_array(a: [u64; Self::FIELDS]) -> DatagramCounts {
+        let [received, answered, truncated, send_queue_full, send_errors, recv_errors] = a;
+        DatagramCounts {
+            received,
+            answered,
+            truncated,
+            send_queue_full,
+            send_errors,
+            recv_errors,
+        }
+    }
+
+    /// Whether nothing was counted (a stream model's stats line leaves them out).
+    pub fn is_zero(&self) -> bool {
+        *self == DatagramCounts::default()
+    }
+
+    /// Adds `other` to these counts.
+    pub fn add(&mut self, other: &DatagramCounts) {
+        let mut sum = self.to_array();
+        for (total, n) in sum.iter_mut().zip(other.to_array()) {
+            *total += n;
+        }
+        *self = DatagramCounts::from_array(sum);
+    }
 }
 
 /// A point-in-time copy of [`ServerStats`], as printed in the JSON stats line.
@@ -45,6 +106,10 @@ pub struct StatsSnapshot {
     pub closed: BTreeMap<String, u64>,
     /// Errors by kind: protocol violations, timeouts, I/O errors, accept errors.
     pub errors: BTreeMap<String, u64>,
+    /// Datagram models: datagrams received, answered and dropped, by why (left out of
+    /// the line when all are zero, as for every stream model).
+    #[serde(default, skip_serializing_if = "DatagramCounts::is_zero")]
+    pub datagrams: DatagramCounts,
     /// What a completion model had lent the kernel and not got back when it stopped
     /// (provided buffers, operations in flight), by name: all zero after a clean stop.
     /// Absent for models that lend the kernel nothing.
@@ -136,6 +201,16 @@ impl ServerStats {
         }
     }
 
+    /// Folds in one datagram loop's counts (and its bytes), once, when the loop ends:
+    /// the per-datagram path touches no shared counter.
+    pub fn record_datagrams(&self, counts: &DatagramCounts, bytes_in: u64, bytes_out: u64) {
+        for (total, n) in self.datagrams.iter().zip(counts.to_array()) {
+            total.fetch_add(n, Ordering::Relaxed);
+        }
+        self.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
+        self.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
+    }
+
     /// Adds a snapshot taken elsewhere (a forked child's, whose counters die with it)
     /// to these counters. `active_peak` is not added: the caller counts its own.
     pub fn absorb(&self, other: &StatsSnapshot) {
@@ -154,6 +229,9 @@ impl ServerStats {
         self.io_errors.fetch_add(error("io"), Ordering::Relaxed);
         self.accept_errors
             .fetch_add(error("accept"), Ordering::Relaxed);
+        for (total, n) in self.datagrams.iter().zip(other.datagrams.to_array()) {
+            total.fetch_add(n, Ordering::Relaxed);
+        }
         for (name, count) in &other.kernel_held {
             self.record_kernel_held(name, *count);
         }
@@ -191,6 +269,7 @@ impl ServerStats {
             bytes_out: load(&self.bytes_out),
             closed,
             errors,
+            datagrams: DatagramCounts::from_array(self.datagrams.each_ref().map(load)),
             kernel_held: self
                 .kernel_held
                 .lock()
@@ -254,5 +333,29 @@ mod tests {
         // A model with one accepting loop prints no such field.
         let single = serde_json::to_value(ServerStats::default().snapshot()).unwrap();
         assert!(single.get("accepted_per_worker").is_none());
+    }
+
+    #[test]
+    fn datagram_counts_fold_in_and_stay_out_of_a_stream_models_line() {
+        let stats = ServerStats::default();
+        let line = serde_json::to_value(stats.snapshot()).unwrap();
+        assert!(line.get("datagrams").is_none(), "{line}");
+        let counts = DatagramCounts {
+            received: 5,
+            answered: 3,
+            truncated: 1,
+            send_queue_full: 1,
+            ..DatagramCounts::default()
+        };
+        stats.record_datagrams(&counts, 500, 300);
+        stats.record_datagrams(&counts, 500, 300);
+        let snapshot = stats.snapshot();
+        assert_eq!(snapshot.datagrams.received, 10);
+        assert_eq!(snapshot.datagrams.truncated, 2);
+        assert_eq!((snapshot.bytes_in, snapshot.bytes_out), (1000, 600));
+        let line = serde_json::to_value(&snapshot).unwrap();
+        assert_eq!(line["datagrams"]["send_queue_full"], 2);
+        let back: StatsSnapshot = serde_json::from_value(line).unwrap();
+        assert_eq!(back, snapshot);
     }
 }

@@ -12,6 +12,7 @@ use super::receive::Receiver;
 use super::tally::Tally;
 use super::wakeups::ALARM;
 use super::worker::Worker;
+use crate::cpu::ThreadCpu;
 
 /// Runs connections `ids` until the end and returns what they measured. Errors are the
 /// poller's; a connection's own failures are counted, not returned.
@@ -29,10 +30,10 @@ pub(super) fn run(
         worker.add(id, start)?;
     }
     let mut events = Events::with_capacity(1024);
-    let mut cpu = ThreadCpu::default();
+    let mut cpu = ThreadCpu::new(phases.measure_from, phases.end);
     loop {
         let now = Instant::now();
-        cpu.observe(now, phases);
+        cpu.observe(now);
         if now >= phases.end && (worker.nothing_owed() || now >= phases.collect_until) {
             break;
         }
@@ -65,44 +66,8 @@ pub(super) fn run(
         receiver.read_unread(&mut worker);
         worker.on_clock(Instant::now());
     }
-    cpu.observe(phases.end.max(Instant::now()), phases);
+    cpu.observe(phases.end.max(Instant::now()));
     let mut tally = worker.finish();
     tally.cpu = cpu.window();
     Ok(tally)
-}
-
-/// This thread's own CPU time over the measured window (`RUSAGE_THREAD`), so a user
-/// can see when the generator, not the server, is the limit.
-#[derive(Debug, Default)]
-struct ThreadCpu {
-    at_start: Option<(Duration, Duration)>,
-    at_end: Option<(Duration, Duration)>,
-}
-
-impl ThreadCpu {
-    fn observe(&mut self, now: Instant, phases: &Phases) {
-        if self.at_start.is_none() && now >= phases.measure_from {
-            self.at_start = thread_cpu();
-        }
-        if self.at_end.is_none() && now >= phases.end {
-            self.at_end = thread_cpu();
-        }
-    }
-
-    /// (user, system) spent in the window; zero if it was not seen.
-    fn window(&self) -> (Duration, Duration) {
-        match (self.at_start, self.at_end) {
-            (Some((u0, s0)), Some((u1, s1))) => (u1.saturating_sub(u0), s1.saturating_sub(s0)),
-            _ => (Duration::ZERO, Duration::ZERO),
-        }
-    }
-}
-
-fn thread_cpu() -> Option<(Duration, Duration)> {
-    use nix::sys::resource::{getrusage, UsageWho};
-    let usage = getrusage(UsageWho::RUSAGE_THREAD).ok()?;
-    let duration = |t: nix::sys::time::TimeVal| {
-        Duration::from_micros((t.tv_sec() as u64) * 1_000_000 + t.tv_usec() as u64)
-    };
-    Some((duration(usage.user_time()), duration(usage.system_time())))
 }

@@ -26,13 +26,13 @@ mod event_loop;
 mod finish;
 mod progress;
 mod receive;
-mod report;
-mod schedule;
+pub(crate) mod report;
+pub(crate) mod schedule;
 mod send;
 mod tally;
-mod threads;
+pub(crate) mod threads;
 mod verify;
-mod wakeups;
+pub(crate) mod wakeups;
 mod worker;
 
 pub use config::{default_threads, LoadConfig, COLLECT_OWED};

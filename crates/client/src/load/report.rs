@@ -74,7 +74,7 @@ pub struct LoadReport {
     pub client_cpu_sys_s: f64,
 }
 
-pub(super) fn latency(hist: &Histogram<u64>) -> LatencyUs {
+pub(crate) fn latency(hist: &Histogram<u64>) -> LatencyUs {
     let at = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
     LatencyUs {
         p50: at(0.50),
@@ -85,7 +85,7 @@ pub(super) fn latency(hist: &Histogram<u64>) -> LatencyUs {
     }
 }
 
-pub(super) fn fairness(counts: &[u64]) -> Fairness {
+pub(crate) fn fairness(counts: &[u64]) -> Fairness {
     if counts.is_empty() {
         return Fairness::default();
     }
@@ -103,7 +103,7 @@ pub(super) fn fairness(counts: &[u64]) -> Fairness {
     }
 }
 
-pub(super) fn per_sec(count: u64, elapsed: Duration) -> f64 {
+pub(crate) fn per_sec(count: u64, elapsed: Duration) -> f64 {
     let secs = elapsed.as_secs_f64();
     if secs > 0.0 {
         count as f64 / secs

@@ -33,13 +33,7 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, ClientError> {
                 scope.spawn(move || event_loop::run(config, &ids, phases, start, count))
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(io::Error::other("generator thread panicked")))
-            })
-            .collect()
+        join_all(handles)
     });
     let mut total = Tally::new();
     for result in results {
@@ -49,4 +43,17 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, ClientError> {
         })?);
     }
     Ok(finish::report(config, &total))
+}
+
+/// Waits for every generator thread; a thread that panicked is an error like any other.
+pub(crate) fn join_all<T>(
+    handles: Vec<std::thread::ScopedJoinHandle<'_, io::Result<T>>>,
+) -> Vec<io::Result<T>> {
+    handles
+        .into_iter()
+        .map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(io::Error::other("generator thread panicked")))
+        })
+        .collect()
 }

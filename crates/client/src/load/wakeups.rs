@@ -18,12 +18,12 @@ use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
 /// The alarm's token: connections use their index, which never reaches this.
-pub(super) const ALARM: Token = Token(usize::MAX);
+pub(crate) const ALARM: Token = Token(usize::MAX);
 
 /// How often the loop wakes with nothing to do, to check reply timeouts and the clock.
 pub(super) const TICK: Duration = Duration::from_millis(50);
 
-pub(super) struct Wakeups {
+pub(crate) struct Wakeups {
     queue: BinaryHeap<Reverse<(Instant, usize)>>,
     alarm: TimerFd,
     armed_for: Option<Instant>,
@@ -31,7 +31,7 @@ pub(super) struct Wakeups {
 
 impl Wakeups {
     /// An empty queue, and its alarm registered with the thread's poller as `ALARM`.
-    pub(super) fn new(registry: &Registry) -> io::Result<Wakeups> {
+    pub(crate) fn new(registry: &Registry) -> io::Result<Wakeups> {
         let alarm = TimerFd::new(
             ClockId::CLOCK_MONOTONIC,
             TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
@@ -51,7 +51,7 @@ impl Wakeups {
     /// When the loop must wake next: the earliest wake-up queued (the alarm is set for
     /// it, to the microsecond), at most one tick away (reply timeouts and the clock are
     /// checked on every wake), and no later than `end`.
-    pub(super) fn next_wake(&mut self, now: Instant, end: Instant) -> io::Result<Instant> {
+    pub(crate) fn next_wake(&mut self, now: Instant, end: Instant) -> io::Result<Instant> {
         let tick = (now + TICK).min(end);
         match self.next() {
             Some(due) if due <= now => Ok(now),
@@ -64,7 +64,7 @@ impl Wakeups {
     }
 
     /// Wake for connection `conn` at `at`.
-    pub(super) fn at(&mut self, at: Instant, conn: usize) {
+    pub(crate) fn at(&mut self, at: Instant, conn: usize) {
         self.queue.push(Reverse((at, conn)));
     }
 
@@ -74,7 +74,7 @@ impl Wakeups {
     }
 
     /// Takes the next connection due by `now`, if any.
-    pub(super) fn pop_due(&mut self, now: Instant) -> Option<usize> {
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<usize> {
         match self.queue.peek() {
             Some(Reverse((at, _))) if *at <= now => self.queue.pop().map(|Reverse((_, c))| c),
             _ => None,
