@@ -208,11 +208,16 @@ fn a_server_orphaned_with_no_reader_for_its_stats_still_exits_cleanly() {
     assert!(stderr.is_empty(), "server stderr: {stderr}");
 }
 
-#[test]
-fn rust_log_debug_shows_each_connection_s_life() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_echolab"))
-        .args(["serve", "mio", "--addr", "127.0.0.1:0"])
-        .env("RUST_LOG", "debug")
+/// Serves one echo on `mio` with `RUST_LOG` set to `rust_log` (or unset), stops it with
+/// SIGTERM, and returns everything it wrote to stderr.
+fn server_stderr_around_one_echo(rust_log: Option<&str>) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_echolab"));
+    command.args(["serve", "mio", "--addr", "127.0.0.1:0"]);
+    match rust_log {
+        Some(filter) => command.env("RUST_LOG", filter),
+        None => command.env_remove("RUST_LOG"),
+    };
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -234,6 +239,12 @@ fn rust_log_debug_shows_each_connection_s_life() {
         .recv_timeout(Duration::from_secs(10))
         .expect("the server's stderr closes when it exits");
     let _ = child.wait();
+    log
+}
+
+#[test]
+fn rust_log_debug_shows_each_connection_s_life() {
+    let log = server_stderr_around_one_echo(Some("debug"));
     assert!(
         log.contains("accepted") && log.contains("peer=127.0.0.1:"),
         "{log}"
@@ -248,30 +259,6 @@ fn rust_log_debug_shows_each_connection_s_life() {
 
 #[test]
 fn without_rust_log_a_server_logs_nothing() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_echolab"))
-        .args(["serve", "mio", "--addr", "127.0.0.1:0"])
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the server");
-    let _cleanup = KillOnDrop(child.id());
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut first = String::new();
-    stdout.read_line(&mut first).expect("listening line");
-    let addr = first.trim().trim_start_matches("listening on ").to_string();
-    let stderr = read_to_end_in_background(child.stderr.take().expect("stderr"));
-    assert!(echolab(&["echo", "--addr", &addr, "hello"])
-        .status
-        .success());
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        Signal::SIGTERM,
-    )
-    .expect("SIGTERM");
-    let log = stderr
-        .recv_timeout(Duration::from_secs(10))
-        .expect("the server's stderr closes when it exits");
-    let _ = child.wait();
+    let log = server_stderr_around_one_echo(None);
     assert!(log.is_empty(), "{log}");
 }
