@@ -241,8 +241,13 @@ fn line_chart(
         y_min = y_min.min(y);
         y_max = y_max.max(y);
     }
-    let root = canvas(path)?;
-    let mut chart = framed(&root, caption)
+    // The legend gets a column of its own to the right: with a dozen models no corner
+    // of the plot is free of points.
+    let root = SVGBackend::new(path, (860 + LEGEND_WIDTH, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| fail(&e))?;
+    let (plot, legend) = root.split_horizontally(860);
+    side_legend(&legend, series, colour).map_err(|e| fail(&e))?;
+    let mut chart = framed(&plot, caption)
         .build_cartesian_2d(
             (0.7f64..x_max * 1.4).log_scale(),
             (y_min / 2.0..y_max * 2.0).log_scale(),
@@ -256,8 +261,26 @@ fn line_chart(
         .y_label_formatter(&|y| short(*y))
         .draw()
         .map_err(|e| fail(&e))?;
-    draw_lines(&mut chart, series, colour, path)?;
+    draw_lines(&mut chart, series, colour, path, false)?;
     root.present().map_err(|e| fail(&e))
+}
+
+/// Width of the legend column beside a line chart.
+const LEGEND_WIDTH: u32 = 140;
+
+/// One line of colour and a name per model, top to bottom, in a column of its own.
+fn side_legend(
+    area: &DrawingArea<SVGBackend<'_>, Shift>,
+    series: &[Series],
+    colour: &dyn Fn(&str) -> RGBAColor,
+) -> Result<(), DrawingAreaErrorKind<std::io::Error>> {
+    for (i, (model, _)) in series.iter().enumerate() {
+        let y = 60 + 20 * i as i32;
+        let color = colour(model);
+        area.draw(&PathElement::new(vec![(8, y), (32, y)], color.stroke_width(2)))?;
+        area.draw(&Text::new(model.as_str(), (40, y - 7), ("sans-serif", 14)))?;
+    }
+    Ok(())
 }
 
 /// One line with dots per model, and the legend, on any pair of axes.
@@ -266,6 +289,7 @@ fn draw_lines<'a, X, Y>(
     series: &[Series],
     colour: &dyn Fn(&str) -> RGBAColor,
     path: &Path,
+    legend_inside: bool,
 ) -> Result<(), HarnessError>
 where
     X: Ranged<ValueType = f64>,
@@ -284,6 +308,9 @@ where
         chart
             .draw_series(points.iter().map(|p| Circle::new(*p, 3, color.filled())))
             .map_err(|e| fail(&e))?;
+    }
+    if !legend_inside {
+        return Ok(());
     }
     // Where each point lands in the plotting area's pixels (y grows downwards there).
     let (px, py) = chart.plotting_area().get_pixel_range();
@@ -355,7 +382,7 @@ fn rate_chart(
         .x_label_formatter(&|x| short(*x))
         .draw()
         .map_err(|e| fail(&e))?;
-    draw_lines(&mut upper, loss, colour, path)?;
+    draw_lines(&mut upper, loss, colour, path, true)?;
     let mut lower = panel(&bottom)
         .build_cartesian_2d(x_range(), (p99_min / 2.0..p99_max * 2.0).log_scale())
         .map_err(|e| fail(&e))?;
@@ -367,7 +394,7 @@ fn rate_chart(
         .y_label_formatter(&|y| short(*y))
         .draw()
         .map_err(|e| fail(&e))?;
-    draw_lines(&mut lower, p99, colour, path)?;
+    draw_lines(&mut lower, p99, colour, path, true)?;
     root.present().map_err(|e| fail(&e))
 }
 
