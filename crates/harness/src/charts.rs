@@ -277,7 +277,10 @@ fn side_legend(
     for (i, (model, _)) in series.iter().enumerate() {
         let y = 60 + 20 * i as i32;
         let color = colour(model);
-        area.draw(&PathElement::new(vec![(8, y), (32, y)], color.stroke_width(2)))?;
+        area.draw(&PathElement::new(
+            vec![(8, y), (32, y)],
+            color.stroke_width(2),
+        ))?;
         area.draw(&Text::new(model.as_str(), (40, y - 7), ("sans-serif", 14)))?;
     }
     Ok(())
