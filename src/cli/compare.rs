@@ -7,8 +7,8 @@ use clap::Args;
 use echolab::models;
 use echolab_client::load;
 use echolab_harness::{
-    diff_runs, render_diff, run_plan, summarize, terminal_table, write_run, Floor, LoadedRun,
-    Machine, Pin, Plan, RunResults, Scenario,
+    diff_runs, redraw_charts, render_diff, run_plan, summarize, terminal_table, write_run, Floor,
+    LoadedRun, Machine, Pin, Plan, RunResults, Scenario,
 };
 
 use super::args::parse_duration;
@@ -55,6 +55,10 @@ pub(crate) struct CompareArgs {
     /// CPU-second, with a verdict from the repeats. The plans must be the same.
     #[arg(long, value_name = "DIR")]
     baseline: Option<PathBuf>,
+    /// Draw a committed run's charts again from its results.json (after the charts
+    /// changed), without running anything.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["baseline", "diff"])]
+    redraw: Option<PathBuf>,
     /// Compare two committed runs, OLD then NEW, without running anything.
     #[arg(long, num_args = 2, value_names = ["OLD", "NEW"], conflicts_with = "baseline")]
     diff: Vec<PathBuf>,
@@ -68,6 +72,12 @@ fn print_diff(old: &LoadedRun, new: &LoadedRun) -> Result<()> {
 }
 
 pub(crate) fn run(args: CompareArgs) -> Result<ExitCode> {
+    if let Some(dir) = &args.redraw {
+        for chart in redraw_charts(dir).context("cannot redraw the charts")? {
+            println!("wrote {}", chart.display());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     if let [old, new] = &args.diff[..] {
         print_diff(&LoadedRun::read(old)?, &LoadedRun::read(new)?)?;
         return Ok(ExitCode::SUCCESS);

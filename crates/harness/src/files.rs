@@ -48,6 +48,19 @@ pub fn write_run(results_root: &Path, run: &RunResults) -> Result<PathBuf, Harne
     Ok(dir)
 }
 
+/// Draws a committed run's charts again from its `results.json` (after the charts
+/// changed), leaving its numbers as they are; returns the files written.
+pub fn redraw_charts(dir: &Path) -> Result<Vec<PathBuf>, HarnessError> {
+    let path = dir.join("results.json");
+    let read_error =
+        |e: &dyn std::fmt::Display| HarnessError::Plan(format!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path).map_err(|e| read_error(&e))?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| read_error(&e))?;
+    let summaries: Vec<Summary> =
+        serde_json::from_value(json["summaries"].clone()).map_err(|e| read_error(&e))?;
+    charts::write_all(dir, &summaries)
+}
+
 impl RunResults {
     /// `<date>-<host>`, with `-full` for the whole matrix so that a day's default run and
     /// full run on one machine do not overwrite each other.

@@ -36,7 +36,7 @@ pub use baseline::{diff as diff_runs, render as render_diff, LoadedRun, RunDiff}
 pub use cell::{run_cell, Measurement, RunSettings, UdpFigures};
 pub use compare::run_plan;
 pub use error::HarnessError;
-pub use files::{csv, write_run, RunResults};
+pub use files::{csv, redraw_charts, write_run, RunResults};
 pub use floor::{pin_this_thread, Floor, RoundTrip};
 pub use machine::Machine;
 pub use scenario::{Cell, Pin, Plan, Scenario};

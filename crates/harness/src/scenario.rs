@@ -4,12 +4,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::HarnessError;
 
 /// A named preset workload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scenario {
     /// One connection, 64 B, one message in flight: the round trip.
@@ -147,7 +147,7 @@ impl fmt::Display for Scenario {
 }
 
 /// One point of the matrix: a scenario at one size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Cell {
     /// Which preset.
     pub scenario: Scenario,
@@ -158,7 +158,7 @@ pub struct Cell {
     /// Idle connections held open beside the active ones.
     pub idle_conns: usize,
     /// Offered datagrams per second, in total (the `udp` scenario's open loop).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<u64>,
 }
 

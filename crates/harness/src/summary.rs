@@ -1,12 +1,12 @@
 //! Repeats folded into one row per model and cell: the median with its min–max spread.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cell::Measurement;
 use crate::scenario::Cell;
 
 /// Median and range of one figure over the repeats.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Spread {
     /// Median (the lower middle value for an even count, so it is a value that was seen).
     pub median: f64,
@@ -33,7 +33,7 @@ impl Spread {
 }
 
 /// One model on one cell, over its repeats.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
     /// The model.
     pub model: String,
