@@ -36,9 +36,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
-use echolab_server::{
-    serve_level, Interest, Listen, Ready, ServerContext, Source, Waiter, WatchList,
-};
+use echolab_server::{serve_level, ListWaiter, Listen, Ready, ServerContext, WatchList};
 use nix::errno::Errno;
 use nix::sys::select::{select, FdSet, FD_SETSIZE};
 use nix::sys::time::{TimeVal, TimeValLike};
@@ -57,31 +55,13 @@ struct Select {
     watched: WatchList<()>,
 }
 
-impl Waiter for Select {
+impl ListWaiter for Select {
+    fn list(&mut self) -> &mut WatchList<()> {
+        &mut self.watched
+    }
+
     fn can_watch(&self, fd: BorrowedFd<'_>) -> bool {
         usize::try_from(fd.as_raw_fd()).is_ok_and(|fd| fd < FD_LIMIT)
-    }
-
-    fn add(&mut self, source: Source, fd: BorrowedFd<'_>, interest: Interest) -> io::Result<()> {
-        if !self.can_watch(fd) {
-            return Err(io::Error::other("descriptor at or above FD_SETSIZE"));
-        }
-        self.watched.add(source, fd, interest, ());
-        Ok(())
-    }
-
-    fn modify(
-        &mut self,
-        source: Source,
-        _fd: BorrowedFd<'_>,
-        interest: Interest,
-    ) -> io::Result<()> {
-        self.watched.set_interest(source, interest);
-        Ok(())
-    }
-
-    fn remove(&mut self, source: Source, _fd: BorrowedFd<'_>) {
-        self.watched.remove(source);
     }
 
     fn wait(

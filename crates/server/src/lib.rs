@@ -81,4 +81,4 @@ pub use nonblocking::{read_available, write_pending, Drained, READ_BUFFER};
 pub use readiness::{AcceptStop, Conn, Conns, Listening, ReadOutcome};
 pub use shutdown::{wait_readable, Readiness, Shutdown};
 pub use stats::{DatagramCounts, ServerStats, StatsSnapshot};
-pub use watch_list::{WatchList, Watched};
+pub use watch_list::{ListWaiter, WatchList, Watched};

@@ -2,9 +2,11 @@
 //! loop): the program must hand the whole set over on every call, so it keeps it
 //! dense, with O(1) add, change and remove.
 
+use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::time::Duration;
 
-use crate::{Interest, Source};
+use crate::{Interest, Ready, Source, Waiter};
 
 /// One watched descriptor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +127,57 @@ impl<T> WatchList<T> {
                 self.conns[index] = at.unwrap_or(usize::MAX);
             }
         }
+    }
+}
+
+/// A waiter whose whole interest set is the [`WatchList`] it keeps (select, a busy
+/// loop): it says only how it waits; adding, changing and removing sources is the
+/// list's, once, for every such waiter.
+pub trait ListWaiter {
+    /// The list of what is watched.
+    fn list(&mut self) -> &mut WatchList<()>;
+    /// As [`Waiter::can_watch`].
+    fn can_watch(&self, _fd: BorrowedFd<'_>) -> bool {
+        true
+    }
+    /// As [`Waiter::wait`], over [`ListWaiter::list`].
+    fn wait(
+        &mut self,
+        timeout: Option<Duration>,
+        idle: bool,
+        ready: &mut Vec<Ready>,
+    ) -> io::Result<()>;
+}
+
+impl<T: ListWaiter> Waiter for T {
+    fn can_watch(&self, fd: BorrowedFd<'_>) -> bool {
+        ListWaiter::can_watch(self, fd)
+    }
+
+    fn add(&mut self, source: Source, fd: BorrowedFd<'_>, interest: Interest) -> io::Result<()> {
+        if !ListWaiter::can_watch(self, fd) {
+            return Err(io::Error::other("this waiter cannot watch that descriptor"));
+        }
+        self.list().add(source, fd, interest, ());
+        Ok(())
+    }
+
+    fn modify(&mut self, source: Source, _: BorrowedFd<'_>, interest: Interest) -> io::Result<()> {
+        self.list().set_interest(source, interest);
+        Ok(())
+    }
+
+    fn remove(&mut self, source: Source, _: BorrowedFd<'_>) {
+        self.list().remove(source);
+    }
+
+    fn wait(
+        &mut self,
+        timeout: Option<Duration>,
+        idle: bool,
+        ready: &mut Vec<Ready>,
+    ) -> io::Result<()> {
+        ListWaiter::wait(self, timeout, idle, ready)
     }
 }
 

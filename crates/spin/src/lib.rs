@@ -35,12 +35,9 @@
 //! every descriptor as ready on every turn.
 
 use std::io;
-use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
-use echolab_server::{
-    serve_level, Interest, Listen, Ready, ServerContext, Source, Waiter, WatchList,
-};
+use echolab_server::{serve_level, ListWaiter, Listen, Ready, ServerContext, WatchList};
 
 /// Idle turns that only yield the CPU before the loop starts to nap.
 pub const YIELDS_BEFORE_NAP: u32 = 16;
@@ -59,24 +56,9 @@ struct Spin {
     idle_turns: u32,
 }
 
-impl Waiter for Spin {
-    fn add(&mut self, source: Source, fd: BorrowedFd<'_>, interest: Interest) -> io::Result<()> {
-        self.watched.add(source, fd, interest, ());
-        Ok(())
-    }
-
-    fn modify(
-        &mut self,
-        source: Source,
-        _fd: BorrowedFd<'_>,
-        interest: Interest,
-    ) -> io::Result<()> {
-        self.watched.set_interest(source, interest);
-        Ok(())
-    }
-
-    fn remove(&mut self, source: Source, _fd: BorrowedFd<'_>) {
-        self.watched.remove(source);
+impl ListWaiter for Spin {
+    fn list(&mut self) -> &mut WatchList<()> {
+        &mut self.watched
     }
 
     fn wait(
