@@ -19,6 +19,8 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::error::HarnessError;
+use crate::scenario::Cell;
+use crate::summary::Spread;
 
 /// The p-value at or below which the repeats count as separated.
 pub(crate) const ALPHA: f64 = 0.1;
@@ -72,14 +74,12 @@ impl LoadedRun {
             .ok_or_else(|| HarnessError::Plan(format!("{name}: no measurements")))?;
         let mut samples: BTreeMap<(String, String), Repeats> = BTreeMap::new();
         for m in measurements {
-            let (Some(model), Some(cell)) = (m.get("model").and_then(Value::as_str), m.get("cell"))
-            else {
+            let model = m.get("model").and_then(Value::as_str);
+            let (Some(model), Some(cell)) = (model, m.get("cell").and_then(cell_label)) else {
                 continue;
             };
             let number = |key: &str| m.get(key).and_then(Value::as_f64);
-            let repeats = samples
-                .entry((model.to_string(), cell_label(cell)))
-                .or_default();
+            let repeats = samples.entry((model.to_string(), cell)).or_default();
             repeats.throughput.extend(number("responses_per_sec"));
             repeats.p99.extend(number("p99_us"));
             repeats.per_cpu.extend(number("responses_per_cpu_sec"));
@@ -94,23 +94,12 @@ impl LoadedRun {
     }
 }
 
-/// The cell's label as the tables write it (`throughput 100x4096`, `idle 1000+1x64`,
-/// `udp 4x64 @ 25.0k/s`: a udp cell's rate keeps its cells apart).
-fn cell_label(cell: &Value) -> String {
-    let number = |key: &str| cell.get(key).and_then(Value::as_u64).unwrap_or(0);
-    let scenario = cell.get("scenario").and_then(Value::as_str).unwrap_or("?");
-    let (conns, idle, size) = (number("conns"), number("idle_conns"), number("size"));
-    if let Some(rate) = cell.get("rate").and_then(Value::as_u64) {
-        return format!(
-            "{scenario} {conns}x{size} @ {}/s",
-            crate::figures::short(rate as f64)
-        );
-    }
-    match (conns, idle) {
-        (0, idle) => format!("{scenario} {idle} idle"),
-        (conns, 0) => format!("{scenario} {conns}x{size}"),
-        (conns, idle) => format!("{scenario} {idle}+{conns}x{size}"),
-    }
+/// The cell's label as the tables write it (`Cell::label`: a udp cell's rate keeps
+/// its cells apart); `None` for a cell this build cannot read (a scenario it lacks).
+fn cell_label(cell: &Value) -> Option<String> {
+    serde_json::from_value::<Cell>(cell.clone())
+        .ok()
+        .map(|c| c.label())
 }
 
 /// One metric of one (model, cell), new against old.
@@ -217,18 +206,9 @@ fn change(old: &[f64], new: &[f64], higher_is_better: bool) -> Option<Change> {
     Some(Change { ratio, p, verdict })
 }
 
+/// The median the tables print for the same repeats.
 fn median(values: &[f64]) -> Option<f64> {
-    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-    if sorted.is_empty() {
-        return None;
-    }
-    sorted.sort_by(f64::total_cmp);
-    let mid = sorted.len() / 2;
-    Some(if sorted.len() % 2 == 0 {
-        (sorted[mid - 1] + sorted[mid]) / 2.0
-    } else {
-        sorted[mid]
-    })
+    Spread::of(values.iter().copied()).map(|s| s.median)
 }
 
 /// The exact two-sided p-value of the Mann–Whitney U statistic: the share of all ways
@@ -411,7 +391,7 @@ mod tests {
         for scenario in Scenario::ALL {
             for cell in scenario.cells(true) {
                 let json = serde_json::to_value(cell).unwrap();
-                assert_eq!(cell_label(&json), cell.label(), "{json}");
+                assert_eq!(cell_label(&json), Some(cell.label()), "{json}");
             }
         }
     }

@@ -9,6 +9,7 @@ use crate::failure::FailureKind;
 
 pub(super) fn report(config: &LoadConfig, tally: &Tally) -> LoadReport {
     let responses: u64 = tally.counts.iter().sum();
+    let responses_per_sec = report::per_sec(responses, config.duration);
     let mut firsts: Vec<Duration> = tally.first_replies.iter().flatten().copied().collect();
     firsts.sort_unstable();
     let us = |d: Duration| d.as_secs_f64() * 1e6;
@@ -20,13 +21,11 @@ pub(super) fn report(config: &LoadConfig, tally: &Tally) -> LoadReport {
             Mode::Churn => "churn",
         },
         target_rate: config.rate.filter(|_| matches!(mode, Mode::Open(_))),
-        connections_per_sec: (mode == Mode::Churn)
-            .then(|| report::per_sec(responses, config.duration)),
+        connections_per_sec: (mode == Mode::Churn).then_some(responses_per_sec),
         responses,
         seconds: config.duration.as_secs_f64(),
-        responses_per_sec: report::per_sec(responses, config.duration),
-        mib_per_sec: report::per_sec(responses, config.duration) * config.size as f64
-            / (1024.0 * 1024.0),
+        responses_per_sec,
+        mib_per_sec: responses_per_sec * config.size as f64 / (1024.0 * 1024.0),
         latency_us: report::latency(&tally.histogram),
         errors: tally.failures.by_name(FailureKind::LOAD),
         fairness: report::fairness(&tally.counts),
