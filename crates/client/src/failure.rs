@@ -97,9 +97,17 @@ impl FailureKind {
             io::ErrorKind::ConnectionReset
             | io::ErrorKind::ConnectionAborted
             | io::ErrorKind::BrokenPipe => FailureKind::Reset,
-            // A non-blocking connect that failed shows on the socket's first read or write.
-            io::ErrorKind::ConnectionRefused | io::ErrorKind::NotConnected => FailureKind::Connect,
             _ => FailureKind::Io,
+        }
+    }
+
+    /// [`FailureKind::from_io`] on a socket whose non-blocking connect may not have
+    /// finished: a refused or never-made connection shows only on its first read or
+    /// write, and is a failed connect, not an I/O error of a live connection.
+    pub(crate) fn from_connecting_io(err: &io::Error) -> FailureKind {
+        match err.kind() {
+            io::ErrorKind::ConnectionRefused | io::ErrorKind::NotConnected => FailureKind::Connect,
+            _ => FailureKind::from_io(err),
         }
     }
 
@@ -174,7 +182,13 @@ mod tests {
         let kind = |k| FailureKind::from_io(&io::Error::from(k));
         assert_eq!(kind(io::ErrorKind::WouldBlock), FailureKind::Timeout);
         assert_eq!(kind(io::ErrorKind::BrokenPipe), FailureKind::Reset);
-        assert_eq!(kind(io::ErrorKind::ConnectionRefused), FailureKind::Connect);
+        assert_eq!(kind(io::ErrorKind::ConnectionRefused), FailureKind::Io);
+        let connecting = |k| FailureKind::from_connecting_io(&io::Error::from(k));
+        assert_eq!(
+            connecting(io::ErrorKind::ConnectionRefused),
+            FailureKind::Connect
+        );
+        assert_eq!(connecting(io::ErrorKind::BrokenPipe), FailureKind::Reset);
         assert_eq!(kind(io::ErrorKind::PermissionDenied), FailureKind::Io);
     }
 }

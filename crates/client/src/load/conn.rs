@@ -89,7 +89,7 @@ impl Conn {
                 Ok(n) => self.out_pos += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(FailureKind::from_io(&e)),
+                Err(e) => return Err(FailureKind::from_connecting_io(&e)),
             }
         }
         if self.out_pos == self.out.len() {
@@ -115,7 +115,7 @@ impl Conn {
                 Ok(n) => return Ok(Some(n)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(FailureKind::from_io(&e)),
+                Err(e) => return Err(FailureKind::from_connecting_io(&e)),
             }
         }
     }

@@ -95,11 +95,10 @@ fn close(stream: &TcpStream, rng: &mut Rng) -> Result<(), FailureKind> {
     if rng.percent(50) {
         return Ok(());
     }
-    // `shutdown` fails with ENOTCONN on a connection the server already reset, which
-    // `from_io` would name a failed connect: this one was made and then lost.
+    // `shutdown` fails with ENOTCONN on a connection the server already reset.
     stream
         .shutdown(Shutdown::Write)
-        .map_err(|_| FailureKind::Io)?;
+        .map_err(|e| FailureKind::from_io(&e))?;
     let mut byte = [0u8; 1];
     match (&*stream).read(&mut byte) {
         Ok(0) => Ok(()),
