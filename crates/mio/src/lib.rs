@@ -136,10 +136,7 @@ impl Loop<'_> {
             {
                 Some(Duration::ZERO)
             } else {
-                let deadline = match (self.conns.next_deadline(), self.listening.resume_at()) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
+                let deadline = self.conns.next_wakeup(&self.listening);
                 deadline.map(|d| d.saturating_duration_since(now))
             };
             match self.poll.poll(&mut events, timeout) {

@@ -101,13 +101,21 @@ impl DatagramRules {
     /// The answer to one datagram: `datagram` is what the receive buffer holds,
     /// `truncated` whether the kernel cut it short (`MSG_TRUNC` in the message flags);
     /// `now` is the wall-clock time, for daytime.
-    pub fn answer<'a>(&self, datagram: &'a [u8], truncated: bool, now: SystemTime) -> Answer<'a> {
+    ///
+    /// `now` is asked only by a service that needs the time (daytime): an echo, the
+    /// per-datagram hot path, reads no clock.
+    pub fn answer<'a>(
+        &self,
+        datagram: &'a [u8],
+        truncated: bool,
+        now: impl FnOnce() -> SystemTime,
+    ) -> Answer<'a> {
         if truncated || datagram.len() > self.max_len {
             return Answer::Drop(Dropped::Oversize);
         }
         match self.service {
             Service::Echo => Answer::Reply(Cow::Borrowed(datagram)),
-            Service::Daytime => Answer::Reply(Cow::Owned(daytime(now).into_bytes())),
+            Service::Daytime => Answer::Reply(Cow::Owned(daytime(now()).into_bytes())),
         }
     }
 }
@@ -204,20 +212,20 @@ mod tests {
         let echo = rules(Service::Echo, 4);
         let now = SystemTime::now();
         assert_eq!(
-            echo.answer(b"", false, now),
+            echo.answer(b"", false, || now),
             Answer::Reply(Cow::Borrowed(b""))
         );
         assert!(matches!(
-            echo.answer(b"abcd", false, now),
+            echo.answer(b"abcd", false, || now),
             Answer::Reply(Cow::Borrowed(b"abcd"))
         ));
         // Cut short by the kernel: the part that fit is not an answer.
         assert_eq!(
-            echo.answer(b"abcd", true, now),
+            echo.answer(b"abcd", true, || now),
             Answer::Drop(Dropped::Oversize)
         );
         assert_eq!(
-            echo.answer(b"abcde", false, now),
+            echo.answer(b"abcde", false, || now),
             Answer::Drop(Dropped::Oversize)
         );
     }
@@ -233,13 +241,13 @@ mod tests {
     fn daytime_answers_any_datagram_with_the_time_given() {
         let daytime_rules = rules(Service::Daytime, 100);
         let at = UNIX_EPOCH + Duration::from_secs(1_795_874_587); // 2026-11-28 14:03:07
-        let Answer::Reply(text) = daytime_rules.answer(b"what time is it?", false, at) else {
+        let Answer::Reply(text) = daytime_rules.answer(b"what time is it?", false, || at) else {
             panic!("daytime must answer");
         };
         assert_eq!(&*text, b"Sat, 28 Nov 2026 14:03:07 +0000\r\n");
         assert_eq!(daytime(UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 +0000\r\n");
         assert_eq!(
-            daytime_rules.answer(&[0; 101], false, at),
+            daytime_rules.answer(&[0; 101], false, || at),
             Answer::Drop(Dropped::Oversize)
         );
     }

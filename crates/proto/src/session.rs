@@ -502,8 +502,9 @@ impl Session {
 
     /// The send of a buffer from [`Session::take_transmit`] completed at `now` with `sent`
     /// of its bytes written (the kernel may write fewer). The rest goes back in front of
-    /// any output produced meanwhile, so nothing is lost, doubled or reordered; an empty
-    /// buffer is kept for the next output, saving an allocation per message.
+    /// any output produced meanwhile, so nothing is lost, doubled or reordered. An emptied
+    /// buffer is kept for output that appends (raw echo, frames completed while output is
+    /// queued); a framed reply completed with nothing queued brings its own.
     pub fn complete_transmit(&mut self, mut buf: Vec<u8>, sent: usize, now: Instant) {
         let sent = sent.min(buf.len());
         self.in_flight = 0;

@@ -3,10 +3,11 @@
 //! `mio`'s loop, N times over: `--workers N` threads (default one per CPU), each running
 //! [`echolab_mio::serve_on`] on a listening socket of its own. All N listeners are bound
 //! to the same port with `SO_REUSEPORT` ([`Listen::bind_reuse_port_unannounced`]: the
-//! port is announced once every loop runs), and the kernel,
-//! not the server, decides which loop gets a new connection. Nothing is shared between
-//! the loops — no queue, no lock, no hand-off of sockets — so each connection lives and
-//! dies on the thread that accepted it. This is the shape of nginx's workers (with
+//! port is announced once every loop runs), and the kernel, not the server, decides
+//! which loop gets a new connection. No connection is shared between the loops — no
+//! queue, no hand-off of sockets; the only shared state is the server's counters
+//! (atomics, and a lock per accept for the per-loop count) — so each connection lives
+//! and dies on the thread that accepted it. This is the shape of nginx's workers (with
 //! `reuseport`), envoy's worker threads and seastar's shards.
 //!
 //! **Who gets a connection.** For TCP the kernel picks the listener from a hash of the

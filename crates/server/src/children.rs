@@ -206,16 +206,6 @@ impl<T> Children<T> {
         self.drain_stats(stats);
     }
 
-    /// How many children are alive (not yet reaped).
-    pub fn len(&self) -> usize {
-        self.live.len()
-    }
-
-    /// Whether no child is alive.
-    pub fn is_empty(&self) -> bool {
-        self.live.is_empty()
-    }
-
     fn kill_and_reap(&mut self) {
         for pid in self.live.keys() {
             let _ = kill(*pid, Signal::SIGKILL);

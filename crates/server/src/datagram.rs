@@ -135,7 +135,7 @@ impl Responder {
     pub fn answer<'a>(&mut self, datagram: &'a [u8], truncated: bool) -> Option<Cow<'a, [u8]>> {
         self.counts.received += 1;
         self.bytes_in += datagram.len() as u64;
-        match self.rules.answer(datagram, truncated, SystemTime::now()) {
+        match self.rules.answer(datagram, truncated, SystemTime::now) {
             Answer::Reply(reply) => Some(reply),
             Answer::Drop(_) => {
                 self.counts.truncated += 1;

@@ -137,10 +137,7 @@ impl<W: Waiter> LevelLoop<'_, W> {
                 return Ok(());
             }
             let now = Instant::now();
-            let deadline = match (self.conns.next_deadline(), self.listening.resume_at()) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let deadline = self.conns.next_wakeup(&self.listening);
             let timeout = deadline.map(|d| d.saturating_duration_since(now));
             ready.clear();
             let idle = !std::mem::take(&mut self.progress);

@@ -181,6 +181,15 @@ impl<W> Conns<W> {
         self.timers.next_deadline()
     }
 
+    /// When the loop must wake next: a connection's deadline or the end of an accept
+    /// pause, whichever comes first.
+    pub fn next_wakeup(&self, listening: &Listening) -> Option<Instant> {
+        match (self.next_deadline(), listening.resume_at()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// The next connection whose deadline has passed at `now`, after telling its
     /// session; the model then writes what it owes and calls [`Conns::settle`].
     pub fn next_expired(&mut self, now: Instant) -> Option<usize> {

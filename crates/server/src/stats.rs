@@ -75,15 +75,6 @@ impl DatagramCounts {
     pub fn is_zero(&self) -> bool {
         *self == DatagramCounts::default()
     }
-
-    /// Adds `other` to these counts.
-    pub fn add(&mut self, other: &DatagramCounts) {
-        let mut sum = self.to_array();
-        for (total, n) in sum.iter_mut().zip(other.to_array()) {
-            *total += n;
-        }
-        *self = DatagramCounts::from_array(sum);
-    }
 }
 
 /// A point-in-time copy of [`ServerStats`], as printed in the JSON stats line.

@@ -91,11 +91,6 @@ impl<T> WatchList<T> {
         &self.entries
     }
 
-    /// Every entry, mutably, in list order.
-    pub fn entries_mut(&mut self) -> &mut [(Watched, T)] {
-        &mut self.entries
-    }
-
     /// How many descriptors are watched.
     pub fn len(&self) -> usize {
         self.entries.len()

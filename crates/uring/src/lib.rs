@@ -294,10 +294,7 @@ impl Loop<'_> {
     /// Submits what this turn queued and waits for one completion, or the earliest
     /// deadline: one `io_uring_enter`.
     fn wait(&mut self) -> io::Result<()> {
-        let deadline = match (self.conns.next_deadline(), self.listening.resume_at()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let deadline = self.conns.next_wakeup(&self.listening);
         let deadline = if self.shutting_down && self.conns.is_empty() {
             Some(self.now + FINAL_WAIT)
         } else {
