@@ -204,12 +204,15 @@ async fn converse(
         if session.is_closed() {
             return Ok(());
         }
-        let deadline = session.poll_timeout();
-        if deadline != armed {
-            if let Some(deadline) = deadline {
+        // Re-armed only when the deadline came nearer or nothing is armed: the idle
+        // deadline moves later after every message, and a timer that fires early only
+        // makes the session re-check (it is re-armed here after firing), as
+        // `Deadlines::schedule` does for the event loops.
+        if let Some(deadline) = session.poll_timeout() {
+            if armed.is_none_or(|at| deadline < at) {
                 timer.as_mut().reset(deadline.into());
+                armed = Some(deadline);
             }
-            armed = deadline;
         }
         tokio::select! {
             biased;
@@ -239,7 +242,10 @@ async fn converse(
                 }
                 buf.clear();
             }
-            () = &mut timer, if armed.is_some() => session.handle_timeout(Instant::now()),
+            () = &mut timer, if armed.is_some() => {
+                armed = None;
+                session.handle_timeout(Instant::now());
+            }
             // A session that is not closed always wants to read, write or wait for a
             // deadline; should one ever want none of these, close it rather than hang.
             else => return Err(io::Error::other("session waits for nothing")),
