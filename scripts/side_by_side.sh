@@ -6,6 +6,8 @@
 # server model; each client's CPU (user+sys) comes from /usr/bin/time.
 #
 # Knobs: MODELS, CONNS, SIZE, DURATION, REPEATS, LOAD_ARGS (extra `echolab load` flags).
+# A MODELS entry with a slash is a reference server taking a PORT (../shared/anchors):
+#   MODELS=/tmp/anchors-bin/epoll_et scripts/side_by_side.sh
 # Needs tcp-echo-benchmark on PATH or in $TEB (kept out of this repository):
 #   cargo install tcp-echo-benchmark --root /tmp/tools && export TEB=/tmp/tools/bin/tcp-echo-benchmark
 set -euo pipefail
@@ -58,10 +60,19 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 printf '\n%-8s %-20s %4s %12s %14s %18s\n' model tool run responses/s "client CPU-s" "CPU-s per 1M resp"
 for model in $MODELS; do
-    "$ECHOLAB" serve "$model" --protocol raw --addr 127.0.0.1:0 >"$WORK/server" &
-    SERVER_PID=$!
-    for _ in $(seq 50); do grep -q '^listening on' "$WORK/server" && break; sleep 0.1; done
-    addr=$(sed -n 's/^listening on //p' "$WORK/server")
+    if [[ $model == */* ]]; then
+        port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        "$model" "$port" >"$WORK/server" &
+        SERVER_PID=$!
+        addr=127.0.0.1:$port
+        for _ in $(seq 50); do grep -q 'listening' "$WORK/server" && break; sleep 0.1; done
+        model=$(basename "$model")
+    else
+        "$ECHOLAB" serve "$model" --protocol raw --addr 127.0.0.1:0 >"$WORK/server" &
+        SERVER_PID=$!
+        for _ in $(seq 50); do grep -q '^listening on' "$WORK/server" && break; sleep 0.1; done
+        addr=$(sed -n 's/^listening on //p' "$WORK/server")
+    fi
     [[ -n $addr ]] || { echo "server $model did not start" >&2; exit 1; }
     : >"$WORK/rows"
     for run in $(seq "$REPEATS"); do

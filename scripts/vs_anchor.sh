@@ -12,7 +12,10 @@
 #   MODEL  an echolab model (served with --protocol raw)
 #   ANCHOR a reference server built by ../shared/anchors/build.sh: epoll_et,
 #          uring_echo or uring_multishot (or a path to any server taking a PORT)
-# env: ECHOLAB (default target/release/echolab), ANCH (default /tmp/anchors-bin),
+# env: FIGURE=p50 measures latency instead: `echolab load --protocol raw` (closed loop,
+#      depth 1) against each server in turn, and the ratio of the p50 round trips
+#      (model / reference: below 1 is faster), e.g. `FIGURE=p50 $0 mio epoll_et 1 64 5 4`;
+#      ECHOLAB (default target/release/echolab), ANCH (default /tmp/anchors-bin),
 #      SERVE_ARGS (extra `echolab serve` flags, e.g. "--workers 2"), TEB
 #      (tcp-echo-benchmark, default $ANCH/tcp-echo-benchmark)
 set -euo pipefail
@@ -102,6 +105,34 @@ measure() {
     awk -v r="$responses" -v t="$((after - before))" -v ns="$((ns_after - ns_before))" -v hz="$hz" \
         'BEGIN { printf "%d %d %.0f %.0f\n", r, t, (t > 0 ? r * hz / t : 0), (ns > 0 ? r * 1e9 / ns : 0) }'
 }
+
+# One latency run: prints the p50 round trip in microseconds.
+p50() {
+    "$ECHOLAB" load --addr "$1" --protocol raw --conns "$CONNS" --size "$LEN" \
+        --duration "${SECS}s" --warmup 500ms --json | grep -o '"p50":[0-9.]*' | cut -d: -f2
+}
+
+if [ "${FIGURE:-}" = p50 ]; then
+    echo "machine: $(nproc) CPUs, kernel $(uname -r), $(date -u +%Y-%m-%d)"
+    echo "load: echolab load --protocol raw --conns $CONNS --size $LEN --duration ${SECS}s; reference $(basename "$reference"), echolab $model"
+    printf '%-5s %-16s %10s\n' pair server p50_us
+    for pair in $(seq "$PAIRS"); do
+        order="reference model"
+        if ((pair % 2 == 0)); then order="model reference"; fi
+        for side in $order; do
+            if [ "$side" = reference ]; then v=$(p50 "127.0.0.1:$PORT"); name=$(basename "$reference")
+            else v=$(p50 "$model_addr"); name=$model; fi
+            printf '%-5s %-16s %10s\n' "$pair" "$name" "$v"
+            echo "$pair $side $v" >>"$tmp/p50"
+        done
+    done
+    awk '{ v[$2, $1] = $3; pairs[$1] = 1 }
+         END { n = 0; for (p in pairs) r[++n] = v["model", p] / v["reference", p]
+               for (i = 2; i <= n; i++) { x = r[i]; j = i - 1; while (j > 0 && r[j] > x) { r[j + 1] = r[j]; j-- } r[j + 1] = x }
+               printf "p50 ratios per pair, sorted (model / reference):"; for (i = 1; i <= n; i++) printf " %.2f", r[i]
+               printf "; median %.2f\n", (n % 2 ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2) }' "$tmp/p50"
+    exit 0
+fi
 
 echo "machine: $(nproc) CPUs, kernel $(uname -r), $(date -u +%Y-%m-%d)"
 echo "load: tcp-echo-benchmark -c $CONNS -l $LEN -t $SECS; reference $(basename "$reference") on 127.0.0.1:$PORT, echolab $model on $model_addr"

@@ -147,6 +147,8 @@ impl<W: Waiter> LevelLoop<'_, W> {
                 Err(e) => return Err(e),
             }
             tracing::trace!(ready = ready.len(), ?timeout, idle, "turn");
+            // One clock read per turn, as in mio: every message's deadlines come from it.
+            let now = Instant::now();
             for event in &ready {
                 match event.source {
                     Source::Listener => self.accept_all()?,
@@ -156,15 +158,17 @@ impl<W: Waiter> LevelLoop<'_, W> {
                             self.begin_shutdown();
                         }
                     }
-                    Source::Conn(index) => self.drive(index, event.readable, event.writable),
+                    Source::Conn(index) => self.drive(index, event.readable, event.writable, now),
                 }
             }
-            let now = Instant::now();
             if self.listening.resume_if_due(now) {
                 self.watch_listener()?;
             }
             while let Some(index) = self.conns.next_expired(now) {
-                let result = self.conns.get_mut(index).map_or(Ok(()), flush);
+                let result = self
+                    .conns
+                    .get_mut(index)
+                    .map_or(Ok(()), |conn| flush(conn, now));
                 self.settle(index, result);
             }
         }
@@ -224,11 +228,11 @@ impl<W: Waiter> LevelLoop<'_, W> {
     }
 
     /// One step of work on a connection the waiter reported.
-    fn drive(&mut self, index: usize, readable: bool, writable: bool) {
+    fn drive(&mut self, index: usize, readable: bool, writable: bool, now: Instant) {
         let Some(conn) = self.conns.get_mut(index) else {
             return;
         };
-        let result = step(conn, &mut self.buf, readable, writable);
+        let result = step(conn, &mut self.buf, readable, writable, now);
         if let Ok(true) = result {
             self.progress = true;
         }
@@ -265,11 +269,14 @@ impl<W: Waiter> LevelLoop<'_, W> {
         drop(self.listening.close());
         // The waker stays readable forever; a level-triggered loop must stop watching it.
         self.stop_watching_waker();
+        let now = Instant::now();
         for index in self.conns.indices() {
             let Some(conn) = self.conns.get_mut(index) else {
                 continue;
             };
-            let result = conn.begin_shutdown(&mut self.buf).and_then(|_| flush(conn));
+            let result = conn
+                .begin_shutdown(&mut self.buf)
+                .and_then(|_| flush(conn, now));
             self.settle(index, result);
         }
     }
@@ -304,19 +311,20 @@ fn step(
     buf: &mut [u8],
     readable: bool,
     writable: bool,
+    now: Instant,
 ) -> io::Result<bool> {
     let mut moved = false;
     if readable && conn.session.wants_read() {
-        moved = !matches!(conn.read_once(buf)?, ReadOutcome::WouldBlock);
+        moved = !matches!(conn.read_once(buf, now)?, ReadOutcome::WouldBlock);
     }
     if writable || conn.session.wants_write() {
         let before = conn.session.stats().bytes_out;
-        flush(conn)?;
+        flush(conn, now)?;
         moved |= conn.session.stats().bytes_out != before;
     }
     Ok(moved)
 }
 
-fn flush(conn: &mut Conn<Interest>) -> io::Result<()> {
-    conn.flush().map(drop)
+fn flush(conn: &mut Conn<Interest>, now: Instant) -> io::Result<()> {
+    conn.flush(now).map(drop)
 }

@@ -52,12 +52,17 @@ pub fn read_available<S: Read>(
     Ok(Drained::Session)
 }
 
-/// Writes the session's output until it is empty or the socket is full.
-pub fn write_pending<S: Write>(stream: &mut S, session: &mut Session) -> io::Result<Drained> {
+/// Writes the session's output until it is empty or the socket is full; `now` is the
+/// caller's clock (a loop reads it once per turn).
+pub fn write_pending<S: Write>(
+    stream: &mut S,
+    session: &mut Session,
+    now: Instant,
+) -> io::Result<Drained> {
     while session.wants_write() {
         match stream.write(session.output()) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => session.consume_output(n, Instant::now()),
+            Ok(n) => session.consume_output(n, now),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Drained::WouldBlock),
             Err(e) => return Err(e),

@@ -44,16 +44,18 @@ pub enum ReadOutcome {
 }
 
 impl<W> Conn<W> {
-    /// One `read` into the session (retried on EINTR).
-    pub fn read_once(&mut self, buf: &mut [u8]) -> io::Result<ReadOutcome> {
+    /// One `read` into the session (retried on EINTR). `now` is the loop turn's clock:
+    /// one clock read per turn instead of one per message, and the deadlines it sets
+    /// are at most a turn early.
+    pub fn read_once(&mut self, buf: &mut [u8], now: Instant) -> io::Result<ReadOutcome> {
         loop {
             match self.stream.read(buf) {
                 Ok(0) => {
-                    self.session.handle_eof(Instant::now());
+                    self.session.handle_eof(now);
                     return Ok(ReadOutcome::Eof);
                 }
                 Ok(n) => {
-                    self.session.handle_input(&buf[..n], Instant::now());
+                    self.session.handle_input(&buf[..n], now);
                     return Ok(ReadOutcome::Data(n));
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -65,9 +67,10 @@ impl<W> Conn<W> {
         }
     }
 
-    /// Writes the session's output until it is empty or the socket is full.
-    pub fn flush(&mut self) -> io::Result<Drained> {
-        write_pending(&mut self.stream, &mut self.session)
+    /// Writes the session's output until it is empty or the socket is full (`now` as
+    /// for [`Conn::read_once`]).
+    pub fn flush(&mut self, now: Instant) -> io::Result<Drained> {
+        write_pending(&mut self.stream, &mut self.session, now)
     }
 
     /// Shutdown has begun: takes in what the peer already sent (without waiting for
