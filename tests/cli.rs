@@ -262,3 +262,55 @@ fn without_rust_log_a_server_logs_nothing() {
     let log = server_stderr_around_one_echo(None);
     assert!(log.is_empty(), "{log}");
 }
+
+/// `load --transport udp` against a socket that never answers: with no `--timeout` a
+/// datagram counts lost after the library's 1 s (as in the harness), not the 5 s TCP
+/// connect/read timeout; an explicit `--timeout` still rules.
+#[test]
+fn udp_load_counts_a_datagram_lost_after_one_second_by_default() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a silent socket");
+    let addr = silent.local_addr().expect("local address").to_string();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "load",
+            "--transport",
+            "udp",
+            "--addr",
+            &addr,
+            "--conns",
+            "1",
+            "--rate",
+            "20",
+            "--duration",
+            "200ms",
+            "--warmup",
+            "0s",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let started = std::time::Instant::now();
+        let output = echolab(&args);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let report: serde_json::Value =
+            serde_json::from_slice(&output.stdout).expect("the report is JSON");
+        (
+            started.elapsed(),
+            report["lost"].as_u64().expect("lost is counted"),
+        )
+    };
+    let (elapsed, lost) = run(&[]);
+    assert!(lost > 0, "nothing answered, so every datagram is lost");
+    assert!(
+        elapsed < Duration::from_secs(4),
+        "the default reply timeout is 1 s, yet the run took {elapsed:?}"
+    );
+    let (elapsed, _) = run(&["--timeout", "2s"]);
+    assert!(
+        elapsed >= Duration::from_secs(2),
+        "--timeout 2s waits 2 s for owed replies, the run took {elapsed:?}"
+    );
+}

@@ -25,7 +25,7 @@ pub(crate) struct LoadArgs {
     #[arg(long, default_value_t = 512)]
     size: usize,
     /// Messages in flight per connection (closed loop; UDP: per socket, a message
-    /// counted lost after `--timeout` with no reply).
+    /// counted lost after `--timeout`, default 1s, with no reply).
     #[arg(long, default_value_t = 1)]
     depth: usize,
     /// Measured time, e.g. 10s, 1m or 500ms (a bare number is seconds).
@@ -100,9 +100,12 @@ fn run_udp(args: &LoadArgs) -> Result<ExitCode> {
         depth: args.depth,
         duration: args.duration,
         warmup: args.warmup,
-        reply_timeout: args.client.timeout,
         rate: args.rate,
         ..DatagramLoadConfig::new(args.client.addr)
+    };
+    let config = DatagramLoadConfig {
+        reply_timeout: args.client.timeout.unwrap_or(config.reply_timeout),
+        ..config
     };
     let report = datagram::run_load(&config).context("load run failed")?;
     print_report(args.json, serde_json::to_string(&report), report.summary())

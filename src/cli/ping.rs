@@ -25,7 +25,7 @@ pub(crate) fn run(args: PingArgs) -> Result<ExitCode> {
         bail!("--count must be at least 1");
     }
     if args.client.udp()? {
-        return ping_udp(&args, args.client.addr, args.client.timeout);
+        return ping_udp(&args, args.client.addr, args.client.timeout());
     }
     let config = args.client.client_config()?;
     let mut client = Client::connect(&config)?;
