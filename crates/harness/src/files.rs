@@ -43,7 +43,7 @@ pub fn write_run(results_root: &Path, run: &RunResults) -> Result<PathBuf, Harne
     write(&dir.join("README.md"), &run_readme(run, &charts))?;
     write(
         &results_root.join("README.md"),
-        &index_readme(run, &run_dirs(results_root)),
+        &index_readme(run, results_root, &run_dirs(results_root)),
     )?;
     Ok(dir)
 }
@@ -233,14 +233,7 @@ fn floor_section(run: &RunResults) -> String {
     out
 }
 
-/// Models renamed since older runs were committed; the runs keep their names.
-const RENAMED: &str = "Model names: runs committed before the syscall classics arrived \
-(`spin`, `select`, `poll`; 2026-11-30) name the level-triggered epoll model `poll`. That \
-model is now called `polling`, and `poll` is the model that calls `poll(2)`. The old runs \
-keep the names they were made with, in their tables, CSV, JSON and charts: read `poll` in \
-the 2026-11-23 runs as today's `polling`.";
-
-fn index_readme(run: &RunResults, all_runs: &[String]) -> String {
+fn index_readme(run: &RunResults, root: &Path, all_runs: &[String]) -> String {
     let latest = &run.machine;
     let name = run.dir_name();
     let mut out = format!(
@@ -248,14 +241,30 @@ fn index_readme(run: &RunResults, all_runs: &[String]) -> String {
          (`-full` for the whole matrix), with its machine, commit and exact command in its \
          README.\n\nLatest: [{name}]({name}/README.md) ({} on {}, {} logical CPUs).\n\n\
          Reproduce with `cargo run --release -- compare` (add `--full` for the whole matrix); \
-         see [docs/benchmarking.md](../docs/benchmarking.md) for the method.\n\n{RENAMED}\n\n\
-         ## All runs\n\n",
+         see [docs/benchmarking.md](../docs/benchmarking.md) for the method.\n\n## All runs\n\n",
         latest.started, latest.cpu, latest.cores
     );
     for dir in all_runs {
-        out.push_str(&format!("- [{dir}]({dir}/README.md)\n"));
+        out.push_str(&format!(
+            "- [{dir}]({dir}/README.md){}\n",
+            run_flags(root, dir)
+        ));
     }
     out
+}
+
+/// What a run was asked for, from its results.json: `: compare --scenario udp`, so the
+/// index tells a partial run from a whole one; empty when the file cannot say.
+fn run_flags(root: &Path, dir: &str) -> String {
+    let command = std::fs::read_to_string(root.join(dir).join("results.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|run| run["machine"]["command"].as_str().map(str::to_owned));
+    match command.as_deref().and_then(|c| c.split_once(" compare")) {
+        Some((_, flags)) if flags.trim().is_empty() => ": `compare` (the default plan)".into(),
+        Some((_, flags)) => format!(": `compare {}`", flags.trim()),
+        None => String::new(),
+    }
 }
 
 #[cfg(test)]
