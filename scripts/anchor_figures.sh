@@ -15,7 +15,7 @@
 # usage: scripts/anchor_figures.sh [LOG]        (default LOG: /tmp/anchor-figures.log)
 # env:   PAIRS (vs_anchor pairs, default 7), ANCH (default /tmp/anchors-bin, built by
 #        ../shared/anchors/build.sh), QUICK=1 (fewer pairs and shorter runs: a smoke test)
-# Takes about 15 minutes; nothing else should run on the machine meanwhile.
+# Takes about 8 minutes; nothing else should run on the machine meanwhile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log=${1:-/tmp/anchor-figures.log}
