@@ -236,13 +236,13 @@ fn bad_arguments_are_one_clear_line() {
 #[test]
 fn a_committed_run_diffed_with_itself_is_within_noise_and_other_plans_are_refused() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
-    let run = root.join("2026-11-23-vm");
+    let run = root.join("2026-11-30-vm");
     let run = run.to_str().expect("utf-8 path");
     let output = compare(&["--diff", run, run], Duration::from_secs(30));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{output:?}");
     assert!(
-        stdout.contains("| mio | throughput 100x64 | 1.00x within noise"),
+        stdout.contains("| mio | latency 1x64 | 1.00x within noise"),
         "{stdout}"
     );
     assert!(
@@ -250,15 +250,15 @@ fn a_committed_run_diffed_with_itself_is_within_noise_and_other_plans_are_refuse
         "{stdout}"
     );
 
-    let full = root.join("2026-11-23-vm-full");
+    let udp = root.join("2026-11-30-vm-udp");
     let output = compare(
-        &["--diff", run, full.to_str().expect("utf-8 path")],
+        &["--diff", run, udp.to_str().expect("utf-8 path")],
         Duration::from_secs(30),
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{output:?}");
     assert!(
-        stderr.contains("plans differ in `cells` (9 cells vs 15 cells)"),
+        stderr.contains("plans differ in `cells` (5 cells vs 6 cells)"),
         "{stderr}"
     );
 }

@@ -307,7 +307,8 @@ mod tests {
 
     #[test]
     fn a_row_reads_as_in_the_committed_runs() {
-        // The first row of results/2026-11-23-vm, from the same run's results.json.
+        // The first row of the 2026-11-23 default run (since replaced by
+        // results/2026-11-30-vm-full), from its results.json.
         let m = Measurement {
             model: "iterative".into(),
             cell: Scenario::Latency.cells(false)[0],
