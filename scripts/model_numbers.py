@@ -163,12 +163,19 @@ def table(headers, rows):
     return "\n".join(lines)
 
 
+def repeats(plan):
+    """How many runs each figure is: a median of several, or one run."""
+    each = f"{plan['duration']:g} s each after {plan['warmup']:g} s warm-up"
+    if plan["repeat"] == 1:
+        return f"one run per cell, {each} (no repeats: each figure is one run, not a median)"
+    return f"median of {plan['repeat']} runs of {each}"
+
+
 def intro(run, model, page_dir):
     m, p = run.machine, run.plan
     source = (f"From the committed run [{run.name}]({run.link(page_dir)}) ({m['cpu']}, "
               f"{m['cores']} logical CPUs, kernel {m['kernel']}, commit `{m['commit']}`; "
-              f"`{m['command']}`): median of {p['repeat']} runs of {p['duration']:g} s each "
-              f"after {p['warmup']:g} s warm-up.")
+              f"`{m['command']}`): {repeats(p)}.")
     if run.floor:
         source += (f" The machine's loopback floor before the run (a trivial blocking echo, 64 B): "
                    f"p50 {run.floor['same_cpu']['p50_us']:.1f} µs on one CPU, "
@@ -177,8 +184,9 @@ def intro(run, model, page_dir):
         sockets = max(s["cell"]["conns"] for s in run.cells(model))
         reading = (f"Each cell is {sockets} client sockets offering datagrams at the cell's rate (open loop), "
                    "every reply verified; loss % is the share sent that got no reply. "
-                   f"The client shares the {m['cores']} cores with the server, so read ratios "
-                   "within the run and where loss begins, not absolutes.")
+                   f"The client shares the {m['cores']} cores with the server — past about "
+                   "50,000 datagrams/s the pair, not the server alone, is what loses — so read "
+                   "ratios within the run and where loss begins, not absolutes.")
     else:
         reading = (f"The client shares the {m['cores']} cores with the server, so read ratios "
                    "within the run, not absolutes; \"vs best\" is this model's throughput as a share "
