@@ -54,6 +54,9 @@ def short(x):
 
 
 def spread(s):
+    """The median with the min–max of the repeats (just the figure for a one-run cell)."""
+    if s["min"] == s["max"]:
+        return short(s["median"])
     return f"{short(s['median'])} ({short(s['min'])}–{short(s['max'])})"
 
 
@@ -136,14 +139,19 @@ def latency(s, field):
 
 
 def cpu_per_resp(s):
+    """One decimal below 100 µs (9.8), whole microseconds above (394)."""
     c = s.get("server_cpu_us_per_response")
-    return one_decimal(c["median"]) if c else "–"
+    if not c:
+        return "–"
+    return one_decimal(c["median"]) if c["median"] < 100 else f"{c['median']:.0f}"
 
 
 def stream_row(run, s):
     if s["cell"]["conns"] == 0:  # rest: no traffic; what doing nothing costs
         share = {k: v * 100 for k, v in s["server_cpu_share"].items()}
-        at_rest = f"{share['median']:.1f}% of a core at rest ({share['min']:.1f}–{share['max']:.1f})"
+        at_rest = f"{share['median']:.1f}% of a core at rest"
+        if share["min"] != share["max"]:
+            at_rest += f" ({share['min']:.1f}–{share['max']:.1f})"
         return ["– (no traffic)", "–", "–", "–", at_rest] + rss_and_procs(s) + ["–"]
     rate, best = s["responses_per_sec"]["median"], run.best[key(s["cell"])]
     vs_best = f"{100 * rate / best:.0f}%" if rate > 0 else "–"
@@ -225,13 +233,14 @@ def skipped_sentence(run, model):
 
 
 def block(run, model, page_dir):
+    throughput = "responses/s (min–max)" if run.plan["repeat"] > 1 else "responses/s"
     if run.is_datagram(model):
-        headers = ["cell", "responses/s (min–max)", "loss %", "p50 µs", "p99 µs",
+        headers = ["cell", throughput, "loss %", "p50 µs", "p99 µs",
                    "server CPU µs/resp", "peak RSS MiB", "threads/procs", "note"]
         rows = [[label(s["cell"])] + udp_row(s) + [s["note"]] for s in run.cells(model)]
         charts = UDP_CHARTS
     else:
-        headers = ["cell", "responses/s (min–max)", "vs best", "p50 µs", "p99 µs",
+        headers = ["cell", throughput, "vs best", "p50 µs", "p99 µs",
                    "server CPU µs/resp", "peak RSS MiB", "threads/procs", "Jain", "note"]
         rows = [[label(s["cell"])] + stream_row(run, s) + [s["note"]] for s in run.cells(model)]
         charts = STREAM_CHARTS
