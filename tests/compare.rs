@@ -287,6 +287,15 @@ fn udp_scenario_runs_the_datagram_models_and_charts_loss_against_rate() {
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "stderr: {stderr}");
+    // Not a terminal: no progress bar, so a line per cell says where the run is.
+    assert!(
+        stderr.contains("run 1/6: udp 4x64 @ 25.0k/s (repeat 1/1)"),
+        "stderr: {stderr}"
+    );
+    assert!(
+        stderr.contains("run 6/6: udp 4x1400 @ 100k/s"),
+        "stderr: {stderr}"
+    );
     let dir = only_run_dir(&out.0);
     let rows = csv_rows(&dir);
     // 2 sizes x 3 rates, the datagram model only: a stream model has no udp cell.

@@ -11,7 +11,9 @@ use crate::error::HarnessError;
 use crate::scenario::Plan;
 
 /// Runs `plan`, calling `log` with a line for each failed run (a model that cannot start
-/// is reported and skipped, not fatal to the other models).
+/// is reported and skipped, not fatal to the other models). When stderr is not a
+/// terminal there is no progress bar, so a line goes there as each cell starts: a long
+/// run in the background says in its log where it is.
 pub fn run_plan(
     plan: &Plan,
     binary: &Path,
@@ -31,9 +33,22 @@ pub fn run_plan(
             .map_err(|e| HarnessError::Plan(format!("cannot pin the client to CPU {cpu}: {e}")))?;
     }
     let progress = progress_bar(plan.runs() as u64);
+    let plain = progress.is_hidden();
+    let started = std::time::Instant::now();
     let mut measurements = Vec::with_capacity(plan.runs());
     for repeat in 0..plan.repeat {
         for cell in &plan.cells {
+            if plain && plan.models.iter().any(|m| plan.fits(m, cell)) {
+                eprintln!(
+                    "echolab compare: run {}/{}: {} (repeat {}/{}), {:.0} s in",
+                    progress.position() + 1,
+                    plan.runs(),
+                    cell.label(),
+                    repeat + 1,
+                    plan.repeat,
+                    started.elapsed().as_secs_f64()
+                );
+            }
             for model in plan.models.iter().filter(|m| plan.fits(m, cell)) {
                 progress.set_message(format!("{model} {} (repeat {})", cell.label(), repeat + 1));
                 match run_cell(&settings, model, *cell, repeat) {
