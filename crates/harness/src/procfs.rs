@@ -45,10 +45,10 @@ pub fn sample_tree(root: u32) -> io::Result<TreeSample> {
 /// Reads one process alone, its live children left out (a `fork` parent without the
 /// children that hold the connections); its CPU still includes the children it reaped.
 pub fn sample_process(pid: u32) -> io::Result<TreeSample> {
-    let ticks = cpu_ticks(pid)?;
+    let cpu_secs = cpu_secs(pid)?;
     let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
     Ok(TreeSample {
-        cpu_secs: ticks as f64 / ticks_per_sec(),
+        cpu_secs,
         rss_kb: status_field(&status, "VmRSS:").unwrap_or(0),
         threads: status_field(&status, "Threads:").unwrap_or(0),
         processes: 1,
@@ -132,7 +132,50 @@ pub fn state(pid: u32) -> Option<char> {
     stat_fields(&stat).ok()?.next()?.chars().next()
 }
 
+/// CPU seconds of one process, the larger of two readings that can each only fall
+/// short: `utime + stime + cutime + cstime` (clock ticks, which count threads that have
+/// exited, but which read a `fork` server's hundred children — each on a CPU a few
+/// milliseconds a second, in bursts — up to 2x low in a one-second window), and its live
+/// threads' time on a CPU from `schedstat` (exact nanoseconds, but a thread that exited
+/// is gone from it) plus the reaped children (`cutime + cstime`).
+fn cpu_secs(pid: u32) -> io::Result<f64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields from 3 (state) on: utime, stime, cutime, cstime are fields 14..17.
+    let times: Vec<u64> = stat_fields(&stat)?
+        .skip(11)
+        .take(4)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .collect();
+    let ticks = times.iter().sum::<u64>() as f64 / ticks_per_sec();
+    let reaped = times.iter().skip(2).sum::<u64>() as f64 / ticks_per_sec();
+    let exact = threads_on_cpu_ns(pid).map_or(0.0, |ns| ns as f64 / 1e9 + reaped);
+    Ok(ticks.max(exact))
+}
+
+/// Sum of the first `schedstat` field (nanoseconds on a CPU) over the process's threads;
+/// `None` if the kernel has no `schedstat` (a thread that exits meanwhile is skipped).
+fn threads_on_cpu_ns(pid: u32) -> Option<u64> {
+    let tasks = fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = 0;
+    let mut any = false;
+    for task in tasks.flatten() {
+        let Ok(text) = fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        if let Some(ns) = text
+            .split_whitespace()
+            .next()
+            .and_then(|f| f.parse::<u64>().ok())
+        {
+            total += ns;
+            any = true;
+        }
+    }
+    any.then_some(total)
+}
+
 /// utime + stime + cutime + cstime of one process, in clock ticks.
+#[cfg(test)]
 fn cpu_ticks(pid: u32) -> io::Result<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The first field is field 3 (state); utime..cstime are fields 14..17.

@@ -62,19 +62,26 @@ impl Window {
 
 fn watch(pid: u32, from: Instant, to: Instant, stop: &AtomicBool) -> Window {
     let mut window = Window::default();
-    let mut at_from: Option<TreeSample> = None;
-    let mut last = TreeSample::default();
+    let mut at_from: Option<(Instant, TreeSample)> = None;
+    let mut last = (from, TreeSample::default());
+    // The window's last reading is taken a little before its end: a walk over a big
+    // tree takes tens of milliseconds, and the load's connections close right after the
+    // end — a `fork` child that exits and is reaped while the walk goes on is counted
+    // neither live nor in its parent's `cutime`, and half the window's CPU went missing.
+    // The CPU between the two readings is scaled to the window's length.
     loop {
         let now = Instant::now();
         let stopping = stop.load(Ordering::Relaxed);
         let Ok(sample) = sample_tree(pid) else { break };
         let cost = now.elapsed();
         window.observe(sample);
-        last = sample;
+        last = (now, sample);
         if at_from.is_none() && now >= from {
-            at_from = Some(sample);
+            at_from = Some((now, sample));
         }
-        if now >= to || stopping {
+        let guard = (cost * 2).min((to - from) / 4);
+        let end = to.checked_sub(guard).unwrap_or(to).max(from);
+        if (now >= end && at_from.is_some()) || stopping {
             break;
         }
         // Wake at the next peak sample, but exactly at the window's edges.
@@ -82,11 +89,15 @@ fn watch(pid: u32, from: Instant, to: Instant, stop: &AtomicBool) -> Window {
         if at_from.is_none() {
             next = next.min(from);
         }
-        next = next.min(to);
+        next = next.min(end);
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
-    if let Some(start) = at_from {
-        window.cpu_secs = (last.cpu_secs - start.cpu_secs).max(0.0);
+    if let Some((started, start)) = at_from {
+        let measured = last.0.saturating_duration_since(started);
+        if !measured.is_zero() {
+            let scale = (to - from).as_secs_f64() / measured.as_secs_f64();
+            window.cpu_secs = ((last.1.cpu_secs - start.cpu_secs) * scale).max(0.0);
+        }
     }
     window
 }
