@@ -106,6 +106,22 @@ measure() {
         'BEGIN { printf "%d %d %.0f %.0f\n", r, t, (t > 0 ? r * hz / t : 0), (ns > 0 ? r * 1e9 / ns : 0) }'
 }
 
+# Per pair, the model's figure over the reference's (column COL of FILE, lines "pair side
+# value..."); sorted, and their median.
+median_ratio() {
+    awk -v col="$1" -v label="$2" '
+        { rate[$2, $1] = $col; pairs[$1] = 1 }
+        END {
+            n = 0
+            for (p in pairs) { ratio[++n] = (rate["reference", p] > 0 ? rate["model", p] / rate["reference", p] : 0) }
+            for (i = 2; i <= n; i++) { v = ratio[i]; j = i - 1; while (j > 0 && ratio[j] > v) { ratio[j + 1] = ratio[j]; j-- } ratio[j + 1] = v }
+            median = (n % 2 ? ratio[(n + 1) / 2] : (ratio[n / 2] + ratio[n / 2 + 1]) / 2)
+            printf "%s: ratios per pair, sorted (model / reference):", label
+            for (i = 1; i <= n; i++) printf " %.2f", ratio[i]
+            printf "; median %.2f\n", median
+        }' "${3:-$tmp/rates}"
+}
+
 # One latency run: prints the p50 round trip in microseconds.
 p50() {
     "$ECHOLAB" load --addr "$1" --protocol raw --conns "$CONNS" --size "$LEN" \
@@ -126,11 +142,7 @@ if [ "${FIGURE:-}" = p50 ]; then
             echo "$pair $side $v" >>"$tmp/p50"
         done
     done
-    awk '{ v[$2, $1] = $3; pairs[$1] = 1 }
-         END { n = 0; for (p in pairs) r[++n] = v["model", p] / v["reference", p]
-               for (i = 2; i <= n; i++) { x = r[i]; j = i - 1; while (j > 0 && r[j] > x) { r[j + 1] = r[j]; j-- } r[j + 1] = x }
-               printf "p50 ratios per pair, sorted (model / reference):"; for (i = 1; i <= n; i++) printf " %.2f", r[i]
-               printf "; median %.2f\n", (n % 2 ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2) }' "$tmp/p50"
+    median_ratio 3 "p50" "$tmp/p50"
     exit 0
 fi
 
@@ -152,19 +164,6 @@ for pair in $(seq "$PAIRS"); do
         echo "$pair $side $rate $exact" >>"$tmp/rates"
     done
 done
-median_ratio() {
-    awk -v col="$1" -v label="$2" '
-        { rate[$2, $1] = $col; pairs[$1] = 1 }
-        END {
-            n = 0
-            for (p in pairs) { ratio[++n] = (rate["reference", p] > 0 ? rate["model", p] / rate["reference", p] : 0) }
-            for (i = 2; i <= n; i++) { v = ratio[i]; j = i - 1; while (j > 0 && ratio[j] > v) { ratio[j + 1] = ratio[j]; j-- } ratio[j + 1] = v }
-            median = (n % 2 ? ratio[(n + 1) / 2] : (ratio[n / 2] + ratio[n / 2 + 1]) / 2)
-            printf "%s: ratios per pair, sorted (model / reference):", label
-            for (i = 1; i <= n; i++) printf " %.2f", ratio[i]
-            printf "; median %.2f\n", median
-        }' "$tmp/rates"
-}
 median_ratio 3 "responses per server CPU-second (utime+stime)"
 median_ratio 4 "responses per server CPU-second (schedstat)"
 awk '{ rate[$2, $1] = $3; pairs[$1] = 1 }

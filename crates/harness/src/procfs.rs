@@ -139,15 +139,9 @@ pub fn state(pid: u32) -> Option<char> {
 /// threads' time on a CPU from `schedstat` (exact nanoseconds, but a thread that exited
 /// is gone from it) plus the reaped children (`cutime + cstime`).
 fn cpu_secs(pid: u32) -> io::Result<f64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields from 3 (state) on: utime, stime, cutime, cstime are fields 14..17.
-    let times: Vec<u64> = stat_fields(&stat)?
-        .skip(11)
-        .take(4)
-        .filter_map(|f| f.parse::<u64>().ok())
-        .collect();
-    let ticks = times.iter().sum::<u64>() as f64 / ticks_per_sec();
-    let reaped = times.iter().skip(2).sum::<u64>() as f64 / ticks_per_sec();
+    let [utime, stime, cutime, cstime] = cpu_times(pid)?;
+    let ticks = (utime + stime + cutime + cstime) as f64 / ticks_per_sec();
+    let reaped = (cutime + cstime) as f64 / ticks_per_sec();
     let exact = threads_on_cpu_ns(pid).map_or(0.0, |ns| ns as f64 / 1e9 + reaped);
     Ok(ticks.max(exact))
 }
@@ -174,16 +168,15 @@ fn threads_on_cpu_ns(pid: u32) -> Option<u64> {
     any.then_some(total)
 }
 
-/// utime + stime + cutime + cstime of one process, in clock ticks.
-#[cfg(test)]
-fn cpu_ticks(pid: u32) -> io::Result<u64> {
+/// `utime`, `stime`, `cutime` and `cstime` of one process, in clock ticks.
+fn cpu_times(pid: u32) -> io::Result<[u64; 4]> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The first field is field 3 (state); utime..cstime are fields 14..17.
-    Ok(stat_fields(&stat)?
-        .skip(11)
-        .take(4)
-        .filter_map(|f| f.parse::<u64>().ok())
-        .sum())
+    let mut times = [0; 4];
+    for (time, field) in times.iter_mut().zip(stat_fields(&stat)?.skip(11)) {
+        *time = field.parse().unwrap_or(0);
+    }
+    Ok(times)
 }
 
 /// The fields of a `/proc/PID/stat` line from field 3 (the state) on: the command name
@@ -244,9 +237,9 @@ mod tests {
         while !sleeping(child.id()) && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        let own_before = cpu_ticks(me).unwrap() as f64 / ticks_per_sec();
+        let own_before = cpu_times(me).unwrap().iter().sum::<u64>() as f64 / ticks_per_sec();
         let sample = sample_tree(me).unwrap();
-        let child_cpu = cpu_ticks(child.id()).unwrap() as f64 / ticks_per_sec();
+        let child_cpu = cpu_times(child.id()).unwrap().iter().sum::<u64>() as f64 / ticks_per_sec();
         child.kill().unwrap();
         child.wait().unwrap();
         assert!(
