@@ -21,9 +21,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use echolab::models::{Model, MODELS};
 use echolab_client::{Client, ClientConfig};
 use echolab_harness::ServerProcess;
+use echolab_registry::{Model, MODELS};
 
 /// The harness's child-server guard (SIGTERM, then SIGKILL, on drop), plus a client.
 struct Server(ServerProcess);

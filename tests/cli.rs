@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use echolab::models::MODELS;
+use echolab_registry::MODELS;
 use nix::sys::signal::Signal;
 use support::{proc, KillOnDrop, ServerGuard};
 

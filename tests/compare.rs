@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use echolab::models::{Model, Runs, MODELS};
+use echolab_registry::{Model, Runs, MODELS};
 
 /// The first registered stream model that `matches` (the scenarios these tests read are
 /// the TCP ones).

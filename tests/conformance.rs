@@ -1,5 +1,5 @@
 //! The conformance suite: the same protocol tests against every model in the registry,
-//! each through the real `echolab serve` binary. A model added to `src/models.rs` is
+//! each through the real `echolab serve` binary. A model added to `crates/registry` is
 //! tested here with no other edit. Run one model with `cargo test --test conformance --
 //! threads::` or one case across models with `-- sticky`.
 
@@ -9,8 +9,8 @@ use std::io::Write;
 use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
-use echolab::models::Model;
 use echolab_proto::{Reply, DEFAULT_MAX_FRAME};
+use echolab_registry::Model;
 use support::suite::{self, case, case_where, concurrent_case, Case};
 use support::*;
 
@@ -393,9 +393,9 @@ fn sigterm_mid_conversation_delivers_replies(model: &Model) {
         "every buffered frame is echoed before the close"
     );
     let stats = stats.expect("JSON stats line on exit");
-    assert_eq!(stats["model"], model.name);
-    assert!(stats["accepted"].as_u64() >= Some(1), "{stats}");
-    assert_eq!(stats["frames"].as_u64(), Some(6), "{stats}");
+    assert_eq!(stats.model, model.name);
+    assert!(stats.stats.accepted >= 1, "{stats:?}");
+    assert_eq!(stats.stats.frames, 6, "{stats:?}");
 }
 
 fn restart_on_same_port(model: &Model) {

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use echolab::models::MODELS;
+use echolab_registry::MODELS;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -30,8 +30,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use echolab::models::{Model, Runs};
 use echolab_proto::{Reply, DEFAULT_MAX_FRAME};
+use echolab_registry::{Model, Runs};
 use nix::sys::signal::Signal;
 use support::proc;
 use support::suite::{self, case, case_where, concurrent_case, Case};
@@ -116,8 +116,7 @@ fn start(model: &Model, extra: &[&str]) -> ServerGuard {
 /// kept.)
 fn with_pool_workers<'a>(model: &Model, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = extra.to_vec();
-    let one_client_each = matches!(model.runs, Runs::WorkerThreads | Runs::WorkerProcesses);
-    if one_client_each && !extra.contains(&"--workers") {
+    if model.one_client_per_worker() && !extra.contains(&"--workers") {
         args.extend_from_slice(&["--workers", "16"]);
     }
     args

@@ -22,7 +22,7 @@ use std::net::TcpStream;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use echolab::models::{Model, Runs};
+use echolab_registry::{Model, Runs};
 use support::suite::{self, case_where, Case};
 use support::*;
 
@@ -247,22 +247,17 @@ fn closed_with_io_in_flight_leaks_nothing_echoes_once(model: &Model) {
     drop(stuck);
     let _ = writer.join();
     let stats = stats.expect("stats line");
-    if let Some(held) = stats.get("kernel_held").and_then(|h| h.as_object()) {
-        for (name, count) in held {
-            assert_eq!(
-                count.as_u64(),
-                Some(0),
-                "{}: the kernel still held {count} {name} at exit: {stats}",
-                model.name
-            );
-        }
+    let held = &stats.stats.kernel_held;
+    for (name, count) in held {
+        assert_eq!(
+            *count, 0,
+            "{}: the kernel still held {count} {name} at exit: {stats:?}",
+            model.name
+        );
     }
     eprintln!(
-        "{}: {} clients, fds back to {baseline}, kernel_held {}",
+        "{}: {} clients, fds back to {baseline}, kernel_held {held:?}",
         model.name,
         outcomes.len(),
-        stats
-            .get("kernel_held")
-            .map_or("absent".to_string(), |h| h.to_string())
     );
 }

@@ -9,7 +9,7 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use echolab::models::{Model, Runs, MODELS};
+use echolab_registry::{Model, Runs, MODELS};
 use support::suite::{self, case, test, Case, Test};
 use support::ServerGuard;
 
@@ -128,8 +128,8 @@ fn concurrent_server_serves_every_connection_without_errors() {
     // errors, and a benchmark's server counters meant nothing).
     let (_, _, stats) = server.terminate(Duration::from_secs(5));
     let stats = stats.expect("the server's stats line");
-    assert_eq!(stats["errors"]["io"], 0, "{stats}");
-    assert_eq!(stats["closed"]["peer_closed"], 8, "{stats}");
+    assert_eq!(stats.stats.errors.get("io"), Some(&0), "{stats:?}");
+    assert_eq!(stats.stats.closed.get("peer_closed"), Some(&8), "{stats:?}");
     // The generator's own CPU is reported.
     let client_cpu = report["client_cpu_user_s"].as_f64().unwrap_or(0.0)
         + report["client_cpu_sys_s"].as_f64().unwrap_or(0.0);

@@ -11,8 +11,8 @@ mod support;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use echolab::models::{Model, Runs};
 use echolab_proto::Reply;
+use echolab_registry::{Model, Runs};
 use support::suite::{self, case_where, Case};
 use support::*;
 
@@ -27,7 +27,7 @@ const CASES: &[Case] = &[
     // for a free one (several event loops serve it at once).
     case_where(
         "third_client_waits_for_a_free_worker",
-        one_connection_per_worker,
+        Model::one_client_per_worker,
         third_client_waits_for_a_free_worker,
     ),
     // Only worker threads are fed by a queue of the server's own, bounded by
@@ -61,10 +61,6 @@ const CASES: &[Case] = &[
 
 fn main() {
     suite::run_over_models(CASES)
-}
-
-fn one_connection_per_worker(model: &Model) -> bool {
-    matches!(model.runs, Runs::WorkerThreads | Runs::WorkerProcesses)
 }
 
 fn worker_processes(model: &Model) -> bool {
@@ -139,8 +135,8 @@ fn leaves_no_zombies_and_no_orphans(model: &Model) {
         );
     }
     let stats = stats.expect("JSON stats line on exit");
-    assert_eq!(stats["frames"].as_u64(), Some(202), "{stats}");
-    assert_eq!(stats["accepted"].as_u64(), Some(202), "{stats}");
+    assert_eq!(stats.stats.frames, 202, "{stats:?}");
+    assert_eq!(stats.stats.accepted, 202, "{stats:?}");
 }
 
 fn third_client_waits_for_a_free_worker(model: &Model) {
@@ -223,12 +219,13 @@ fn worker_processes_count_every_connection(model: &Model) {
     let stats = stats.expect("JSON stats line on exit");
     // Each worker's counters came home at its exit: every connection counted once, by
     // the worker that accepted it, and the peak across workers, not within one.
-    assert_eq!(stats["accepted"].as_u64(), Some(3), "{stats}");
-    assert_eq!(stats["frames"].as_u64(), Some(3), "{stats}");
-    let per_worker = accepted_per_worker(&stats);
-    assert_eq!(per_worker.iter().sum::<u64>(), 3, "{stats}");
-    assert!(per_worker.len() <= 2, "{stats}");
-    assert_eq!(stats["active_peak"].as_u64(), Some(2), "{stats}");
+    let stats = stats.stats;
+    assert_eq!(stats.accepted, 3, "{stats:?}");
+    assert_eq!(stats.frames, 3, "{stats:?}");
+    let per_worker = &stats.accepted_per_worker;
+    assert_eq!(per_worker.iter().sum::<u64>(), 3, "{stats:?}");
+    assert!(per_worker.len() <= 2, "{stats:?}");
+    assert_eq!(stats.active_peak, 2, "{stats:?}");
 }
 
 fn spare_worker_refuses_past_max_conns(model: &Model) {

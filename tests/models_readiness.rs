@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use echolab::models::{Model, Runs};
+use echolab_registry::{Model, Runs};
 use support::suite::{self, case_where, Case};
 use support::*;
 
@@ -198,10 +198,10 @@ fn loops_each_accept_their_share(model: &Model) {
     let (status, _, stats) = server.terminate(Duration::from_secs(5));
     assert!(status.success(), "exit status {status}");
     let stats = stats.expect("JSON stats line on exit");
-    let per_loop = accepted_per_worker(&stats);
+    let per_loop = stats.stats.accepted_per_worker.clone();
     eprintln!("{}: 100 connections over 2 loops: {per_loop:?}", model.name);
-    assert_eq!(per_loop.len(), 2, "{stats}");
-    assert_eq!(per_loop.iter().sum::<u64>(), 100, "{stats}");
+    assert_eq!(per_loop.len(), 2, "{stats:?}");
+    assert_eq!(per_loop.iter().sum::<u64>(), 100, "{stats:?}");
     // A coin toss per connection: one loop with none has odds of 2 in 2^100.
-    assert!(per_loop.iter().all(|&n| n > 0), "{stats}");
+    assert!(per_loop.iter().all(|&n| n > 0), "{stats:?}");
 }

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use echolab::models::Model;
+use echolab_registry::Model;
 use support::suite::{self, case, test, Case, Test};
 use support::IO_TIMEOUT;
 

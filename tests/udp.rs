@@ -1,7 +1,7 @@
 //! The datagram suite: the same UDP tests against every datagram model in the registry
 //! (`transport: Datagram`), each through the real `echolab serve` binary, as the
 //! conformance suite does for the stream models. A `udp-…` model added to
-//! `src/models.rs` is tested here with no other edit. Run one model with
+//! `crates/registry` is tested here with no other edit. Run one model with
 //! `cargo test --test udp -- udp-mio::`.
 //!
 //! Every socket has a timeout and every loop a bound: a lost datagram fails a case (or,
@@ -14,8 +14,9 @@ use std::net::UdpSocket;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use echolab::models::Model;
 use echolab_proto::{parse_daytime, MAX_UDP_PAYLOAD_V4};
+use echolab_registry::Model;
+use echolab_server::{DatagramCounts, StatsLine};
 use nix::sys::signal::Signal;
 use support::suite::{self, case, Case};
 use support::{pattern, ServerGuard, IO_TIMEOUT};
@@ -137,16 +138,11 @@ fn verify(reply: &[u8], len: usize) -> Option<(u16, u32)> {
 }
 
 /// The `datagrams` object of the server's stats line.
-fn datagram_stats(stats: &Option<serde_json::Value>, model: &Model) -> serde_json::Value {
+fn datagram_stats(stats: &Option<StatsLine>, model: &Model) -> DatagramCounts {
     stats
         .as_ref()
-        .and_then(|s| s.get("datagrams"))
-        .cloned()
-        .unwrap_or_else(|| panic!("{}: no datagrams in the stats line {stats:?}", model.name))
-}
-
-fn count(stats: &serde_json::Value, key: &str) -> u64 {
-    stats.get(key).and_then(|v| v.as_u64()).unwrap_or(0)
+        .map(|s| s.stats.datagrams)
+        .unwrap_or_else(|| panic!("{}: no stats line", model.name))
 }
 
 /// Stops the server (SIGSTOP) until dropped (SIGCONT), so datagrams pile up in its
@@ -255,9 +251,9 @@ fn oversize_datagram_dropped_counted_and_serving_goes_on(model: &Model) {
     let (status, _, stats) = server.terminate(IO_TIMEOUT);
     assert!(status.success(), "{}: exit {status:?}", model.name);
     let counts = datagram_stats(&stats, model);
-    assert_eq!(count(&counts, "truncated"), 2, "{counts}");
-    assert_eq!(count(&counts, "answered"), 2, "{counts}");
-    assert_eq!(count(&counts, "received"), 4, "{counts}");
+    assert_eq!(counts.truncated, 2, "{counts:?}");
+    assert_eq!(counts.answered, 2, "{counts:?}");
+    assert_eq!(counts.received, 4, "{counts:?}");
 }
 
 fn burst_past_the_receive_buffer_loses_but_never_corrupts_or_misroutes(model: &Model) {
@@ -365,10 +361,10 @@ fn sigterm_answers_what_was_already_received_and_exits_0(model: &Model) {
     }
     let stats = server
         .next_line(Duration::from_secs(2))
-        .and_then(|line| serde_json::from_str(&line).ok());
+        .and_then(|line| StatsLine::parse(&line));
     let counts = datagram_stats(&stats, model);
     let sent = u64::from(SOCKETS) * u64::from(PER_SOCKET);
-    assert_eq!(count(&counts, "answered"), sent, "{counts}");
+    assert_eq!(counts.answered, sent, "{counts:?}");
 }
 
 fn daytime_answers_parse_as_a_date(model: &Model) {

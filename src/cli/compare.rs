@@ -4,12 +4,12 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use echolab::models;
 use echolab_client::load;
 use echolab_harness::{
     diff_runs, redraw_charts, render_diff, run_plan, summarize, terminal_table, write_run, Floor,
     LoadedRun, Machine, Pin, Plan, RunResults, Scenario,
 };
+use echolab_registry as models;
 
 use super::args::parse_duration;
 use super::fd_limit::raise_descriptor_limit;
@@ -101,15 +101,6 @@ pub(crate) fn run(args: CompareArgs) -> Result<ExitCode> {
         bail!("--repeat must be at least 1");
     }
     let mut plan = Plan::new(names, &scenarios, args.full);
-    for name in &plan.models {
-        let model = find_model(name)?;
-        if let Some(limit) = model.natural_limit {
-            plan.descriptor_limits.insert(name.clone(), limit);
-        }
-        if !model.is_stream() {
-            plan.datagram_models.insert(name.clone());
-        }
-    }
     if plan.runs() == 0 {
         bail!(
             "nothing to run: the udp scenario is for the datagram models (udp-…), every \

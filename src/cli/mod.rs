@@ -47,11 +47,11 @@ enum Command {
 }
 
 /// The registered model called `name`, or an error that lists the real names.
-pub(crate) fn find_model(name: &str) -> Result<&'static echolab::models::Model> {
-    echolab::models::find(name).ok_or_else(|| {
+pub(crate) fn find_model(name: &str) -> Result<&'static echolab_registry::Model> {
+    echolab_registry::find(name).ok_or_else(|| {
         anyhow::anyhow!(
             "unknown model `{name}`; the models are: {}",
-            echolab::models::names()
+            echolab_registry::names()
         )
     })
 }

@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
-use echolab::models::{Transport, MODELS};
+use echolab_registry::{Transport, MODELS};
 
 use super::args::TransportArg;
 

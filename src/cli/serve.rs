@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use echolab::models::Model;
 use echolab_proto::FrameLimit;
 use echolab_proto::{Protocol, SessionConfig, DEFAULT_MAX_FRAME};
-use echolab_server::{Listen, ServerConfig, ServerContext, Shutdown, DEFAULT_BACKLOG};
+use echolab_registry::Model;
+use echolab_server::{
+    Listen, ResourceUsage, ServerConfig, ServerContext, Shutdown, StatsLine, DEFAULT_BACKLOG,
+};
 
 use super::args::{parse_duration, ProtocolArg, ServiceArg};
 use super::fd_limit::raise_descriptor_limit;
@@ -169,41 +171,16 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
         }),
     );
     (model.serve)(&listen, &ctx).with_context(|| format!("model {} failed", model.name))?;
-    let mut stats = serde_json::to_value(ctx.stats.snapshot())?;
-    if let Some(object) = stats.as_object_mut() {
-        object.insert("model".into(), model.name.into());
-        object.insert("rusage".into(), rusage());
-    }
+    let line = StatsLine {
+        model: model.name.to_string(),
+        stats: ctx.stats.snapshot(),
+        rusage: ResourceUsage::of_self_and_children(),
+    };
+    let line = serde_json::to_string(&line).context("cannot write the stats line")?;
     // Whoever started the server may be gone (a killed harness, `--parent-pid`): a stats
     // line nobody reads is no reason to fail a clean shutdown.
-    let _ = writeln!(std::io::stdout().lock(), "{stats}");
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
     Ok(ExitCode::SUCCESS)
-}
-
-/// The server's own resource use, itself plus its reaped children (`fork`), for the
-/// harness: context switches cannot be read back from `/proc` once a thread or child has
-/// gone, but `getrusage` keeps them.
-fn rusage() -> serde_json::Value {
-    use nix::sys::resource::{getrusage, UsageWho};
-    let mut totals = [0i64; 5];
-    for who in [UsageWho::RUSAGE_SELF, UsageWho::RUSAGE_CHILDREN] {
-        let Ok(usage) = getrusage(who) else {
-            continue;
-        };
-        let micros = |t: nix::sys::time::TimeVal| t.tv_sec() * 1_000_000 + t.tv_usec();
-        totals[0] += micros(usage.user_time());
-        totals[1] += micros(usage.system_time());
-        totals[2] = totals[2].max(usage.max_rss());
-        totals[3] += usage.voluntary_context_switches();
-        totals[4] += usage.involuntary_context_switches();
-    }
-    serde_json::json!({
-        "user_us": totals[0],
-        "system_us": totals[1],
-        "max_rss_kb": totals[2],
-        "voluntary_ctx_switches": totals[3],
-        "involuntary_ctx_switches": totals[4],
-    })
 }
 
 /// Asks the kernel for SIGTERM when the parent exits (`PR_SET_PDEATHSIG`; a `fork`

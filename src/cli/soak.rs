@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use echolab::models::Model;
 use echolab_client::soak::{SoakConfig, MAX_CONNS};
 use echolab_harness::{run_soak, ServerProcess};
+use echolab_registry::Model;
 
 use super::args::parse_duration;
 use super::find_model;
@@ -97,7 +97,7 @@ pub(crate) fn run(args: SoakArgs) -> Result<ExitCode> {
     let server_pid = server.as_ref().map(ServerProcess::pid).or(args.server_pid);
     let report = run_soak(&config, server_pid, args.fd_tolerance);
     let mut failures = report.failures();
-    let mut stats = serde_json::Value::Null;
+    let mut stats = None;
     if let Some(server) = server {
         let exit = server.stop();
         if !exit.clean {
@@ -109,7 +109,7 @@ pub(crate) fn run(args: SoakArgs) -> Result<ExitCode> {
         let mut object = serde_json::to_value(&report)?;
         if let Some(fields) = object.as_object_mut() {
             fields.insert("model".into(), args.model.clone().into());
-            fields.insert("server".into(), stats);
+            fields.insert("server".into(), serde_json::to_value(stats)?);
             fields.insert("passed".into(), failures.is_empty().into());
         }
         println!("{object}");
@@ -118,8 +118,8 @@ pub(crate) fn run(args: SoakArgs) -> Result<ExitCode> {
             println!("model         {model}");
         }
         print!("{}", report.summary());
-        if !stats.is_null() {
-            println!("server stats  {stats}");
+        if let Some(stats) = &stats {
+            println!("server stats  {}", serde_json::to_string(stats)?);
         }
         if failures.is_empty() {
             println!("verdict       pass");

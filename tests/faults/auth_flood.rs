@@ -10,8 +10,8 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use echolab::models::{Model, Runs};
 use echolab_proto::{Reply, ReplyDecoder, NONCE_LEN};
+use echolab_registry::Model;
 
 use super::{start, KEY};
 use crate::support::{assert_elapsed_within, frames, read_until_close, KeyFile};
@@ -110,7 +110,7 @@ pub(crate) fn unauthenticated_flood_capped_and_dropped(model: &Model) {
         .count();
     // Only a model that accepts beyond what it serves at once refuses (see the module
     // doc).
-    let expected_refused = if model.concurrent() && model.runs != Runs::WorkerProcesses {
+    let expected_refused = if !model.accepts_only_what_it_serves() {
         flood - MAX_CONNS
     } else {
         0

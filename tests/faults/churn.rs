@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use echolab::models::{Model, Runs};
+use echolab_registry::{Model, Runs};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 

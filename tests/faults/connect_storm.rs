@@ -16,7 +16,7 @@ use std::net::TcpStream;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use echolab::models::{Model, Runs};
+use echolab_registry::Model;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use socket2::{Domain, Socket, Type};
 
@@ -142,8 +142,7 @@ pub(crate) fn two_thousand_simultaneous_connects(model: &Model) {
     let mut finished = Vec::new();
     // Models that accept only as many as they serve (one, or one per worker process)
     // never reach `--max-conns 500`: nobody is refused, the rest wait in the backlog.
-    let accepts_only_what_it_serves = !model.concurrent() || model.runs == Runs::WorkerProcesses;
-    let refusals = if accepts_only_what_it_serves {
+    let refusals = if model.accepts_only_what_it_serves() {
         0
     } else {
         CLIENTS - MAX_CONNS

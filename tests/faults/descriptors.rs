@@ -16,7 +16,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use echolab::models::Model;
+use echolab_registry::Model;
 
 use super::start_under;
 use crate::support::pending::{self, Outcome, PendingClient};
@@ -88,11 +88,11 @@ pub(crate) fn out_of_descriptors_backs_off_then_serves_the_queue(model: &Model) 
     let (status, _, stats) = server.terminate(Duration::from_secs(10));
     assert!(status.success(), "{}: exit {status:?}", model.name);
     let stats = stats.expect("stats line");
-    let accept_errors = stats["errors"]["accept"].as_u64().unwrap_or(0);
+    let accept_errors = stats.stats.errors.get("accept").copied().unwrap_or(0);
     assert_eq!(
         accept_errors > 0,
         runs_out(model),
-        "{}: accept errors {accept_errors}: {stats}",
+        "{}: accept errors {accept_errors}: {stats:?}",
         model.name
     );
 }

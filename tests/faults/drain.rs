@@ -12,7 +12,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use echolab::models::Model;
+use echolab_registry::Model;
 use nix::sys::signal::Signal;
 
 use super::start;

@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use echolab::models::Model;
 use echolab_client::Client;
+use echolab_registry::Model;
 
 use super::{assert_alive, start};
 use crate::support::{frames, pattern};

@@ -32,7 +32,7 @@ use std::io::Write;
 use std::process::Command;
 use std::time::Duration;
 
-use echolab::models::{Model, Runs, MODELS};
+use echolab_registry::{Model, Runs, MODELS};
 
 use super::{prlimit, start_under};
 use crate::support::pending::{self, Outcome, PendingClient};

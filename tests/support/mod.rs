@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use echolab_client::{Client, ClientConfig};
 use echolab_harness::{serve_args, ServerProcess};
 use echolab_proto::{encode_frame, AuthKey, Reply, ReplyDecoder};
+use echolab_server::StatsLine;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -80,11 +81,8 @@ impl ServerGuard {
     }
 
     /// Sends SIGTERM and waits up to `limit` for the exit; returns the status, how long
-    /// it took, and the JSON stats line (if printed).
-    pub fn terminate(
-        &mut self,
-        limit: Duration,
-    ) -> (ExitStatus, Duration, Option<serde_json::Value>) {
+    /// it took, and the stats line (if printed).
+    pub fn terminate(&mut self, limit: Duration) -> (ExitStatus, Duration, Option<StatsLine>) {
         let start = Instant::now();
         self.signal(Signal::SIGTERM);
         let status = self
@@ -93,7 +91,7 @@ impl ServerGuard {
         let elapsed = start.elapsed();
         let stats = self
             .next_line(Duration::from_secs(2))
-            .and_then(|line| serde_json::from_str(&line).ok());
+            .and_then(|line| StatsLine::parse(&line));
         (status, elapsed, stats)
     }
 
@@ -290,16 +288,5 @@ pub fn frame_payloads(replies: &[Reply]) -> Vec<&[u8]> {
             Reply::Frame(p) => Some(p.as_slice()),
             Reply::Notice(_) => None,
         })
-        .collect()
-}
-
-/// The `accepted_per_worker` counts of a stats line (a model whose loops or processes
-/// accept on their own).
-pub fn accepted_per_worker(stats: &serde_json::Value) -> Vec<u64> {
-    stats["accepted_per_worker"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no accepted_per_worker in {stats}"))
-        .iter()
-        .filter_map(serde_json::Value::as_u64)
         .collect()
 }

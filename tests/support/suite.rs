@@ -9,7 +9,7 @@
 
 use std::sync::RwLock;
 
-use echolab::models::{Model, Transport, MODELS};
+use echolab_registry::{Model, Transport, MODELS};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 /// One test case of a suite.

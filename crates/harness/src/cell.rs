@@ -315,12 +315,7 @@ fn measurement(
         idle,
         exit,
     } = *measured;
-    let rusage = |key: &str| {
-        exit.stats
-            .get("rusage")
-            .and_then(|r| r.get(key))
-            .and_then(|v| v.as_u64())
-    };
+    let rusage = exit.stats.as_ref().map(|line| line.rusage);
     let responses = report.map_or(0, |r| r.responses);
     let latency = |f: fn(&LoadReport) -> f64| report.map_or(0.0, f);
     Measurement {
@@ -356,20 +351,21 @@ fn measurement(
         peak_rss_kb: window.peak_rss_kb,
         peak_threads: window.peak_threads,
         peak_processes: window.peak_processes,
-        voluntary_ctx_switches: rusage("voluntary_ctx_switches"),
-        involuntary_ctx_switches: rusage("involuntary_ctx_switches"),
+        voluntary_ctx_switches: rusage.map(|r| r.voluntary_ctx_switches),
+        involuntary_ctx_switches: rusage.map(|r| r.involuntary_ctx_switches),
         idle_held: (cell.idle_conns > 0).then_some(idle.held),
         memory_per_conn_kb: idle.memory_per_conn_kb,
         server_exit_clean: exit.clean,
         client_cpu_secs: report.map_or(0.0, |r| r.client_cpu_user_s + r.client_cpu_sys_s),
         server_errors: exit
             .stats
-            .get("errors")
-            .and_then(|e| e.as_object())
-            .map(|errors| {
-                errors
+            .as_ref()
+            .map(|line| {
+                line.stats
+                    .errors
                     .iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.as_u64().filter(|n| *n > 0)?)))
+                    .filter(|(_, n)| **n > 0)
+                    .map(|(k, n)| (k.clone(), *n))
                     .collect()
             })
             .unwrap_or_default(),

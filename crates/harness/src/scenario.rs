@@ -1,6 +1,5 @@
 //! The scenarios and the matrix of cells they expand to.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -203,14 +202,6 @@ pub struct Plan {
     pub warmup: Duration,
     /// The whole matrix (`--full`) rather than the default subset.
     pub full: bool,
-    /// Models with a descriptor limit by nature (select's FD_SETSIZE): cells that need
-    /// more descriptors than that are skipped for them, not run into the wall.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub descriptor_limits: BTreeMap<String, usize>,
-    /// The datagram (UDP) models among `models`: they run the `udp` scenario's cells and
-    /// only those; the others run every other scenario's.
-    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
-    pub datagram_models: BTreeSet<String>,
     /// Where the server and the client run.
     pub pin: Pin,
 }
@@ -299,20 +290,23 @@ impl Plan {
                 Duration::from_millis(500)
             },
             full,
-            descriptor_limits: BTreeMap::new(),
-            datagram_models: BTreeSet::new(),
             pin: Pin::None,
         }
     }
 
-    /// Whether `model` runs `cell`: a cell of its transport, within its descriptor limit.
+    /// Whether `model` runs `cell`: a registered model, the cell of its transport (the
+    /// datagram models run the `udp` cells and only those), within the descriptor limit
+    /// it has by nature (select's FD_SETSIZE: past it a cell would only measure refusals).
     pub fn fits(&self, model: &str, cell: &Cell) -> bool {
-        if cell.scenario.is_datagram() != self.datagram_models.contains(model) {
+        let Some(model) = echolab_registry::find(model) else {
+            return false;
+        };
+        if cell.scenario.is_datagram() == model.is_stream() {
             return false;
         }
-        self.descriptor_limits
-            .get(model)
-            .is_none_or(|&limit| cell.conns + cell.idle_conns + DESCRIPTOR_MARGIN <= limit)
+        model
+            .natural_limit
+            .is_none_or(|limit| cell.conns + cell.idle_conns + DESCRIPTOR_MARGIN <= limit)
     }
 
     /// The models with at least one cell to run (a stream model has none in a udp-only
@@ -378,8 +372,7 @@ mod tests {
 
     #[test]
     fn datagram_models_run_the_udp_cells_and_only_those() {
-        let mut plan = Plan::new(vec!["mio".into(), "udp-mio".into()], &[], false);
-        plan.datagram_models.insert("udp-mio".into());
+        let plan = Plan::new(vec!["mio".into(), "udp-mio".into()], &[], false);
         let udp: Vec<&Cell> = plan
             .cells
             .iter()
@@ -403,12 +396,11 @@ mod tests {
 
     #[test]
     fn a_model_skips_the_cells_past_its_descriptor_limit() {
-        let mut plan = Plan::new(
+        let plan = Plan::new(
             vec!["select".into(), "mio".into()],
             &[Scenario::Crowd],
             true,
         );
-        plan.descriptor_limits.insert("select".into(), 1024);
         let crowd_5000 = plan.cells.iter().find(|c| c.idle_conns == 5000).unwrap();
         assert!(!plan.fits("select", crowd_5000));
         assert!(plan.fits("mio", crowd_5000));

@@ -9,6 +9,7 @@ use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use echolab_server::StatsLine;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -35,8 +36,8 @@ pub struct ServerProcess {
 pub struct ServerExit {
     /// Exited with status 0 within the stop timeout.
     pub clean: bool,
-    /// Its JSON stats line (`null` if it printed none).
-    pub stats: serde_json::Value,
+    /// Its stats line (`None` if it printed none).
+    pub stats: Option<StatsLine>,
 }
 
 impl ServerProcess {
@@ -106,8 +107,8 @@ impl ServerProcess {
         };
         // The reader thread sees EOF once the process is gone; take its last JSON line.
         while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(1)) {
-            if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) {
-                exit.stats = value;
+            if let Some(stats) = StatsLine::parse(&line) {
+                exit.stats = Some(stats);
             }
         }
         exit

@@ -58,6 +58,7 @@ mod nonblocking;
 mod readiness;
 mod shutdown;
 mod stats;
+mod stats_line;
 mod watch_list;
 
 pub use accept::{
@@ -81,4 +82,5 @@ pub use nonblocking::{read_available, write_pending, Drained, READ_BUFFER};
 pub use readiness::{AcceptStop, Conn, Conns, Listening, ReadOutcome};
 pub use shutdown::{wait_readable, Readiness, Shutdown};
 pub use stats::{DatagramCounts, ServerStats, StatsSnapshot};
+pub use stats_line::{ResourceUsage, StatsLine};
 pub use watch_list::{ListWaiter, WatchList, Watched};

@@ -1,11 +1,15 @@
 //! The registry: every server model echolab knows, in one list, each described by its
-//! properties. Adding a model is one crate, one entry here and one page under
-//! `docs/models/`; the CLI, the suites, the harness and the benchmarks pick it up from
-//! this list.
+//! properties. Adding a model is its crate, one line in this crate's `Cargo.toml`, one
+//! entry in [`MODELS`] and one page under `docs/models/`; the CLI, the suites, the
+//! harness and the benchmarks pick it up from this list (tests/docs.rs checks the page
+//! and the docs tables against it).
 //!
 //! Tests and the harness choose what to run against a model by its *properties* —
-//! how it runs connections, its transport, the limits it has by nature — never by its
-//! name, so a new model with the same shape gets the same cases with no edit.
+//! how it runs connections, its transport, the limits it has by nature, the flags it
+//! takes — never by its name, so a new model with the same shape gets the same cases
+//! with no edit.
+
+#![forbid(unsafe_code)]
 
 use std::io;
 
@@ -93,6 +97,8 @@ pub struct Model {
     /// Whether it never blocks waiting for I/O (`spin`): it burns CPU while idle by
     /// design, so a test's "no busy loop" bound does not apply to it.
     pub busy_waits: bool,
+    /// Whether it takes `--offload N` (see [`Model::takes_offload`]).
+    pub offload: bool,
     /// Its entry point.
     pub serve: ServeFn,
 }
@@ -121,6 +127,26 @@ impl Model {
     pub fn forks(&self) -> bool {
         matches!(self.runs, Runs::ProcessEach | Runs::WorkerProcesses)
     }
+
+    /// Whether each of its fixed workers (threads or processes) serves one connection
+    /// at a time, to its end: clients past `--workers` wait, unread.
+    pub fn one_client_per_worker(&self) -> bool {
+        matches!(self.runs, Runs::WorkerThreads | Runs::WorkerProcesses)
+    }
+
+    /// Whether it accepts a connection only when it can serve it (one at a time, or one
+    /// per idle worker process blocked in `accept`): the rest wait in the kernel's
+    /// backlog, so it never reaches `--max-conns` and never sends the busy notice.
+    pub fn accepts_only_what_it_serves(&self) -> bool {
+        matches!(self.runs, Runs::InTurn | Runs::WorkerProcesses)
+    }
+
+    /// Whether `--offload N` applies: an event loop that can hand each message's work
+    /// to N worker threads and write the reply when it comes back. Blocking models do
+    /// their work on their own thread or process by nature and refuse the flag.
+    pub fn takes_offload(&self) -> bool {
+        self.offload
+    }
 }
 
 /// Every model, simplest first.
@@ -132,6 +158,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Stream,
         natural_limit: None,
         busy_waits: false,
+        offload: false,
         serve: echolab_iterative::serve,
     },
     Model {
@@ -141,6 +168,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Stream,
         natural_limit: None,
         busy_waits: false,
+        offload: false,
         serve: echolab_threads::serve,
     },
     Model {
@@ -150,6 +178,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Stream,
         natural_limit: None,
         busy_waits: false,
+        offload: false,
         serve: echolab_fork::serve,
     },
     Model {
@@ -159,6 +188,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Stream,
         natural_limit: None,
         busy_waits: false,
+        offload: false,
         serve: echolab_pool::serve,
     },
     Model {
@@ -169,6 +199,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Stream,
         natural_limit: None,
         busy_waits: false,
+        offload: false,
         serve: echolab_prefork::serve,
     },
     Model {
@@ -178,6 +209,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Stream,
         natural_limit: None,
         busy_waits: true,
+        offload: false,
         serve: echolab_spin::serve,
     },
     Model {
@@ -187,6 +219,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Stream,
         natural_limit: Some(echolab_select::FD_LIMIT),
         busy_waits: false,
+        offload: false,
         serve: echolab_select::serve,
     },
     Model {
@@ -196,6 +229,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Stream,
         natural_limit: None,
         busy_waits: false,
+        offload: false,
         serve: echolab_poll::serve,
     },
     Model {
@@ -205,6 +239,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Stream,
         natural_limit: None,
         busy_waits: false,
+        offload: false,
         serve: echolab_polling::serve,
     },
     Model {
@@ -214,6 +249,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Stream,
         natural_limit: None,
         busy_waits: false,
+        offload: false,
         serve: echolab_mio::serve,
     },
     Model {
@@ -223,6 +259,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Stream,
         natural_limit: None,
         busy_waits: false,
+        offload: false,
         serve: echolab_reactors::serve,
     },
     Model {
@@ -232,6 +269,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Stream,
         natural_limit: None,
         busy_waits: false,
+        offload: false,
         serve: echolab_tokio::serve,
     },
     Model {
@@ -241,6 +279,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Stream,
         natural_limit: None,
         busy_waits: false,
+        offload: false,
         serve: echolab_uring::serve,
     },
     Model {
@@ -250,6 +289,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Datagram,
         natural_limit: None,
         busy_waits: false,
+        offload: false,
         serve: echolab_udp_iterative::serve,
     },
     Model {
@@ -259,6 +299,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Datagram,
         natural_limit: None,
         busy_waits: false,
+        offload: false,
         serve: echolab_udp_mio::serve,
     },
     Model {
@@ -268,6 +309,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Datagram,
         natural_limit: None,
         busy_waits: false,
+        offload: false,
         serve: echolab_udp_batch::serve,
     },
     Model {
@@ -277,6 +319,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Datagram,
         natural_limit: None,
         busy_waits: false,
+        offload: false,
         serve: echolab_udp_reuseport::serve,
     },
 ];
