@@ -4,7 +4,7 @@
 //! with its fold, if the tables show it) plus one entry here.
 
 use crate::cell::Measurement;
-use crate::figures::{short, spread_text};
+use crate::figures::short;
 use crate::scenario::Scenario;
 use crate::summary::{Spread, Summary};
 
@@ -136,7 +136,7 @@ pub(crate) const COLUMNS: &[Column] = &[
         format!("{:.1}", m.responses_per_sec)
     })
     .in_table("responses/s (min–max)", |s| {
-        spread_text(&s.responses_per_sec)
+        s.responses_per_sec.to_string()
     })
     .about("verified replies per second (tables: median, min–max over the repeats)"),
     Column::csv("mib_per_sec", |m| format!("{:.3}", m.mib_per_sec))

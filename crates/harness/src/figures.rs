@@ -1,13 +1,6 @@
 //! How a figure reads in the tables and on chart axes: three significant figures, so a
 //! column of very different magnitudes stays narrow and comparable at a glance.
 
-use crate::summary::Spread;
-
-/// `12.3k (11.9k–12.8k)`.
-pub(crate) fn spread_text(s: &Spread) -> String {
-    format!("{} ({}–{})", short(s.median), short(s.min), short(s.max))
-}
-
 /// A number in three significant figures with a k/M suffix.
 pub(crate) fn short(x: f64) -> String {
     let (v, suffix) = if x.abs() >= 1e6 {

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::cell::Measurement;
+use crate::figures::short;
 use crate::scenario::Cell;
 
 /// Median and range of one figure over the repeats.
@@ -14,6 +15,19 @@ pub struct Spread {
     pub min: f64,
     /// Largest.
     pub max: f64,
+}
+
+/// `12.3k (11.9k–12.8k)`: the median, then the range, each in three significant figures.
+impl std::fmt::Display for Spread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({}–{})",
+            short(self.median),
+            short(self.min),
+            short(self.max)
+        )
+    }
 }
 
 impl Spread {
