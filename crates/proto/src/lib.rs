@@ -28,6 +28,7 @@ mod decoder;
 mod error;
 mod frame;
 mod session;
+mod work;
 
 pub use auth::{AuthKey, MAC_LEN, MIN_KEY_LEN, NONCE_LEN};
 pub use config::{FrameLimit, Protocol, SessionConfig, DEFAULT_HIGH_WATER};
@@ -41,3 +42,4 @@ pub use frame::{
     encode_frame, encode_notice, Header, DEFAULT_MAX_FRAME, HEADER_LEN, MAX_NOTICE_LEN, NOTICE_BIT,
 };
 pub use session::{CloseReason, Session, SessionStats};
+pub use work::{Chosen, Distribution, WorkItem, WorkKind, WorkSpec, WorkSpecError, MAX_WORK};
