@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use echolab_client::datagram::{self, DatagramLoadConfig};
 use echolab_client::load::{self, LoadConfig};
+use echolab_proto::WorkSpec;
 
 use super::args::parse_duration;
 use super::fd_limit::raise_descriptor_limit;
@@ -41,6 +42,12 @@ pub(crate) struct LoadArgs {
     /// Churn: every connection slot connects, echoes once, closes and reconnects.
     #[arg(long)]
     churn: bool,
+    /// The work the server was started with (its `--work SPEC`, e.g.
+    /// `cpu:10us,1%block:5ms`): each reply is classed fast or slow by the same choice
+    /// the server made from its payload, and the two kinds' latencies are reported apart
+    /// (`latency_us_fast`, `latency_us_slow`). It changes nothing on the wire.
+    #[arg(long, value_name = "SPEC")]
+    work: Option<WorkSpec>,
     /// Print one JSON object instead of the summary.
     #[arg(long)]
     json: bool,
@@ -64,6 +71,7 @@ pub(crate) fn run(args: LoadArgs) -> Result<ExitCode> {
         rate: args.rate,
         churn: args.churn,
         progress: std::io::stderr().is_terminal(),
+        work: args.work.clone(),
         ..LoadConfig::new(client.addr)
     };
     if let Some(warning) = raise_descriptor_limit(config.conns as u64, "--conns") {
@@ -92,6 +100,12 @@ fn print_report(
 fn run_udp(args: &LoadArgs) -> Result<ExitCode> {
     if args.churn {
         bail!("--churn is for TCP: UDP has no connection to open and close");
+    }
+    if args.work.is_some() {
+        bail!(
+            "--work classes TCP replies only: the UDP generator reports every datagram \
+             together (a UDP server started with --work still does the work)"
+        );
     }
     let config = DatagramLoadConfig {
         sockets: args.conns,

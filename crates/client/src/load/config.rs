@@ -4,7 +4,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use echolab_proto::{AuthKey, Protocol};
+use echolab_proto::{AuthKey, Protocol, WorkSpec};
 
 use crate::error::ClientError;
 
@@ -38,6 +38,10 @@ pub struct LoadConfig {
     pub churn: bool,
     /// A per-second progress line on stderr (only ever printed to a terminal).
     pub progress: bool,
+    /// The work the server was started with (`--work`): each reply is classed fast or
+    /// slow by the same choice the server made from its payload, and the two kinds'
+    /// latencies are reported apart as well as together.
+    pub work: Option<WorkSpec>,
 }
 
 /// How the load is offered.
@@ -68,6 +72,7 @@ impl LoadConfig {
             rate: None,
             churn: false,
             progress: false,
+            work: None,
         }
     }
 

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::classify::WorkClass;
 use super::config::{LoadConfig, Mode};
 use super::report::{self, LoadReport};
 use super::tally::Tally;
@@ -27,6 +28,19 @@ pub(super) fn report(config: &LoadConfig, tally: &Tally) -> LoadReport {
         responses_per_sec,
         mib_per_sec: responses_per_sec * config.size as f64 / (1024.0 * 1024.0),
         latency_us: report::latency(&tally.histogram),
+        latency_us_fast: config
+            .work
+            .as_ref()
+            .map(|_| report::latency(&tally.by_class[WorkClass::Fast as usize])),
+        latency_us_slow: config
+            .work
+            .as_ref()
+            .filter(|_| !tally.by_class[WorkClass::Slow as usize].is_empty())
+            .map(|_| report::latency(&tally.by_class[WorkClass::Slow as usize])),
+        slow_samples: config
+            .work
+            .as_ref()
+            .map(|_| tally.by_class[WorkClass::Slow as usize].len()),
         errors: tally.failures.by_name(FailureKind::LOAD),
         fairness: report::fairness(&tally.counts),
         first_reply_us_p50: firsts.get(firsts.len() / 2).map(|d| us(*d)).unwrap_or(0.0),

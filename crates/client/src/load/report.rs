@@ -50,6 +50,17 @@ pub struct LoadReport {
     pub mib_per_sec: f64,
     /// Round-trip latency.
     pub latency_us: LatencyUs,
+    /// With `--work`: the latency of the messages that got the spec's cheapest kind of
+    /// work (every message, for a one-item spec), apart from the rest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_us_fast: Option<LatencyUs>,
+    /// With a mix such as `cpu:10us,1%block:5ms`: the latency of the dearer messages
+    /// (`None` when none was sent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_us_slow: Option<LatencyUs>,
+    /// Messages of the dearer kinds among the samples.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slow_samples: Option<u64>,
     /// Errors by [`FailureKind`](crate::FailureKind) name (`mismatch`, `notice`,
     /// `short_read`, `reset`, `timeout`, `connect`, `io`, `backlog`: an open-loop message
     /// dropped because its connection already had the maximum in flight); every kind is

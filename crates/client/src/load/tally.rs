@@ -6,11 +6,16 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use super::classify::WorkClass;
 use super::conn::Conn;
 use crate::failure::FailureCounts;
 
 pub(super) struct Tally {
     pub(super) histogram: Histogram<u64>,
+    /// With `--work`: the same latencies split by the kind of work each message got
+    /// ([`WorkClass`]), so a long tail's few slow messages cannot hide, or be hidden by,
+    /// the fast ones.
+    pub(super) by_class: [Histogram<u64>; 2],
     pub(super) failures: FailureCounts,
     /// Replies verified in the measured window, per connection (taken at the end).
     pub(super) counts: Vec<u64>,
@@ -20,12 +25,17 @@ pub(super) struct Tally {
     pub(super) cpu: (Duration, Duration),
 }
 
+fn new_histogram() -> Histogram<u64> {
+    // 1 us .. 100 s in nanoseconds, 3 significant digits.
+    Histogram::new_with_bounds(1_000, 100_000_000_000, 3)
+        .unwrap_or_else(|_| unreachable!("constant histogram bounds are valid"))
+}
+
 impl Tally {
     pub(super) fn new() -> Tally {
         Tally {
-            // 1 us .. 100 s in nanoseconds, 3 significant digits.
-            histogram: Histogram::new_with_bounds(1_000, 100_000_000_000, 3)
-                .unwrap_or_else(|_| unreachable!("constant histogram bounds are valid")),
+            histogram: new_histogram(),
+            by_class: [new_histogram(), new_histogram()],
             failures: FailureCounts::default(),
             counts: Vec::new(),
             first_replies: Vec::new(),
@@ -33,16 +43,30 @@ impl Tally {
         }
     }
 
-    pub(super) fn record(&mut self, latency: Duration) {
-        let nanos = latency.as_nanos().min(u64::MAX as u128) as u64;
-        let _ = self.histogram.record(nanos.max(1_000));
+    /// One message's latency, and its kind of work when the run knows the server's.
+    pub(super) fn record(&mut self, latency: Duration, class: Option<WorkClass>) {
+        let nanos = (latency.as_nanos().min(u64::MAX as u128) as u64).max(1_000);
+        let _ = self.histogram.record(nanos);
+        if let Some(class) = class {
+            let _ = self.by_class[class as usize].record(nanos);
+        }
     }
 
-    /// Charges each message still in flight with its wait until `until` (from its send,
-    /// or its due time in the open loop).
-    pub(super) fn record_waits(&mut self, in_flight: &VecDeque<(u64, Instant)>, until: Instant) {
-        for (_, since) in in_flight {
-            self.record(until.saturating_duration_since(*since));
+    /// Charges each message still in flight on connection `conn` with its wait until
+    /// `until` (from its send, or its due time in the open loop); `classify` says what
+    /// kind of work message `seq` of that connection got.
+    pub(super) fn record_waits(
+        &mut self,
+        conn: u32,
+        in_flight: &VecDeque<(u64, Instant)>,
+        until: Instant,
+        classify: &impl Fn(u32, u64) -> Option<WorkClass>,
+    ) {
+        for (seq, since) in in_flight {
+            self.record(
+                until.saturating_duration_since(*since),
+                classify(conn, *seq),
+            );
         }
     }
 
@@ -57,9 +81,14 @@ impl Tally {
     /// out): its messages met an error, not a slow server.
     ///
     /// Connections that never connected still count, as starved ones.
-    pub(super) fn settle(&mut self, conns: &[Conn], end: Instant) {
+    pub(super) fn settle(
+        &mut self,
+        conns: &[Conn],
+        end: Instant,
+        classify: &impl Fn(u32, u64) -> Option<WorkClass>,
+    ) {
         for c in conns.iter().filter(|c| c.open) {
-            self.record_waits(&c.in_flight, end);
+            self.record_waits(c.id, &c.in_flight, end, classify);
         }
         self.counts = conns.iter().map(|c| c.measured).collect();
         self.first_replies = conns.iter().map(|c| c.first_reply).collect();
@@ -68,6 +97,9 @@ impl Tally {
     /// Adds another thread's tally to this one.
     pub(super) fn merge(&mut self, other: Tally) {
         let _ = self.histogram.add(&other.histogram);
+        for (mine, theirs) in self.by_class.iter_mut().zip(&other.by_class) {
+            let _ = mine.add(theirs);
+        }
         self.failures.merge(&other.failures);
         self.counts.extend(other.counts);
         self.first_replies.extend(other.first_replies);

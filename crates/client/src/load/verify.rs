@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use echolab_proto::{AuthKey, Header, Protocol, HEADER_LEN, NONCE_LEN};
 
+use super::classify::Classifier;
 use super::config::{LoadConfig, Mode, Phases};
 use super::conn::Conn;
 use super::tally::Tally;
@@ -55,6 +56,7 @@ pub(super) struct Verifier {
     /// Churn: a connection's first verified reply ends its cycle, and whatever follows
     /// it is moot.
     one_each: bool,
+    classifier: Classifier,
 }
 
 impl Verifier {
@@ -65,6 +67,7 @@ impl Verifier {
             measure_from: phases.measure_from,
             end: phases.end,
             one_each: config.mode() == Mode::Churn,
+            classifier: Classifier::new(config.work.clone(), config.size),
         }
     }
 
@@ -114,9 +117,11 @@ impl Verifier {
                 // A reply nobody asked for.
                 return verified.failed(FailureKind::Mismatch);
             };
-            if !payload::matches(&rest[header_len..header_len + self.size], c.id, seq) {
+            let reply = &rest[header_len..header_len + self.size];
+            if !payload::matches(reply, c.id, seq) {
                 return verified.failed(FailureKind::Mismatch);
             }
+            let class = self.classifier.of_payload(reply);
             verified.used += header_len + self.size;
             if c.first_reply.is_none() {
                 c.first_reply = Some(now - c.connected_at);
@@ -124,11 +129,11 @@ impl Verifier {
             if now >= self.measure_from && now < self.end {
                 c.measured += 1;
                 verified.measured += 1;
-                tally.record(now.saturating_duration_since(sent));
+                tally.record(now.saturating_duration_since(sent), class);
             } else if now >= self.end {
                 // Collected after the end: not a response of the window, but its wait
                 // is known now, and it is what `Tally::settle` would otherwise charge.
-                tally.record(now.saturating_duration_since(sent));
+                tally.record(now.saturating_duration_since(sent), class);
             }
             verified.replies += 1;
             if self.one_each {

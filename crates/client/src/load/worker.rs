@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use mio::{Registry, Token};
 
+use super::classify::Classifier;
 use super::config::{LoadConfig, Mode, Phases};
 use super::conn::Conn;
 use super::connect::{self, RETRY_PAUSE};
@@ -29,6 +30,8 @@ pub(super) struct Worker<'a> {
     next_timeout_check: Instant,
     /// Open-loop sends and churn retries, by time.
     wakeups: Wakeups,
+    /// The kind of work each message got, for the messages charged without a reply.
+    classifier: Classifier,
 }
 
 impl<'a> Worker<'a> {
@@ -46,6 +49,7 @@ impl<'a> Worker<'a> {
             registry: registry.try_clone()?,
             conns: Vec::new(),
             tally: Tally::new(),
+            classifier: Classifier::new(config.work.clone(), config.size),
             next_timeout_check: start,
             wakeups: Wakeups::new(registry)?,
         })
@@ -101,7 +105,11 @@ impl<'a> Worker<'a> {
 
     /// The run is over: what the thread measured.
     pub(super) fn finish(mut self) -> Tally {
-        self.tally.settle(&self.conns, self.phases.end);
+        let classifier = &self.classifier;
+        self.tally
+            .settle(&self.conns, self.phases.end, &|conn, seq| {
+                classifier.of_message(conn, seq)
+            });
         self.tally
     }
 
@@ -211,7 +219,11 @@ impl<'a> Worker<'a> {
             if c.open && c.overdue(now, self.config.reply_timeout) {
                 // The wait is the server's to answer for: keep it in the percentiles.
                 if now >= self.phases.measure_from {
-                    self.tally.record_waits(&c.in_flight, now);
+                    let classifier = &self.classifier;
+                    self.tally
+                        .record_waits(c.id, &c.in_flight, now, &|conn, seq| {
+                            classifier.of_message(conn, seq)
+                        });
                 }
                 self.fail(conn, FailureKind::Timeout);
             }
