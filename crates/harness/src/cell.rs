@@ -14,6 +14,7 @@ use crate::procfs;
 use crate::sampler::{Sampler, Window};
 use crate::scenario::{Cell, Scenario};
 use crate::server::ServerProcess;
+use crate::variant::Variant;
 
 /// How long the idle crowd gets to be accepted before memory is read.
 const IDLE_SETTLE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -48,6 +49,12 @@ pub struct Measurement {
     pub p999_us: f64,
     /// Slowest.
     pub max_us: f64,
+    /// The `work` scenario: p99 of the messages that got the spec's cheapest work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_fast_us: Option<f64>,
+    /// The `work` scenario's long-tail mix: p99 of the dearer messages alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_slow_us: Option<f64>,
     /// Load-generator errors by kind (only the non-zero ones).
     pub errors: BTreeMap<String, u64>,
     /// Jain's fairness index over the active connections.
@@ -189,11 +196,16 @@ pub fn run_cell(
     cell: Cell,
     repeat: usize,
 ) -> Result<Measurement, HarnessError> {
-    let pin: Vec<String> = settings
+    let variant = Variant::parse(model);
+    let mut server_args: Vec<String> = settings
         .server_cpu
         .map(|cpu| vec!["--cpu".to_string(), cpu.to_string()])
         .unwrap_or_default();
-    let server = ServerProcess::start(settings.binary, model, &pin)?;
+    server_args.extend(variant.server_args());
+    if let Some(work) = cell.work {
+        server_args.extend(["--work".to_string(), work.spec_text().to_string()]);
+    }
+    let server = ServerProcess::start(settings.binary, variant.model, &server_args)?;
     let pid = server.pid();
     let mut idle = IdleCrowd::default();
     if cell.idle_conns > 0 {
@@ -208,6 +220,8 @@ pub fn run_cell(
         // A client starved for the whole run is a result (fairness 0), not a timeout.
         reply_timeout: settings.duration + settings.warmup + Duration::from_secs(1),
         churn: cell.scenario == Scenario::Churn,
+        rate: cell.rate.map(|r| r as f64),
+        work: cell.work.map(|w| w.spec()),
         ..LoadConfig::new(server.addr())
     };
     let start = Instant::now();
@@ -332,6 +346,12 @@ fn measurement(
         p99_us: latency(|r| r.latency_us.p99),
         p999_us: latency(|r| r.latency_us.p999),
         max_us: latency(|r| r.latency_us.max),
+        p99_fast_us: report
+            .and_then(|r| r.latency_us_fast.as_ref())
+            .map(|l| l.p99),
+        p99_slow_us: report
+            .and_then(|r| r.latency_us_slow.as_ref())
+            .map(|l| l.p99),
         errors: report
             .map(|r| {
                 r.errors

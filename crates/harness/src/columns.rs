@@ -238,6 +238,20 @@ pub(crate) const COLUMNS: &[Column] = &[
         .about("udp: datagrams lost, % of those sent (UDP has no backpressure: past what the server answers, the kernel drops)"),
     Column::csv("server_socket_drops", |m| whole(m.udp.server_socket_drops))
         .about("udp: datagrams the kernel dropped at the server's full receive buffers (`/proc/net/udp` drops)"),
+    Column::csv("work", |m| {
+        m.cell.work.map_or(String::new(), |w| w.spec_text().to_string())
+    })
+    .about("work: the server's `--work` spec per message"),
+    Column::csv("rate", |m| m.cell.rate.map_or(String::new(), |r| r.to_string()))
+        .about("work and udp: messages per second offered in total (open loop); empty: closed loop"),
+    Column::csv("p99_fast_us", |m| decimals_1(m.p99_fast_us))
+        .in_table("p99 fast µs", |s| or_dash(s.p99_fast_us, short))
+        .only(Scenario::Work)
+        .about("work: p99 of the messages that got the spec's cheapest work, µs (all of them for a one-kind spec)"),
+    Column::csv("p99_slow_us", |m| decimals_1(m.p99_slow_us))
+        .in_table("p99 slow µs", |s| or_dash(s.p99_slow_us, short))
+        .only(Scenario::Work)
+        .about("work: p99 of the dearer messages alone (the long-tail mix's 1% that block), µs"),
     Column::table("note", |s| s.note.clone())
         .words()
         .about("any trouble: no replies, starved clients, idle not held, errors, an unclean exit"),
@@ -274,6 +288,10 @@ fn decimals_3(x: Option<f64>) -> String {
     x.map_or(String::new(), |x| format!("{x:.3}"))
 }
 
+fn decimals_1(x: Option<f64>) -> String {
+    x.map_or(String::new(), |x| format!("{x:.1}"))
+}
+
 fn decimals_0(x: Option<f64>) -> String {
     x.map_or(String::new(), |x| format!("{x:.0}"))
 }
@@ -301,7 +319,7 @@ mod tests {
              server_cpu_secs,responses_per_cpu_sec,peak_rss_kb,peak_threads,peak_processes,\
              voluntary_ctx_switches,involuntary_ctx_switches,idle_held,memory_per_conn_kb,\
              server_exit_clean,client_cpu_secs,server_errors,server_cpu_share,offered_rate,sent,\
-             sent_per_sec,lost,loss_pct,server_socket_drops"
+             sent_per_sec,lost,loss_pct,server_socket_drops,work,rate,p99_fast_us,p99_slow_us"
         );
     }
 
@@ -320,6 +338,8 @@ mod tests {
             p99_us: 46.079,
             p999_us: 74.751,
             max_us: 4018.175,
+            p99_fast_us: None,
+            p99_slow_us: None,
             errors: Default::default(),
             jain: 1.0,
             min_per_conn: 38637,
@@ -342,7 +362,7 @@ mod tests {
         assert_eq!(
             row.join(","),
             "iterative,latency,1,64,0,0,38637,38637.0,2.358,25.1,46.1,74.8,4018.2,,1.0000,38637,\
-             0.5500,70249.091,3616,1,1,56551,235,,,true,0.5000,,0.5500,,,,,,"
+             0.5500,70249.091,3616,1,1,56551,235,,,true,0.5000,,0.5500,,,,,,,,,,"
         );
     }
 

@@ -132,6 +132,15 @@ fn run_readme(run: &RunResults, charts: &[PathBuf]) -> String {
         out.push_str(&table::markdown(&table::headers(scenario), &rows));
         tables.push(scenario);
     }
+    let work = crate::work_table::rows(&run.summaries);
+    if !work.is_empty() {
+        out.push_str("\n## work: the headline\n\n");
+        let headers = crate::work_table::headers();
+        let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+        out.push_str(&table::markdown(&headers, &work));
+        out.push('\n');
+        out.push_str(&crate::work_table::legend());
+    }
     out.push_str(&legend(&tables));
     if !charts.is_empty() {
         out.push_str("\n## Charts\n\n");

@@ -31,6 +31,9 @@ mod scenario;
 mod soak;
 mod summary;
 mod table;
+mod variant;
+mod work;
+mod work_table;
 
 pub use baseline::{diff as diff_runs, render as render_diff, LoadedRun, RunDiff};
 pub use cell::{run_cell, Measurement, RunSettings, UdpFigures};
@@ -44,5 +47,7 @@ pub use server::{forward_lines, serve_args, ServerExit, ServerProcess};
 pub use soak::{run_soak, SoakReport};
 pub use summary::{summarize, Spread, Summary};
 pub use table::terminal as terminal_table;
+pub use variant::Variant;
+pub use work::{md_c_mean_us, WorkPreset};
 
 mod server;

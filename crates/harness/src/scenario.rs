@@ -6,6 +6,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::HarnessError;
+use crate::variant::{work_variants, Variant};
+use crate::work::{WorkPreset, WORK_CONNS, WORK_SIZE};
 
 /// A named preset workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -31,11 +33,30 @@ pub enum Scenario {
     /// rate (open loop), rising until the server loses some; loss, latency and server
     /// CPU per reply at each rate.
     Udp,
+    /// The server does work per message (`--work`: CPU, a blocking call, a long-tail
+    /// mix): an open-loop sweep of offered load and a closed loop, on 100 connections,
+    /// with the event loops inline and offloaded (see the `work` module). Run only when
+    /// asked for (`--scenario work`).
+    Work,
 }
 
 impl Scenario {
     /// Every scenario, in report order.
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 8] = [
+        Scenario::Latency,
+        Scenario::Throughput,
+        Scenario::Churn,
+        Scenario::Idle,
+        Scenario::Crowd,
+        Scenario::Rest,
+        Scenario::Udp,
+        Scenario::Work,
+    ];
+
+    /// What a plan with no `--scenario` runs: every scenario but `work`, whose sweep
+    /// of three kinds of work over every model and its variants takes a quarter of an
+    /// hour by itself.
+    pub const DEFAULT: [Scenario; 7] = [
         Scenario::Latency,
         Scenario::Throughput,
         Scenario::Churn,
@@ -55,6 +76,7 @@ impl Scenario {
             Scenario::Crowd => "crowd",
             Scenario::Rest => "rest",
             Scenario::Udp => "udp",
+            Scenario::Work => "work",
         }
     }
 
@@ -87,6 +109,7 @@ impl Scenario {
             size,
             idle_conns: idle,
             rate: None,
+            work: None,
         };
         match self {
             Scenario::Latency => vec![cell(1, 64, 0)],
@@ -124,6 +147,15 @@ impl Scenario {
                     })
                     .collect()
             }
+            Scenario::Work => WorkPreset::ALL
+                .iter()
+                .flat_map(|&preset| preset.rates().into_iter().map(move |r| (preset, r)))
+                .map(|(preset, rate)| Cell {
+                    rate,
+                    work: Some(preset),
+                    ..cell(WORK_CONNS, WORK_SIZE, 0)
+                })
+                .collect(),
         }
     }
 }
@@ -156,15 +188,31 @@ pub struct Cell {
     pub size: usize,
     /// Idle connections held open beside the active ones.
     pub idle_conns: usize,
-    /// Offered datagrams per second, in total (the `udp` scenario's open loop).
+    /// Offered messages per second, in total (the open loop of the `udp` and `work`
+    /// scenarios).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<u64>,
+    /// The server's work per message (the `work` scenario).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work: Option<WorkPreset>,
 }
 
 impl Cell {
     /// A short label: `throughput 100x4096`, `idle 5000+1x64`, `udp 4x64 @ 100k/s`.
     pub fn label(&self) -> String {
-        if let Some(rate) = self.rate {
+        if let Some(work) = self.work {
+            let rate = self
+                .rate
+                .map(|r| format!(" @ {}/s", crate::figures::short(r as f64)))
+                .unwrap_or_default();
+            format!(
+                "{} {} {}x{}{rate}",
+                self.scenario,
+                work.spec_text(),
+                self.conns,
+                self.size
+            )
+        } else if let Some(rate) = self.rate {
             format!(
                 "{} {}x{} @ {}/s",
                 self.scenario,
@@ -271,10 +319,23 @@ impl Plan {
     /// The plan for these models and scenarios (all scenarios if empty).
     pub fn new(models: Vec<String>, scenarios: &[Scenario], full: bool) -> Plan {
         let scenarios: Vec<Scenario> = if scenarios.is_empty() {
-            Scenario::ALL.to_vec()
+            Scenario::DEFAULT.to_vec()
         } else {
             scenarios.to_vec()
         };
+        let mut models = models;
+        if scenarios.contains(&Scenario::Work) {
+            // Each model's variants right after it, so the tables read inline, offloaded.
+            models = models
+                .iter()
+                .flat_map(|name| {
+                    let variants = echolab_registry::find(name)
+                        .map(work_variants)
+                        .unwrap_or_default();
+                    std::iter::once(name.clone()).chain(variants)
+                })
+                .collect();
+        }
         Plan {
             models,
             cells: scenarios.iter().flat_map(|s| s.cells(full)).collect(),
@@ -298,7 +359,12 @@ impl Plan {
     /// datagram models run the `udp` cells and only those), within the descriptor limit
     /// it has by nature (select's FD_SETSIZE: past it a cell would only measure refusals).
     pub fn fits(&self, model: &str, cell: &Cell) -> bool {
-        let Some(model) = echolab_registry::find(model) else {
+        let variant = Variant::parse(model);
+        // A variant's knob is the work scenario's question; elsewhere it is the model.
+        if !variant.is_plain() && cell.work.is_none() {
+            return false;
+        }
+        let Some(model) = echolab_registry::find(variant.model) else {
             return false;
         };
         if cell.scenario.is_datagram() == model.is_stream() {
@@ -365,7 +431,7 @@ mod tests {
         }
         let err = Scenario::parse("fast").unwrap_err().to_string();
         assert!(
-            err.contains("latency, throughput, churn, idle, crowd, rest, udp"),
+            err.contains("latency, throughput, churn, idle, crowd, rest, udp, work"),
             "{err}"
         );
     }

@@ -61,6 +61,12 @@ pub struct Summary {
     pub p50_us: Spread,
     /// p99 latency, microseconds.
     pub p99_us: Spread,
+    /// The `work` scenario: p99 of the messages that got the cheapest work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_fast_us: Option<Spread>,
+    /// The `work` scenario's long-tail mix: p99 of the dearer messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_slow_us: Option<Spread>,
     /// Server CPU microseconds per response.
     pub server_cpu_us_per_response: Option<Spread>,
     /// Server CPU seconds per second of the window (1.0: one whole core).
@@ -128,6 +134,8 @@ fn summarize_runs(model: String, cell: Cell, runs: &[&Measurement]) -> Option<Su
         responses_per_sec: spread(&|m| m.responses_per_sec)?,
         p50_us: spread(&|m| m.p50_us)?,
         p99_us: spread(&|m| m.p99_us)?,
+        p99_fast_us: optional(&|m| m.p99_fast_us),
+        p99_slow_us: optional(&|m| m.p99_slow_us),
         server_cpu_us_per_response: optional(&|m| {
             (m.responses > 0).then(|| m.server_cpu_secs * 1e6 / m.responses as f64)
         }),

@@ -46,6 +46,18 @@ pub fn terminal(summaries: &[Summary]) -> String {
         }
         out.push_str(&format!("\n{scenario}\n{table}\n"));
     }
+    let work = crate::work_table::rows(summaries);
+    if !work.is_empty() {
+        let mut table = Table::new();
+        table
+            .load_preset(UTF8_FULL_CONDENSED)
+            .set_content_arrangement(ContentArrangement::Dynamic)
+            .set_header(crate::work_table::headers());
+        for row in work {
+            table.add_row(row);
+        }
+        out.push_str(&format!("\nwork: the headline\n{table}\n"));
+    }
     out
 }
 
