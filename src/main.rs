@@ -24,7 +24,11 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("echolab: error: {err:#}");
-            ExitCode::FAILURE
+            if err.is::<cli::UsageError>() {
+                ExitCode::from(cli::USAGE_EXIT)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -46,6 +46,23 @@ enum Command {
     Soak(soak::SoakArgs),
 }
 
+/// A command line that asks for something the command cannot do (a flag the model does
+/// not take, a combination that means nothing): reported in one line with exit status
+/// 2, as clap reports a malformed one.
+#[derive(Debug)]
+pub(crate) struct UsageError(pub(crate) String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Exit status for a [`UsageError`], as clap's.
+pub(crate) const USAGE_EXIT: u8 = 2;
+
 /// The registered model called `name`, or an error that lists the real names.
 pub(crate) fn find_model(name: &str) -> Result<&'static echolab_registry::Model> {
     echolab_registry::find(name).ok_or_else(|| {

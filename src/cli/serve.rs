@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use echolab_proto::FrameLimit;
-use echolab_proto::{Protocol, SessionConfig, DEFAULT_MAX_FRAME};
+use echolab_proto::{Protocol, SessionConfig, WorkSpec, DEFAULT_MAX_FRAME};
 use echolab_registry::Model;
 use echolab_server::{
     Listen, ResourceUsage, ServerConfig, ServerContext, Shutdown, StatsLine, DEFAULT_BACKLOG,
@@ -16,7 +16,7 @@ use echolab_server::{
 
 use super::args::{parse_duration, ProtocolArg, ServiceArg};
 use super::fd_limit::raise_descriptor_limit;
-use super::find_model;
+use super::{find_model, UsageError};
 use crate::key_file::load_key_file;
 
 #[derive(Debug, Args)]
@@ -61,6 +61,18 @@ pub(crate) struct ServeArgs {
     /// Listen backlog (the kernel caps it at net.core.somaxconn).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_BACKLOG)]
     backlog: i32,
+    /// Work per message, done after a frame (a datagram, for the UDP models) is complete
+    /// and before its reply is queued: `cpu:20us` (real computation, calibrated at
+    /// start), `block:1ms` (a blocking call: the thread sleeps), `cpu:exp:50us`
+    /// (exponential with that mean), or a mix such as `cpu:10us,1%block:5ms`; at most
+    /// 10s per message. The bytes on the wire do not change. Framed TCP and UDP only.
+    #[arg(long, value_name = "SPEC")]
+    work: Option<WorkSpec>,
+    /// Event-loop models: hand each message's work to N worker threads and write the
+    /// reply when it comes back (half-sync/half-async), instead of doing it on the loop
+    /// and stalling every connection it holds. Replies stay in order per connection.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024), requires = "work")]
+    offload: Option<u16>,
     /// Run on CPU N only (as `taskset -c N` would): `echolab compare --pin` places the
     /// server with it.
     #[arg(long, value_name = "N")]
@@ -76,6 +88,32 @@ fn nonzero(d: Duration) -> Option<Duration> {
 }
 
 impl ServeArgs {
+    /// Refuses `--work` and `--offload` where they mean nothing, in one line (exit 2).
+    fn check_work(&self, model: &Model) -> Result<(), UsageError> {
+        let name = model.name;
+        if self.work.is_some() && model.is_stream() && self.protocol == Some(ProtocolArg::Raw) {
+            return Err(UsageError(
+                "--work is per message, and raw TCP (RFC 862) has no messages, only a byte \
+                 stream: use the framed protocol (the default)"
+                    .into(),
+            ));
+        }
+        if self.offload.is_some() && !model.takes_offload() {
+            let offloading: Vec<&str> = echolab_registry::MODELS
+                .iter()
+                .filter(|m| m.takes_offload())
+                .map(|m| m.name)
+                .collect();
+            return Err(UsageError(format!(
+                "model {name} does not take --offload: it does each message's work on the \
+                 thread or process that serves the connection by nature; the event loops \
+                 that offload are: {}",
+                offloading.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
     /// Refuses what `model`'s transport cannot do, with the reason.
     fn check_transport(&self, model: &Model) -> Result<()> {
         let name = model.name;
@@ -135,6 +173,7 @@ impl ServeArgs {
 
 pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
     let model = find_model(&args.model)?;
+    args.check_work(model)?;
     args.check_transport(model)?;
     let config = args.server_config(model)?;
     if args.workers == Some(0) {
