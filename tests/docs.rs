@@ -307,3 +307,56 @@ fn docs_map_links_every_docs_page() {
         missing.join("\n")
     );
 }
+
+/// The README's `## Layout` section, up to the next `## ` heading.
+fn readme_layout() -> String {
+    let readme = read(&root().join("README.md"));
+    let start = readme
+        .find("\n## Layout")
+        .expect("README.md has a `## Layout` section");
+    let rest = &readme[start + 1..];
+    let end = rest[3..].find("\n## ").map_or(rest.len(), |i| i + 3);
+    rest[..end].to_string()
+}
+
+/// Names of the entries of `dir` (relative to the root), sorted.
+fn entries(dir: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root().join(dir))
+        .unwrap_or_else(|e| panic!("read {dir}: {e}"))
+        .map(|entry| {
+            entry
+                .expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn readme_layout_names_every_crate_docs_page_and_script() {
+    // A reader finds their way by the Layout; what it leaves out does not exist for them.
+    let layout = readme_layout();
+    let mut missing = Vec::new();
+    for name in entries("crates") {
+        if !layout.contains(&format!("crates/{name} ")) {
+            missing.push(format!("crates/{name}"));
+        }
+    }
+    for name in entries("docs").into_iter().chain(entries("scripts")) {
+        let named = if root().join("docs").join(&name).is_dir() {
+            format!("{name}/")
+        } else {
+            name.clone()
+        };
+        if !layout.contains(&named) {
+            missing.push(name);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "README.md's Layout does not name: {missing:?}"
+    );
+}
