@@ -1,6 +1,7 @@
 //! The docs stay tied to the code: every registered model has its page, the model
 //! pages share one set of sections, the docs map's tables list exactly the registered
-//! models and link every page, every relative link in the README and docs/ resolves, and
+//! models and link every page, every relative link in the README and docs/ resolves (a
+//! link to code names an item that its file defines, never a line), and
 //! the bridge from the sockets course (docs/from-the-course.md) is linked from both
 //! READMEs and names every registered model.
 
@@ -86,9 +87,10 @@ fn relative_links_resolve() {
     assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
 }
 
-/// `[`name`](file#L12)` links: (file, line, name), for labels that are one code name
-/// (`fn`/`const` prefixes, `Type::` paths and a trailing `(...)` dropped).
-fn named_line_links(text: &str) -> Vec<(String, usize, String)> {
+/// `[`name`](file.rs)` links: (markdown file, target, the label's path segments), for
+/// labels that are one code name (`fn`/`const` prefixes and a trailing `(...)` dropped;
+/// `Type::item` kept as two segments).
+fn item_links(text: &str) -> Vec<(String, Vec<String>)> {
     let mut links = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find("[`") {
@@ -101,53 +103,124 @@ fn named_line_links(text: &str) -> Vec<(String, usize, String)> {
         let Some(end) = rest.find(')') else { break };
         let target = &rest[..end];
         rest = &rest[end..];
-        let Some((file, line)) = target.split_once("#L") else {
+        if !target.split('#').next().unwrap_or("").ends_with(".rs") {
             continue;
-        };
-        let line = line.split('-').next().and_then(|l| l.parse().ok());
+        }
         let name = label
             .trim_start_matches("fn ")
             .trim_start_matches("const ")
             .split('(')
             .next()
-            .unwrap_or("")
-            .rsplit("::")
-            .next()
             .unwrap_or("");
-        let is_name = !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || c == '_');
-        if let (Some(line), true) = (line, is_name) {
-            links.push((file.to_string(), line, name.to_string()));
+        let segments: Vec<String> = name.split("::").map(str::to_string).collect();
+        let is_name = segments.iter().all(|s| {
+            !s.is_empty()
+                && s.chars().all(|c| c.is_alphanumeric() || c == '_')
+                && !s.starts_with(|c: char| c.is_ascii_digit())
+        });
+        if is_name {
+            links.push((target.to_string(), segments));
         }
     }
     links
 }
 
+/// Whether `code` defines `name`: an item (`fn`, `struct`, `enum`, `trait`, `type`,
+/// `const`, `static`, `mod`, `union`, `macro_rules!`), or a test case registered by its
+/// quoted name (the libtest-mimic suites).
+fn defines(code: &str, name: &str) -> bool {
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
+    let quoted = format!("\"{name}\"");
+    code.contains(&quoted)
+        || code.lines().any(|line| {
+            let words: Vec<&str> = line
+                .split(|c: char| !is_ident(c) && c != '!')
+                .filter(|w| !w.is_empty())
+                .collect();
+            words.windows(2).any(|w| {
+                w[1] == name
+                    && matches!(
+                        w[0],
+                        "fn" | "struct"
+                            | "enum"
+                            | "trait"
+                            | "type"
+                            | "const"
+                            | "static"
+                            | "mod"
+                            | "union"
+                            | "macro_rules!"
+                    )
+            })
+        })
+}
+
+/// Whether `code` defines the type `name` or implements something for it.
+fn defines_type(code: &str, name: &str) -> bool {
+    defines(code, name)
+        || code.lines().any(|line| {
+            let line = line.trim_start();
+            line.starts_with("impl")
+                && line
+                    .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .any(|w| w == name)
+        })
+}
+
 #[test]
-fn links_to_a_named_line_land_near_that_name() {
-    // Code moves; an anchor that drifted off its name points readers at the wrong code.
-    // "Near": a link may point into the item (a method of a type, a line of a function).
-    const NEAR: usize = 20;
-    let mut drifted = Vec::new();
+fn item_links_name_an_item_of_the_linked_file() {
+    // Docs link to code by name, never by line: `[`Session::take_fin`](.../session.rs)`.
+    // A line number drifts with every edit above it; a name either exists in that file or
+    // this test says where it went missing.
+    let mut broken = Vec::new();
     for file in markdown_files() {
         let text = std::fs::read_to_string(&file).expect("read markdown");
         let dir = file.parent().unwrap_or(Path::new("."));
-        for (target, line, name) in named_line_links(&text) {
-            let Ok(code) = std::fs::read_to_string(dir.join(&target)) else {
+        for (target, segments) in item_links(&text) {
+            let path = target.split('#').next().unwrap_or("");
+            let Ok(code) = std::fs::read_to_string(dir.join(path)) else {
                 continue; // a missing file is `relative_links_resolve`'s to report
             };
-            let lines: Vec<&str> = code.lines().collect();
-            let from = line.saturating_sub(NEAR + 1);
-            let window = &lines[from.min(lines.len())..(line).min(lines.len())];
-            if !window.iter().any(|l| l.contains(&name)) {
-                drifted.push(format!("{}: `{name}` -> {target}#L{line}", file.display()));
+            let (item, owners) = segments.split_last().expect("at least one segment");
+            let owner_ok = owners.last().is_none_or(|owner| {
+                // `Type::item`: the type is defined or implemented there, unless it is a
+                // path into another crate (`echolab_proto::Session`).
+                owner.starts_with(|c: char| c.is_lowercase()) || defines_type(&code, owner)
+            });
+            if !defines(&code, item) || !owner_ok {
+                broken.push(format!(
+                    "{}: `{}` -> {target}",
+                    file.display(),
+                    segments.join("::")
+                ));
             }
         }
     }
     assert!(
-        drifted.is_empty(),
-        "anchors off their names:\n{}",
-        drifted.join("\n")
+        broken.is_empty(),
+        "links to items their file does not define:\n{}",
+        broken.join("\n")
     );
+}
+
+#[test]
+fn no_link_points_at_a_line_number() {
+    // `#L120` anchors drift as code moves; link the file and name the item instead.
+    let mut lines = Vec::new();
+    for file in markdown_files() {
+        let text = std::fs::read_to_string(&file).expect("read markdown");
+        let mut rest = text.as_str();
+        while let Some(start) = rest.find("](") {
+            rest = &rest[start + 2..];
+            let target = &rest[..rest.find(')').unwrap_or(rest.len())];
+            if let Some((_, anchor)) = target.split_once("#L") {
+                if anchor.starts_with(|c: char| c.is_ascii_digit()) {
+                    lines.push(format!("{} -> {target}", file.display()));
+                }
+            }
+        }
+    }
+    assert!(lines.is_empty(), "line-number links:\n{}", lines.join("\n"));
 }
 
 /// The quoted names in the `CASES` list of `tests/faults.rs` (model names left out).
