@@ -433,3 +433,68 @@ fn readme_layout_names_every_crate_docs_page_and_script() {
         "README.md's Layout does not name: {missing:?}"
     );
 }
+
+/// Every `YYYY-MM-DD` date in `text` with what follows it (up to 12 characters).
+fn dates(text: &str) -> Vec<(String, String)> {
+    let bytes = text.as_bytes();
+    let mut found = Vec::new();
+    let is_date = |s: &[u8]| {
+        s.len() == 10
+            && s.iter().enumerate().all(|(i, b)| {
+                if i == 4 || i == 7 {
+                    *b == b'-'
+                } else {
+                    b.is_ascii_digit()
+                }
+            })
+    };
+    for i in 0..bytes.len().saturating_sub(9) {
+        let before_ok = i == 0 || !bytes[i - 1].is_ascii_digit();
+        if before_ok && bytes[i].is_ascii_digit() && is_date(&bytes[i..i + 10]) {
+            let date = &text[i..i + 10];
+            let after: String = text[i + 10..].chars().take(12).collect();
+            found.push((date.to_string(), after));
+        }
+    }
+    found
+}
+
+#[test]
+fn every_cited_run_and_log_is_committed() {
+    // A figure is only as good as its source: a page that cites a run ("the 2026-11-30
+    // run", results/2026-11-30-vm-full) or a log must cite one a reader can open.
+    let runs = entries("results");
+    let mut missing = Vec::new();
+    for file in markdown_files() {
+        let text = read(&file);
+        for (date, after) in dates(&text) {
+            let cites_run = after.starts_with(" run") || after.starts_with("-vm");
+            if cites_run && !runs.iter().any(|r| r.starts_with(&date)) {
+                missing.push(format!("{}: {date}{after}", file.display()));
+            }
+        }
+        for word in text.split(|c: char| c.is_whitespace() || "()[]`'\",;".contains(c)) {
+            let word = word.trim_end_matches(['.', ':']);
+            if let Some(idx) = word.find("results/") {
+                let path = &word[idx..];
+                let path = path.split('#').next().unwrap_or(path);
+                let placeholder = path.contains('<');
+                if path.len() > "results/".len() && !placeholder && !root().join(path).exists() {
+                    missing.push(format!("{}: {path}", file.display()));
+                }
+            } else if word.ends_with(".log") && !word.contains('*') && !word.contains('<') {
+                let name = word.rsplit('/').next().unwrap_or(word);
+                if !root().join("results").join(name).is_file() {
+                    missing.push(format!("{}: {word} (not under results/)", file.display()));
+                }
+            }
+        }
+    }
+    missing.sort();
+    missing.dedup();
+    assert!(
+        missing.is_empty(),
+        "docs cite runs or logs that are not committed:\n{}",
+        missing.join("\n")
+    );
+}
