@@ -314,3 +314,19 @@ fn udp_load_counts_a_datagram_lost_after_one_second_by_default() {
         "--timeout 2s waits 2 s for owed replies, the run took {elapsed:?}"
     );
 }
+
+#[test]
+fn help_names_the_default_address_of_serve_and_the_clients() {
+    // The first five minutes: `echolab serve mio` and `echolab echo hello` meet on one
+    // address that no flag names, and `--help` says which. Only the help is read here:
+    // tests never bind a fixed port.
+    for command in ["serve", "echo", "ping", "load"] {
+        let output = echolab(&[command, "--help"]);
+        assert!(output.status.success(), "{command} --help failed");
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            help.contains("[default: 127.0.0.1:7007]"),
+            "`echolab {command} --help` does not name the default address:\n{help}"
+        );
+    }
+}

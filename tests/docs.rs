@@ -1,6 +1,7 @@
 //! The docs stay tied to the code: every registered model has its page, the model
 //! pages share one set of sections, the docs map's tables list exactly the registered
-//! models and link every page, every relative link in the README and docs/ resolves, and
+//! models and link every page, every relative link in the README and docs/ resolves (a
+//! link to code names an item that its file defines, never a line), and
 //! the bridge from the sockets course (docs/from-the-course.md) is linked from both
 //! READMEs and names every registered model.
 
@@ -86,9 +87,10 @@ fn relative_links_resolve() {
     assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
 }
 
-/// `[`name`](file#L12)` links: (file, line, name), for labels that are one code name
-/// (`fn`/`const` prefixes, `Type::` paths and a trailing `(...)` dropped).
-fn named_line_links(text: &str) -> Vec<(String, usize, String)> {
+/// `[`name`](file.rs)` links: (markdown file, target, the label's path segments), for
+/// labels that are one code name (`fn`/`const` prefixes and a trailing `(...)` dropped;
+/// `Type::item` kept as two segments).
+fn item_links(text: &str) -> Vec<(String, Vec<String>)> {
     let mut links = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find("[`") {
@@ -101,53 +103,124 @@ fn named_line_links(text: &str) -> Vec<(String, usize, String)> {
         let Some(end) = rest.find(')') else { break };
         let target = &rest[..end];
         rest = &rest[end..];
-        let Some((file, line)) = target.split_once("#L") else {
+        if !target.split('#').next().unwrap_or("").ends_with(".rs") {
             continue;
-        };
-        let line = line.split('-').next().and_then(|l| l.parse().ok());
+        }
         let name = label
             .trim_start_matches("fn ")
             .trim_start_matches("const ")
             .split('(')
             .next()
-            .unwrap_or("")
-            .rsplit("::")
-            .next()
             .unwrap_or("");
-        let is_name = !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || c == '_');
-        if let (Some(line), true) = (line, is_name) {
-            links.push((file.to_string(), line, name.to_string()));
+        let segments: Vec<String> = name.split("::").map(str::to_string).collect();
+        let is_name = segments.iter().all(|s| {
+            !s.is_empty()
+                && s.chars().all(|c| c.is_alphanumeric() || c == '_')
+                && !s.starts_with(|c: char| c.is_ascii_digit())
+        });
+        if is_name {
+            links.push((target.to_string(), segments));
         }
     }
     links
 }
 
+/// Whether `code` defines `name`: an item (`fn`, `struct`, `enum`, `trait`, `type`,
+/// `const`, `static`, `mod`, `union`, `macro_rules!`), or a test case registered by its
+/// quoted name (the libtest-mimic suites).
+fn defines(code: &str, name: &str) -> bool {
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
+    let quoted = format!("\"{name}\"");
+    code.contains(&quoted)
+        || code.lines().any(|line| {
+            let words: Vec<&str> = line
+                .split(|c: char| !is_ident(c) && c != '!')
+                .filter(|w| !w.is_empty())
+                .collect();
+            words.windows(2).any(|w| {
+                w[1] == name
+                    && matches!(
+                        w[0],
+                        "fn" | "struct"
+                            | "enum"
+                            | "trait"
+                            | "type"
+                            | "const"
+                            | "static"
+                            | "mod"
+                            | "union"
+                            | "macro_rules!"
+                    )
+            })
+        })
+}
+
+/// Whether `code` defines the type `name` or implements something for it.
+fn defines_type(code: &str, name: &str) -> bool {
+    defines(code, name)
+        || code.lines().any(|line| {
+            let line = line.trim_start();
+            line.starts_with("impl")
+                && line
+                    .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .any(|w| w == name)
+        })
+}
+
 #[test]
-fn links_to_a_named_line_land_near_that_name() {
-    // Code moves; an anchor that drifted off its name points readers at the wrong code.
-    // "Near": a link may point into the item (a method of a type, a line of a function).
-    const NEAR: usize = 20;
-    let mut drifted = Vec::new();
+fn item_links_name_an_item_of_the_linked_file() {
+    // Docs link to code by name, never by line: `[`Session::take_fin`](.../session.rs)`.
+    // A line number drifts with every edit above it; a name either exists in that file or
+    // this test says where it went missing.
+    let mut broken = Vec::new();
     for file in markdown_files() {
         let text = std::fs::read_to_string(&file).expect("read markdown");
         let dir = file.parent().unwrap_or(Path::new("."));
-        for (target, line, name) in named_line_links(&text) {
-            let Ok(code) = std::fs::read_to_string(dir.join(&target)) else {
+        for (target, segments) in item_links(&text) {
+            let path = target.split('#').next().unwrap_or("");
+            let Ok(code) = std::fs::read_to_string(dir.join(path)) else {
                 continue; // a missing file is `relative_links_resolve`'s to report
             };
-            let lines: Vec<&str> = code.lines().collect();
-            let from = line.saturating_sub(NEAR + 1);
-            let window = &lines[from.min(lines.len())..(line).min(lines.len())];
-            if !window.iter().any(|l| l.contains(&name)) {
-                drifted.push(format!("{}: `{name}` -> {target}#L{line}", file.display()));
+            let (item, owners) = segments.split_last().expect("at least one segment");
+            let owner_ok = owners.last().is_none_or(|owner| {
+                // `Type::item`: the type is defined or implemented there, unless it is a
+                // path into another crate (`echolab_proto::Session`).
+                owner.starts_with(|c: char| c.is_lowercase()) || defines_type(&code, owner)
+            });
+            if !defines(&code, item) || !owner_ok {
+                broken.push(format!(
+                    "{}: `{}` -> {target}",
+                    file.display(),
+                    segments.join("::")
+                ));
             }
         }
     }
     assert!(
-        drifted.is_empty(),
-        "anchors off their names:\n{}",
-        drifted.join("\n")
+        broken.is_empty(),
+        "links to items their file does not define:\n{}",
+        broken.join("\n")
     );
+}
+
+#[test]
+fn no_link_points_at_a_line_number() {
+    // `#L120` anchors drift as code moves; link the file and name the item instead.
+    let mut lines = Vec::new();
+    for file in markdown_files() {
+        let text = std::fs::read_to_string(&file).expect("read markdown");
+        let mut rest = text.as_str();
+        while let Some(start) = rest.find("](") {
+            rest = &rest[start + 2..];
+            let target = &rest[..rest.find(')').unwrap_or(rest.len())];
+            if let Some((_, anchor)) = target.split_once("#L") {
+                if anchor.starts_with(|c: char| c.is_ascii_digit()) {
+                    lines.push(format!("{} -> {target}", file.display()));
+                }
+            }
+        }
+    }
+    assert!(lines.is_empty(), "line-number links:\n{}", lines.join("\n"));
 }
 
 /// The quoted names in the `CASES` list of `tests/faults.rs` (model names left out).
@@ -304,6 +377,124 @@ fn docs_map_links_every_docs_page() {
     assert!(
         missing.is_empty(),
         "docs/README.md (the map) does not link:\n{}",
+        missing.join("\n")
+    );
+}
+
+/// The README's `## Layout` section, up to the next `## ` heading.
+fn readme_layout() -> String {
+    let readme = read(&root().join("README.md"));
+    let start = readme
+        .find("\n## Layout")
+        .expect("README.md has a `## Layout` section");
+    let rest = &readme[start + 1..];
+    let end = rest[3..].find("\n## ").map_or(rest.len(), |i| i + 3);
+    rest[..end].to_string()
+}
+
+/// Names of the entries of `dir` (relative to the root), sorted.
+fn entries(dir: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root().join(dir))
+        .unwrap_or_else(|e| panic!("read {dir}: {e}"))
+        .map(|entry| {
+            entry
+                .expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn readme_layout_names_every_crate_docs_page_and_script() {
+    // A reader finds their way by the Layout; what it leaves out does not exist for them.
+    let layout = readme_layout();
+    let mut missing = Vec::new();
+    for name in entries("crates") {
+        if !layout.contains(&format!("crates/{name} ")) {
+            missing.push(format!("crates/{name}"));
+        }
+    }
+    for name in entries("docs").into_iter().chain(entries("scripts")) {
+        let named = if root().join("docs").join(&name).is_dir() {
+            format!("{name}/")
+        } else {
+            name.clone()
+        };
+        if !layout.contains(&named) {
+            missing.push(name);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "README.md's Layout does not name: {missing:?}"
+    );
+}
+
+/// Every `YYYY-MM-DD` date in `text` with what follows it (up to 12 characters).
+fn dates(text: &str) -> Vec<(String, String)> {
+    let bytes = text.as_bytes();
+    let mut found = Vec::new();
+    let is_date = |s: &[u8]| {
+        s.len() == 10
+            && s.iter().enumerate().all(|(i, b)| {
+                if i == 4 || i == 7 {
+                    *b == b'-'
+                } else {
+                    b.is_ascii_digit()
+                }
+            })
+    };
+    for i in 0..bytes.len().saturating_sub(9) {
+        let before_ok = i == 0 || !bytes[i - 1].is_ascii_digit();
+        if before_ok && bytes[i].is_ascii_digit() && is_date(&bytes[i..i + 10]) {
+            let date = &text[i..i + 10];
+            let after: String = text[i + 10..].chars().take(12).collect();
+            found.push((date.to_string(), after));
+        }
+    }
+    found
+}
+
+#[test]
+fn every_cited_run_and_log_is_committed() {
+    // A figure is only as good as its source: a page that cites a run ("the 2026-11-30
+    // run", results/2026-11-30-vm-full) or a log must cite one a reader can open.
+    let runs = entries("results");
+    let mut missing = Vec::new();
+    for file in markdown_files() {
+        let text = read(&file);
+        for (date, after) in dates(&text) {
+            let cites_run = after.starts_with(" run") || after.starts_with("-vm");
+            if cites_run && !runs.iter().any(|r| r.starts_with(&date)) {
+                missing.push(format!("{}: {date}{after}", file.display()));
+            }
+        }
+        for word in text.split(|c: char| c.is_whitespace() || "()[]`'\",;".contains(c)) {
+            let word = word.trim_end_matches(['.', ':']);
+            if let Some(idx) = word.find("results/") {
+                let path = &word[idx..];
+                let path = path.split('#').next().unwrap_or(path);
+                let placeholder = path.contains('<');
+                if path.len() > "results/".len() && !placeholder && !root().join(path).exists() {
+                    missing.push(format!("{}: {path}", file.display()));
+                }
+            } else if word.ends_with(".log") && !word.contains('*') && !word.contains('<') {
+                let name = word.rsplit('/').next().unwrap_or(word);
+                if !root().join("results").join(name).is_file() {
+                    missing.push(format!("{}: {word} (not under results/)", file.display()));
+                }
+            }
+        }
+    }
+    missing.sort();
+    missing.dedup();
+    assert!(
+        missing.is_empty(),
+        "docs cite runs or logs that are not committed:\n{}",
         missing.join("\n")
     );
 }

@@ -89,11 +89,18 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|_| format!("`{text}` is not a valid duration"))
 }
 
+/// Where `serve` listens and `echo`, `ping` and `load` connect when `--addr` is not
+/// given: one fixed, unprivileged loopback port, so that `echolab serve mio` in one
+/// terminal and `echolab echo hello` in another find each other, and swapping the model
+/// behind the client takes no flags. Tests never use it: they bind port 0.
+pub(crate) const DEFAULT_ADDR: &str = "127.0.0.1:7007";
+
 /// How the client commands reach a server.
 #[derive(Debug, Args)]
 pub(crate) struct ClientArgs {
-    /// Server address, e.g. 127.0.0.1:7000 or [::1]:7000.
-    #[arg(long)]
+    /// Server address, e.g. 127.0.0.1:7000 or [::1]:7000; by default the address
+    /// `echolab serve` listens on by default.
+    #[arg(long, default_value = DEFAULT_ADDR)]
     pub(crate) addr: SocketAddr,
     /// The transport: TCP (the stream models) or UDP (the `udp-*` models).
     #[arg(long, value_enum, default_value_t)]

@@ -12,7 +12,7 @@ use super::ClientArgs;
 #[derive(Debug, Args)]
 pub(crate) struct EchoArgs {
     #[command(flatten)]
-    client: ClientArgs,
+    pub(super) client: ClientArgs,
     /// Messages to send, one frame (UDP: one datagram) each. With none, read lines from
     /// stdin at a `>> ` prompt, like the course's clients.
     messages: Vec<String>,

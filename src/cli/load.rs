@@ -15,7 +15,7 @@ use super::ClientArgs;
 #[derive(Debug, Args)]
 pub(crate) struct LoadArgs {
     #[command(flatten)]
-    client: ClientArgs,
+    pub(super) client: ClientArgs,
     /// Concurrent connections (UDP: client sockets, each its own source port).
     #[arg(long, default_value_t = 50)]
     conns: usize,

@@ -11,7 +11,7 @@ use super::ClientArgs;
 #[derive(Debug, Args)]
 pub(crate) struct PingArgs {
     #[command(flatten)]
-    client: ClientArgs,
+    pub(super) client: ClientArgs,
     /// Payload bytes per message.
     #[arg(long, default_value_t = 64)]
     size: usize,

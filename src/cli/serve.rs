@@ -14,7 +14,7 @@ use echolab_server::{
     Listen, ResourceUsage, ServerConfig, ServerContext, Shutdown, StatsLine, DEFAULT_BACKLOG,
 };
 
-use super::args::{parse_duration, ProtocolArg, ServiceArg};
+use super::args::{parse_duration, ProtocolArg, ServiceArg, DEFAULT_ADDR};
 use super::fd_limit::raise_descriptor_limit;
 use super::{find_model, UsageError};
 use crate::key_file::load_key_file;
@@ -24,8 +24,9 @@ pub(crate) struct ServeArgs {
     /// The model to run (see `echolab models`).
     model: String,
     /// Address to listen on, e.g. 127.0.0.1:0 (port 0: the kernel chooses, and the first
-    /// line printed names the port).
-    #[arg(long)]
+    /// line printed names the port). By default the fixed loopback port that `echo`,
+    /// `ping` and `load` also default to.
+    #[arg(long, default_value = DEFAULT_ADDR)]
     addr: SocketAddr,
     /// Wire protocol of the TCP models [default: framed]. The UDP models take no
     /// framing: a datagram is one message (`raw` is accepted, `framed` refused).
@@ -233,4 +234,56 @@ fn exit_with_parent(parent: i32) -> Result<()> {
         raise(Signal::SIGTERM).context("cannot stop after the parent exited")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::super::{Cli, Command};
+    use super::*;
+
+    #[test]
+    fn serve_without_addr_listens_on_the_default_address() {
+        let cli = Cli::try_parse_from(["echolab", "serve", "mio"]).expect("parses");
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve: {cli:?}");
+        };
+        let default: SocketAddr = DEFAULT_ADDR.parse().expect("the default parses");
+        assert_eq!(args.addr, default);
+        // Loopback and unprivileged: reachable only from this machine, bindable by anyone.
+        assert!(
+            default.ip().is_loopback() && default.port() > 1024,
+            "{default}"
+        );
+    }
+
+    #[test]
+    fn every_client_command_defaults_to_the_address_serve_listens_on() {
+        let default: SocketAddr = DEFAULT_ADDR.parse().expect("the default parses");
+        for argv in [
+            &["echolab", "echo", "hello"][..],
+            &["echolab", "ping"],
+            &["echolab", "load"],
+        ] {
+            let cli = Cli::try_parse_from(argv).expect("parses");
+            let addr = match cli.command {
+                Command::Echo(args) => args.client.addr,
+                Command::Ping(args) => args.client.addr,
+                Command::Load(args) => args.client.addr,
+                other => panic!("{argv:?} parsed as {other:?}"),
+            };
+            assert_eq!(addr, default, "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn an_explicit_addr_still_wins() {
+        let cli = Cli::try_parse_from(["echolab", "serve", "mio", "--addr", "127.0.0.1:0"])
+            .expect("parses");
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve: {cli:?}");
+        };
+        assert_eq!(args.addr.port(), 0);
+    }
 }

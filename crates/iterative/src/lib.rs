@@ -17,8 +17,8 @@
 //! reused.
 //!
 //! **How it fails under load.** Head-of-line blocking: a second client is not served
-//! until the first one leaves, so with 100 clients the fairness index collapses to
-//! about 1/100. A silent client would hold the server forever; `--idle-timeout` is
+//! until the first one leaves, so with N clients the fairness index collapses to
+//! about 1/N. A silent client would hold the server forever; `--idle-timeout` is
 //! what frees it, and that bounded failure is what the tests assert.
 //!
 //! **Shutdown.** The accept `poll` wakes on the shutdown pipe; a client being served is

@@ -39,6 +39,10 @@
 //! [`mio::unix::SourceFd`]. When it fires the listener is deregistered and dropped,
 //! every session takes in what has already arrived, is told to
 //! [`Session::begin_shutdown`], and the loop runs until every session has closed.
+//!
+//! [`Session`]: echolab_proto::Session
+//! [`Session::begin_shutdown`]: echolab_proto::Session::begin_shutdown
+//! [`ACCEPT_BACKOFF`]: echolab_server::ACCEPT_BACKOFF
 
 use std::collections::VecDeque;
 use std::io;

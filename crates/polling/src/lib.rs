@@ -47,6 +47,11 @@
 //! listener is dropped, every session takes in what has already arrived, is told to
 //! [`Session::begin_shutdown`], and the loop keeps running until every session has
 //! sent what it owes and closed (bounded by the sessions' own linger deadlines).
+//!
+//! [`Session`]: echolab_proto::Session
+//! [`Session::wants_read`]: echolab_proto::Session::wants_read
+//! [`Session::wants_write`]: echolab_proto::Session::wants_write
+//! [`Session::begin_shutdown`]: echolab_proto::Session::begin_shutdown
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};

@@ -27,7 +27,7 @@
 //! pipe, the SIGCHLD pipe and the stats socket. Nothing wakes on a timer at rest.
 //!
 //! **What a connection costs.** Nothing beyond the socket: a worker process (page
-//! tables, its copy-on-write pages, a stack; about 50 KiB of Pss measured) exists
+//! tables, its copy-on-write pages, a stack; measured in `docs/models/prefork.md`) exists
 //! whether it serves or not, so memory is fixed by `--workers`, not by the clients.
 //!
 //! **How it fails under load.** With N clients served, the next one is not refused

@@ -15,25 +15,25 @@
 //! secret), scaled onto the group's listeners: the same client port always lands on the
 //! same loop, and the spread is only as even as the hash — a coin toss per connection.
 //! With 100 connections over 2 loops the split is binomial: 50/50 on average, but 45/55
-//! or worse about one run in three. The loops never rebalance: a loop that drew more
+//! or worse about one time in three. The loops never rebalance: a loop that drew more
 //! (or busier) connections stays busier for their whole lives, while its neighbour may
-//! idle. The stats line's `accepted_per_worker` shows each loop's count (29 measured
-//! rounds of 100 connections: from 50/50 to 37/63, within 20% of each other in 21).
+//! idle. The stats line's `accepted_per_worker` shows each loop's count (measured
+//! splits: `docs/models/reactors.md`).
 //!
 //! **A listener that closes takes its queue with it.** Connections the kernel already
 //! completed into one listener's accept queue belong to that listener: when it closes
 //! (shutdown, or a loop that failed), they are reset, not handed to a sibling
 //! (`net.ipv4.tcp_migrate_req=1`, off by default, would migrate them). New connections
-//! are then hashed over the listeners that remain. `tests/reuseport.rs` shows both.
+//! are then hashed over the listeners that remain. Both are the kernel's behaviour; no test
+//! here exercises them.
 //!
 //! **Syscalls.** Exactly `mio`'s, per loop: per connection `accept4`,
 //! `setsockopt(TCP_NODELAY)`, `epoll_ctl(ADD)`, and at the end `epoll_ctl(DEL)` +
 //! `close`; per message one `recvfrom`, one `sendto`, and one `epoll_wait` shared by
 //! everything ready. Nothing crosses threads: no futex, no wake-up of another loop. But
 //! each loop sees only its share of the ready connections, so under the same load it
-//! runs dry and waits more often than one loop would (measured at 100 connections on 2
-//! cores: one `epoll_wait` per 4.2 messages against `mio`'s one per 57, and 15–23% more
-//! server CPU per response).
+//! runs dry and waits more often than one loop would: more `epoll_wait`s per message
+//! than `mio`, and so more server CPU per response (measured: `docs/models/reactors.md`).
 //!
 //! **Where it waits.** Each loop in its own `epoll_wait`, over its own listener, its
 //! own connections and the shared shutdown descriptor.
@@ -43,9 +43,9 @@
 //! instance, a listener and one 64 KiB read buffer.
 //!
 //! **How it fails under load.** N cores instead of one — if the connections are spread
-//! over the loops, and if the cores are free: on 2 cores shared with the load
-//! generator it beat `mio` only while other jobs loaded the machine (16 of 29 rounds),
-//! and fell to 0.64–0.79 of it on a quiet one. Nothing moves a connection off a busy
+//! over the loops, and if the cores are free: on a machine whose cores the load
+//! generator shares, the extra loop mostly competes with the client (measured against
+//! `mio`: `docs/models/reactors.md`). Nothing moves a connection off a busy
 //! loop, so a hot loop's clients wait while another core idles: the imbalance is the
 //! price of sharing nothing. Out of descriptors, each loop backs off on its own (the
 //! descriptor table is the process's).

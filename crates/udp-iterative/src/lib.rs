@@ -11,7 +11,7 @@
 //! message flags, to see `MSG_TRUNC`) and one `sendto`. No readiness call.
 //!
 //! **Where it waits.** In `recvmsg`, on the one socket. Datagrams that arrive meanwhile
-//! wait in the socket's receive buffer (`net.core.rmem_default`, 208 KiB here).
+//! wait in the socket's receive buffer (sized by `net.core.rmem_default`).
 //!
 //! **What a client costs.** Nothing: no descriptor, no buffer, no state. A 64 KiB receive
 //! buffer (one datagram's worth, the `--max-frame` limit) is reused for every datagram.

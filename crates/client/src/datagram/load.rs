@@ -16,7 +16,7 @@
 //! Closed loop: each socket keeps `depth` datagrams awaiting a reply, and sends the next
 //! when one is answered or given up on. Open loop (`rate`): datagrams are sent on a
 //! fixed schedule whatever happened to the earlier ones, and latency counts from the
-//! intended send time (the TCP load's [`Schedule`] and its microsecond alarm).
+//! intended send time (the TCP load's `Schedule` and its microsecond alarm).
 //!
 //! After the measured interval the generator stops sending and waits, at most one reply
 //! timeout, for the replies still owed, so the last datagrams are not counted lost for
