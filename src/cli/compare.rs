@@ -9,6 +9,7 @@ use echolab_harness::{
     diff_runs, redraw_charts, render_diff, run_plan, summarize, terminal_table, write_run, Floor,
     LoadedRun, Machine, Pin, Plan, RunResults, Scenario,
 };
+use echolab_proto::WorkSpec;
 use echolab_registry as models;
 
 use super::args::parse_duration;
@@ -44,6 +45,11 @@ pub(crate) struct CompareArgs {
     /// Warm-up per run (default: 500ms, or 1s with --full).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     warmup: Option<Duration>,
+    /// Work per message on every server, in every cell (the `serve --work` spec, e.g.
+    /// `cpu:20us`); the load generator classes replies by it. The `work` scenario
+    /// (`--scenario work`) runs its own specs.
+    #[arg(long, value_name = "SPEC")]
+    work: Option<WorkSpec>,
     /// Where the run's directory is written.
     #[arg(long, default_value = "results", value_name = "DIR")]
     out: PathBuf,
@@ -108,6 +114,7 @@ pub(crate) fn run(args: CompareArgs) -> Result<ExitCode> {
         );
     }
     plan.repeat = args.repeat;
+    plan.work = args.work.as_ref().map(ToString::to_string);
     plan.pin = Pin::parse(&args.pin)?;
     plan.duration = args.duration.unwrap_or(plan.duration);
     plan.warmup = args.warmup.unwrap_or(plan.warmup);

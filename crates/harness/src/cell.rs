@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use echolab_client::datagram::{self, DatagramLoadConfig, DatagramLoadReport};
 use echolab_client::load::{self, LoadConfig, LoadReport};
+use echolab_proto::WorkSpec;
 use serde::Serialize;
 
 use crate::error::HarnessError;
@@ -187,6 +188,8 @@ pub struct RunSettings<'a> {
     pub threads: usize,
     /// The CPU the server is pinned to, if any.
     pub server_cpu: Option<usize>,
+    /// `compare --work`: the work per message for every cell that does not name its own.
+    pub work: Option<WorkSpec>,
 }
 
 /// Runs `cell` once on `model`.
@@ -202,8 +205,12 @@ pub fn run_cell(
         .map(|cpu| vec!["--cpu".to_string(), cpu.to_string()])
         .unwrap_or_default();
     server_args.extend(variant.server_args());
-    if let Some(work) = cell.work {
-        server_args.extend(["--work".to_string(), work.spec_text().to_string()]);
+    let work = cell
+        .work
+        .map(|w| w.spec())
+        .or_else(|| settings.work.clone());
+    if let Some(work) = &work {
+        server_args.extend(["--work".to_string(), work.to_string()]);
     }
     let server = ServerProcess::start(settings.binary, variant.model, &server_args)?;
     let pid = server.pid();
@@ -221,7 +228,7 @@ pub fn run_cell(
         reply_timeout: settings.duration + settings.warmup + Duration::from_secs(1),
         churn: cell.scenario == Scenario::Churn,
         rate: cell.rate.map(|r| r as f64),
-        work: cell.work.map(|w| w.spec()),
+        work,
         ..LoadConfig::new(server.addr())
     };
     let start = Instant::now();

@@ -26,6 +26,12 @@ pub fn run_plan(
         warmup: plan.warmup,
         threads,
         server_cpu: plan.pin.server_cpu(),
+        work: plan
+            .work
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e| HarnessError::Plan(format!("--work: {e}")))?,
     };
     if let Some(cpu) = plan.pin.client_cpu() {
         // The generator threads are spawned from this one and inherit its CPU.

@@ -252,6 +252,10 @@ pub struct Plan {
     pub full: bool,
     /// Where the server and the client run.
     pub pin: Pin,
+    /// `compare --work SPEC`: the work every server does per message in every cell
+    /// (the `work` scenario's cells name their own).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub work: Option<String>,
 }
 
 /// Where the server and the load generator run (`echolab compare --pin`).
@@ -352,6 +356,7 @@ impl Plan {
             },
             full,
             pin: Pin::None,
+            work: None,
         }
     }
 
