@@ -11,7 +11,10 @@
 //! - `datagram_round_trip`: the UDP models: one socket, 64 B datagrams, one at a time.
 //!
 //! Run one group with `cargo bench --bench models -- round_trip`; a quick pass with
-//! `cargo bench --bench models -- --quick`.
+//! `cargo bench --bench models -- --quick`. With `ECHOLAB_WORK=SPEC` (the `serve --work`
+//! spec, e.g. `ECHOLAB_WORK=block:1ms cargo bench --bench models`) every server does
+//! that work per message, and each group's name carries the spec, so criterion never
+//! compares a run with work against one without.
 
 // criterion_group! generates undocumented functions.
 #![allow(missing_docs)]
@@ -28,10 +31,28 @@ use echolab_registry::{Model, MODELS};
 /// The harness's child-server guard (SIGTERM, then SIGKILL, on drop), plus a client.
 struct Server(ServerProcess);
 
+/// `ECHOLAB_WORK`, the work every server does per message (checked by the server,
+/// which refuses a bad spec with the reason).
+fn work() -> Option<String> {
+    std::env::var("ECHOLAB_WORK").ok().filter(|w| !w.is_empty())
+}
+
+/// A group's name, with the work in it when there is some (`round_trip work=cpu-20us`:
+/// criterion makes a directory of it, so no `:` or `,`).
+fn group_name(name: &str) -> String {
+    match work() {
+        Some(work) => format!("{name} work={}", work.replace([':', ','], "-")),
+        None => name.to_string(),
+    }
+}
+
 impl Server {
     fn start(model: &str) -> Server {
         let binary = Path::new(env!("CARGO_BIN_EXE_echolab"));
-        Server(ServerProcess::start(binary, model, &[]).expect("start echolab serve"))
+        let args: Vec<String> = work()
+            .map(|w| vec!["--work".to_string(), w])
+            .unwrap_or_default();
+        Server(ServerProcess::start(binary, model, &args).expect("start echolab serve"))
     }
 
     fn client(&self) -> Client {
@@ -49,7 +70,7 @@ fn echo_checked(client: &mut Client, payload: &[u8]) {
 }
 
 fn round_trip(c: &mut Criterion) {
-    let mut group = c.benchmark_group("round_trip");
+    let mut group = c.benchmark_group(group_name("round_trip"));
     group.throughput(Throughput::Elements(1));
     let payload = vec![42u8; 64];
     for model in MODELS.iter().filter(|m| m.is_stream()) {
@@ -85,7 +106,7 @@ fn run_clients(server: &Server, conns: usize, size: usize, iters: u64) -> Durati
 
 fn throughput(c: &mut Criterion) {
     for (conns, size) in [(10usize, 64usize), (10, 4096)] {
-        let mut group = c.benchmark_group(format!("throughput/{conns}x{size}"));
+        let mut group = c.benchmark_group(group_name(&format!("throughput/{conns}x{size}")));
         group.throughput(Throughput::Elements(1));
         group.sample_size(20);
         for model in MODELS
@@ -102,7 +123,7 @@ fn throughput(c: &mut Criterion) {
 }
 
 fn churn(c: &mut Criterion) {
-    let mut group = c.benchmark_group("churn");
+    let mut group = c.benchmark_group(group_name("churn"));
     group.throughput(Throughput::Elements(1));
     group.sample_size(20);
     for model in MODELS.iter().filter(|m| m.is_stream()) {
@@ -118,7 +139,7 @@ fn churn(c: &mut Criterion) {
 }
 
 fn datagram_round_trip(c: &mut Criterion) {
-    let mut group = c.benchmark_group("datagram_round_trip");
+    let mut group = c.benchmark_group(group_name("datagram_round_trip"));
     group.throughput(Throughput::Elements(1));
     let payload = vec![42u8; 64];
     for model in MODELS.iter().filter(|m| !m.is_stream()) {
