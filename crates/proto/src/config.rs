@@ -1,7 +1,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{AuthKey, ProtoError, DEFAULT_MAX_FRAME, NOTICE_BIT};
+use crate::{AuthKey, ProtoError, WorkMode, DEFAULT_MAX_FRAME, NOTICE_BIT};
 
 /// Which wire protocol a server speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -35,6 +35,9 @@ pub struct SessionConfig {
     pub frame_timeout: Option<Duration>,
     /// Pending output above which the session stops wanting input.
     pub high_water: usize,
+    /// Where each framed message's work runs (none, inline, offloaded); raw sessions
+    /// ignore it.
+    pub work: WorkMode,
 }
 
 /// The largest frame payload a session accepts: below 2^31, because the top bit of a
@@ -77,6 +80,7 @@ impl Default for SessionConfig {
             idle_timeout: Some(Duration::from_secs(60)),
             frame_timeout: Some(Duration::from_secs(30)),
             high_water: DEFAULT_HIGH_WATER,
+            work: WorkMode::None,
         }
     }
 }

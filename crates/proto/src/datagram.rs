@@ -21,7 +21,7 @@
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::FrameLimit;
+use crate::{FrameLimit, Handler};
 
 /// The longest UDP datagram there can be: the UDP header's 16-bit length, less its own
 /// 8 bytes (IPv6; over IPv4 the IP header takes 20 more, see [`MAX_UDP_PAYLOAD_V4`]).
@@ -117,6 +117,24 @@ impl DatagramRules {
             Service::Echo => Answer::Reply(Cow::Borrowed(datagram)),
             Service::Daytime => Answer::Reply(Cow::Owned(daytime(now()).into_bytes())),
         }
+    }
+
+    /// [`DatagramRules::answer`] with the work per message: `handler` does its work on
+    /// the datagram (the message) before the answer, on the caller's thread — inline
+    /// only, as a datagram model has no connection to keep replies in order for. A
+    /// dropped datagram gets no work; the answer is the same as without work.
+    pub fn answer_with<'a>(
+        &self,
+        handler: &dyn Handler,
+        datagram: &'a [u8],
+        truncated: bool,
+        now: impl FnOnce() -> SystemTime,
+    ) -> Answer<'a> {
+        let answer = self.answer(datagram, truncated, now);
+        if matches!(answer, Answer::Reply(_)) {
+            handler.handle(datagram);
+        }
+        answer
     }
 }
 
@@ -227,6 +245,34 @@ mod tests {
         assert_eq!(
             echo.answer(b"abcde", false, || now),
             Answer::Drop(Dropped::Oversize)
+        );
+    }
+
+    #[test]
+    fn work_runs_once_per_answered_datagram_and_changes_no_answer() {
+        #[derive(Debug, Default)]
+        struct Recorder(std::sync::Mutex<Vec<Vec<u8>>>);
+        impl Handler for Recorder {
+            fn handle(&self, payload: &[u8]) {
+                self.0.lock().unwrap().push(payload.to_vec());
+            }
+        }
+        let recorder = Recorder::default();
+        let now = SystemTime::now();
+        for service in [Service::Echo, Service::Daytime] {
+            let rules = rules(service, 4);
+            for (datagram, truncated) in [(&b"ab"[..], false), (b"abcde", false), (b"abcd", true)] {
+                assert_eq!(
+                    rules.answer_with(&recorder, datagram, truncated, || now),
+                    rules.answer(datagram, truncated, || now)
+                );
+            }
+        }
+        let seen = recorder.0.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            vec![b"ab".to_vec(), b"ab".to_vec()],
+            "answered ones only"
         );
     }
 

@@ -20,6 +20,13 @@
 //! UDP has no stream to frame and no connection to hold state for: beside the session,
 //! [`DatagramRules::answer`] answers one datagram at a time (echo or daytime), with the
 //! session's size limit and no handshake.
+//!
+//! Work per message (`--work`): a [`WorkSpec`] says what each message costs (CPU, a
+//! blocking call, a distribution, a long-tail mix) and which message gets what, from
+//! its payload alone, so the client can tell the slow replies apart. Between "a frame
+//! is complete" and "its reply is queued" the session hands the message to a
+//! [`Handler`], inline or — [`WorkMode::Offload`] — through the driver as a [`Job`]
+//! ([`Session::take_job`], [`Session::complete_job`]); replies stay in order either way.
 
 mod auth;
 mod config;
@@ -41,5 +48,5 @@ pub use error::ProtoError;
 pub use frame::{
     encode_frame, encode_notice, Header, DEFAULT_MAX_FRAME, HEADER_LEN, MAX_NOTICE_LEN, NOTICE_BIT,
 };
-pub use session::{CloseReason, Session, SessionStats};
+pub use session::{CloseReason, Handler, Job, Session, SessionStats, WorkMode};
 pub use work::{Chosen, Distribution, WorkItem, WorkKind, WorkSpec, WorkSpecError, MAX_WORK};

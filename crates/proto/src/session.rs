@@ -6,6 +6,11 @@ use std::time::{Duration, Instant};
 use crate::frame::{encode_notice, Header, HEADER_LEN};
 use crate::{AuthKey, Protocol, SessionConfig, MAC_LEN, NONCE_LEN};
 
+mod work;
+
+use work::Work;
+pub use work::{Handler, Job, WorkMode};
+
 /// Buffers that grew past this (to hold a large frame) are released once they empty,
 /// so one big frame does not pin a megabyte to an otherwise idle connection.
 const RETAIN_CAPACITY: usize = 64 * 1024;
@@ -85,7 +90,8 @@ impl CloseReason {
 /// Counters for one session, folded into the server's totals when it ends.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SessionStats {
-    /// Complete frames echoed (framed mode).
+    /// Frames whose reply was queued (framed mode): with offloaded work, once their
+    /// job came back.
     pub frames: u64,
     /// Bytes received.
     pub bytes_in: u64,
@@ -172,6 +178,8 @@ pub struct Session {
     last_activity: Instant,
     phase: Phase,
     stats: SessionStats,
+    /// What happens to a complete frame before its reply is queued.
+    work: Work,
 }
 
 impl Session {
@@ -206,6 +214,11 @@ impl Session {
             last_activity: now,
             phase: Phase::Open,
             stats: SessionStats::default(),
+            // Raw TCP has no messages to work on.
+            work: match config.protocol {
+                Protocol::Framed => Work::new(&config.work),
+                Protocol::Raw => Work::new(&WorkMode::None),
+            },
         }
     }
 
@@ -301,8 +314,17 @@ impl Session {
         }
     }
 
-    /// Moves the held part of a frame plus its `tail` to the output.
+    /// Moves the held part of a frame plus its `tail` to the output, after its work
+    /// (or to the offload queue).
     fn complete_frame(&mut self, tail: &[u8]) {
+        self.framing = Framing::Header;
+        self.frame_deadline = None;
+        if self.work_on_frame(tail) {
+            release_if_large(&mut self.held);
+            return;
+        }
+        // Inline work appended the tail to `held` already.
+        let tail: &[u8] = if self.work.is_inline() { &[] } else { tail };
         if self.queued_output() == 0 {
             // Nothing is waiting to be written: hand the held buffer over instead of
             // copying a possibly megabyte-sized frame. The empty output buffer is not
@@ -315,8 +337,6 @@ impl Session {
         }
         self.out.extend_from_slice(tail);
         release_if_large(&mut self.held);
-        self.framing = Framing::Header;
-        self.frame_deadline = None;
         self.stats.frames += 1;
     }
 
@@ -364,9 +384,7 @@ impl Session {
             }
             Phase::Closing { .. } => {
                 if self.linger_deadline().is_some_and(|d| now >= d) {
-                    self.phase = Phase::Closed(CloseReason::Abandoned);
-                    self.out = Vec::new();
-                    self.out_pos = 0;
+                    self.abandon();
                 }
             }
             Phase::Draining { reason, until, .. } => {
@@ -378,14 +396,22 @@ impl Session {
         }
     }
 
+    /// None while work is outstanding: waiting for the server is not being idle.
     fn idle_deadline(&self) -> Option<Instant> {
+        if self.work.is_outstanding() {
+            return None;
+        }
         self.idle_timeout.get().map(|t| self.last_activity + t)
     }
 
+    /// None while work is outstanding: the replies are not the peer's to accept yet.
     fn linger_deadline(&self) -> Option<Instant> {
         let Phase::Closing { since, .. } = self.phase else {
             return None;
         };
+        if self.work.is_outstanding() {
+            return None;
+        }
         let linger = match self.phase {
             Phase::Closing {
                 reason: CloseReason::Shutdown,
@@ -416,7 +442,12 @@ impl Session {
 
     fn close_with(&mut self, reason: CloseReason, notice: &str, now: Instant) {
         if self.protocol == Protocol::Framed {
-            encode_notice(notice, &mut self.out);
+            let mut text = Vec::new();
+            encode_notice(notice, &mut text);
+            // With offloaded work outstanding, the notice follows the replies still owed.
+            if let Some(text) = self.work.defer_notice(text) {
+                self.out.extend_from_slice(&text);
+            }
         }
         self.begin_close(reason, now);
     }
@@ -433,7 +464,7 @@ impl Session {
         let Phase::Closing { reason, .. } = self.phase else {
             return;
         };
-        if self.owed_output() > 0 {
+        if self.owed_output() > 0 || self.work.is_outstanding() {
             return;
         }
         self.phase = match reason {
@@ -542,11 +573,12 @@ impl Session {
         self.queued_output() + self.in_flight
     }
 
-    /// Whether the driver should read: the session is open and its output is below the
-    /// high-water mark (backpressure), or it is draining the peer's last bytes.
+    /// Whether the driver should read: the session is open and its output (with the
+    /// frames whose offloaded work is still to be done) is below the high-water mark
+    /// (backpressure), or it is draining the peer's last bytes.
     pub fn wants_read(&self) -> bool {
         match self.phase {
-            Phase::Open => self.owed_output() < self.high_water as usize,
+            Phase::Open => self.owed_output() + self.work.owed() < self.high_water as usize,
             Phase::Draining { .. } => true,
             Phase::Closing { .. } | Phase::Closed(_) => false,
         }
@@ -575,10 +607,11 @@ impl Session {
         self.queued_output() > 0 && self.in_flight == 0
     }
 
-    /// Whether the driver should close the connection now: the session ended and every
-    /// byte it owed has been written (or abandoned).
+    /// Whether the driver should close the connection now: the session ended, every
+    /// byte it owed has been written (or abandoned), and no offloaded job is out (a
+    /// worker still holds one: the connection's slot must outlive it).
     pub fn is_closed(&self) -> bool {
-        matches!(self.phase, Phase::Closed(_))
+        matches!(self.phase, Phase::Closed(_)) && !self.work.is_job_out()
     }
 
     /// Why the session ended or is ending, once it is.
@@ -598,7 +631,7 @@ impl Session {
 
     /// Bytes this session holds in memory (buffer capacities), for tests of the bounds.
     pub fn buffered_capacity(&self) -> usize {
-        self.held.capacity() + self.out.capacity()
+        self.held.capacity() + self.out.capacity() + self.work.capacity()
     }
 }
 

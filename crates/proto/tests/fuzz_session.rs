@@ -5,9 +5,10 @@
 //! [`Session::wants_read`], partial writes, deadlines that fire late, end of stream,
 //! shutdown — with arbitrary bytes in arbitrary chunks under arbitrary limits, and must
 //! never panic, never hold more memory than its limits allow (whatever the volume of
-//! input), and never echo anything once it has started closing. Well-formed frames in
-//! any chunking, with any partial writes, must come back byte for byte. The client's
-//! [`ReplyDecoder`] gets arbitrary bytes too.
+//! input), and never echo anything once it has started closing (except the replies of
+//! offloaded frames received before). Well-formed frames in any chunking, with any
+//! partial writes — and with their work offloaded and completed at any point — must come
+//! back byte for byte. The client's [`ReplyDecoder`] gets arbitrary bytes too.
 //!
 //! Each property runs `ECHOLAB_FUZZ_CASES` cases (default 256, sized for CI: a few
 //! seconds in a debug build). A long run, e.g. overnight:
@@ -21,12 +22,13 @@
 //! replays it first; commit that file. The one committed seed is the case that caught
 //! a session with its backpressure removed (`wants_read` always true).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use echolab_proto::{
-    encode_frame, AuthKey, FrameLimit, Protocol, ReplyDecoder, Session, SessionConfig, HEADER_LEN,
-    MAX_NOTICE_LEN, NONCE_LEN,
+    encode_frame, AuthKey, FrameLimit, Handler, Job, Protocol, Reply, ReplyDecoder, Session,
+    SessionConfig, WorkMode, HEADER_LEN, MAX_NOTICE_LEN, NONCE_LEN,
 };
 use proptest::prelude::*;
 
@@ -61,6 +63,22 @@ enum Op {
     Eof,
     /// The server starts shutting down.
     Shutdown,
+    /// The driver takes a job for offloaded work, if one waits and none is out.
+    TakeJob,
+    /// The job out comes back from the worker.
+    CompleteJob,
+    /// The driver's read or write failed.
+    Abandon,
+}
+
+/// Inline work that counts the messages it is given.
+#[derive(Debug, Default)]
+struct Counter(AtomicU64);
+
+impl Handler for Counter {
+    fn handle(&self, _payload: &[u8]) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 fn op(max_frame: u32) -> impl Strategy<Value = Op> {
@@ -72,6 +90,18 @@ fn op(max_frame: u32) -> impl Strategy<Value = Op> {
         1 => (0u64..3000).prop_map(|ms| Op::Advance(Duration::from_millis(ms))),
         1 => Just(Op::Eof),
         1 => Just(Op::Shutdown),
+        2 => Just(Op::TakeJob),
+        2 => Just(Op::CompleteJob),
+        1 => Just(Op::Abandon),
+    ]
+}
+
+/// No work, inline work (counted), or offloaded work.
+fn work_mode() -> impl Strategy<Value = WorkMode> {
+    prop_oneof![
+        Just(WorkMode::None),
+        Just(WorkMode::Offload),
+        Just(()).prop_map(|()| WorkMode::Inline(Arc::new(Counter::default()))),
     ]
 }
 
@@ -88,6 +118,7 @@ fn config() -> impl Strategy<Value = SessionConfig> {
         timeout(),
         timeout(),
         1usize..100_000,
+        work_mode(),
     )
         .prop_map(
             |(
@@ -98,6 +129,7 @@ fn config() -> impl Strategy<Value = SessionConfig> {
                 idle_timeout,
                 frame_timeout,
                 high_water,
+                work,
             )| {
                 SessionConfig {
                     protocol,
@@ -112,6 +144,7 @@ fn config() -> impl Strategy<Value = SessionConfig> {
                     idle_timeout,
                     frame_timeout,
                     high_water,
+                    work,
                 }
             },
         )
@@ -140,12 +173,18 @@ fn memory_bound(config: &SessionConfig, chunk: usize) -> usize {
     2 * (owed + frame) + 2 * RETAINED
 }
 
-/// A framed session (4 KiB frames, the given high-water mark) and the wire bytes of
-/// `payloads` as frames, for the tests that feed one to the other.
-fn echo_session(high_water: usize, payloads: &[Vec<u8>], now: Instant) -> (Session, Vec<u8>) {
+/// A framed session (4 KiB frames, the given high-water mark and work) and the wire
+/// bytes of `payloads` as frames, for the tests that feed one to the other.
+fn echo_session(
+    high_water: usize,
+    work: WorkMode,
+    payloads: &[Vec<u8>],
+    now: Instant,
+) -> (Session, Vec<u8>) {
     let config = SessionConfig {
         max_frame: FrameLimit::new(4096).expect("below 2^31"),
         high_water,
+        work,
         ..SessionConfig::default()
     };
     let mut wire = Vec::new();
@@ -165,6 +204,7 @@ proptest! {
         let bound = memory_bound(&config, LARGEST_FILL);
         let mut fed = 0usize;
         let mut fill = Vec::new();
+        let mut job: Option<Job> = None;
         for op in &ops {
             let closing = session.close_reason().is_some();
             let owed = session.output().len();
@@ -189,6 +229,17 @@ proptest! {
                 }
                 Op::Eof => session.handle_eof(now),
                 Op::Shutdown => session.begin_shutdown(now),
+                Op::TakeJob => {
+                    if job.is_none() {
+                        job = session.take_job();
+                    }
+                }
+                Op::CompleteJob => {
+                    if let Some(done) = job.take() {
+                        session.complete_job(done, now);
+                    }
+                }
+                Op::Abandon => session.abandon(),
             }
             fed += match op {
                 Op::Bytes(b) => b.len(),
@@ -201,7 +252,8 @@ proptest! {
                 "holds {} bytes, bound {bound}, after {fed} bytes of input; op {op:?}",
                 session.buffered_capacity()
             );
-            if closing {
+            // A job completed while closing queues the reply of a frame received before.
+            if closing && !matches!(op, Op::CompleteJob) {
                 prop_assert!(
                     session.output().len() <= owed,
                     "output grew from {owed} to {} after the session started closing",
@@ -210,6 +262,10 @@ proptest! {
             }
             if session.is_closed() {
                 prop_assert!(!session.wants_read());
+                prop_assert!(job.is_none(), "closed while a worker holds its job");
+            }
+            if job.is_some() {
+                prop_assert!(!session.wants_job() && session.take_job().is_none());
             }
         }
     }
@@ -222,7 +278,7 @@ proptest! {
         high_water in 1usize..10_000,
     ) {
         let now = Instant::now();
-        let (mut session, wire) = echo_session(high_water, &payloads, now);
+        let (mut session, wire) = echo_session(high_water, WorkMode::None, &payloads, now);
         let mut chunks = Vec::new();
         let mut rest = &wire[..];
         for cut in cuts.iter().cycle() {
@@ -266,7 +322,7 @@ proptest! {
         high_water in 1usize..10_000,
     ) {
         let now = Instant::now();
-        let (mut session, wire) = echo_session(high_water, &payloads, now);
+        let (mut session, wire) = echo_session(high_water, WorkMode::None, &payloads, now);
         let mut chunks = wire.chunks(cuts[0] % 700 + 1);
         let mut in_flight: Option<Vec<u8>> = None;
         let mut echoed = Vec::new();
@@ -301,6 +357,147 @@ proptest! {
         prop_assert_eq!(chunks.len(), 0, "input left unread");
         prop_assert!(echoed == wire, "the echo differs from the input");
         prop_assert_eq!(session.stats().bytes_out, wire.len() as u64);
+    }
+
+    /// Offloaded work: jobs taken and completed at random points between reads and
+    /// partial writes, and the peer's FIN, a shutdown, a failed socket (abandon) or
+    /// nothing at a random point — work outstanding or not. Every frame received whole
+    /// comes back, in order, once (then the shutdown's notice; after an abandon, a
+    /// prefix of them); input is read only while what the session owes is below the
+    /// high-water mark; the session is never closed while a job is out; inline work sees
+    /// each payload once.
+    #[test]
+    fn worked_frames_come_back_in_order_whatever_the_timing(
+        // Few large frames, or many small ones that one read completes by the dozen.
+        payloads in prop_oneof![
+            prop::collection::vec(prop::collection::vec(any::<u8>(), 0..3000), 0..12),
+            prop::collection::vec(prop::collection::vec(any::<u8>(), 0..40), 0..200),
+        ],
+        chunk in 1usize..700,
+        steps in prop::collection::vec(0u8..4, 1..200),
+        writes in prop::collection::vec(1usize..5000, 1..40),
+        high_water in 1usize..10_000,
+        (end, end_at) in (0u8..4, 0usize..60),
+        inline in any::<bool>(),
+    ) {
+        let now = Instant::now();
+        let counter = Arc::new(Counter::default());
+        let work = if inline { WorkMode::Inline(counter.clone()) } else { WorkMode::Offload };
+        let (mut session, wire) = echo_session(high_water, work, &payloads, now);
+        let largest = payloads.iter().map(Vec::len).max().unwrap_or(0);
+        let mut chunks = wire.chunks(chunk);
+        let mut job: Option<Job> = None;
+        let mut echoed = Vec::new();
+        let mut fed = 0;
+        // Frames received whole when the end came (all of them if it never does).
+        let mut whole = payloads.len();
+        let mut ended = false;
+        let mut next_write = 0;
+        for turn in 0..100_000 {
+            let can_progress = session.wants_job()
+                || job.is_some()
+                || session.wants_write()
+                || (session.wants_read() && chunks.len() > 0);
+            let stuck = !can_progress;
+            if !ended && (turn == end_at || stuck) {
+                ended = true;
+                let mut offset = 0;
+                whole = payloads
+                    .iter()
+                    .take_while(|p| { offset += HEADER_LEN + p.len(); offset <= fed })
+                    .count();
+                match end {
+                    0 => session.handle_eof(now),
+                    1 => session.begin_shutdown(now),
+                    2 => whole = payloads.len(),
+                    _ => session.abandon(),
+                }
+                continue;
+            }
+            prop_assert!(job.is_none() || !session.is_closed(), "closed under a worker");
+            let progressed = match steps[turn % steps.len()] {
+                0 if session.wants_read() && chunks.len() > 0 => {
+                    // Received and not yet answered: owed output (below the mark) and
+                    // at most one partial frame. Checked while open: a draining
+                    // session reads and discards.
+                    let owed = fed.saturating_sub(echoed.len());
+                    prop_assert!(
+                        ended || owed < high_water + HEADER_LEN + largest,
+                        "reading with {owed} bytes owed, high-water mark {high_water}"
+                    );
+                    let bytes = chunks.next().unwrap_or_default();
+                    session.handle_input(bytes, now);
+                    fed += bytes.len();
+                    true
+                }
+                1 if job.is_none() => {
+                    job = session.take_job();
+                    job.is_some()
+                }
+                2 => match job.take() {
+                    Some(done) => { session.complete_job(done, now); true }
+                    None => false,
+                },
+                3 if session.wants_write() => {
+                    let n = writes[next_write % writes.len()].min(session.output().len());
+                    next_write += 1;
+                    echoed.extend_from_slice(&session.output()[..n]);
+                    session.consume_output(n, now);
+                    true
+                }
+                _ => false,
+            };
+            if progressed {
+                continue;
+            }
+            // This turn's kind of step could not run: make whatever progress can be made.
+            if let Some(done) = job.take() {
+                session.complete_job(done, now);
+            } else if let Some(taken) = session.take_job() {
+                job = Some(taken);
+            } else if session.wants_write() {
+                let n = session.output().len();
+                echoed.extend_from_slice(session.output());
+                session.consume_output(n, now);
+            } else if session.wants_read() && chunks.len() > 0 {
+                let bytes = chunks.next().unwrap_or_default();
+                session.handle_input(bytes, now);
+                fed += bytes.len();
+            } else if ended {
+                break;
+            }
+        }
+        prop_assert!(job.is_none() && !session.wants_job(), "work left undone");
+        let mut decoder = ReplyDecoder::new(4096);
+        decoder.feed(&echoed);
+        let mut got = Vec::new();
+        while let Ok(Some(reply)) = decoder.next_reply() {
+            got.push(reply);
+        }
+        let mut expected: Vec<Reply> =
+            payloads[..whole].iter().cloned().map(Reply::Frame).collect();
+        if end == 1 {
+            expected.push(Reply::Notice("server shutting down".into()));
+        }
+        if end == 3 {
+            // Abandoned: what was written before is all the peer gets.
+            prop_assert!(session.is_closed());
+            prop_assert!(got.len() <= expected.len() && got[..] == expected[..got.len()]);
+            return Ok(());
+        }
+        prop_assert_eq!(got, expected);
+        prop_assert_eq!(decoder.buffered(), 0);
+        prop_assert_eq!(session.stats().frames, whole as u64);
+        match end {
+            0 => prop_assert!(session.is_closed()),
+            1 => prop_assert!(session.is_write_finished()),
+            _ => {
+                prop_assert!(session.close_reason().is_none());
+                prop_assert_eq!(chunks.len(), 0, "input left unread");
+            }
+        }
+        let worked = counter.0.load(Ordering::Relaxed);
+        prop_assert_eq!(worked, if inline { whole as u64 } else { 0 });
     }
 
     #[test]

@@ -38,6 +38,11 @@
 //! - **Stats** — [`ServerStats`]: counters folded in once per connection, printed as
 //!   JSON on exit; [`ServerContext`] carries config, shutdown and stats into threads
 //!   ([`ServerContext::for_worker`]: accepts also counted per loop or process).
+//! - **Work** — [`Work`]: the one executor of a `--work` spec (calibrated CPU, a blocking
+//!   call), a [`Handler`](echolab_proto::Handler) that a session runs inline per frame;
+//!   [`Offload`]: the worker pool that event loops hand the work to instead
+//!   (`--offload N`, half-sync/half-async), each loop through its own [`OffloadPort`]
+//!   with a wake callback of its kind.
 //! - **Children** — [`Children`]: what a process model (`fork`, `prefork`) does with its
 //!   processes: fork them from a single-threaded parent, reap them on SIGCHLD, take in
 //!   the stats each sends before it exits, and forward SIGTERM, wait, kill and reap at
@@ -55,11 +60,13 @@ mod level;
 mod listener;
 mod log;
 mod nonblocking;
+mod offload;
 mod readiness;
 mod shutdown;
 mod stats;
 mod stats_line;
 mod watch_list;
+mod work;
 
 pub use accept::{
     accept_failed, accept_one, admit_accepted, admit_socket, is_transient, sleep_or_shutdown,
@@ -79,8 +86,10 @@ pub use level::{serve_level, Interest, Ready, Source, Waiter};
 pub use listener::{bind_listener, Announce, Listen, DEFAULT_BACKLOG};
 pub use log::closed as log_closed;
 pub use nonblocking::{read_available, write_pending, Drained, READ_BUFFER};
+pub use offload::{Offload, OffloadPort, Offloadable};
 pub use readiness::{AcceptStop, Conn, Conns, Listening, ReadOutcome};
 pub use shutdown::{wait_readable, Readiness, Shutdown};
 pub use stats::{DatagramCounts, ServerStats, StatsSnapshot};
 pub use stats_line::{ResourceUsage, StatsLine};
 pub use watch_list::{ListWaiter, WatchList, Watched};
+pub use work::{Work, WorkError};
