@@ -21,6 +21,8 @@
 //!   single-threaded loop with their deadlines, the FIN, the close and the shutdown
 //!   drain, shared by every model that waits for readiness (epoll in any mode,
 //!   `poll(2)`, `select(2)`); each keeps only its wait call and its interest changes.
+//!   [`run_event_loop`] is the turn of every one-thread loop (completions too): the
+//!   shutdown gate, the wait, the deadline sweep, in that order.
 //! - **Level-triggered loops** — [`serve_level`] with a [`Waiter`]: the loop of every
 //!   model that waits level-triggered (epoll in level mode, `poll(2)`, `select(2)`, a
 //!   busy loop); the model crate implements only the wait, and a waiter whose kernel
@@ -50,6 +52,7 @@ mod config;
 mod context;
 mod datagram;
 mod deadlines;
+mod event_loop;
 mod interrupt;
 mod level;
 mod listener;
@@ -74,6 +77,7 @@ pub use datagram::{
     serve_datagrams, socket_addr, Received, Responder, DRAIN_LIMIT, DRAIN_TIME, SEND_WAIT,
 };
 use deadlines::{Deadlines, Slab};
+pub use event_loop::{run_event_loop, EventLoop};
 pub use interrupt::{BlockedThreads, Interrupter, Registration, KICK_INTERVAL};
 pub use level::{serve_level, Interest, Ready, Source, Waiter};
 pub use listener::{bind_listener, Announce, Listen, DEFAULT_BACKLOG};
