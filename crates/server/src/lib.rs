@@ -41,9 +41,9 @@
 //!   JSON on exit; [`ServerContext`] carries config, shutdown and stats into threads
 //!   ([`ServerContext::for_worker`]: accepts also counted per loop or process).
 //! - **Children** — [`Children`]: what a process model (`fork`, `prefork`) does with its
-//!   processes: fork them from a single-threaded parent, reap them on SIGCHLD, take in
-//!   the stats each sends before it exits, and forward SIGTERM, wait, kill and reap at
-//!   shutdown.
+//!   processes: fork them from a single-threaded parent, supervise them in one wait
+//!   ([`Children::wait`]: shutdown, SIGCHLD, their stats), and forward SIGTERM, wait,
+//!   kill and reap at shutdown.
 
 mod accept;
 mod blocking;
@@ -69,7 +69,7 @@ pub use accept::{
     Accepted, Acceptor, SocketMode, ACCEPT_BACKOFF,
 };
 pub use blocking::{serve_blocking, NO_DEADLINE_WAIT};
-pub use children::{poll_timeout, ChildProcess, Children, Forked};
+pub use children::{ChildProcess, Children, Forked, Woken};
 pub use config::ServerConfig;
 pub use context::{new_session, refuse_busy, ConnectionSlot, ServerContext};
 pub use datagram::{
