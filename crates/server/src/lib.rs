@@ -44,6 +44,8 @@
 //!   processes: fork them from a single-threaded parent, supervise them in one wait
 //!   ([`Children::wait`]: shutdown, SIGCHLD, their stats), and forward SIGTERM, wait,
 //!   kill and reap at shutdown.
+//! - **A thread per socket** — [`serve_each_socket`]: a `SO_REUSEPORT` group served a
+//!   thread per socket (`reactors`, `udp-reuseport`), on all of them or none.
 
 mod accept;
 mod blocking;
@@ -52,6 +54,7 @@ mod config;
 mod context;
 mod datagram;
 mod deadlines;
+mod each_socket;
 mod event_loop;
 mod interrupt;
 mod level;
@@ -77,6 +80,7 @@ pub use datagram::{
     serve_datagrams, socket_addr, Received, Responder, DRAIN_LIMIT, DRAIN_TIME, SEND_WAIT,
 };
 use deadlines::{Deadlines, Slab};
+pub use each_socket::serve_each_socket;
 pub use event_loop::{run_event_loop, EventLoop};
 pub use interrupt::{BlockedThreads, Interrupter, Registration, KICK_INTERVAL};
 pub use level::{serve_level, Interest, Ready, Source, Waiter};
