@@ -133,6 +133,21 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Runs `echolab load --addr ADDR --json ARGS...`, asserts that it succeeded, and
+/// returns its JSON report and what it printed on stderr.
+pub fn load_report(addr: SocketAddr, args: &[&str]) -> (serde_json::Value, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_echolab"))
+        .args(["load", "--addr", &addr.to_string(), "--json"])
+        .args(args)
+        .output()
+        .expect("run echolab load");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "echolab load {args:?}: {stderr}");
+    let report = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("echolab load {args:?}: not one JSON object: {e}"));
+    (report, stderr)
+}
+
 /// A loopback address nobody listens on: the port of a listener bound and dropped at once.
 pub fn refused_addr() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")
