@@ -83,12 +83,25 @@ impl ServerGuard {
     /// Sends SIGTERM and waits up to `limit` for the exit; returns the status, how long
     /// it took, and the stats line (if printed).
     pub fn terminate(&mut self, limit: Duration) -> (ExitStatus, Duration, Option<StatsLine>) {
-        let start = Instant::now();
+        let signalled = Instant::now();
         self.signal(Signal::SIGTERM);
+        self.await_exit(signalled, limit)
+    }
+
+    /// The second half of [`ServerGuard::terminate`], for a test that signals, then
+    /// does its own checks during the drain: waits for the exit until `limit` after
+    /// `signalled` (panics if it is still running then); returns the status, how long
+    /// after `signalled` it came, and the stats line (if printed).
+    pub fn await_exit(
+        &mut self,
+        signalled: Instant,
+        limit: Duration,
+    ) -> (ExitStatus, Duration, Option<StatsLine>) {
+        let left = limit.saturating_sub(signalled.elapsed());
         let status = self
-            .wait_timeout(limit)
+            .wait_timeout(left)
             .unwrap_or_else(|| panic!("{}: still running {limit:?} after SIGTERM", self.model));
-        let elapsed = start.elapsed();
+        let elapsed = signalled.elapsed();
         let stats = self
             .next_line(Duration::from_secs(2))
             .and_then(|line| StatsLine::parse(&line));
