@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use echolab_registry::{Model, Runs, MODELS};
 use support::suite::{self, case, test, Case, Test};
-use support::ServerGuard;
+use support::{load_report, ServerGuard};
 
 const CASES: &[Case] = &[case(
     "churn_runs_cycles_without_errors",
@@ -86,28 +86,8 @@ fn load_json(server: &ServerGuard, extra: &[&str]) -> serde_json::Value {
 
 /// The report and what was printed on stderr.
 fn load_output(server: &ServerGuard, extra: &[&str]) -> (serde_json::Value, String) {
-    let addr = server.addr.to_string();
-    let output = Command::new(env!("CARGO_BIN_EXE_echolab"))
-        .args([
-            "load",
-            "--addr",
-            &addr,
-            "--json",
-            "--warmup",
-            "0.2",
-            "--duration",
-            "1",
-        ])
-        .args(extra)
-        .output()
-        .expect("run echolab load");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report = serde_json::from_slice(&output.stdout).expect("one JSON object");
-    (report, String::from_utf8_lossy(&output.stderr).into_owned())
+    let args = [&["--warmup", "0.2", "--duration", "1"][..], extra].concat();
+    load_report(server.addr, &args)
 }
 
 fn total_errors(report: &serde_json::Value) -> u64 {
@@ -245,13 +225,18 @@ fn authenticated_churn_handshakes_every_connection() {
 fn churn_counts_refused_connects_and_retries_without_spinning() {
     // Every connect is refused.
     let addr = support::refused_addr();
-    let output = Command::new(env!("CARGO_BIN_EXE_echolab"))
-        .args(["load", "--addr", &addr.to_string(), "--json", "--churn"])
-        .args(["--conns", "2", "--warmup", "0", "--duration", "0.5"])
-        .output()
-        .expect("run echolab load");
-    assert!(output.status.success());
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let (report, _) = load_report(
+        addr,
+        &[
+            "--churn",
+            "--conns",
+            "2",
+            "--warmup",
+            "0",
+            "--duration",
+            "0.5",
+        ],
+    );
     let refused = report["errors"]["connect"].as_u64().expect("connect count");
     // Each slot retries after a pause (10 ms): about 50 per slot here, never thousands.
     assert!(refused > 0 && refused <= 200, "{report}");

@@ -14,12 +14,13 @@ use std::net::UdpSocket;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
+use echolab_client::datagram::socket_drops_on_port;
 use echolab_proto::{parse_daytime, MAX_UDP_PAYLOAD_V4};
 use echolab_registry::Model;
 use echolab_server::{DatagramCounts, StatsLine};
 use nix::sys::signal::Signal;
 use support::suite::{self, case, Case};
-use support::{pattern, ServerGuard, IO_TIMEOUT};
+use support::{load_report, pattern, proc, ServerGuard, IO_TIMEOUT};
 
 const CASES: &[Case] = &[
     case("sizes_0_1_1400_65507_echo_exactly", sizes_echo_exactly),
@@ -153,17 +154,7 @@ impl<'a> Stopped<'a> {
     fn new(server: &'a ServerGuard) -> Stopped<'a> {
         server.signal(Signal::SIGSTOP);
         let pid = server.pid();
-        let all_stopped = support::proc::wait_until(IO_TIMEOUT, || {
-            let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-                return false;
-            };
-            tasks.flatten().all(|task| {
-                std::fs::read_to_string(task.path().join("stat"))
-                    .ok()
-                    .and_then(|stat| stat.rsplit(") ").next().map(|s| s.starts_with('T')))
-                    .unwrap_or(false)
-            })
-        });
+        let all_stopped = proc::wait_until(IO_TIMEOUT, || proc::all_threads_stopped(pid));
         assert!(all_stopped, "{}: not stopped after SIGSTOP", server.model);
         Stopped(server)
     }
@@ -175,20 +166,10 @@ impl Drop for Stopped<'_> {
     }
 }
 
-/// The `drops` of the sockets bound to `port` (`/proc/net/udp`): what the kernel
-/// discarded because their receive buffers were full.
+/// The `drops` of the sockets bound to `port`: what the kernel discarded because their
+/// receive buffers were full (0 where `/proc` cannot say).
 fn socket_drops(port: u16) -> u64 {
-    let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let local = line.split_whitespace().nth(1)?;
-            let bound = u16::from_str_radix(local.rsplit(':').next()?, 16).ok()?;
-            let drops: u64 = line.split_whitespace().last()?.parse().ok()?;
-            (bound == port).then_some(drops)
-        })
-        .sum()
+    socket_drops_on_port(port).unwrap_or(0)
 }
 
 fn sizes_echo_exactly(model: &Model) {
@@ -338,16 +319,10 @@ fn sigterm_answers_what_was_already_received_and_exits_0(model: &Model) {
         }
         server.signal(Signal::SIGTERM);
     }
-    let start = Instant::now();
-    let status = server
-        .wait_timeout(IO_TIMEOUT)
-        .unwrap_or_else(|| panic!("{}: still running after SIGTERM", model.name));
+    let resumed = Instant::now();
+    let (status, took, stats) = server.await_exit(resumed, IO_TIMEOUT);
     assert!(status.success(), "{}: exit {status:?}", model.name);
-    assert!(
-        start.elapsed() < Duration::from_secs(5),
-        "{}: slow exit",
-        model.name
-    );
+    assert!(took < Duration::from_secs(5), "{}: slow exit", model.name);
     for (i, socket) in sockets.iter().enumerate() {
         for seq in 0..PER_SOCKET {
             let reply = recv_within(socket, Duration::from_secs(1)).unwrap_or_else(|| {
@@ -359,9 +334,6 @@ fn sigterm_answers_what_was_already_received_and_exits_0(model: &Model) {
             assert_eq!(verify(&reply, 64), Some((i as u16, seq)), "{}", model.name);
         }
     }
-    let stats = server
-        .next_line(Duration::from_secs(2))
-        .and_then(|line| StatsLine::parse(&line));
     let counts = datagram_stats(&stats, model);
     let sent = u64::from(SOCKETS) * u64::from(PER_SOCKET);
     assert_eq!(counts.answered, sent, "{counts:?}");
@@ -415,26 +387,25 @@ fn framed_and_auth_key_file_refused_with_a_clear_message(model: &Model) {
 
 fn load_verifies_every_reply_and_reports_the_kernel_counters(model: &Model) {
     let server = ServerGuard::start(model.name, &[]);
-    let addr = server.addr.to_string();
-    let output = Command::new(env!("CARGO_BIN_EXE_echolab"))
-        .args(["load", "--transport", "udp", "--addr", &addr, "--json"])
-        .args(["--conns", "4", "--depth", "4", "--size", "64"])
-        .args([
+    let (report, _) = load_report(
+        server.addr,
+        &[
+            "--transport",
+            "udp",
+            "--conns",
+            "4",
+            "--depth",
+            "4",
+            "--size",
+            "64",
             "--warmup",
             "100ms",
             "--duration",
             "500ms",
             "--timeout",
             "1s",
-        ])
-        .output()
-        .expect("run echolab load");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        ],
     );
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("a JSON report");
     let n = |key: &str| report[key].as_u64().unwrap_or(u64::MAX);
     assert!(n("responses") > 0, "{report}");
     for key in ["corrupted", "duplicated"] {

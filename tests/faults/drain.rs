@@ -16,7 +16,7 @@ use echolab_registry::Model;
 use nix::sys::signal::Signal;
 
 use super::start;
-use crate::support::{frames, pattern};
+use crate::support::{frames, pattern, proc, ServerGuard};
 
 pub(crate) fn new_connects_refused_while_draining(model: &Model) {
     let mut server = start(model, &["--max-frame", "8388608"]);
@@ -24,31 +24,39 @@ pub(crate) fn new_connects_refused_while_draining(model: &Model) {
     stuck
         .write_all(&frames(&[&pattern(6 << 20, 13)]))
         .expect("write a 6 MiB frame");
-    // Let the server take the frame in and block on writing its echo.
-    std::thread::sleep(Duration::from_millis(300));
-    let signalled = Instant::now();
-    server.signal(Signal::SIGTERM);
-    std::thread::sleep(Duration::from_millis(300));
+    // The echo has begun (and stalls: nothing reads it): the server holds the
+    // connection, and the drain will wait out its linger for it.
+    let mut byte = [0u8; 1];
+    let echoing = stuck.peek(&mut byte);
     assert!(
-        server.wait_timeout(Duration::ZERO).is_none(),
-        "{}: exited before the stuck client's linger ran out",
+        matches!(echoing, Ok(1)),
+        "{}: no echo of the 6 MiB frame began: {echoing:?}",
         model.name
     );
-    let late = TcpStream::connect_timeout(&server.addr, Duration::from_secs(2));
+    let signalled = Instant::now();
+    server.signal(Signal::SIGTERM);
     if model.concurrent() {
-        match late {
-            Err(e) if e.kind() == ErrorKind::ConnectionRefused => {}
-            other => panic!(
-                "{}: a connect during the drain was not refused: {other:?}",
-                model.name
-            ),
-        }
+        // Refused from the moment the drain closes the listener (the connects before
+        // that are taken, and closed by the drain).
+        let refused = proc::wait_until(DRAIN_SEEN, || {
+            matches!(
+                TcpStream::connect_timeout(&server.addr, DRAIN_SEEN),
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused
+            )
+        });
+        assert!(
+            refused,
+            "{}: connects still taken {DRAIN_SEEN:?} after SIGTERM",
+            model.name
+        );
+        assert_still_draining(&mut server, model);
     } else {
+        let late = TcpStream::connect_timeout(&server.addr, DRAIN_SEEN);
+        assert_still_draining(&mut server, model);
         let mut late = late.expect("iterative: the backlog takes the connect");
         late.set_read_timeout(Some(Duration::from_secs(10)))
             .expect("timeout");
         late.write_all(&frames(&[b"late"])).expect("write");
-        let mut byte = [0u8; 1];
         match late.read(&mut byte) {
             // Closed or reset when the server exits, unserved.
             Ok(0) => {}
@@ -59,10 +67,7 @@ pub(crate) fn new_connects_refused_while_draining(model: &Model) {
             ),
         }
     }
-    let status = server
-        .wait_timeout(Duration::from_secs(5))
-        .unwrap_or_else(|| panic!("{}: still running 5 s after SIGTERM", model.name));
-    let took = signalled.elapsed();
+    let (status, took, _) = server.await_exit(signalled, Duration::from_secs(5));
     assert!(status.success(), "{}: exit {status}", model.name);
     assert!(
         took < Duration::from_secs(4),
@@ -70,4 +75,17 @@ pub(crate) fn new_connects_refused_while_draining(model: &Model) {
         model.name
     );
     drop(stuck);
+}
+
+/// Within this of SIGTERM (under the 2 s linger the stuck client holds the drain open
+/// for), a concurrent model refuses connects.
+const DRAIN_SEEN: Duration = Duration::from_secs(1);
+
+/// The stuck client's linger has not run out: the server must still be running.
+fn assert_still_draining(server: &mut ServerGuard, model: &Model) {
+    assert!(
+        server.wait_timeout(Duration::ZERO).is_none(),
+        "{}: exited before the stuck client's linger ran out",
+        model.name
+    );
 }

@@ -83,12 +83,25 @@ impl ServerGuard {
     /// Sends SIGTERM and waits up to `limit` for the exit; returns the status, how long
     /// it took, and the stats line (if printed).
     pub fn terminate(&mut self, limit: Duration) -> (ExitStatus, Duration, Option<StatsLine>) {
-        let start = Instant::now();
+        let signalled = Instant::now();
         self.signal(Signal::SIGTERM);
+        self.await_exit(signalled, limit)
+    }
+
+    /// The second half of [`ServerGuard::terminate`], for a test that signals, then
+    /// does its own checks during the drain: waits for the exit until `limit` after
+    /// `signalled` (panics if it is still running then); returns the status, how long
+    /// after `signalled` it came, and the stats line (if printed).
+    pub fn await_exit(
+        &mut self,
+        signalled: Instant,
+        limit: Duration,
+    ) -> (ExitStatus, Duration, Option<StatsLine>) {
+        let left = limit.saturating_sub(signalled.elapsed());
         let status = self
-            .wait_timeout(limit)
+            .wait_timeout(left)
             .unwrap_or_else(|| panic!("{}: still running {limit:?} after SIGTERM", self.model));
-        let elapsed = start.elapsed();
+        let elapsed = signalled.elapsed();
         let stats = self
             .next_line(Duration::from_secs(2))
             .and_then(|line| StatsLine::parse(&line));
@@ -131,6 +144,21 @@ impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = kill(Pid::from_raw(self.0 as i32), Signal::SIGKILL);
     }
+}
+
+/// Runs `echolab load --addr ADDR --json ARGS...`, asserts that it succeeded, and
+/// returns its JSON report and what it printed on stderr.
+pub fn load_report(addr: SocketAddr, args: &[&str]) -> (serde_json::Value, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_echolab"))
+        .args(["load", "--addr", &addr.to_string(), "--json"])
+        .args(args)
+        .output()
+        .expect("run echolab load");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "echolab load {args:?}: {stderr}");
+    let report = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("echolab load {args:?}: not one JSON object: {e}"));
+    (report, stderr)
 }
 
 /// A loopback address nobody listens on: the port of a listener bound and dropped at once.

@@ -34,6 +34,18 @@ pub fn zombies(pid: u32) -> usize {
         .count()
 }
 
+/// Whether every thread of `pid` is stopped (state `T`, as after SIGSTOP); false if it
+/// is gone.
+pub fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        let tid = task.file_name().to_str().and_then(|t| t.parse().ok());
+        tid.and_then(state) == Some('T')
+    })
+}
+
 /// Polls `check` every 20 ms until it holds or `limit` passes; returns whether it held.
 pub fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;

@@ -51,11 +51,9 @@ use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use echolab_server::{
-    accept_one, poll_timeout, refuse_busy, serve_blocking, Accepted, ChildProcess, Children,
-    ConnectionSlot, Forked, Listen, ServerContext, SocketMode, ACCEPT_BACKOFF,
+    accept_one, refuse_busy, serve_blocking, Accepted, ChildProcess, Children, ConnectionSlot,
+    Forked, Listen, ServerContext, SocketMode, Woken, ACCEPT_BACKOFF,
 };
-use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 /// How long shutdown waits for children to finish before killing them.
 pub const CHILD_GRACE: Duration = Duration::from_secs(4);
@@ -91,43 +89,27 @@ impl Parent<'_> {
     fn accept_loop(&mut self) -> io::Result<()> {
         let mut backoff_until: Option<Instant> = None;
         loop {
-            self.children.reap(|_, _, _| {});
-            self.children.drain_stats(&self.ctx.stats);
-            if self.ctx.shutdown.is_requested() {
-                return Ok(());
-            }
             let now = Instant::now();
             let listening = backoff_until.is_none_or(|t| now >= t);
             let timeout = match backoff_until {
-                Some(t) if !listening => poll_timeout(t - now),
-                _ => PollTimeout::NONE,
+                Some(t) if !listening => Some(t - now),
+                _ => None,
             };
             if listening {
                 backoff_until = None;
             }
-            let [sigchld, stats] = self.children.wakers();
-            let mut fds = vec![
-                PollFd::new(self.ctx.shutdown.waker(), PollFlags::POLLIN),
-                PollFd::new(sigchld, PollFlags::POLLIN),
-                PollFd::new(stats, PollFlags::POLLIN),
-            ];
-            if let Some(listener) = self.listener.as_ref().filter(|_| listening) {
-                fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
-            }
-            match poll(&mut fds, timeout) {
-                Ok(_) => {}
-                Err(Errno::EINTR) => continue,
-                Err(errno) => return Err(io::Error::from_raw_os_error(errno as i32)),
-            }
-            let ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
-            if ready(&fds[0]) {
-                return Ok(());
-            }
-            let connection_waiting = listening && fds.get(3).is_some_and(ready);
-            drop(fds);
-            self.children.drain_wakeups();
-            if connection_waiting && self.accept_one() {
-                backoff_until = Some(Instant::now() + ACCEPT_BACKOFF);
+            let listener = self.listener.as_ref().filter(|_| listening);
+            let woken =
+                self.children
+                    .wait(self.ctx, listener.map(AsFd::as_fd), timeout, |_, _, _| {})?;
+            match woken {
+                Woken::Shutdown => return Ok(()),
+                Woken::Ready => {
+                    if self.accept_one() {
+                        backoff_until = Some(Instant::now() + ACCEPT_BACKOFF);
+                    }
+                }
+                Woken::Children => {}
             }
         }
     }

@@ -51,7 +51,8 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use echolab_server::{
-    AcceptStop, Conn, Conns, Drained, Listen, Listening, ReadOutcome, ServerContext, READ_BUFFER,
+    run_event_loop, AcceptStop, Conn, Conns, Drained, EventLoop, Listen, Listening, ReadOutcome,
+    ServerContext, READ_BUFFER,
 };
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token};
@@ -88,6 +89,7 @@ struct Loop<'a> {
     ready: VecDeque<usize>,
     shutting_down: bool,
     buf: Vec<u8>,
+    events: Events,
 }
 
 /// Serves every client from one thread with an edge-triggered epoll loop until
@@ -118,98 +120,111 @@ pub fn serve_on(listener: TcpListener, ctx: &ServerContext) -> io::Result<()> {
         ready: VecDeque::new(),
         shutting_down: false,
         buf: vec![0u8; READ_BUFFER],
+        events: Events::with_capacity(1024),
     };
-    let result = lp.run();
+    let result = run_event_loop(&mut lp);
     let _ = lp.poll.registry().deregister(&mut SourceFd(&waker_fd));
     result
 }
 
-impl Loop<'_> {
-    fn run(&mut self) -> io::Result<()> {
-        let mut events = Events::with_capacity(1024);
-        loop {
-            if !self.shutting_down && self.ctx.shutdown.is_requested() {
-                self.begin_shutdown();
-            }
-            if self.shutting_down && self.conns.is_empty() {
-                return Ok(());
-            }
-            let now = Instant::now();
-            let timeout = if !self.ready.is_empty()
-                || (self.listener_ready && self.listening.is_accepting())
-            {
+impl EventLoop for Loop<'_> {
+    type Wait = Edges;
+
+    fn ctx(&self) -> &ServerContext {
+        self.ctx
+    }
+
+    fn conns(&mut self) -> &mut Conns<Edges> {
+        &mut self.conns
+    }
+
+    fn draining(&self) -> bool {
+        self.shutting_down
+    }
+
+    fn begin_shutdown(&mut self) -> io::Result<()> {
+        self.begin_drain();
+        Ok(())
+    }
+
+    fn wait_and_serve(&mut self) -> io::Result<Instant> {
+        let now = Instant::now();
+        let timeout =
+            if !self.ready.is_empty() || (self.listener_ready && self.listening.is_accepting()) {
                 Some(Duration::ZERO)
             } else {
                 let deadline = self.conns.next_wakeup(&self.listening);
                 deadline.map(|d| d.saturating_duration_since(now))
             };
-            match self.poll.poll(&mut events, timeout) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-            tracing::trace!(
-                events = events.iter().count(),
-                ready_list = self.ready.len(),
-                ?timeout,
-                "turn"
-            );
-            for event in events.iter() {
-                match event.token() {
-                    LISTENER => self.listener_ready = true,
-                    WAKER => {
-                        if !self.shutting_down {
-                            self.begin_shutdown();
-                        }
-                    }
-                    Token(key) => {
-                        let index = key - FIRST_CONN;
-                        if let Some(conn) = self.conns.get_mut(index) {
-                            // Errors and hang-ups are reported as both: the next read or
-                            // write returns what happened.
-                            let broken = event.is_error();
-                            let edges = &mut conn.wait;
-                            edges.readable |=
-                                event.is_readable() || event.is_read_closed() || broken;
-                            edges.read_closed |= event.is_read_closed() || broken;
-                            edges.writable |=
-                                event.is_writable() || event.is_write_closed() || broken;
-                            if !edges.queued {
-                                edges.queued = true;
-                                self.ready.push_back(index);
-                            }
+        match self.poll.poll(&mut self.events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        tracing::trace!(
+            events = self.events.iter().count(),
+            ready_list = self.ready.len(),
+            ?timeout,
+            "turn"
+        );
+        let mut shutdown = false;
+        for event in self.events.iter() {
+            match event.token() {
+                LISTENER => self.listener_ready = true,
+                WAKER => shutdown = true,
+                Token(key) => {
+                    let index = key - FIRST_CONN;
+                    if let Some(conn) = self.conns.get_mut(index) {
+                        // Errors and hang-ups are reported as both: the next read or
+                        // write returns what happened.
+                        let broken = event.is_error();
+                        let edges = &mut conn.wait;
+                        edges.readable |= event.is_readable() || event.is_read_closed() || broken;
+                        edges.read_closed |= event.is_read_closed() || broken;
+                        edges.writable |= event.is_writable() || event.is_write_closed() || broken;
+                        if !edges.queued {
+                            edges.queued = true;
+                            self.ready.push_back(index);
                         }
                     }
                 }
             }
-            // One clock read for the whole turn: every message's deadlines come from
-            // it (a vDSO call per message was 1% of the server's CPU at 50 x 64 B).
-            let now = Instant::now();
-            if self.listening.resume_if_due(now) {
-                // No new edge may come for connections already in the backlog.
-                self.listener_ready = true;
-            }
-            if self.listener_ready {
-                self.accept_some();
-            }
-            // One turn for everything on the ready list now; connections with work left
-            // re-queue themselves behind the others.
-            for _ in 0..self.ready.len() {
-                let Some(index) = self.ready.pop_front() else {
-                    break;
-                };
-                self.drive(index, now);
-            }
-            while let Some(index) = self.conns.next_expired(now) {
-                let result = self
-                    .conns
-                    .get_mut(index)
-                    .map_or(Ok(()), |conn| flush_if_writable(conn, now));
-                self.settle(index, result);
-            }
         }
+        if shutdown && !self.shutting_down {
+            self.begin_drain();
+        }
+        // One clock read for the whole turn: every message's deadlines come from it (a
+        // vDSO call per message was 1% of the server's CPU at 50 x 64 B).
+        let now = Instant::now();
+        if self.listening.resume_if_due(now) {
+            // No new edge may come for connections already in the backlog.
+            self.listener_ready = true;
+        }
+        if self.listener_ready {
+            self.accept_some();
+        }
+        // One turn for everything on the ready list now; connections with work left
+        // re-queue themselves behind the others.
+        for _ in 0..self.ready.len() {
+            let Some(index) = self.ready.pop_front() else {
+                break;
+            };
+            self.drive(index, now);
+        }
+        Ok(now)
     }
 
+    fn expired(&mut self, index: usize, now: Instant) -> io::Result<()> {
+        let result = self
+            .conns
+            .get_mut(index)
+            .map_or(Ok(()), |conn| flush_if_writable(conn, now));
+        self.settle(index, result);
+        Ok(())
+    }
+}
+
+impl Loop<'_> {
     /// Accepts until the backlog is empty, or up to a per-turn cap (leaving
     /// `listener_ready` set), or until out of descriptors (edges that arrive during the
     /// pause are ignored; `run` retries after it).
@@ -259,7 +274,7 @@ impl Loop<'_> {
         }
     }
 
-    fn begin_shutdown(&mut self) {
+    fn begin_drain(&mut self) {
         self.shutting_down = true;
         self.listener_ready = false;
         if let Some(listener) = self.listening.close() {

@@ -68,11 +68,9 @@ use std::net::{Shutdown as SocketShutdown, TcpListener};
 use std::time::{Duration, Instant};
 
 use echolab_server::{
-    accept_one, poll_timeout, refuse_busy, serve_blocking, sleep_or_shutdown, Accepted,
-    ChildProcess, Children, Forked, Listen, ServerContext, SocketMode, NO_DEADLINE_WAIT,
+    accept_one, refuse_busy, serve_blocking, sleep_or_shutdown, Accepted, ChildProcess, Children,
+    Forked, Listen, ServerContext, SocketMode, Woken, NO_DEADLINE_WAIT,
 };
-use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use socket2::SockRef;
 
 use scoreboard::Scoreboard;
@@ -150,20 +148,6 @@ impl Parent<'_> {
     /// Keeps every worker place filled until shutdown is requested.
     fn supervise(&mut self) -> io::Result<()> {
         loop {
-            let (workers, board) = (&mut self.workers, self.board);
-            // Before shutdown every exit is unexpected (a crash, a kill): replace it.
-            self.children.reap(|_, index, _| {
-                board.release_dead(index);
-                if let Some(Worker::Running(forked)) = workers.get(index).copied() {
-                    // At once, unless it died young (a crash loop).
-                    workers[index] = Worker::Due(forked + RESPAWN_BACKOFF);
-                }
-            });
-            self.children.drain_stats(&self.ctx.stats);
-            if self.ctx.shutdown.is_requested() {
-                return Ok(());
-            }
-            self.fork_due(Instant::now());
             let next_due = self
                 .workers
                 .iter()
@@ -172,25 +156,20 @@ impl Parent<'_> {
                     Worker::Running(_) => None,
                 })
                 .min();
-            let timeout = match next_due {
-                Some(at) => poll_timeout(at.saturating_duration_since(Instant::now())),
-                None => PollTimeout::NONE,
-            };
-            let [sigchld, stats] = self.children.wakers();
-            let mut fds = [
-                PollFd::new(self.ctx.shutdown.waker(), PollFlags::POLLIN),
-                PollFd::new(sigchld, PollFlags::POLLIN),
-                PollFd::new(stats, PollFlags::POLLIN),
-            ];
-            match poll(&mut fds, timeout) {
-                Ok(_) => {}
-                Err(Errno::EINTR) => continue,
-                Err(errno) => return Err(io::Error::from_raw_os_error(errno as i32)),
-            }
-            if fds[0].revents().is_some_and(|r| !r.is_empty()) {
+            let timeout = next_due.map(|at| at.saturating_duration_since(Instant::now()));
+            let (workers, board) = (&mut self.workers, self.board);
+            // Before shutdown every exit is unexpected (a crash, a kill): replace it.
+            let woken = self.children.wait(self.ctx, None, timeout, |_, index, _| {
+                board.release_dead(index);
+                if let Some(Worker::Running(forked)) = workers.get(index).copied() {
+                    // At once, unless it died young (a crash loop).
+                    workers[index] = Worker::Due(forked + RESPAWN_BACKOFF);
+                }
+            })?;
+            if woken == Woken::Shutdown {
                 return Ok(());
             }
-            self.children.drain_wakeups();
+            self.fork_due(Instant::now());
         }
     }
 

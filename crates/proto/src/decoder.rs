@@ -51,10 +51,9 @@ impl ReplyDecoder {
     /// The next complete reply, or `None` until more bytes arrive.
     pub fn next_reply(&mut self) -> Result<Option<Reply>, ProtoError> {
         let rest = &self.buf[self.pos..];
-        if rest.len() < HEADER_LEN {
+        let Some(header) = Header::peek(rest) else {
             return Ok(None);
-        }
-        let header = Header::parse([rest[0], rest[1], rest[2], rest[3]]);
+        };
         let len = match header {
             Header::Frame(len) if len > self.max_frame => {
                 return Err(ProtoError::FrameTooLarge {

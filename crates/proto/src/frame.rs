@@ -35,6 +35,13 @@ impl Header {
         }
     }
 
+    /// The header at the start of `bytes`, or `None` until all [`HEADER_LEN`] bytes of it
+    /// are there (whatever follows is left alone).
+    pub fn peek(bytes: &[u8]) -> Option<Header> {
+        let word: [u8; HEADER_LEN] = bytes.get(..HEADER_LEN)?.try_into().ok()?;
+        Some(Header::parse(word))
+    }
+
     /// The header word as it was on the wire.
     pub fn word(self) -> u32 {
         match self {
@@ -84,6 +91,10 @@ mod tests {
         encode_frame(b"hello", &mut out).unwrap();
         assert_eq!(out, b"\x00\x00\x00\x05hello");
         assert_eq!(Header::parse([0, 0, 0, 5]), Header::Frame(5));
+        assert_eq!(Header::peek(&[0, 0, 0, 5, 0xff]), Some(Header::Frame(5)));
+        assert_eq!(Header::peek(&[0x80, 0, 0, 7]), Some(Header::Notice(7)));
+        assert_eq!(Header::peek(&[0, 0, 0]), None);
+        assert_eq!(Header::peek(&[]), None);
     }
 
     #[test]
@@ -96,7 +107,7 @@ mod tests {
         let long = "é".repeat(MAX_NOTICE_LEN); // 2 bytes each
         let mut out = Vec::new();
         encode_notice(&long, &mut out);
-        let Header::Notice(n) = Header::parse([out[0], out[1], out[2], out[3]]) else {
+        let Some(Header::Notice(n)) = Header::peek(&out) else {
             panic!("expected a notice header");
         };
         assert_eq!(n as usize, MAX_NOTICE_LEN);

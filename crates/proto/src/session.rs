@@ -271,11 +271,9 @@ impl Session {
                     let take = (HEADER_LEN - self.held.len()).min(data.len());
                     self.held.extend_from_slice(&data[..take]);
                     data = &data[take..];
-                    if self.held.len() < HEADER_LEN {
+                    let Some(header) = Header::peek(&self.held) else {
                         return;
-                    }
-                    let header =
-                        Header::parse([self.held[0], self.held[1], self.held[2], self.held[3]]);
+                    };
                     // A client has no business sending a notice: its top bit makes the
                     // word larger than any limit, and it is refused like one.
                     let len = match header {

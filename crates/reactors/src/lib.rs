@@ -49,69 +49,28 @@
 //! loop, so a hot loop's clients wait while another core idles: the imbalance is the
 //! price of sharing nothing. Out of descriptors, each loop backs off on its own (the
 //! descriptor table is the process's).
-//! A loop thread that cannot be started (process limit) is simply absent: its listener
-//! is closed before any client arrives, and the kernel hashes over the others.
+//! A loop thread that cannot be started (process limit) stops the server before its
+//! port is announced, and a loop that fails later stops every loop: the server runs on
+//! all its loops or not at all ([`echolab_server::serve_each_socket`]).
 //!
 //! **Shutdown.** Every loop waits on the same shutdown descriptor, so SIGTERM wakes all
 //! of them: each closes its own listener and drains its own connections, exactly as
 //! `mio` does; `serve` returns once every loop has finished.
 
 use std::io;
-use std::net::TcpListener;
-use std::thread;
 
-use echolab_server::{Listen, ServerContext};
+use echolab_server::{serve_each_socket, Listen, ServerContext};
 
 /// Serves on `ctx.config.worker_count()` edge-triggered loops, one per `SO_REUSEPORT`
-/// listener, until shutdown; returns when every loop has drained.
+/// listener, until shutdown; returns when every loop has drained. The calling thread
+/// is loop 0; the port is announced once every loop runs.
 pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
-    let mut listeners = listen
-        .bind_reuse_port_unannounced(ctx.config.worker_count())?
-        .into_iter()
-        .enumerate();
-    let Some((first_index, first)) = listeners.next() else {
-        return Ok(());
-    };
-    thread::scope(|scope| {
-        let mut loops = Vec::new();
-        for (index, listener) in listeners {
-            let loop_ctx = ctx.for_worker(index);
-            let spawned = thread::Builder::new()
-                .name(format!("echolab-loop-{index}"))
-                .spawn_scoped(scope, move || run_loop(listener, &loop_ctx));
-            // When the thread cannot start, its closure — and the listener in it — is
-            // dropped: the kernel hashes connections only over loops that exist.
-            if let Ok(handle) = spawned {
-                loops.push(handle);
-            }
-        }
-        // Announced once the loops run, so no client is queued on a listener that a
-        // loop which could not start has just closed.
-        let announced = listen.announce(&first);
-        // The calling thread is loop 0: one loop always runs, whatever else failed.
-        let mut result = match announced {
-            Ok(()) => run_loop(first, &ctx.for_worker(first_index)),
-            Err(e) => {
-                ctx.shutdown.request();
-                Err(e)
-            }
-        };
-        for handle in loops {
-            let joined = handle
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("a reactor loop panicked")));
-            result = result.and(joined);
-        }
-        result
-    })
-}
-
-/// One loop: `mio`'s, on this loop's own listener. A loop that fails asks every other
-/// loop to shut down too, so the server stops whole rather than on fewer loops.
-fn run_loop(listener: TcpListener, ctx: &ServerContext) -> io::Result<()> {
-    let result = echolab_mio::serve_on(listener, ctx);
-    if result.is_err() {
-        ctx.shutdown.request();
-    }
-    result
+    let listeners = listen.bind_reuse_port_unannounced(ctx.config.worker_count())?;
+    serve_each_socket(
+        listeners,
+        ctx,
+        "echolab-loop",
+        |first| listen.announce(first),
+        echolab_mio::serve_on,
+    )
 }

@@ -7,11 +7,12 @@
 //!   and a lock or allocator state held by a thread that does not exist in the child
 //!   would never be released there. [`Children::new`] refuses a multi-threaded process,
 //!   and its owner must start no thread while it forks.
-//! - **Exits** arrive as SIGCHLD through a self-pipe (a readable descriptor the owner
-//!   polls beside its own); [`Children::reap`] collects them without blocking.
-//! - **Counters** die with a child, so before it exits it sends its snapshot as one JSON
-//!   datagram ([`ChildProcess::exit`]); [`Children::drain_stats`] adds them to the
-//!   server's totals.
+//! - **Exits** arrive as SIGCHLD through a self-pipe; **counters** die with a child, so
+//!   before it exits it sends its snapshot as one JSON datagram
+//!   ([`ChildProcess::exit`]). The owner's supervising loop is [`Children::wait`]: one
+//!   `poll` over shutdown, the self-pipe, the stats socket and the owner's own
+//!   descriptor, after which every exited child is reaped and every snapshot added to
+//!   the server's totals.
 //! - **Shutdown**: [`Children::terminate`] forwards SIGTERM, [`Children::reap_all`]
 //!   forwards it again every 100 ms (a child blocked on an idle client has no timer,
 //!   and a signal that lands just before its `read` is lost) until a grace period ends,
@@ -46,6 +47,18 @@ pub struct Children<T> {
     stats_tx: UnixDatagram,
     sigchld_rx: UnixStream,
     sigchld: SigId,
+}
+
+/// What ended a [`Children::wait`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Woken {
+    /// Shutdown was requested: the owner stops supervising.
+    Shutdown,
+    /// The owner's own descriptor (a listener) is readable.
+    Ready,
+    /// A child exited or sent its stats (both taken in), a signal interrupted the
+    /// wait, or the timeout passed.
+    Children,
 }
 
 /// Which side of a [`Children::fork`] this is.
@@ -122,7 +135,7 @@ impl<T> Children<T> {
 
     /// Reaps every child that has exited, without blocking, handing each one's pid,
     /// record and exit status to `exited`.
-    pub fn reap(&mut self, mut exited: impl FnMut(Pid, T, WaitStatus)) {
+    fn reap(&mut self, mut exited: impl FnMut(Pid, T, WaitStatus)) {
         loop {
             match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) => return,
@@ -141,7 +154,7 @@ impl<T> Children<T> {
     }
 
     /// Adds every stats snapshot the children have sent to `stats`.
-    pub fn drain_stats(&self, stats: &ServerStats) {
+    fn drain_stats(&self, stats: &ServerStats) {
         let mut buf = [0u8; 16 * 1024];
         loop {
             match self.stats_rx.recv(&mut buf) {
@@ -156,14 +169,52 @@ impl<T> Children<T> {
         }
     }
 
-    /// The descriptors to poll beside the owner's own: readable when a child may have
-    /// exited (the SIGCHLD pipe) and when a child has sent its stats.
-    pub fn wakers(&self) -> [BorrowedFd<'_>; 2] {
-        [self.sigchld_rx.as_fd(), self.stats_rx.as_fd()]
+    /// The supervisor's one wait: for shutdown, a child's exit (SIGCHLD), a child's
+    /// stats, `owner`'s descriptor (a listener) if given, or `timeout` (`None`: no
+    /// timeout) — one `poll(2)`. Then reaps every child that has exited (handing each to
+    /// `exited`) and takes in the stats sent, whatever woke it, so that nothing the
+    /// children did is missed however the wait ended.
+    pub fn wait(
+        &mut self,
+        ctx: &ServerContext,
+        owner: Option<BorrowedFd<'_>>,
+        timeout: Option<Duration>,
+        exited: impl FnMut(Pid, T, WaitStatus),
+    ) -> io::Result<Woken> {
+        let mut woken = Woken::Children;
+        if !ctx.shutdown.is_requested() {
+            let mut fds = vec![
+                PollFd::new(ctx.shutdown.waker(), PollFlags::POLLIN),
+                PollFd::new(self.sigchld_rx.as_fd(), PollFlags::POLLIN),
+                PollFd::new(self.stats_rx.as_fd(), PollFlags::POLLIN),
+            ];
+            if let Some(fd) = owner {
+                fds.push(PollFd::new(fd, PollFlags::POLLIN));
+            }
+            match poll(&mut fds, timeout.map_or(PollTimeout::NONE, poll_timeout)) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(errno) => return Err(io::Error::from_raw_os_error(errno as i32)),
+            }
+            if fds
+                .get(3)
+                .and_then(PollFd::revents)
+                .is_some_and(|r| !r.is_empty())
+            {
+                woken = Woken::Ready;
+            }
+        }
+        self.drain_wakeups();
+        self.reap(exited);
+        self.drain_stats(&ctx.stats);
+        // The flag is set before the shutdown descriptor becomes readable.
+        if ctx.shutdown.is_requested() {
+            return Ok(Woken::Shutdown);
+        }
+        Ok(woken)
     }
 
     /// Empties the SIGCHLD self-pipe (its bytes only mean "look again").
-    pub fn drain_wakeups(&self) {
+    fn drain_wakeups(&self) {
         let mut buf = [0u8; 256];
         while matches!((&self.sigchld_rx).read(&mut buf), Ok(n) if n > 0) {}
     }
@@ -190,10 +241,9 @@ impl<T> Children<T> {
             // Again each turn: a child blocked on an idle client has no timer to wake
             // it, and a signal that landed just before it entered `read` was lost.
             self.terminate();
-            let [sigchld, stats_fd] = self.wakers();
             let mut fds = [
-                PollFd::new(sigchld, PollFlags::POLLIN),
-                PollFd::new(stats_fd, PollFlags::POLLIN),
+                PollFd::new(self.sigchld_rx.as_fd(), PollFlags::POLLIN),
+                PollFd::new(self.stats_rx.as_fd(), PollFlags::POLLIN),
             ];
             // A short cap: SIGCHLD may have been consumed before the last reap.
             let _ = poll(
@@ -277,7 +327,7 @@ impl Drop for ChildProcess<'_> {
 
 /// A poll timeout of `d`, at least 1 ms (a zero timeout would spin), at most `i32::MAX`
 /// ms.
-pub fn poll_timeout(d: Duration) -> PollTimeout {
+fn poll_timeout(d: Duration) -> PollTimeout {
     PollTimeout::try_from(d.as_millis().clamp(1, i32::MAX as u128) as i32)
         .unwrap_or(PollTimeout::MAX)
 }

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use echolab_proto::Session;
 
 use crate::{
-    refuse_busy, AcceptStop, Conn, ConnectionSlot, Conns, Listen, Listening, ReadOutcome,
-    ServerContext, READ_BUFFER,
+    refuse_busy, run_event_loop, AcceptStop, Conn, ConnectionSlot, Conns, EventLoop, Listen,
+    Listening, ReadOutcome, ServerContext, READ_BUFFER,
 };
 
 /// What a wait is for.
@@ -103,12 +103,13 @@ pub fn serve_level<W: Waiter>(listen: &Listen, ctx: &ServerContext, waiter: W) -
         shutting_down: false,
         progress: true,
         buf: vec![0u8; READ_BUFFER],
+        ready: Vec::new(),
     };
     lp.waiter
         .add(Source::Waker, ctx.shutdown.waker(), Interest::READ)?;
     lp.watching_waker = true;
     lp.watch_listener()?;
-    let result = lp.run();
+    let result = run_event_loop(&mut lp);
     lp.stop_watching_waker();
     result
 }
@@ -124,54 +125,79 @@ struct LevelLoop<'a, W> {
     /// Whether the last turn moved a byte or accepted a connection.
     progress: bool,
     buf: Vec<u8>,
+    /// What the last wait reported (kept to reuse its allocation).
+    ready: Vec<Ready>,
+}
+
+impl<W: Waiter> EventLoop for LevelLoop<'_, W> {
+    type Wait = Interest;
+
+    fn ctx(&self) -> &ServerContext {
+        self.ctx
+    }
+
+    fn conns(&mut self) -> &mut Conns<Interest> {
+        &mut self.conns
+    }
+
+    fn draining(&self) -> bool {
+        self.shutting_down
+    }
+
+    fn begin_shutdown(&mut self) -> io::Result<()> {
+        self.begin_drain();
+        Ok(())
+    }
+
+    fn wait_and_serve(&mut self) -> io::Result<Instant> {
+        let now = Instant::now();
+        let deadline = self.conns.next_wakeup(&self.listening);
+        let timeout = deadline.map(|d| d.saturating_duration_since(now));
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.clear();
+        let idle = !std::mem::take(&mut self.progress);
+        match self.waiter.wait(timeout, idle, &mut ready) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        tracing::trace!(ready = ready.len(), ?timeout, idle, "turn");
+        let served = self.serve(&ready);
+        self.ready = ready;
+        served
+    }
+
+    fn expired(&mut self, index: usize, now: Instant) -> io::Result<()> {
+        let result = self
+            .conns
+            .get_mut(index)
+            .map_or(Ok(()), |conn| flush(conn, now));
+        self.settle(index, result);
+        Ok(())
+    }
 }
 
 impl<W: Waiter> LevelLoop<'_, W> {
-    fn run(&mut self) -> io::Result<()> {
-        let mut ready = Vec::new();
-        loop {
-            if !self.shutting_down && self.ctx.shutdown.is_requested() {
-                self.begin_shutdown();
-            }
-            if self.shutting_down && self.conns.is_empty() {
-                return Ok(());
-            }
-            let now = Instant::now();
-            let deadline = self.conns.next_wakeup(&self.listening);
-            let timeout = deadline.map(|d| d.saturating_duration_since(now));
-            ready.clear();
-            let idle = !std::mem::take(&mut self.progress);
-            match self.waiter.wait(timeout, idle, &mut ready) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-            tracing::trace!(ready = ready.len(), ?timeout, idle, "turn");
-            // One clock read per turn, as in mio: every message's deadlines come from it.
-            let now = Instant::now();
-            for event in &ready {
-                match event.source {
-                    Source::Listener => self.accept_all()?,
-                    // A waiter that does not really wait reports it every turn.
-                    Source::Waker => {
-                        if !self.shutting_down && self.ctx.shutdown.is_requested() {
-                            self.begin_shutdown();
-                        }
+    /// Does what one wait reported; returns the turn's clock reading.
+    fn serve(&mut self, ready: &[Ready]) -> io::Result<Instant> {
+        // One clock read per turn, as in mio: every message's deadlines come from it.
+        let now = Instant::now();
+        for event in ready {
+            match event.source {
+                Source::Listener => self.accept_all()?,
+                // A waiter that does not really wait reports it every turn.
+                Source::Waker => {
+                    if !self.shutting_down && self.ctx.shutdown.is_requested() {
+                        self.begin_drain();
                     }
-                    Source::Conn(index) => self.drive(index, event.readable, event.writable, now),
                 }
-            }
-            if self.listening.resume_if_due(now) {
-                self.watch_listener()?;
-            }
-            while let Some(index) = self.conns.next_expired(now) {
-                let result = self
-                    .conns
-                    .get_mut(index)
-                    .map_or(Ok(()), |conn| flush(conn, now));
-                self.settle(index, result);
+                Source::Conn(index) => self.drive(index, event.readable, event.writable, now),
             }
         }
+        if self.listening.resume_if_due(now) {
+            self.watch_listener()?;
+        }
+        Ok(now)
     }
 
     /// Accepts until the kernel has no more connections waiting.
@@ -262,7 +288,7 @@ impl<W: Waiter> LevelLoop<'_, W> {
         conn.wait = wanted;
     }
 
-    fn begin_shutdown(&mut self) {
+    fn begin_drain(&mut self) {
         self.shutting_down = true;
         self.stop_watching_listener();
         // Closing it now refuses a client that connects during the drain at once.

@@ -21,6 +21,8 @@
 //!   single-threaded loop with their deadlines, the FIN, the close and the shutdown
 //!   drain, shared by every model that waits for readiness (epoll in any mode,
 //!   `poll(2)`, `select(2)`); each keeps only its wait call and its interest changes.
+//!   [`run_event_loop`] is the turn of every one-thread loop (completions too): the
+//!   shutdown gate, the wait, the deadline sweep, in that order.
 //! - **Level-triggered loops** — [`serve_level`] with a [`Waiter`]: the loop of every
 //!   model that waits level-triggered (epoll in level mode, `poll(2)`, `select(2)`, a
 //!   busy loop); the model crate implements only the wait, and a waiter whose kernel
@@ -44,9 +46,11 @@
 //!   (`--offload N`, half-sync/half-async), each loop through its own [`OffloadPort`]
 //!   with a wake callback of its kind.
 //! - **Children** — [`Children`]: what a process model (`fork`, `prefork`) does with its
-//!   processes: fork them from a single-threaded parent, reap them on SIGCHLD, take in
-//!   the stats each sends before it exits, and forward SIGTERM, wait, kill and reap at
-//!   shutdown.
+//!   processes: fork them from a single-threaded parent, supervise them in one wait
+//!   ([`Children::wait`]: shutdown, SIGCHLD, their stats), and forward SIGTERM, wait,
+//!   kill and reap at shutdown.
+//! - **A thread per socket** — [`serve_each_socket`]: a `SO_REUSEPORT` group served a
+//!   thread per socket (`reactors`, `udp-reuseport`), on all of them or none.
 
 mod accept;
 mod blocking;
@@ -55,6 +59,8 @@ mod config;
 mod context;
 mod datagram;
 mod deadlines;
+mod each_socket;
+mod event_loop;
 mod interrupt;
 mod level;
 mod listener;
@@ -73,7 +79,7 @@ pub use accept::{
     Accepted, Acceptor, SocketMode, ACCEPT_BACKOFF,
 };
 pub use blocking::{serve_blocking, NO_DEADLINE_WAIT};
-pub use children::{poll_timeout, ChildProcess, Children, Forked};
+pub use children::{ChildProcess, Children, Forked, Woken};
 pub use config::ServerConfig;
 pub use context::{new_session, refuse_busy, ConnectionSlot, ServerContext};
 pub use datagram::{
@@ -81,6 +87,8 @@ pub use datagram::{
     serve_datagrams, socket_addr, Received, Responder, DRAIN_LIMIT, DRAIN_TIME, SEND_WAIT,
 };
 use deadlines::{Deadlines, Slab};
+pub use each_socket::serve_each_socket;
+pub use event_loop::{run_event_loop, EventLoop};
 pub use interrupt::{BlockedThreads, Interrupter, Registration, KICK_INTERVAL};
 pub use level::{serve_level, Interest, Ready, Source, Waiter};
 pub use listener::{bind_listener, Announce, Listen, DEFAULT_BACKLOG};

@@ -31,51 +31,23 @@
 //! when all have.
 
 use std::io;
-use std::thread;
 
-use echolab_server::{serve_datagrams, Interrupter, Listen, ServerContext};
+use echolab_server::{serve_datagrams, serve_each_socket, Interrupter, Listen, ServerContext};
 
 /// Serves datagrams on one `SO_REUSEPORT` socket per worker, a thread each, until
-/// shutdown.
+/// shutdown. A worker that cannot start, or fails, stops them all (a model that
+/// silently lost a socket would serve a share of its clients on fewer threads than it
+/// says).
 pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
     // Started before the bind announces the server: every descriptor it opens exists
     // by the time a client (or the harness counting sockets) sees `listening on`.
     let _interrupter = Interrupter::start(&ctx.shutdown, &ctx.blocked)?;
     let sockets = listen.bind_udp_reuse_port(ctx.config.worker_count())?;
-    thread::scope(|scope| {
-        let mut workers = Vec::with_capacity(sockets.len());
-        for (index, socket) in sockets.iter().enumerate() {
-            let spawned = thread::Builder::new()
-                .name(format!("udp-reuseport-{index}"))
-                .spawn_scoped(scope, move || serve_one_socket(socket, ctx));
-            match spawned {
-                Ok(worker) => workers.push(worker),
-                Err(e) => {
-                    // The ones already running stop too, or the scope would wait forever.
-                    ctx.shutdown.request();
-                    return Err(e);
-                }
-            }
-        }
-        let mut result = Ok(());
-        for worker in workers {
-            let outcome = worker
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("a worker thread panicked")));
-            if result.is_ok() {
-                result = outcome;
-            }
-        }
-        result
-    })
-}
-
-/// One worker: the blocking loop on its socket. A worker that fails takes the others
-/// down with it (a model that silently lost a socket would drop a share of the clients).
-fn serve_one_socket(socket: &std::net::UdpSocket, ctx: &ServerContext) -> io::Result<()> {
-    let result = serve_datagrams(socket, ctx);
-    if result.is_err() {
-        ctx.shutdown.request();
-    }
-    result
+    serve_each_socket(
+        sockets,
+        ctx,
+        "udp-reuseport",
+        |_| Ok(()),
+        |socket, ctx| serve_datagrams(&socket, ctx),
+    )
 }

@@ -79,7 +79,8 @@ use std::os::fd::{AsRawFd, FromRawFd};
 use std::time::{Duration, Instant};
 
 use echolab_server::{
-    accept_failed, admit_accepted, Accepted, Conns, Listen, Listening, ServerContext,
+    accept_failed, admit_accepted, run_event_loop, Accepted, Conns, EventLoop, Listen, Listening,
+    ServerContext,
 };
 use io_uring::types::{Fd, Fixed, SubmitArgs, Timespec};
 use io_uring::{cqueue, opcode, squeue, IoUring};
@@ -156,6 +157,8 @@ struct Loop<'a> {
     /// told for every completion of the turn (a clock read per completion would cost
     /// more than the microseconds it could add).
     now: Instant,
+    /// When the last connection closed during the drain, with requests still in flight.
+    quiet_since: Option<Instant>,
 }
 
 /// Serves every client from one thread on an io_uring until shutdown, then lets every
@@ -187,8 +190,10 @@ pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
         recv_seen: false,
         backlog: VecDeque::with_capacity(RING_ENTRIES as usize),
         now: Instant::now(),
+        quiet_since: None,
     };
-    let result = lp.run();
+    let result = lp.arm_waker().and_then(|()| lp.arm_accept());
+    let result = result.and_then(|()| run_event_loop(&mut lp));
     let Loop {
         ring,
         bufs,
@@ -261,36 +266,51 @@ fn register_fixed_table(ring: &IoUring, max_conns: usize) -> u32 {
     0
 }
 
-impl Loop<'_> {
-    fn run(&mut self) -> io::Result<()> {
-        self.arm_waker()?;
-        self.arm_accept()?;
-        let mut quiet_since = None;
-        loop {
-            if !self.shutting_down && self.ctx.shutdown.is_requested() {
-                self.begin_shutdown()?;
-            }
-            if self.shutting_down && self.conns.is_empty() {
-                if self.in_flight == 0 {
-                    return Ok(());
-                }
-                let since = *quiet_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= FINAL_WAIT {
-                    return Ok(());
-                }
-            }
-            self.wait()?;
-            self.now = Instant::now();
-            self.complete_all()?;
-            if self.listening.resume_if_due(self.now) {
-                self.arm_accept()?;
-            }
-            while let Some(index) = self.conns.next_expired(self.now) {
-                self.pump(index, Ok(()))?;
-            }
-        }
+impl EventLoop for Loop<'_> {
+    type Wait = InFlight;
+
+    fn ctx(&self) -> &ServerContext {
+        self.ctx
     }
 
+    fn conns(&mut self) -> &mut Conns<InFlight> {
+        &mut self.conns
+    }
+
+    fn draining(&self) -> bool {
+        self.shutting_down
+    }
+
+    fn begin_shutdown(&mut self) -> io::Result<()> {
+        self.begin_drain()
+    }
+
+    /// Every connection has closed; the requests cancelled for them may still be in
+    /// the kernel: wait for their completions, up to [`FINAL_WAIT`].
+    fn drained(&mut self) -> bool {
+        if self.in_flight == 0 {
+            return true;
+        }
+        let since = *self.quiet_since.get_or_insert_with(Instant::now);
+        since.elapsed() >= FINAL_WAIT
+    }
+
+    fn wait_and_serve(&mut self) -> io::Result<Instant> {
+        self.wait()?;
+        self.now = Instant::now();
+        self.complete_all()?;
+        if self.listening.resume_if_due(self.now) {
+            self.arm_accept()?;
+        }
+        Ok(self.now)
+    }
+
+    fn expired(&mut self, index: usize, _now: Instant) -> io::Result<()> {
+        self.pump(index, Ok(()))
+    }
+}
+
+impl Loop<'_> {
     /// Submits what this turn queued and waits for one completion, or the earliest
     /// deadline: one `io_uring_enter`.
     fn wait(&mut self) -> io::Result<()> {
@@ -586,7 +606,7 @@ impl Loop<'_> {
         Ok(())
     }
 
-    fn begin_shutdown(&mut self) -> io::Result<()> {
+    fn begin_drain(&mut self) -> io::Result<()> {
         self.shutting_down = true;
         // Take in what has already arrived: a zero wait runs the kernel's pending
         // completions (the receives of bytes sent before the signal) before the

@@ -58,10 +58,7 @@ impl Snapshot {
         let snmp = std::fs::read_to_string("/proc/net/snmp")
             .ok()
             .and_then(|text| udp_counters(&text));
-        let tables: Vec<String> = ["/proc/net/udp", "/proc/net/udp6"]
-            .iter()
-            .filter_map(|path| std::fs::read_to_string(path).ok())
-            .collect();
+        let tables = udp_tables();
         let drops = |ports: &dyn Fn(u16) -> bool| {
             (!tables.is_empty()).then(|| tables.iter().map(|t| socket_drops(t, ports)).sum())
         };
@@ -85,6 +82,27 @@ impl Snapshot {
             client_socket_drops: self.client,
         }
     }
+}
+
+/// Drops counted now on the sockets bound to `port` (the `drops` column of
+/// `/proc/net/udp` and `/proc/net/udp6`): what the kernel discarded because their
+/// receive buffers were full. `None` where neither table can be read.
+pub fn socket_drops_on_port(port: u16) -> Option<u64> {
+    let tables = udp_tables();
+    (!tables.is_empty()).then(|| {
+        tables
+            .iter()
+            .map(|t| socket_drops(t, &|bound| bound == port))
+            .sum()
+    })
+}
+
+/// The text of `/proc/net/udp` and `/proc/net/udp6`, those that can be read.
+fn udp_tables() -> Vec<String> {
+    ["/proc/net/udp", "/proc/net/udp6"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .collect()
 }
 
 /// `[RcvbufErrors, SndbufErrors, InErrors]` from the text of `/proc/net/snmp`, whose

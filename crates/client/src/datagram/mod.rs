@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::ClientError;
 
-pub use kernel::KernelDrops;
+pub use kernel::{socket_drops_on_port, KernelDrops};
 pub use load::{run as run_load, DatagramLoadConfig};
 pub use report::DatagramLoadReport;
 

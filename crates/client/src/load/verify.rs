@@ -102,12 +102,13 @@ impl Verifier {
             }
             if self.framed {
                 // Checked as soon as the header is in, before the payload arrives.
-                match Header::parse([rest[0], rest[1], rest[2], rest[3]]) {
-                    Header::Notice(_) => return verified.failed(FailureKind::Notice),
-                    Header::Frame(len) if len as usize != self.size => {
+                match Header::peek(rest) {
+                    Some(Header::Notice(_)) => return verified.failed(FailureKind::Notice),
+                    Some(Header::Frame(len)) if len as usize != self.size => {
                         return verified.failed(FailureKind::Mismatch)
                     }
-                    Header::Frame(_) => {}
+                    // `header_len` covers the header when framed: never `None` here.
+                    Some(Header::Frame(_)) | None => {}
                 }
             }
             if rest.len() < header_len + self.size {
