@@ -8,10 +8,10 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use echolab_proto::FrameLimit;
-use echolab_proto::{Protocol, SessionConfig, WorkSpec, DEFAULT_MAX_FRAME};
+use echolab_proto::{Protocol, SessionConfig, WorkMode, WorkSpec, DEFAULT_MAX_FRAME};
 use echolab_registry::Model;
 use echolab_server::{
-    Listen, ResourceUsage, ServerConfig, ServerContext, Shutdown, StatsLine, DEFAULT_BACKLOG,
+    Listen, ResourceUsage, ServerConfig, ServerContext, Shutdown, StatsLine, Work, DEFAULT_BACKLOG,
 };
 
 use super::args::{parse_duration, ProtocolArg, ServiceArg, DEFAULT_ADDR};
@@ -150,6 +150,21 @@ impl ServeArgs {
             .map(load_key_file)
             .transpose()?
             .map(Arc::new);
+        // Calibrated once, here, before any connection: `cpu` work takes its duration
+        // of this machine's CPU.
+        let work = self
+            .work
+            .clone()
+            .map(Work::new)
+            .transpose()
+            .context("--work")?
+            .map(Arc::new);
+        let offload = self.offload.map(usize::from);
+        let work_mode = match (&work, offload) {
+            (None, _) => WorkMode::None,
+            (Some(_), Some(_)) => WorkMode::Offload,
+            (Some(work), None) => WorkMode::Inline(work.clone()),
+        };
         Ok(ServerConfig {
             session: SessionConfig {
                 // A datagram server answers datagrams as they are: no framing.
@@ -163,11 +178,14 @@ impl ServeArgs {
                 handshake_timeout: self.handshake_timeout,
                 idle_timeout: nonzero(self.idle_timeout),
                 frame_timeout: nonzero(self.frame_timeout),
+                work: work_mode,
                 ..SessionConfig::default()
             },
             max_conns: self.max_conns.unwrap_or(ServerConfig::default().max_conns),
             workers: self.workers,
             service: self.service.into(),
+            work,
+            offload,
         })
     }
 }

@@ -51,16 +51,19 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use echolab_server::{
-    run_event_loop, AcceptStop, Conn, Conns, Drained, EventLoop, Listen, Listening, ReadOutcome,
-    ServerContext, READ_BUFFER,
+    run_event_loop, AcceptStop, Conn, Conns, Drained, EventLoop, Listen, Listening, Offload,
+    OffloadPort, ReadOutcome, ServerContext, READ_BUFFER,
 };
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token};
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
+/// `--offload`: the pool's workers wake the loop through a `mio::Waker` here when jobs
+/// come back.
+const OFFLOAD: Token = Token(2);
 /// Connection tokens start here: token = connection index + `FIRST_CONN`.
-const FIRST_CONN: usize = 2;
+const FIRST_CONN: usize = 3;
 /// At most this many reads (of up to 64 KiB each) per connection per turn.
 pub const READS_PER_TURN: usize = 4;
 /// At most this many accepts per turn before serving connections again.
@@ -90,17 +93,32 @@ struct Loop<'a> {
     shutting_down: bool,
     buf: Vec<u8>,
     events: Events,
+    /// `--offload`: this loop's port to the worker pool.
+    offload: Option<OffloadPort>,
 }
 
 /// Serves every client from one thread with an edge-triggered epoll loop until
 /// shutdown, then lets every session finish and returns.
 pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
-    serve_on(listen.bind()?, ctx)
+    let listener = listen.bind()?;
+    let pool = ctx.start_offload()?;
+    let result = serve_on(listener, ctx, pool.as_ref());
+    // The loop has drained: every offloaded job is back, so this only joins.
+    if let Some(pool) = pool {
+        pool.finish();
+    }
+    result
 }
 
 /// The loop itself on a listener bound elsewhere: one of several loops, each with its
 /// own `SO_REUSEPORT` listener, is exactly this (the `reactors` model).
-pub fn serve_on(listener: TcpListener, ctx: &ServerContext) -> io::Result<()> {
+/// With `pool` (`--offload`), each message's work runs on the pool's threads; several
+/// loops may share one pool.
+pub fn serve_on(
+    listener: TcpListener,
+    ctx: &ServerContext,
+    pool: Option<&Offload>,
+) -> io::Result<()> {
     let listening = Listening::new(listener)?;
     let poll = Poll::new()?;
     if let Some(listener) = listening.listener() {
@@ -111,6 +129,17 @@ pub fn serve_on(listener: TcpListener, ctx: &ServerContext) -> io::Result<()> {
     let waker_fd = ctx.shutdown.waker().as_raw_fd();
     poll.registry()
         .register(&mut SourceFd(&waker_fd), WAKER, Interest::READABLE)?;
+    let offload = match pool {
+        Some(pool) => {
+            let waker = mio::Waker::new(poll.registry(), OFFLOAD)?;
+            Some(pool.port(move || {
+                // A failed wake leaves the jobs for the next turn's drain, which comes
+                // with the next event or deadline at the latest.
+                let _ = waker.wake();
+            }))
+        }
+        None => None,
+    };
     let mut lp = Loop {
         ctx,
         poll,
@@ -121,6 +150,7 @@ pub fn serve_on(listener: TcpListener, ctx: &ServerContext) -> io::Result<()> {
         shutting_down: false,
         buf: vec![0u8; READ_BUFFER],
         events: Events::with_capacity(1024),
+        offload,
     };
     let result = run_event_loop(&mut lp);
     let _ = lp.poll.registry().deregister(&mut SourceFd(&waker_fd));
@@ -172,6 +202,8 @@ impl EventLoop for Loop<'_> {
             match event.token() {
                 LISTENER => self.listener_ready = true,
                 WAKER => shutdown = true,
+                // Taken below, every turn.
+                OFFLOAD => {}
                 Token(key) => {
                     let index = key - FIRST_CONN;
                     if let Some(conn) = self.conns.get_mut(index) {
@@ -203,6 +235,7 @@ impl EventLoop for Loop<'_> {
         if self.listener_ready {
             self.accept_some();
         }
+        self.take_offloaded(now);
         // One turn for everything on the ready list now; connections with work left
         // re-queue themselves behind the others.
         for _ in 0..self.ready.len() {
@@ -256,13 +289,40 @@ impl Loop<'_> {
         self.settle(index, result);
     }
 
-    /// The core's settle, then back on the ready list if the edges say work is left.
+    /// `--offload`: the replies whose work is done go to their sessions, and their
+    /// connections on the ready list to be written (and to hand over their next job).
+    fn take_offloaded(&mut self, now: Instant) {
+        let Some(port) = &self.offload else {
+            return;
+        };
+        for (key, job) in port.completed() {
+            let Some(index) = self.conns.offload_done(key, job, now) else {
+                continue;
+            };
+            if let Some(conn) = self.conns.get_mut(index) {
+                if !conn.wait.queued {
+                    conn.wait.queued = true;
+                    self.ready.push_back(index);
+                }
+            }
+        }
+    }
+
+    /// The core's settle, then the next offloaded job, then back on the ready list if
+    /// the edges say work is left.
     fn settle(&mut self, index: usize, result: io::Result<()>) {
         let registry = self.poll.registry();
-        let Some(conn) = self
+        if self
             .conns
             .settle(index, result, |stream| deregister(registry, stream))
-        else {
+            .is_none()
+        {
+            return;
+        }
+        if let Some(port) = &self.offload {
+            self.conns.offload_next(index, port);
+        }
+        let Some(conn) = self.conns.get_mut(index) else {
             return;
         };
         let edges = &mut conn.wait;

@@ -66,11 +66,17 @@ use echolab_server::{serve_each_socket, Listen, ServerContext};
 /// is loop 0; the port is announced once every loop runs.
 pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
     let listeners = listen.bind_reuse_port_unannounced(ctx.config.worker_count())?;
-    serve_each_socket(
+    // `--offload`: one pool for every loop, each loop with its own port to it.
+    let pool = ctx.start_offload()?;
+    let result = serve_each_socket(
         listeners,
         ctx,
         "echolab-loop",
         |first| listen.announce(first),
-        echolab_mio::serve_on,
-    )
+        |listener, ctx| echolab_mio::serve_on(listener, ctx, pool.as_ref()),
+    );
+    if let Some(pool) = pool {
+        pool.finish();
+    }
+    result
 }

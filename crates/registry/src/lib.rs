@@ -249,7 +249,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Stream,
         natural_limit: None,
         busy_waits: false,
-        offload: false,
+        offload: true,
         serve: echolab_mio::serve,
     },
     Model {
@@ -259,7 +259,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Stream,
         natural_limit: None,
         busy_waits: false,
-        offload: false,
+        offload: true,
         serve: echolab_reactors::serve,
     },
     Model {

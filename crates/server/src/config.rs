@@ -1,4 +1,8 @@
+use std::sync::Arc;
+
 use echolab_proto::{DatagramRules, Service, SessionConfig};
+
+use crate::Work;
 
 /// Everything `echolab serve` can be told, shared by every model.
 #[derive(Debug, Clone)]
@@ -12,6 +16,13 @@ pub struct ServerConfig {
     pub workers: Option<usize>,
     /// What a datagram model answers with (echo or daytime); stream models serve echo.
     pub service: Service,
+    /// `--work`: the work per message. The session runs it inline when `session.work`
+    /// says so; an offloading loop hands it to `offload` worker threads; a datagram
+    /// model runs it before each answer.
+    pub work: Option<Arc<Work>>,
+    /// `--offload N`: worker threads an event loop hands each message's work to
+    /// (the session's work mode is then `Offload`).
+    pub offload: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -21,6 +32,8 @@ impl Default for ServerConfig {
             max_conns: 10_000,
             workers: None,
             service: Service::Echo,
+            work: None,
+            offload: None,
         }
     }
 }

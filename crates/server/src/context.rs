@@ -3,9 +3,9 @@ use std::net::{Shutdown as SocketShutdown, TcpStream};
 use std::sync::Arc;
 use std::time::Instant;
 
-use echolab_proto::{encode_notice, Protocol, Session, SessionConfig, NONCE_LEN};
+use echolab_proto::{encode_notice, Handler, Protocol, Session, SessionConfig, NONCE_LEN};
 
-use crate::{BlockedThreads, ServerConfig, ServerStats, Shutdown};
+use crate::{BlockedThreads, Offload, ServerConfig, ServerStats, Shutdown};
 
 /// What a running model needs: its config, the shutdown signal and the stats. Cloning
 /// is cheap (a few `Arc`s), so a model hands one to each thread it starts.
@@ -38,6 +38,16 @@ impl ServerContext {
             blocked: Arc::new(BlockedThreads::default()),
             worker: None,
         }
+    }
+
+    /// The worker pool of `--offload N` (`None` without it): an event-loop model starts
+    /// it once, gives each loop a port, and finishes it after the loops have drained.
+    pub fn start_offload(&self) -> io::Result<Option<Offload>> {
+        let (Some(workers), Some(work)) = (self.config.offload, &self.config.work) else {
+            return Ok(None);
+        };
+        let handler: Arc<dyn Handler> = work.clone();
+        Offload::start(workers, handler).map(Some)
     }
 
     /// The same context for worker `index`: its accepts are counted per worker too.

@@ -11,12 +11,13 @@ use std::borrow::Cow;
 use std::io::{self, IoSliceMut};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use echolab_proto::{Answer, DatagramRules};
 use nix::sys::socket::{recvmsg, MsgFlags, SockaddrStorage};
 
-use crate::{DatagramCounts, ServerConfig, ServerContext, ServerStats, NO_DEADLINE_WAIT};
+use crate::{DatagramCounts, ServerConfig, ServerContext, ServerStats, Work, NO_DEADLINE_WAIT};
 
 /// The longest one blocking `sendto` waits for room in the send buffer before the reply
 /// is dropped (counted as `send_queue_full`). Over loopback a UDP send hands the
@@ -108,6 +109,8 @@ pub fn is_wait_over(err: &io::Error) -> bool {
 #[derive(Debug)]
 pub struct Responder {
     rules: DatagramRules,
+    /// `--work`: done per datagram answered, on the thread that answers it.
+    work: Option<Arc<Work>>,
     counts: DatagramCounts,
     bytes_in: u64,
     bytes_out: u64,
@@ -118,6 +121,7 @@ impl Responder {
     pub fn new(config: &ServerConfig) -> Responder {
         Responder {
             rules: config.datagram_rules(),
+            work: config.work.clone(),
             counts: DatagramCounts::default(),
             bytes_in: 0,
             bytes_out: 0,
@@ -135,7 +139,13 @@ impl Responder {
     pub fn answer<'a>(&mut self, datagram: &'a [u8], truncated: bool) -> Option<Cow<'a, [u8]>> {
         self.counts.received += 1;
         self.bytes_in += datagram.len() as u64;
-        match self.rules.answer(datagram, truncated, SystemTime::now) {
+        let answer = match &self.work {
+            Some(work) => self
+                .rules
+                .answer_with(&**work, datagram, truncated, SystemTime::now),
+            None => self.rules.answer(datagram, truncated, SystemTime::now),
+        };
+        match answer {
             Answer::Reply(reply) => Some(reply),
             Answer::Drop(_) => {
                 self.counts.truncated += 1;

@@ -8,11 +8,11 @@ use std::io::{self, Read};
 use std::net::{Shutdown as SocketShutdown, TcpListener, TcpStream};
 use std::time::Instant;
 
-use echolab_proto::Session;
+use echolab_proto::{Job, Session};
 
 use crate::{
     accept_one, new_session, read_available, write_pending, Accepted, ConnectionSlot, Deadlines,
-    Drained, ServerContext, Slab, SocketMode, ACCEPT_BACKOFF,
+    Drained, OffloadPort, ServerContext, Slab, SocketMode, ACCEPT_BACKOFF,
 };
 
 /// One connection of a readiness loop: a non-blocking socket, its session, and `W`,
@@ -168,6 +168,38 @@ impl<W> Conns<W> {
         Some(conn)
     }
 
+    /// `--offload`: hands the connection's oldest complete frame to the pool, if one
+    /// waits and none of its frames is out (one at a time keeps its replies in order).
+    /// A loop calls it after every change to the connection ([`Conns::settle`] is the
+    /// place).
+    pub fn offload_next(&mut self, index: usize, port: &OffloadPort) {
+        let Some(conn) = self.slab.get_mut(index) else {
+            return;
+        };
+        let Some(job) = conn.session.take_job() else {
+            return;
+        };
+        if let Err(job) = port.submit(job_key(index, conn.generation), job) {
+            // The pool finishes only after every loop has drained; a loop still
+            // running past it answers without the work rather than lose the reply.
+            conn.session.complete_job(job, Instant::now());
+        }
+    }
+
+    /// An offloaded job came back with `key`: its reply goes to its session, and the
+    /// connection's index is returned for the loop to write it. `None` when the
+    /// connection is gone — a failed socket closes at once — even if its slot now
+    /// holds a newer connection (the key carries the generation).
+    pub fn offload_done(&mut self, key: usize, job: Job, now: Instant) -> Option<usize> {
+        let (index, generation) = (key & 0xffff_ffff, (key >> 32) as u32);
+        let conn = self.slab.get_mut(index)?;
+        if conn.generation != generation {
+            return None;
+        }
+        conn.session.complete_job(job, now);
+        Some(index)
+    }
+
     /// Closes the connection at `index` now and records its stats.
     pub fn close(&mut self, index: usize, io_error: bool, forget: impl FnOnce(&TcpStream)) {
         if let Some(conn) = self.slab.remove(index) {
@@ -317,4 +349,9 @@ impl Listening {
         self.paused_until = None;
         self.listener.take()
     }
+}
+
+/// An offloaded job's key: the connection's slab index and its generation.
+fn job_key(index: usize, generation: u32) -> usize {
+    (usize::try_from(generation).unwrap_or(0) << 32) | (index & 0xffff_ffff)
 }
