@@ -177,6 +177,12 @@ fn throughput_and_idle_write_every_file_with_measured_numbers() {
     let in_turn_idle = find(in_turn, "idle", "1", "64");
     assert_eq!(num(in_turn_idle, "idle_held"), 1.0, "{in_turn_idle:?}");
     assert_eq!(num(in_turn_idle, "responses"), 0.0, "{in_turn_idle:?}");
+    // That cell measured nothing, and says so in every file rather than as a figure.
+    assert_eq!(in_turn_idle["failure"], "no replies", "{in_turn_idle:?}");
+    assert!(rows
+        .iter()
+        .filter(|r| r["model"] == event_loop)
+        .all(|r| r["failure"].is_empty()));
 
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
@@ -185,9 +191,22 @@ fn throughput_and_idle_write_every_file_with_measured_numbers() {
     for key in ["cpu", "cores", "kernel", "rustc", "commit", "command"] {
         assert!(!json["machine"][key].is_null(), "machine.{key}");
     }
+    let idle_summary = json["summaries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["model"] == in_turn && s["cell"]["scenario"] == "idle")
+        .expect("the idle summary");
+    assert_eq!(idle_summary["failed_runs"], 1, "{idle_summary}");
     let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
     assert!(
         readme.contains(&format!("compare --models {models}")),
+        "{readme}"
+    );
+    assert!(
+        readme.contains(&format!(
+            "| {in_turn} | idle 1000+1x64 | measured nothing |"
+        )),
         "{readme}"
     );
     assert!(
@@ -213,6 +232,46 @@ fn throughput_and_idle_write_every_file_with_measured_numbers() {
     let index = std::fs::read_to_string(out.0.join("README.md")).unwrap();
     let name = dir.file_name().unwrap().to_str().unwrap();
     assert!(index.contains(&format!("]({name}/README.md)")), "{index}");
+}
+
+#[test]
+fn a_run_that_measured_nothing_fails_in_one_line() {
+    // The model that serves in turn is stuck in read() on the first idle client: the one
+    // active client never gets a reply. A run of only that cell measured nothing; it
+    // fails, and writes no results that could be read as figures.
+    let in_turn = model_where("serving in turn", |m| m.runs == Runs::InTurn);
+    let out = TempDir::new("nothing");
+    let output = compare(
+        &[
+            "--models",
+            in_turn,
+            "--scenario",
+            "idle",
+            "--repeat",
+            "1",
+            "--duration",
+            "0.2",
+            "--warmup",
+            "0.1",
+            "--out",
+            out.0.to_str().unwrap(),
+        ],
+        Duration::from_secs(90),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("the run measured nothing: none of its 1 runs got a reply")
+            && last.contains(&format!("{in_turn} idle 1000+1x64: no replies")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let written = std::fs::read_dir(&out.0).expect("out dir").count();
+    assert_eq!(
+        written, 0,
+        "results written for a run that measured nothing"
+    );
 }
 
 #[test]

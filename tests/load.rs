@@ -86,6 +86,13 @@ fn load_json(server: &ServerGuard, extra: &[&str]) -> serde_json::Value {
 
 /// The report and what was printed on stderr.
 fn load_output(server: &ServerGuard, extra: &[&str]) -> (serde_json::Value, String) {
+    let (report, stderr, success) = load_run(server, extra);
+    assert!(success, "{stderr}");
+    (report, stderr)
+}
+
+/// The report, stderr and whether the run exited 0, whatever it measured.
+fn load_run(server: &ServerGuard, extra: &[&str]) -> (serde_json::Value, String, bool) {
     let addr = server.addr.to_string();
     let output = Command::new(env!("CARGO_BIN_EXE_echolab"))
         .args([
@@ -101,13 +108,22 @@ fn load_output(server: &ServerGuard, extra: &[&str]) -> (serde_json::Value, Stri
         .args(extra)
         .output()
         .expect("run echolab load");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
     let report = serde_json::from_slice(&output.stdout).expect("one JSON object");
-    (report, String::from_utf8_lossy(&output.stderr).into_owned())
+    (
+        report,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+        output.status.success(),
+    )
+}
+
+/// A run that got no reply printed its report, then failed in one line.
+fn assert_measured_nothing(stderr: &str, success: bool, expected: &str) {
+    assert!(!success, "a run with no reply exited 0: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("the run measured nothing") && stderr.contains(expected),
+        "{stderr}"
+    );
 }
 
 fn total_errors(report: &serde_json::Value) -> u64 {
@@ -161,12 +177,13 @@ fn protocol_mismatch_is_counted_not_hidden() {
     // Raw bytes to a framed server: the first 4 payload bytes read as a huge header, so
     // the server answers with a notice and closes; a raw client sees a short reply.
     let server = ServerGuard::start("threads", &["--max-frame", "1000"]);
-    let report = load_json(
+    let (report, stderr, success) = load_run(
         &server,
         &["--conns", "2", "--size", "64", "--protocol", "raw"],
     );
     assert_eq!(report["errors"]["short_read"].as_u64(), Some(2), "{report}");
     assert_eq!(report["responses"].as_u64(), Some(0), "{report}");
+    assert_measured_nothing(&stderr, success, "short_read 2");
 }
 
 fn authenticated_load_runs_the_handshake() {
@@ -250,7 +267,8 @@ fn churn_counts_refused_connects_and_retries_without_spinning() {
         .args(["--conns", "2", "--warmup", "0", "--duration", "0.5"])
         .output()
         .expect("run echolab load");
-    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_measured_nothing(&stderr, output.status.success(), "connect");
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
     let refused = report["errors"]["connect"].as_u64().expect("connect count");
     // Each slot retries after a pause (10 ms): about 50 per slot here, never thousands.
@@ -260,17 +278,25 @@ fn churn_counts_refused_connects_and_retries_without_spinning() {
 
 fn refused_connections_are_errors_not_latency() {
     // Nothing listens: the messages queued for these connections were never sent, so they
-    // are counted as connect errors and charged no latency.
+    // are counted as connect errors and charged no latency. The run measured nothing, and
+    // says so: it prints its report, then fails in one line.
     let addr = support::refused_addr();
     let output = Command::new(env!("CARGO_BIN_EXE_echolab"))
         .args(["load", "--addr", &addr.to_string(), "--conns", "3"])
         .args(["--warmup", "0", "--duration", "0.3"])
         .output()
         .expect("run echolab load");
-    assert!(output.status.success());
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("latency us: no samples"), "{text}");
     assert!(text.contains("errors: connect 3"), "{text}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_measured_nothing(&stderr, output.status.success(), "connect 3");
+    assert!(
+        stderr.starts_with(
+            "echolab: error: the run measured nothing: no reply verified in its 0.3 s window"
+        ),
+        "{stderr}"
+    );
 }
 
 fn replies_larger_than_one_read_are_drained_and_verified() {

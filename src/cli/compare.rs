@@ -2,7 +2,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use echolab::models;
 use echolab_client::load;
@@ -153,8 +153,18 @@ pub(crate) fn run(args: CompareArgs) -> Result<ExitCode> {
         eprintln!("warning: {line}")
     })
     .context("benchmark run failed")?;
-    if measurements.is_empty() {
-        return Err(anyhow!("no run completed; see the warnings above"));
+    // Every run recorded, failed or not: a run where none measured anything is no result.
+    if let Some(first) = measurements
+        .first()
+        .filter(|_| measurements.iter().all(|m| !m.measured()))
+    {
+        bail!(
+            "the run measured nothing: none of its {} runs got a reply (first: {} {}: {})",
+            measurements.len(),
+            first.model,
+            first.cell.label(),
+            first.failure.as_deref().unwrap_or("no replies")
+        );
     }
     let summaries = summarize(&measurements);
     print!("{}", terminal_table(&summaries));

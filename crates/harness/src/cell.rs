@@ -25,6 +25,9 @@ const IDLE_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// long past both, and short enough that a run ends soon after its window.
 const UDP_REPLY_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// How a run that could not be made is marked.
+const COULD_NOT_RUN: &str = "could not run";
+
 /// Everything measured in one run of one cell.
 #[derive(Debug, Clone, Serialize)]
 pub struct Measurement {
@@ -87,6 +90,11 @@ pub struct Measurement {
     /// so `results.json` has them beside the others.
     #[serde(flatten)]
     pub udp: UdpFigures,
+    /// Why the run measured nothing, if it did not: `no replies` (active connections,
+    /// not one reply in the window), or the error that kept it from running. Its figures
+    /// are then not a result: the tables mark it and the charts leave it out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
 }
 
 /// What only a `udp` run measures.
@@ -122,11 +130,40 @@ impl UdpFigures {
 }
 
 impl Measurement {
+    /// A run of `cell` that could not be made (its server did not start, ...): recorded,
+    /// so the tables say so, rather than silently missing.
+    pub fn could_not_run(model: &str, cell: Cell, repeat: usize, error: &HarnessError) -> Self {
+        let exit = crate::server::ServerExit {
+            clean: false,
+            stats: serde_json::Value::Null,
+        };
+        let measured = Measured {
+            window: Window::default(),
+            seconds: 0.0,
+            idle: &IdleCrowd::default(),
+            exit: &exit,
+        };
+        Measurement {
+            failure: Some(format!("{COULD_NOT_RUN}: {error}")),
+            ..measurement(model, cell, repeat, None, &measured)
+        }
+    }
+
+    /// Whether the run measured something: a reply, or (no active connection) the
+    /// server at rest.
+    pub fn measured(&self) -> bool {
+        self.failure.is_none()
+    }
+
     /// A short verdict for the table: empty when the run was clean.
     pub fn note(&self) -> String {
         let mut notes = Vec::new();
-        if self.responses == 0 && self.cell.conns > 0 {
-            notes.push("no replies".to_string());
+        if let Some(failure) = &self.failure {
+            // A run that could not be made has nothing else to say.
+            if failure.starts_with(COULD_NOT_RUN) {
+                return failure.clone();
+            }
+            notes.push(failure.clone());
         } else if self.min_per_conn == 0 && self.cell.conns > 1 {
             notes.push("starved clients".to_string());
         }
@@ -374,6 +411,7 @@ fn measurement(
             })
             .unwrap_or_default(),
         udp: UdpFigures::default(),
+        failure: (cell.conns > 0 && responses == 0).then(|| "no replies".to_string()),
     }
 }
 

@@ -109,7 +109,7 @@ pub(crate) fn write_all(dir: &Path, summaries: &[Summary]) -> Result<Vec<PathBuf
     }
     let at_rest: Vec<(String, f64)> = summaries
         .iter()
-        .filter(|s| s.cell.scenario == Scenario::Rest)
+        .filter(|s| s.cell.scenario == Scenario::Rest && !s.measured_nothing())
         .map(|s| (s.model.clone(), s.server_cpu_share.median * 100.0))
         .collect();
     if !at_rest.is_empty() {
@@ -154,7 +154,11 @@ fn series_by_model(
     log: bool,
 ) -> Vec<Series> {
     let mut series: Vec<Series> = Vec::new();
-    for s in summaries.iter().filter(|s| select(s)) {
+    // A cell that measured nothing has zeros, not figures: no point at all.
+    for s in summaries
+        .iter()
+        .filter(|s| select(s) && !s.measured_nothing())
+    {
         // A log axis cannot show zero: a model with no replies in a cell has no point.
         let Some(y) = metric(s).filter(|y| *y > 0.0 || (!log && *y >= 0.0)) else {
             continue;
@@ -452,4 +456,42 @@ fn bar_chart(
         }))
         .map_err(|e| fail(&e))?;
     root.present().map_err(|e| fail(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::summary::summarize;
+    use crate::summary::tests::run;
+
+    #[test]
+    fn a_cell_that_measured_nothing_is_no_point_on_a_chart() {
+        let cells = Scenario::Throughput.cells(false);
+        let runs: Vec<_> = cells[..3]
+            .iter()
+            .flat_map(|&cell| {
+                // iterative got nothing at the second cell: its censored p99 is a wait,
+                // not a round trip, and must not be drawn as one.
+                let starved = cell.conns > 1 && cell.conns < 100;
+                [
+                    run("mio", cell, 0, 1000),
+                    run("iterative", cell, 0, if starved { 0 } else { 1000 }),
+                ]
+            })
+            .collect();
+        let summaries = summarize(&runs);
+        let series = series_by_model(
+            &summaries,
+            |_| true,
+            |s| s.cell.conns as f64,
+            |s| Some(s.p99_us.median),
+            true,
+        );
+        let points = |model: &str| {
+            let (_, points) = series.iter().find(|(m, _)| m == model).expect(model);
+            points.iter().map(|p| p.0).collect::<Vec<_>>()
+        };
+        assert_eq!(points("mio"), [1.0, 10.0, 100.0]);
+        assert_eq!(points("iterative"), [1.0, 100.0]);
+    }
 }

@@ -129,6 +129,9 @@ pub(crate) const COLUMNS: &[Column] = &[
     Column::table("cell", |s| s.cell.label())
         .words()
         .about("scenario, connections x payload bytes, idle crowd first (`idle 1000+1x64`)"),
+    Column::table("mark", mark)
+        .words()
+        .about("why the cell's figures are not the server's to read: `measured nothing` (not one reply, or the run could not be made: the figures are not a result, and the charts leave the cell out); with a count when only some repeats were"),
     Column::csv("repeat", |m| m.repeat.to_string()).about("which run of the cell, from 0"),
     Column::csv("responses", |m| m.responses.to_string())
         .about("verified replies in the measured window"),
@@ -238,6 +241,10 @@ pub(crate) const COLUMNS: &[Column] = &[
         .about("udp: datagrams lost, % of those sent (UDP has no backpressure: past what the server answers, the kernel drops)"),
     Column::csv("server_socket_drops", |m| whole(m.udp.server_socket_drops))
         .about("udp: datagrams the kernel dropped at the server's full receive buffers (`/proc/net/udp` drops)"),
+    Column::csv("failure", |m| {
+        m.failure.as_deref().unwrap_or_default().replace(',', ";")
+    })
+    .about("why the run measured nothing (`no replies`, or `could not run: ...`); empty when it measured"),
     Column::table("note", |s| s.note.clone())
         .words()
         .about("any trouble: no replies, starved clients, idle not held, errors, an unclean exit"),
@@ -254,6 +261,22 @@ pub(crate) fn table_columns(scenario: Scenario) -> impl Iterator<Item = &'static
         .iter()
         .filter_map(|c| c.table.as_ref())
         .filter(move |t| t.is_in(scenario))
+}
+
+/// The cell's marks, each with the share of repeats it holds for when not all.
+fn mark(s: &Summary) -> String {
+    let of_runs = |n: usize| {
+        if n == s.runs {
+            String::new()
+        } else {
+            format!(" {n}/{}", s.runs)
+        }
+    };
+    let mut marks = Vec::new();
+    if s.failed_runs > 0 {
+        marks.push(format!("measured nothing{}", of_runs(s.failed_runs)));
+    }
+    marks.join(", ")
 }
 
 /// With no replies there is no latency to show, not a latency of zero.
@@ -301,7 +324,7 @@ mod tests {
              server_cpu_secs,responses_per_cpu_sec,peak_rss_kb,peak_threads,peak_processes,\
              voluntary_ctx_switches,involuntary_ctx_switches,idle_held,memory_per_conn_kb,\
              server_exit_clean,client_cpu_secs,server_errors,server_cpu_share,offered_rate,sent,\
-             sent_per_sec,lost,loss_pct,server_socket_drops"
+             sent_per_sec,lost,loss_pct,server_socket_drops,failure"
         );
     }
 
@@ -337,12 +360,13 @@ mod tests {
             client_cpu_secs: 0.5,
             server_errors: Default::default(),
             udp: Default::default(),
+            failure: None,
         };
         let row: Vec<String> = csv_columns().map(|c| (c.show)(&m)).collect();
         assert_eq!(
             row.join(","),
             "iterative,latency,1,64,0,0,38637,38637.0,2.358,25.1,46.1,74.8,4018.2,,1.0000,38637,\
-             0.5500,70249.091,3616,1,1,56551,235,,,true,0.5000,,0.5500,,,,,,"
+             0.5500,70249.091,3616,1,1,56551,235,,,true,0.5000,,0.5500,,,,,,,"
         );
     }
 

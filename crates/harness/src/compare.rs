@@ -54,7 +54,10 @@ pub fn run_plan(
                 match run_cell(&settings, model, *cell, repeat) {
                     Ok(m) => measurements.push(m),
                     Err(e @ HarnessError::Load(_)) => return Err(e),
-                    Err(e) => progress.suspend(|| log(&format!("{model} {}: {e}", cell.label()))),
+                    Err(e) => {
+                        progress.suspend(|| log(&format!("{model} {}: {e}", cell.label())));
+                        measurements.push(Measurement::could_not_run(model, *cell, repeat, &e));
+                    }
                 }
                 progress.inc(1);
             }
