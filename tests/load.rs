@@ -156,6 +156,13 @@ fn concurrent_server_serves_every_connection_without_errors() {
         assert!(report["latency_us"][key].as_f64() > Some(0.0), "{report}");
     }
     assert!(report["mib_per_sec"].as_f64() > Some(0.0), "{report}");
+    // Served evenly: the messages in flight at the end are a few samples of thousands.
+    let n = |key: &str| report[key].as_u64().unwrap_or(u64::MAX);
+    assert!(n("censored_waits") <= 16, "{report}");
+    assert!(
+        n("censored_samples") * 100 < n("latency_samples"),
+        "{report}"
+    );
 }
 
 fn in_turn_server_starves_all_but_one_connection() {
@@ -170,6 +177,22 @@ fn in_turn_server_starves_all_but_one_connection() {
     assert!(
         max_us > 1_000_000.0,
         "starved clients missing from latency: {report}"
+    );
+    // And not only the tail: one served client's thousands of round trips would
+    // otherwise bury three waits far past the 99th percentile, and a server that serves
+    // one client would read as the fastest. Each starved client stands for the
+    // messages it was held from sending, so the p99 is about the 1 s window.
+    let n = |key: &str| report[key].as_u64().unwrap_or_default();
+    // Three starved clients, and the served one's message in flight at the end.
+    assert!((3..=4).contains(&n("censored_waits")), "{report}");
+    assert!(
+        n("censored_samples") * 2 > n("latency_samples"),
+        "the starved clients' share of the samples: {report}"
+    );
+    let p99_us = report["latency_us"]["p99"].as_f64().expect("p99");
+    assert!(
+        (800_000.0..1_300_000.0).contains(&p99_us),
+        "p99 {p99_us} µs is not about the 1 s window: {report}"
     );
 }
 

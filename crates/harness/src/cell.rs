@@ -51,6 +51,17 @@ pub struct Measurement {
     pub p999_us: f64,
     /// Slowest.
     pub max_us: f64,
+    /// Samples behind the percentiles.
+    #[serde(default)]
+    pub latency_samples: u64,
+    /// Messages still unanswered when the window ended: samples of their wait so far
+    /// (censored), the sign of a starved client.
+    #[serde(default)]
+    pub censored_waits: u64,
+    /// The samples those waits stand for in the percentiles (in the closed loop, also
+    /// the messages a stalled connection held back; see `echolab_client::load`).
+    #[serde(default)]
+    pub censored_samples: u64,
     /// Load-generator errors by kind (only the non-zero ones).
     pub errors: BTreeMap<String, u64>,
     /// Jain's fairness index over the active connections.
@@ -318,6 +329,10 @@ fn as_load_report(udp: &DatagramLoadReport) -> LoadReport {
         responses_per_sec: udp.responses_per_sec,
         mib_per_sec: udp.mib_per_sec,
         latency_us: udp.latency_us.clone(),
+        // A datagram with no reply is lost (its own column), not a censored wait.
+        latency_samples: udp.responses,
+        censored_waits: 0,
+        censored_samples: 0,
         errors,
         fairness: udp.fairness.clone(),
         first_reply_us_p50: 0.0,
@@ -371,6 +386,9 @@ fn measurement(
         p99_us: latency(|r| r.latency_us.p99),
         p999_us: latency(|r| r.latency_us.p999),
         max_us: latency(|r| r.latency_us.max),
+        latency_samples: report.map_or(0, |r| r.latency_samples),
+        censored_waits: report.map_or(0, |r| r.censored_waits),
+        censored_samples: report.map_or(0, |r| r.censored_samples),
         errors: report
             .map(|r| {
                 r.errors

@@ -150,6 +150,16 @@ pub(crate) const COLUMNS: &[Column] = &[
     Column::csv("p99_us", |m| format!("{:.1}", m.p99_us))
         .in_table("p99 µs", |s| latency(s, s.p99_us))
         .about("99th-percentile round trip, µs"),
+    Column::table("censored %", |s| {
+        or_dash(s.censored_pct, |x| {
+            if x == 0.0 {
+                "0".into()
+            } else {
+                format!("{x:.2}")
+            }
+        })
+    })
+    .about("share of the latency samples that are waits still unanswered when the window ended (a starved client's), counted at their length so far; in the closed loop a stalled connection also stands for the messages it held back, one per mean round trip. Much above 0, the percentiles are lower bounds"),
     Column::csv("p999_us", |m| format!("{:.1}", m.p999_us))
         .about("99.9th-percentile round trip, µs"),
     Column::csv("max_us", |m| format!("{:.1}", m.max_us)).about("slowest round trip, µs"),
@@ -241,6 +251,12 @@ pub(crate) const COLUMNS: &[Column] = &[
         .about("udp: datagrams lost, % of those sent (UDP has no backpressure: past what the server answers, the kernel drops)"),
     Column::csv("server_socket_drops", |m| whole(m.udp.server_socket_drops))
         .about("udp: datagrams the kernel dropped at the server's full receive buffers (`/proc/net/udp` drops)"),
+    Column::csv("latency_samples", |m| m.latency_samples.to_string())
+        .about("samples behind the percentiles, censored ones included"),
+    Column::csv("censored_waits", |m| m.censored_waits.to_string())
+        .about("messages still unanswered when the window ended: each a sample of its wait so far"),
+    Column::csv("censored_samples", |m| m.censored_samples.to_string())
+        .about("the samples those waits stand for in the percentiles"),
     Column::csv("failure", |m| {
         m.failure.as_deref().unwrap_or_default().replace(',', ";")
     })
@@ -324,7 +340,8 @@ mod tests {
              server_cpu_secs,responses_per_cpu_sec,peak_rss_kb,peak_threads,peak_processes,\
              voluntary_ctx_switches,involuntary_ctx_switches,idle_held,memory_per_conn_kb,\
              server_exit_clean,client_cpu_secs,server_errors,server_cpu_share,offered_rate,sent,\
-             sent_per_sec,lost,loss_pct,server_socket_drops,failure"
+             sent_per_sec,lost,loss_pct,server_socket_drops,latency_samples,censored_waits,\
+             censored_samples,failure"
         );
     }
 
@@ -343,6 +360,9 @@ mod tests {
             p99_us: 46.079,
             p999_us: 74.751,
             max_us: 4018.175,
+            latency_samples: 38637,
+            censored_waits: 0,
+            censored_samples: 0,
             errors: Default::default(),
             jain: 1.0,
             min_per_conn: 38637,
@@ -366,7 +386,7 @@ mod tests {
         assert_eq!(
             row.join(","),
             "iterative,latency,1,64,0,0,38637,38637.0,2.358,25.1,46.1,74.8,4018.2,,1.0000,38637,\
-             0.5500,70249.091,3616,1,1,56551,235,,,true,0.5000,,0.5500,,,,,,,"
+             0.5500,70249.091,3616,1,1,56551,235,,,true,0.5000,,0.5500,,,,,,,38637,0,0,"
         );
     }
 

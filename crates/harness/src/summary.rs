@@ -47,6 +47,9 @@ pub struct Summary {
     pub p50_us: Spread,
     /// p99 latency, microseconds.
     pub p99_us: Spread,
+    /// Share of the latency samples that are censored waits, %.
+    #[serde(default)]
+    pub censored_pct: Option<Spread>,
     /// Server CPU microseconds per response.
     pub server_cpu_us_per_response: Option<Spread>,
     /// Server CPU seconds per second of the window (1.0: one whole core).
@@ -132,6 +135,10 @@ fn summarize_runs(model: String, cell: Cell, all_runs: &[&Measurement]) -> Optio
         responses_per_sec: spread(&|m| m.responses_per_sec)?,
         p50_us: spread(&|m| m.p50_us)?,
         p99_us: spread(&|m| m.p99_us)?,
+        censored_pct: optional(&|m| {
+            (m.latency_samples > 0)
+                .then(|| m.censored_samples as f64 * 100.0 / m.latency_samples as f64)
+        }),
         server_cpu_us_per_response: optional(&|m| {
             (m.responses > 0).then(|| m.server_cpu_secs * 1e6 / m.responses as f64)
         }),

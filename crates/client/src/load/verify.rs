@@ -126,9 +126,10 @@ impl Verifier {
                 verified.measured += 1;
                 tally.record(now.saturating_duration_since(sent));
             } else if now >= self.end {
-                // Collected after the end: not a response of the window, but its wait
-                // is known now, and it is what `Tally::settle` would otherwise charge.
-                tally.record(now.saturating_duration_since(sent));
+                // Collected after the end: not a response of the window, and like every
+                // message still waiting when the window closed, a wait censored there
+                // (the same sample whether its reply comes now or never).
+                tally.censor(sent, self.end, self.measure_from);
             }
             verified.replies += 1;
             if self.one_each {
