@@ -205,6 +205,21 @@ fn throughput_and_idle_write_every_file_with_measured_numbers() {
     for key in ["cpu", "cores", "kernel", "rustc", "commit", "command"] {
         assert!(!json["machine"][key].is_null(), "machine.{key}");
     }
+    // The kernel's floor per response was measured for each message size of the plan,
+    // and every row was judged against it and against the generator's CPU.
+    let sizes: Vec<u64> = json["kernel_floor"]
+        .as_array()
+        .expect("kernel_floor")
+        .iter()
+        .map(|f| {
+            assert!(f["cpu_us_per_response"].as_f64() > Some(0.0), "{f}");
+            f["size"].as_u64().expect("size")
+        })
+        .collect();
+    assert_eq!(sizes, [64, 4096]);
+    for row in &rows {
+        assert!(num(row, "client_cpu_limit_secs") > 0.0, "{row:?}");
+    }
     let idle_summary = json["summaries"]
         .as_array()
         .unwrap()
@@ -221,6 +236,14 @@ fn throughput_and_idle_write_every_file_with_measured_numbers() {
         readme.contains(&format!(
             "| {in_turn} | idle 1000+1x64 | measured nothing |"
         )),
+        "{readme}"
+    );
+    assert!(
+        readme.contains("## The kernel's floor per response"),
+        "{readme}"
+    );
+    assert!(
+        readme.contains("## Marked cells") && readme.contains("cell is measured nothing**"),
         "{readme}"
     );
     assert!(

@@ -10,6 +10,8 @@ use echolab_client::load::{self, LoadConfig, LoadReport};
 use serde::Serialize;
 
 use crate::error::HarnessError;
+use crate::floor_cost::{floor_for, FloorCost};
+use crate::marks::{self, ClientLoad, Marks};
 use crate::procfs;
 use crate::sampler::{Sampler, Window};
 use crate::scenario::{Cell, Scenario};
@@ -94,6 +96,14 @@ pub struct Measurement {
     /// The load generator's own CPU seconds (user + system) in the measured window: a
     /// figure near the window's length means the client, not the server, was the limit.
     pub client_cpu_secs: f64,
+    /// The CPU seconds the generator could have used in the window: its threads, or the
+    /// CPUs it may run on if fewer, times the window (0: no load ran).
+    #[serde(default)]
+    pub client_cpu_limit_secs: f64,
+    /// Why the figures are not the server's to read, if they are not: the generator was
+    /// the limit, or the server's CPU per response is below the kernel's floor.
+    #[serde(flatten)]
+    pub marks: Marks,
     /// Errors the server counted, by kind (its stats line; only the non-zero ones): a
     /// clean benchmark run has none.
     pub server_errors: BTreeMap<String, u64>,
@@ -166,6 +176,27 @@ impl Measurement {
         self.failure.is_none()
     }
 
+    /// Marks the run client-bound if the generator was the limit (`marks`).
+    pub(crate) fn mark_client_bound(&mut self) {
+        self.marks.client_bound = marks::client_bound(&ClientLoad {
+            cpu_secs: self.client_cpu_secs,
+            cpu_limit_secs: self.client_cpu_limit_secs,
+            rate: self.udp.offered_rate.zip(self.udp.sent_per_sec),
+        });
+    }
+
+    /// Marks the run measurement suspect if its server CPU per response is below half
+    /// the kernel's floor for its messages (`marks`).
+    pub(crate) fn mark_suspect(&mut self, floors: &[FloorCost]) {
+        let floor = floor_for(floors, self.cell.scenario.is_datagram(), self.cell.size);
+        self.marks.suspect = marks::suspect(self.server_cpu_us_per_response(), floor);
+    }
+
+    /// Server CPU µs per response, if there were responses.
+    pub fn server_cpu_us_per_response(&self) -> Option<f64> {
+        (self.responses > 0).then(|| self.server_cpu_secs * 1e6 / self.responses as f64)
+    }
+
     /// A short verdict for the table: empty when the run was clean.
     pub fn note(&self) -> String {
         let mut notes = Vec::new();
@@ -192,13 +223,11 @@ impl Measurement {
                 .collect();
             notes.push(kinds.join(", "));
         }
-        if let (Some(rate), Some(sent)) = (self.udp.offered_rate, self.udp.sent_per_sec) {
-            if sent < rate * 0.9 {
-                notes.push(format!(
-                    "the client offered only {}/s",
-                    crate::figures::short(sent)
-                ));
-            }
+        if let Some(why) = &self.marks.client_bound {
+            notes.push(format!("client-bound: {why}"));
+        }
+        if let Some(why) = &self.marks.suspect {
+            notes.push(format!("measurement suspect: {why}"));
         }
         if !self.server_errors.is_empty() {
             let kinds: Vec<String> = self
@@ -303,6 +332,11 @@ pub fn run_cell(
     };
     let mut m = measurement(model, cell, repeat, report.as_ref(), &measured);
     m.udp = udp.as_ref().map(UdpFigures::of).unwrap_or_default();
+    if report.is_some() {
+        let cpus = config.threads.min(crate::floor::allowed_cpus());
+        m.client_cpu_limit_secs = cpus as f64 * settings.duration.as_secs_f64();
+        m.mark_client_bound();
+    }
     Ok(m)
 }
 
@@ -417,6 +451,8 @@ fn measurement(
         memory_per_conn_kb: idle.memory_per_conn_kb,
         server_exit_clean: exit.clean,
         client_cpu_secs: report.map_or(0.0, |r| r.client_cpu_user_s + r.client_cpu_sys_s),
+        client_cpu_limit_secs: 0.0,
+        marks: Marks::default(),
         server_errors: exit
             .stats
             .get("errors")

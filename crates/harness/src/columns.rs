@@ -131,7 +131,7 @@ pub(crate) const COLUMNS: &[Column] = &[
         .about("scenario, connections x payload bytes, idle crowd first (`idle 1000+1x64`)"),
     Column::table("mark", mark)
         .words()
-        .about("why the cell's figures are not the server's to read: `measured nothing` (not one reply, or the run could not be made: the figures are not a result, and the charts leave the cell out); with a count when only some repeats were"),
+        .about("why the cell's figures are not the server's to read, with a count when only some repeats were: `measured nothing` (not one reply, or the run could not be made: the figures are not a result, and the charts leave the cell out); `SUSPECT` (measurement suspect: server CPU per response below half the kernel's floor cost of one recv and one send of the size, so CPU went missing from the window; a cross on the charts); `client-bound` (the load generator used at least 90% of the CPU it could have, or an open loop sent under 95% of its target rate: the cell measured the client; a hollow point on the charts)"),
     Column::csv("repeat", |m| m.repeat.to_string()).about("which run of the cell, from 0"),
     Column::csv("responses", |m| m.responses.to_string())
         .about("verified replies in the measured window"),
@@ -257,6 +257,18 @@ pub(crate) const COLUMNS: &[Column] = &[
         .about("messages still unanswered when the window ended: each a sample of its wait so far"),
     Column::csv("censored_samples", |m| m.censored_samples.to_string())
         .about("the samples those waits stand for in the percentiles"),
+    Column::csv("client_cpu_limit_secs", |m| {
+        format!("{:.4}", m.client_cpu_limit_secs)
+    })
+    .about("the CPU seconds the load generator could have used: its threads (or the CPUs it may run on, if fewer) times the window"),
+    Column::csv("client_bound", |m| {
+        m.marks.client_bound.as_deref().unwrap_or_default().replace(',', ";")
+    })
+    .about("why the cell measured the client (`client_cpu_secs` at least 90% of `client_cpu_limit_secs`, or an open loop under 95% of its rate); empty when it did not"),
+    Column::csv("suspect", |m| {
+        m.marks.suspect.as_deref().unwrap_or_default().replace(',', ";")
+    })
+    .about("why the server's CPU per response cannot be right (below half the kernel's floor for the size, measured at the start of the run); empty when it can"),
     Column::csv("failure", |m| {
         m.failure.as_deref().unwrap_or_default().replace(',', ";")
     })
@@ -291,6 +303,12 @@ fn mark(s: &Summary) -> String {
     let mut marks = Vec::new();
     if s.failed_runs > 0 {
         marks.push(format!("measured nothing{}", of_runs(s.failed_runs)));
+    }
+    if s.suspect_runs > 0 {
+        marks.push(format!("SUSPECT{}", of_runs(s.suspect_runs)));
+    }
+    if s.client_bound_runs > 0 {
+        marks.push(format!("client-bound{}", of_runs(s.client_bound_runs)));
     }
     marks.join(", ")
 }
@@ -341,7 +359,7 @@ mod tests {
              voluntary_ctx_switches,involuntary_ctx_switches,idle_held,memory_per_conn_kb,\
              server_exit_clean,client_cpu_secs,server_errors,server_cpu_share,offered_rate,sent,\
              sent_per_sec,lost,loss_pct,server_socket_drops,latency_samples,censored_waits,\
-             censored_samples,failure"
+             censored_samples,client_cpu_limit_secs,client_bound,suspect,failure"
         );
     }
 
@@ -378,6 +396,8 @@ mod tests {
             memory_per_conn_kb: None,
             server_exit_clean: true,
             client_cpu_secs: 0.5,
+            client_cpu_limit_secs: 1.0,
+            marks: Default::default(),
             server_errors: Default::default(),
             udp: Default::default(),
             failure: None,
@@ -386,7 +406,7 @@ mod tests {
         assert_eq!(
             row.join(","),
             "iterative,latency,1,64,0,0,38637,38637.0,2.358,25.1,46.1,74.8,4018.2,,1.0000,38637,\
-             0.5500,70249.091,3616,1,1,56551,235,,,true,0.5000,,0.5500,,,,,,,38637,0,0,"
+             0.5500,70249.091,3616,1,1,56551,235,,,true,0.5000,,0.5500,,,,,,,38637,0,0,1.0000,,,"
         );
     }
 

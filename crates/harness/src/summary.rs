@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::cell::Measurement;
+use crate::marks::Marks;
 use crate::scenario::Cell;
 
 /// Median and range of one figure over the repeats.
@@ -78,6 +79,15 @@ pub struct Summary {
     /// those of the other repeats, or zeros if there were none.
     #[serde(default)]
     pub failed_runs: usize,
+    /// Repeats where the load generator was the limit.
+    #[serde(default)]
+    pub client_bound_runs: usize,
+    /// Repeats whose server CPU per response was below half the kernel's floor.
+    #[serde(default)]
+    pub suspect_runs: usize,
+    /// Why, from the first repeat with each mark.
+    #[serde(default, flatten)]
+    pub marks: Marks,
 }
 
 impl Summary {
@@ -139,9 +149,7 @@ fn summarize_runs(model: String, cell: Cell, all_runs: &[&Measurement]) -> Optio
             (m.latency_samples > 0)
                 .then(|| m.censored_samples as f64 * 100.0 / m.latency_samples as f64)
         }),
-        server_cpu_us_per_response: optional(&|m| {
-            (m.responses > 0).then(|| m.server_cpu_secs * 1e6 / m.responses as f64)
-        }),
+        server_cpu_us_per_response: optional(&|m| m.server_cpu_us_per_response()),
         responses_per_cpu_sec: optional(&|m| m.responses_per_cpu_sec),
         server_cpu_share: spread(&|m| m.server_cpu_share)?,
         peak_rss_kb: spread(&|m| m.peak_rss_kb as f64)?,
@@ -156,6 +164,15 @@ fn summarize_runs(model: String, cell: Cell, all_runs: &[&Measurement]) -> Optio
         loss_pct: optional(&|m| m.udp.loss_pct),
         note: notes.join(" | "),
         failed_runs: all_runs.len() - measured.len(),
+        client_bound_runs: runs
+            .iter()
+            .filter(|m| m.marks.client_bound.is_some())
+            .count(),
+        suspect_runs: runs.iter().filter(|m| m.marks.suspect.is_some()).count(),
+        marks: Marks {
+            client_bound: runs.iter().find_map(|m| m.marks.client_bound.clone()),
+            suspect: runs.iter().find_map(|m| m.marks.suspect.clone()),
+        },
         runs: all_runs.len(),
         model,
         cell,
