@@ -58,6 +58,28 @@ fn connection_refused_is_one_clear_line() {
 }
 
 #[test]
+fn a_load_where_nothing_listens_fails_in_one_line() {
+    // The user's own mistake, a wrong port: every connect is refused. The report says so
+    // and the exit status too, so a script cannot take zero responses/s for a result.
+    let addr = support::refused_addr().to_string();
+    let output = echolab(&[
+        "load",
+        "--addr",
+        &addr,
+        "--warmup",
+        "0",
+        "--duration",
+        "0.2",
+    ]);
+    assert_clean_failure(&output, "the run measured nothing");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("errors: connect 50"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("errors: connect 50"), "{stdout}");
+}
+
+#[test]
 fn bad_flag_value_is_rejected_by_the_parser() {
     let output = echolab(&[
         "serve",
@@ -290,11 +312,9 @@ fn udp_load_counts_a_datagram_lost_after_one_second_by_default() {
         args.extend_from_slice(extra);
         let started = std::time::Instant::now();
         let output = echolab(&args);
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        // Nothing answered: the report is printed, then the run fails as one that
+        // measured nothing.
+        assert_clean_failure(&output, "the run measured nothing");
         let report: serde_json::Value =
             serde_json::from_slice(&output.stdout).expect("the report is JSON");
         (

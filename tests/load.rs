@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use echolab_registry::{Model, Runs, MODELS};
 use support::suite::{self, case, test, Case, Test};
-use support::{load_report, ServerGuard};
+use support::ServerGuard;
 
 const CASES: &[Case] = &[case(
     "churn_runs_cycles_without_errors",
@@ -86,8 +86,25 @@ fn load_json(server: &ServerGuard, extra: &[&str]) -> serde_json::Value {
 
 /// The report and what was printed on stderr.
 fn load_output(server: &ServerGuard, extra: &[&str]) -> (serde_json::Value, String) {
+    let (report, stderr, success) = load_run(server, extra);
+    assert!(success, "{stderr}");
+    (report, stderr)
+}
+
+/// The report, stderr and whether the run exited 0, whatever it measured.
+fn load_run(server: &ServerGuard, extra: &[&str]) -> (serde_json::Value, String, bool) {
     let args = [&["--warmup", "0.2", "--duration", "1"][..], extra].concat();
-    load_report(server.addr, &args)
+    support::load_run(server.addr, &args)
+}
+
+/// A run that got no reply printed its report, then failed in one line.
+fn assert_measured_nothing(stderr: &str, success: bool, expected: &str) {
+    assert!(!success, "a run with no reply exited 0: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("the run measured nothing") && stderr.contains(expected),
+        "{stderr}"
+    );
 }
 
 fn total_errors(report: &serde_json::Value) -> u64 {
@@ -120,6 +137,13 @@ fn concurrent_server_serves_every_connection_without_errors() {
         assert!(report["latency_us"][key].as_f64() > Some(0.0), "{report}");
     }
     assert!(report["mib_per_sec"].as_f64() > Some(0.0), "{report}");
+    // Served evenly: the messages in flight at the end are a few samples of thousands.
+    let n = |key: &str| report[key].as_u64().unwrap_or(u64::MAX);
+    assert!(n("censored_waits") <= 16, "{report}");
+    assert!(
+        n("censored_samples") * 100 < n("latency_samples"),
+        "{report}"
+    );
 }
 
 fn in_turn_server_starves_all_but_one_connection() {
@@ -135,18 +159,35 @@ fn in_turn_server_starves_all_but_one_connection() {
         max_us > 1_000_000.0,
         "starved clients missing from latency: {report}"
     );
+    // And not only the tail: one served client's thousands of round trips would
+    // otherwise bury three waits far past the 99th percentile, and a server that serves
+    // one client would read as the fastest. Each starved client stands for the
+    // messages it was held from sending, so the p99 is about the 1 s window.
+    let n = |key: &str| report[key].as_u64().unwrap_or_default();
+    // Three starved clients, and the served one's message in flight at the end.
+    assert!((3..=4).contains(&n("censored_waits")), "{report}");
+    assert!(
+        n("censored_samples") * 2 > n("latency_samples"),
+        "the starved clients' share of the samples: {report}"
+    );
+    let p99_us = report["latency_us"]["p99"].as_f64().expect("p99");
+    assert!(
+        (800_000.0..1_300_000.0).contains(&p99_us),
+        "p99 {p99_us} µs is not about the 1 s window: {report}"
+    );
 }
 
 fn protocol_mismatch_is_counted_not_hidden() {
     // Raw bytes to a framed server: the first 4 payload bytes read as a huge header, so
     // the server answers with a notice and closes; a raw client sees a short reply.
     let server = ServerGuard::start("threads", &["--max-frame", "1000"]);
-    let report = load_json(
+    let (report, stderr, success) = load_run(
         &server,
         &["--conns", "2", "--size", "64", "--protocol", "raw"],
     );
     assert_eq!(report["errors"]["short_read"].as_u64(), Some(2), "{report}");
     assert_eq!(report["responses"].as_u64(), Some(0), "{report}");
+    assert_measured_nothing(&stderr, success, "short_read 2");
 }
 
 fn authenticated_load_runs_the_handshake() {
@@ -225,18 +266,14 @@ fn authenticated_churn_handshakes_every_connection() {
 fn churn_counts_refused_connects_and_retries_without_spinning() {
     // Every connect is refused.
     let addr = support::refused_addr();
-    let (report, _) = load_report(
-        addr,
-        &[
-            "--churn",
-            "--conns",
-            "2",
-            "--warmup",
-            "0",
-            "--duration",
-            "0.5",
-        ],
-    );
+    let output = Command::new(env!("CARGO_BIN_EXE_echolab"))
+        .args(["load", "--addr", &addr.to_string(), "--json", "--churn"])
+        .args(["--conns", "2", "--warmup", "0", "--duration", "0.5"])
+        .output()
+        .expect("run echolab load");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_measured_nothing(&stderr, output.status.success(), "connect");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
     let refused = report["errors"]["connect"].as_u64().expect("connect count");
     // Each slot retries after a pause (10 ms): about 50 per slot here, never thousands.
     assert!(refused > 0 && refused <= 200, "{report}");
@@ -245,17 +282,25 @@ fn churn_counts_refused_connects_and_retries_without_spinning() {
 
 fn refused_connections_are_errors_not_latency() {
     // Nothing listens: the messages queued for these connections were never sent, so they
-    // are counted as connect errors and charged no latency.
+    // are counted as connect errors and charged no latency. The run measured nothing, and
+    // says so: it prints its report, then fails in one line.
     let addr = support::refused_addr();
     let output = Command::new(env!("CARGO_BIN_EXE_echolab"))
         .args(["load", "--addr", &addr.to_string(), "--conns", "3"])
         .args(["--warmup", "0", "--duration", "0.3"])
         .output()
         .expect("run echolab load");
-    assert!(output.status.success());
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("latency us: no samples"), "{text}");
     assert!(text.contains("errors: connect 3"), "{text}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_measured_nothing(&stderr, output.status.success(), "connect 3");
+    assert!(
+        stderr.starts_with(
+            "echolab: error: the run measured nothing: no reply verified in its 0.3 s window"
+        ),
+        "{stderr}"
+    );
 }
 
 fn replies_larger_than_one_read_are_drained_and_verified() {

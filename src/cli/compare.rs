@@ -2,12 +2,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use echolab_client::load;
 use echolab_harness::{
-    diff_runs, redraw_charts, render_diff, run_plan, summarize, terminal_table, write_run, Floor,
-    LoadedRun, Machine, Pin, Plan, RunResults, Scenario,
+    diff_runs, marked_cells, measure_floor_costs, redraw_charts, render_diff, run_plan, summarize,
+    terminal_table, write_run, Floor, LoadedRun, Machine, Pin, Plan, RunResults, Scenario,
 };
 use echolab_proto::WorkSpec;
 use echolab_registry as models;
@@ -147,21 +147,54 @@ pub(crate) fn run(args: CompareArgs) -> Result<ExitCode> {
         plan.duration.as_secs_f64(),
         plan.warmup.as_secs_f64()
     );
-    let measurements = run_plan(&plan, &binary, load::default_threads(), |line| {
-        eprintln!("warning: {line}")
-    })
+    // The least a server can spend per response, for the guard on every cell's CPU.
+    let kernel_floor = measure_floor_costs(&plan.message_kinds())
+        .context("cannot measure the kernel's floor cost per response")?;
+    let floors: Vec<String> = kernel_floor
+        .iter()
+        .map(|f| {
+            let udp = if f.datagram { " UDP" } else { "" };
+            format!("{} B{udp} {:.2} µs", f.size, f.cpu_us_per_response)
+        })
+        .collect();
+    eprintln!(
+        "echolab compare: kernel floor per response (one recv + one send): {}",
+        floors.join(", ")
+    );
+    let measurements = run_plan(
+        &plan,
+        &binary,
+        load::default_threads(),
+        &kernel_floor,
+        |line| eprintln!("warning: {line}"),
+    )
     .context("benchmark run failed")?;
-    if measurements.is_empty() {
-        return Err(anyhow!("no run completed; see the warnings above"));
+    // Every run recorded, failed or not: a run where none measured anything is no result.
+    if let Some(first) = measurements
+        .first()
+        .filter(|_| measurements.iter().all(|m| !m.measured()))
+    {
+        bail!(
+            "the run measured nothing: none of its {} runs got a reply (first: {} {}: {})",
+            measurements.len(),
+            first.model,
+            first.cell.label(),
+            first.failure.as_deref().unwrap_or("no replies")
+        );
     }
     let summaries = summarize(&measurements);
     print!("{}", terminal_table(&summaries));
+    let marked = marked_cells(&summaries);
+    if !marked.is_empty() {
+        print!("\n{marked}");
+    }
     let run = RunResults {
         machine,
         plan,
         measurements,
         summaries,
         floor: Some(floor),
+        kernel_floor,
     };
     let mut name = "this run".to_string();
     if !args.no_write {

@@ -78,21 +78,39 @@ pub(crate) fn run(args: LoadArgs) -> Result<ExitCode> {
         eprintln!("warning: {warning}");
     }
     let report = load::run(&config).context("load run failed")?;
-    print_report(args.json, serde_json::to_string(&report), report.summary())
+    print_report(args.json, serde_json::to_string(&report), report.summary())?;
+    let errors: Vec<String> = report
+        .errors
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(kind, n)| format!("{kind} {n}"))
+        .collect();
+    measured_something(report.responses, report.seconds, &errors.join(", "))
+}
+
+/// A run with no verified reply in its window measured nothing: its figures (a rate of
+/// zero, percentiles of nothing) are not a result, and a script must not take them for
+/// one. The report is printed first, so what went wrong is there to read.
+fn measured_something(responses: u64, seconds: f64, errors: &str) -> Result<ExitCode> {
+    if responses > 0 {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let why = if errors.is_empty() {
+        String::new()
+    } else {
+        format!(" (errors: {errors})")
+    };
+    bail!("the run measured nothing: no reply verified in its {seconds:.1} s window{why}")
 }
 
 /// The report as one JSON object (`--json`), or its summary.
-fn print_report(
-    json: bool,
-    object: serde_json::Result<String>,
-    summary: String,
-) -> Result<ExitCode> {
+fn print_report(json: bool, object: serde_json::Result<String>, summary: String) -> Result<()> {
     if json {
         println!("{}", object?);
     } else {
         print!("{summary}");
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// UDP: the datagram load generator; every reply verified, loss and its kinds counted,
@@ -122,5 +140,17 @@ fn run_udp(args: &LoadArgs) -> Result<ExitCode> {
         ..config
     };
     let report = datagram::run_load(&config).context("load run failed")?;
-    print_report(args.json, serde_json::to_string(&report), report.summary())
+    print_report(args.json, serde_json::to_string(&report), report.summary())?;
+    let errors = [
+        ("lost", report.lost),
+        ("refused", report.refused),
+        ("unsent", report.unsent),
+        ("corrupted", report.corrupted),
+    ]
+    .iter()
+    .filter(|(_, n)| *n > 0)
+    .map(|(kind, n)| format!("{kind} {n}"))
+    .collect::<Vec<_>>()
+    .join(", ");
+    measured_something(report.responses, report.seconds, &errors)
 }

@@ -149,16 +149,23 @@ impl Drop for KillOnDrop {
 /// Runs `echolab load --addr ADDR --json ARGS...`, asserts that it succeeded, and
 /// returns its JSON report and what it printed on stderr.
 pub fn load_report(addr: SocketAddr, args: &[&str]) -> (serde_json::Value, String) {
+    let (report, stderr, success) = load_run(addr, args);
+    assert!(success, "echolab load {args:?}: {stderr}");
+    (report, stderr)
+}
+
+/// Runs `echolab load --addr ADDR --json ARGS...` whatever it measures: its JSON report,
+/// what it printed on stderr, and whether it exited 0.
+pub fn load_run(addr: SocketAddr, args: &[&str]) -> (serde_json::Value, String, bool) {
     let output = Command::new(env!("CARGO_BIN_EXE_echolab"))
         .args(["load", "--addr", &addr.to_string(), "--json"])
         .args(args)
         .output()
         .expect("run echolab load");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(output.status.success(), "echolab load {args:?}: {stderr}");
     let report = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("echolab load {args:?}: not one JSON object: {e}"));
-    (report, stderr)
+        .unwrap_or_else(|e| panic!("echolab load {args:?}: not one JSON object: {e}: {stderr}"));
+    (report, stderr, output.status.success())
 }
 
 /// A loopback address nobody listens on: the port of a listener bound and dropped at once.

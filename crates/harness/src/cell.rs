@@ -11,6 +11,8 @@ use echolab_proto::WorkSpec;
 use serde::Serialize;
 
 use crate::error::HarnessError;
+use crate::floor_cost::{floor_for, FloorCost};
+use crate::marks::{self, ClientLoad, Marks};
 use crate::procfs;
 use crate::sampler::{Sampler, Window};
 use crate::scenario::{Cell, Scenario};
@@ -26,6 +28,9 @@ const IDLE_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// reply comes in microseconds, or in milliseconds from a backed-up queue; this is
 /// long past both, and short enough that a run ends soon after its window.
 const UDP_REPLY_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// How a run that could not be made is marked.
+const COULD_NOT_RUN: &str = "could not run";
 
 /// Everything measured in one run of one cell.
 #[derive(Debug, Clone, Serialize)]
@@ -56,6 +61,17 @@ pub struct Measurement {
     /// The `work` scenario's long-tail mix: p99 of the dearer messages alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p99_slow_us: Option<f64>,
+    /// Samples behind the percentiles.
+    #[serde(default)]
+    pub latency_samples: u64,
+    /// Messages still unanswered when the window ended: samples of their wait so far
+    /// (censored), the sign of a starved client.
+    #[serde(default)]
+    pub censored_waits: u64,
+    /// The samples those waits stand for in the percentiles (in the closed loop, also
+    /// the messages a stalled connection held back; see `echolab_client::load`).
+    #[serde(default)]
+    pub censored_samples: u64,
     /// Load-generator errors by kind (only the non-zero ones).
     pub errors: BTreeMap<String, u64>,
     /// Jain's fairness index over the active connections.
@@ -88,6 +104,14 @@ pub struct Measurement {
     /// The load generator's own CPU seconds (user + system) in the measured window: a
     /// figure near the window's length means the client, not the server, was the limit.
     pub client_cpu_secs: f64,
+    /// The CPU seconds the generator could have used in the window: its threads, or the
+    /// CPUs it may run on if fewer, times the window (0: no load ran).
+    #[serde(default)]
+    pub client_cpu_limit_secs: f64,
+    /// Why the figures are not the server's to read, if they are not: the generator was
+    /// the limit, or the server's CPU per response is below the kernel's floor.
+    #[serde(flatten)]
+    pub marks: Marks,
     /// Errors the server counted, by kind (its stats line; only the non-zero ones): a
     /// clean benchmark run has none.
     pub server_errors: BTreeMap<String, u64>,
@@ -95,6 +119,11 @@ pub struct Measurement {
     /// so `results.json` has them beside the others.
     #[serde(flatten)]
     pub udp: UdpFigures,
+    /// Why the run measured nothing, if it did not: `no replies` (active connections,
+    /// not one reply in the window), or the error that kept it from running. Its figures
+    /// are then not a result: the tables mark it and the charts leave it out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
 }
 
 /// What only a `udp` run measures.
@@ -130,11 +159,61 @@ impl UdpFigures {
 }
 
 impl Measurement {
+    /// A run of `cell` that could not be made (its server did not start, ...): recorded,
+    /// so the tables say so, rather than silently missing.
+    pub fn could_not_run(model: &str, cell: Cell, repeat: usize, error: &HarnessError) -> Self {
+        let exit = crate::server::ServerExit {
+            clean: false,
+            stats: None,
+        };
+        let measured = Measured {
+            window: Window::default(),
+            seconds: 0.0,
+            idle: &IdleCrowd::default(),
+            exit: &exit,
+        };
+        Measurement {
+            failure: Some(format!("{COULD_NOT_RUN}: {error}")),
+            ..measurement(model, cell, repeat, None, &measured)
+        }
+    }
+
+    /// Whether the run measured something: a reply, or (no active connection) the
+    /// server at rest.
+    pub fn measured(&self) -> bool {
+        self.failure.is_none()
+    }
+
+    /// Marks the run client-bound if the generator was the limit (`marks`).
+    pub(crate) fn mark_client_bound(&mut self) {
+        self.marks.client_bound = marks::client_bound(&ClientLoad {
+            cpu_secs: self.client_cpu_secs,
+            cpu_limit_secs: self.client_cpu_limit_secs,
+            rate: self.udp.offered_rate.zip(self.udp.sent_per_sec),
+        });
+    }
+
+    /// Marks the run measurement suspect if its server CPU per response is below half
+    /// the kernel's floor for its messages (`marks`).
+    pub(crate) fn mark_suspect(&mut self, floors: &[FloorCost]) {
+        let floor = floor_for(floors, self.cell.scenario.is_datagram(), self.cell.size);
+        self.marks.suspect = marks::suspect(self.server_cpu_us_per_response(), floor);
+    }
+
+    /// Server CPU µs per response, if there were responses.
+    pub fn server_cpu_us_per_response(&self) -> Option<f64> {
+        (self.responses > 0).then(|| self.server_cpu_secs * 1e6 / self.responses as f64)
+    }
+
     /// A short verdict for the table: empty when the run was clean.
     pub fn note(&self) -> String {
         let mut notes = Vec::new();
-        if self.responses == 0 && self.cell.conns > 0 {
-            notes.push("no replies".to_string());
+        if let Some(failure) = &self.failure {
+            // A run that could not be made has nothing else to say.
+            if failure.starts_with(COULD_NOT_RUN) {
+                return failure.clone();
+            }
+            notes.push(failure.clone());
         } else if self.min_per_conn == 0 && self.cell.conns > 1 {
             notes.push("starved clients".to_string());
         }
@@ -152,13 +231,11 @@ impl Measurement {
                 .collect();
             notes.push(kinds.join(", "));
         }
-        if let (Some(rate), Some(sent)) = (self.udp.offered_rate, self.udp.sent_per_sec) {
-            if sent < rate * 0.9 {
-                notes.push(format!(
-                    "the client offered only {}/s",
-                    crate::figures::short(sent)
-                ));
-            }
+        if let Some(why) = &self.marks.client_bound {
+            notes.push(format!("client-bound: {why}"));
+        }
+        if let Some(why) = &self.marks.suspect {
+            notes.push(format!("measurement suspect: {why}"));
         }
         if !self.server_errors.is_empty() {
             let kinds: Vec<String> = self
@@ -276,6 +353,11 @@ pub fn run_cell(
     };
     let mut m = measurement(model, cell, repeat, report.as_ref(), &measured);
     m.udp = udp.as_ref().map(UdpFigures::of).unwrap_or_default();
+    if report.is_some() {
+        let cpus = config.threads.min(crate::floor::allowed_cpus());
+        m.client_cpu_limit_secs = cpus as f64 * settings.duration.as_secs_f64();
+        m.mark_client_bound();
+    }
     Ok(m)
 }
 
@@ -305,6 +387,10 @@ fn as_load_report(udp: &DatagramLoadReport) -> LoadReport {
         latency_us_fast: None,
         latency_us_slow: None,
         slow_samples: None,
+        // A datagram with no reply is lost (its own column), not a censored wait.
+        latency_samples: udp.responses,
+        censored_waits: 0,
+        censored_samples: 0,
         errors,
         fairness: udp.fairness.clone(),
         first_reply_us_p50: 0.0,
@@ -359,6 +445,9 @@ fn measurement(
         p99_slow_us: report
             .and_then(|r| r.latency_us_slow.as_ref())
             .map(|l| l.p99),
+        latency_samples: report.map_or(0, |r| r.latency_samples),
+        censored_waits: report.map_or(0, |r| r.censored_waits),
+        censored_samples: report.map_or(0, |r| r.censored_samples),
         errors: report
             .map(|r| {
                 r.errors
@@ -387,6 +476,8 @@ fn measurement(
         memory_per_conn_kb: idle.memory_per_conn_kb,
         server_exit_clean: exit.clean,
         client_cpu_secs: report.map_or(0.0, |r| r.client_cpu_user_s + r.client_cpu_sys_s),
+        client_cpu_limit_secs: 0.0,
+        marks: Marks::default(),
         server_errors: exit
             .stats
             .as_ref()
@@ -400,6 +491,7 @@ fn measurement(
             })
             .unwrap_or_default(),
         udp: UdpFigures::default(),
+        failure: (cell.conns > 0 && responses == 0).then(|| "no replies".to_string()),
     }
 }
 

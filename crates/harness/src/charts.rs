@@ -13,8 +13,35 @@ use crate::figures::short;
 use crate::scenario::Scenario;
 use crate::summary::Summary;
 
-/// One line: a model's points.
-type Series = (String, Vec<(f64, f64)>);
+/// One line: a model's points, each drawn as its cell's marks say.
+struct Series {
+    model: String,
+    points: Vec<(f64, f64)>,
+    dots: Vec<Dot>,
+}
+
+/// How a point is drawn.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Dot {
+    /// A filled dot: the server's figure.
+    Plain,
+    /// Hollow: the load generator was the limit in some repeat.
+    ClientBound,
+    /// A cross: the server's CPU per response was below half the kernel's floor.
+    Suspect,
+}
+
+impl Dot {
+    fn of(s: &Summary) -> Dot {
+        if s.suspect_runs > 0 {
+            Dot::Suspect
+        } else if s.client_bound_runs > 0 {
+            Dot::ClientBound
+        } else {
+            Dot::Plain
+        }
+    }
+}
 
 /// Writes every chart the summaries can fill into `dir`; returns the files written.
 pub(crate) fn write_all(dir: &Path, summaries: &[Summary]) -> Result<Vec<PathBuf>, HarnessError> {
@@ -56,7 +83,7 @@ pub(crate) fn write_all(dir: &Path, summaries: &[Summary]) -> Result<Vec<PathBuf
             let in_cell =
                 |s: &Summary| s.cell.scenario == Scenario::Throughput && s.cell.size == size;
             let series = series_by_model(summaries, in_cell, |s| s.cell.conns as f64, metric, true);
-            if series.iter().all(|(_, points)| points.len() < 2) {
+            if series.iter().all(|l| l.points.len() < 2) {
                 continue;
             }
             let path = dir.join(format!("{file}-{size}B.svg"));
@@ -71,7 +98,7 @@ pub(crate) fn write_all(dir: &Path, summaries: &[Summary]) -> Result<Vec<PathBuf
         let in_crowd = |s: &Summary| s.cell.scenario == Scenario::Crowd;
         let held = |s: &Summary| (s.cell.conns + s.cell.idle_conns) as f64;
         let series = series_by_model(summaries, in_crowd, held, *metric, true);
-        if series.iter().all(|(_, points)| points.len() < 2) {
+        if series.iter().all(|l| l.points.len() < 2) {
             continue;
         }
         let path = dir.join(format!("crowd-{file}.svg"));
@@ -99,7 +126,7 @@ pub(crate) fn write_all(dir: &Path, summaries: &[Summary]) -> Result<Vec<PathBuf
             false,
         );
         let p99 = series_by_model(summaries, in_cell, rate, |s| Some(s.p99_us.median), true);
-        if loss.iter().all(|(_, points)| points.len() < 2) {
+        if loss.iter().all(|l| l.points.len() < 2) {
             continue;
         }
         let path = dir.join(format!("udp-{size}B.svg"));
@@ -109,7 +136,7 @@ pub(crate) fn write_all(dir: &Path, summaries: &[Summary]) -> Result<Vec<PathBuf
     }
     let at_rest: Vec<(String, f64)> = summaries
         .iter()
-        .filter(|s| s.cell.scenario == Scenario::Rest)
+        .filter(|s| s.cell.scenario == Scenario::Rest && !s.measured_nothing())
         .map(|s| (s.model.clone(), s.server_cpu_share.median * 100.0))
         .collect();
     if !at_rest.is_empty() {
@@ -154,19 +181,37 @@ fn series_by_model(
     log: bool,
 ) -> Vec<Series> {
     let mut series: Vec<Series> = Vec::new();
-    for s in summaries.iter().filter(|s| select(s)) {
+    // A cell that measured nothing has zeros, not figures: no point at all.
+    for s in summaries
+        .iter()
+        .filter(|s| select(s) && !s.measured_nothing())
+    {
         // A log axis cannot show zero: a model with no replies in a cell has no point.
         let Some(y) = metric(s).filter(|y| *y > 0.0 || (!log && *y >= 0.0)) else {
             continue;
         };
-        let point = (x(s), y);
-        match series.iter_mut().find(|(m, _)| *m == s.model) {
-            Some((_, points)) => points.push(point),
-            None => series.push((s.model.clone(), vec![point])),
+        let (point, dot) = ((x(s), y), Dot::of(s));
+        match series.iter_mut().find(|l| l.model == s.model) {
+            Some(line) => {
+                line.points.push(point);
+                line.dots.push(dot);
+            }
+            None => series.push(Series {
+                model: s.model.clone(),
+                points: vec![point],
+                dots: vec![dot],
+            }),
         }
     }
-    for (_, points) in &mut series {
-        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for line in &mut series {
+        let mut pairs: Vec<((f64, f64), Dot)> = line
+            .points
+            .iter()
+            .copied()
+            .zip(line.dots.iter().copied())
+            .collect();
+        pairs.sort_by(|a, b| a.0 .0.total_cmp(&b.0 .0));
+        (line.points, line.dots) = pairs.into_iter().unzip();
     }
     series
 }
@@ -184,7 +229,7 @@ fn emptiest_corner(
     let covered = |left: bool, top: bool| {
         series
             .iter()
-            .flat_map(|(_, points)| points.iter())
+            .flat_map(|l| l.points.iter())
             .filter(|(x, y)| {
                 let (fx, fy) = place(*x, *y);
                 let in_x = if left { fx <= box_w } else { fx >= 1.0 - box_w };
@@ -234,7 +279,7 @@ fn line_chart(
     colour: &dyn Fn(&str) -> RGBAColor,
 ) -> Result<(), HarnessError> {
     let fail = |e: &dyn std::fmt::Display| HarnessError::write(path, e);
-    let points = series.iter().flat_map(|(_, p)| p.iter());
+    let points = series.iter().flat_map(|l| l.points.iter());
     let (mut x_max, mut y_min, mut y_max) = (1.0f64, f64::MAX, 0.0f64);
     for &(x, y) in points {
         x_max = x_max.max(x);
@@ -274,7 +319,7 @@ fn side_legend(
     series: &[Series],
     colour: &dyn Fn(&str) -> RGBAColor,
 ) -> Result<(), DrawingAreaErrorKind<std::io::Error>> {
-    for (i, (model, _)) in series.iter().enumerate() {
+    for (i, model) in series.iter().map(|l| &l.model).enumerate() {
         let y = 60 + 20 * i as i32;
         let color = colour(model);
         area.draw(&PathElement::new(
@@ -282,6 +327,23 @@ fn side_legend(
             color.stroke_width(2),
         ))?;
         area.draw(&Text::new(model.as_str(), (40, y - 7), ("sans-serif", 14)))?;
+    }
+    // What a marked point means, under the models, when the chart has one.
+    let mut y = 60 + 20 * series.len() as i32 + 10;
+    let grey = BLACK.mix(0.7);
+    for (dot, what) in [
+        (Dot::ClientBound, "client-bound"),
+        (Dot::Suspect, "suspect"),
+    ] {
+        if !series.iter().any(|l| l.dots.contains(&dot)) {
+            continue;
+        }
+        match dot {
+            Dot::Suspect => area.draw(&Cross::new((20, y), 6, grey.stroke_width(3)))?,
+            _ => area.draw(&Circle::new((20, y), 4, grey.stroke_width(2)))?,
+        }
+        area.draw(&Text::new(what, (40, y - 7), ("sans-serif", 14)))?;
+        y += 20;
     }
     Ok(())
 }
@@ -299,17 +361,35 @@ where
     Y: Ranged<ValueType = f64>,
 {
     let fail = |e: &dyn std::fmt::Display| HarnessError::write(path, e);
-    for (model, points) in series {
-        let color = colour(model);
+    for line in series {
+        let color = colour(&line.model);
         chart
-            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+            .draw_series(LineSeries::new(line.points.clone(), color.stroke_width(2)))
             .map_err(|e| fail(&e))?
-            .label(model.as_str())
+            .label(line.model.as_str())
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });
+        let dots = line.points.iter().zip(&line.dots);
         chart
-            .draw_series(points.iter().map(|p| Circle::new(*p, 3, color.filled())))
+            .draw_series(
+                dots.clone()
+                    .filter(|(_, d)| **d != Dot::Suspect)
+                    .map(|(p, d)| {
+                        // A client-bound point is hollow: white inside, the line's colour around.
+                        let style = match d {
+                            Dot::ClientBound => color.stroke_width(2),
+                            _ => color.filled(),
+                        };
+                        Circle::new(*p, 4, style)
+                    }),
+            )
+            .map_err(|e| fail(&e))?;
+        chart
+            .draw_series(
+                dots.filter(|(_, d)| **d == Dot::Suspect)
+                    .map(|(p, _)| Cross::new(*p, 6, color.stroke_width(3))),
+            )
             .map_err(|e| fail(&e))?;
     }
     if !legend_inside {
@@ -347,16 +427,16 @@ fn rate_chart(
     colour: &dyn Fn(&str) -> RGBAColor,
 ) -> Result<(), HarnessError> {
     let fail = |e: &dyn std::fmt::Display| HarnessError::write(path, e);
-    let all = || loss.iter().chain(p99).flat_map(|(_, p)| p.iter());
+    let all = || loss.iter().chain(p99).flat_map(|l| l.points.iter());
     let x_min = all().map(|p| p.0).fold(f64::MAX, f64::min).max(1.0);
     let x_max = all().map(|p| p.0).fold(1.0, f64::max);
     let x_range = || (x_min / 1.3..x_max * 1.3).log_scale();
     let loss_max = loss
         .iter()
-        .flat_map(|(_, p)| p.iter())
+        .flat_map(|l| l.points.iter())
         .map(|p| p.1)
         .fold(1.0, f64::max);
-    let p99_of = || p99.iter().flat_map(|(_, p)| p.iter()).map(|p| p.1);
+    let p99_of = || p99.iter().flat_map(|l| l.points.iter()).map(|p| p.1);
     let (p99_min, p99_max) = (
         p99_of().fold(f64::MAX, f64::min).min(1.0e9),
         p99_of().fold(1.0, f64::max),
@@ -452,4 +532,89 @@ fn bar_chart(
         }))
         .map_err(|e| fail(&e))?;
     root.present().map_err(|e| fail(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::summary::summarize;
+    use crate::summary::tests::run;
+
+    #[test]
+    fn a_cell_that_measured_nothing_is_no_point_on_a_chart() {
+        let cells = Scenario::Throughput.cells(false);
+        let runs: Vec<_> = cells[..3]
+            .iter()
+            .flat_map(|&cell| {
+                // iterative got nothing at the second cell: its censored p99 is a wait,
+                // not a round trip, and must not be drawn as one.
+                let starved = cell.conns > 1 && cell.conns < 100;
+                [
+                    run("mio", cell, 0, 1000),
+                    run("iterative", cell, 0, if starved { 0 } else { 1000 }),
+                ]
+            })
+            .collect();
+        let summaries = summarize(&runs);
+        let series = series_by_model(
+            &summaries,
+            |_| true,
+            |s| s.cell.conns as f64,
+            |s| Some(s.p99_us.median),
+            true,
+        );
+        let points = |model: &str| {
+            let line = series.iter().find(|l| l.model == model).expect(model);
+            line.points.iter().map(|p| p.0).collect::<Vec<_>>()
+        };
+        assert_eq!(points("mio"), [1.0, 10.0, 100.0]);
+        assert_eq!(points("iterative"), [1.0, 100.0]);
+    }
+
+    #[test]
+    fn marked_points_are_drawn_as_marked_and_the_legend_says_what_they_mean() {
+        let cells = Scenario::Throughput.cells(false);
+        let runs: Vec<_> = cells[..3]
+            .iter()
+            .flat_map(|&cell| {
+                let mut fork = run("fork", cell, 0, 1000);
+                let mut mio = run("mio", cell, 0, 1000);
+                if cell.conns == 100 {
+                    fork.marks.suspect = Some("below the floor".into());
+                    mio.marks.client_bound = Some("the client used 99% of its CPU".into());
+                }
+                [fork, mio]
+            })
+            .collect();
+        let summaries = summarize(&runs);
+        let series = series_by_model(
+            &summaries,
+            |_| true,
+            |s| s.cell.conns as f64,
+            |s| Some(s.p99_us.median),
+            true,
+        );
+        let dots = |model: &str| {
+            series
+                .iter()
+                .find(|l| l.model == model)
+                .expect(model)
+                .dots
+                .clone()
+        };
+        assert_eq!(dots("fork"), [Dot::Plain, Dot::Plain, Dot::Suspect]);
+        assert_eq!(dots("mio"), [Dot::Plain, Dot::Plain, Dot::ClientBound]);
+        let dir = std::env::temp_dir().join(format!("echolab-charts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let written = write_all(&dir, &summaries);
+        let svg = std::fs::read_to_string(dir.join("p99-64B.svg"));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(written.is_ok(), "{written:?}");
+        let svg = svg.expect("p99 chart");
+        let texts: Vec<&str> = svg.lines().map(str::trim).collect();
+        assert!(
+            texts.contains(&"client-bound") && texts.contains(&"suspect"),
+            "{svg}"
+        );
+    }
 }

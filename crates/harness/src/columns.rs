@@ -129,6 +129,9 @@ pub(crate) const COLUMNS: &[Column] = &[
     Column::table("cell", |s| s.cell.label())
         .words()
         .about("scenario, connections x payload bytes, idle crowd first (`idle 1000+1x64`)"),
+    Column::table("mark", mark)
+        .words()
+        .about("why the cell's figures are not the server's to read, with a count when only some repeats were: `measured nothing` (not one reply, or the run could not be made: the figures are not a result, and the charts leave the cell out); `SUSPECT` (measurement suspect: server CPU per response below half the kernel's floor cost of one recv and one send of the size, so CPU went missing from the window; a cross on the charts); `client-bound` (the load generator used at least 90% of the CPU it could have, or an open loop sent under 95% of its target rate: the cell measured the client; a hollow point on the charts)"),
     Column::csv("repeat", |m| m.repeat.to_string()).about("which run of the cell, from 0"),
     Column::csv("responses", |m| m.responses.to_string())
         .about("verified replies in the measured window"),
@@ -147,6 +150,16 @@ pub(crate) const COLUMNS: &[Column] = &[
     Column::csv("p99_us", |m| format!("{:.1}", m.p99_us))
         .in_table("p99 µs", |s| latency(s, s.p99_us))
         .about("99th-percentile round trip, µs"),
+    Column::table("censored %", |s| {
+        or_dash(s.censored_pct, |x| {
+            if x == 0.0 {
+                "0".into()
+            } else {
+                format!("{x:.2}")
+            }
+        })
+    })
+    .about("share of the latency samples that are waits still unanswered when the window ended (a starved client's), counted at their length so far; in the closed loop a stalled connection also stands for the messages it held back, one per mean round trip. Much above 0, the percentiles are lower bounds"),
     Column::csv("p999_us", |m| format!("{:.1}", m.p999_us))
         .about("99.9th-percentile round trip, µs"),
     Column::csv("max_us", |m| format!("{:.1}", m.max_us)).about("slowest round trip, µs"),
@@ -252,6 +265,28 @@ pub(crate) const COLUMNS: &[Column] = &[
         .in_table("p99 slow µs", |s| or_dash(s.p99_slow_us, short))
         .only(Scenario::Work)
         .about("work: p99 of the dearer messages alone (the long-tail mix's 1% that block), µs"),
+    Column::csv("latency_samples", |m| m.latency_samples.to_string())
+        .about("samples behind the percentiles, censored ones included"),
+    Column::csv("censored_waits", |m| m.censored_waits.to_string())
+        .about("messages still unanswered when the window ended: each a sample of its wait so far"),
+    Column::csv("censored_samples", |m| m.censored_samples.to_string())
+        .about("the samples those waits stand for in the percentiles"),
+    Column::csv("client_cpu_limit_secs", |m| {
+        format!("{:.4}", m.client_cpu_limit_secs)
+    })
+    .about("the CPU seconds the load generator could have used: its threads (or the CPUs it may run on, if fewer) times the window"),
+    Column::csv("client_bound", |m| {
+        m.marks.client_bound.as_deref().unwrap_or_default().replace(',', ";")
+    })
+    .about("why the cell measured the client (`client_cpu_secs` at least 90% of `client_cpu_limit_secs`, or an open loop under 95% of its rate); empty when it did not"),
+    Column::csv("suspect", |m| {
+        m.marks.suspect.as_deref().unwrap_or_default().replace(',', ";")
+    })
+    .about("why the server's CPU per response cannot be right (below half the kernel's floor for the size, measured at the start of the run); empty when it can"),
+    Column::csv("failure", |m| {
+        m.failure.as_deref().unwrap_or_default().replace(',', ";")
+    })
+    .about("why the run measured nothing (`no replies`, or `could not run: ...`); empty when it measured"),
     Column::table("note", |s| s.note.clone())
         .words()
         .about("any trouble: no replies, starved clients, idle not held, errors, an unclean exit"),
@@ -268,6 +303,28 @@ pub(crate) fn table_columns(scenario: Scenario) -> impl Iterator<Item = &'static
         .iter()
         .filter_map(|c| c.table.as_ref())
         .filter(move |t| t.is_in(scenario))
+}
+
+/// The cell's marks, each with the share of repeats it holds for when not all.
+fn mark(s: &Summary) -> String {
+    let of_runs = |n: usize| {
+        if n == s.runs {
+            String::new()
+        } else {
+            format!(" {n}/{}", s.runs)
+        }
+    };
+    let mut marks = Vec::new();
+    if s.failed_runs > 0 {
+        marks.push(format!("measured nothing{}", of_runs(s.failed_runs)));
+    }
+    if s.suspect_runs > 0 {
+        marks.push(format!("SUSPECT{}", of_runs(s.suspect_runs)));
+    }
+    if s.client_bound_runs > 0 {
+        marks.push(format!("client-bound{}", of_runs(s.client_bound_runs)));
+    }
+    marks.join(", ")
 }
 
 /// With no replies there is no latency to show, not a latency of zero.
@@ -319,7 +376,9 @@ mod tests {
              server_cpu_secs,responses_per_cpu_sec,peak_rss_kb,peak_threads,peak_processes,\
              voluntary_ctx_switches,involuntary_ctx_switches,idle_held,memory_per_conn_kb,\
              server_exit_clean,client_cpu_secs,server_errors,server_cpu_share,offered_rate,sent,\
-             sent_per_sec,lost,loss_pct,server_socket_drops,work,rate,p99_fast_us,p99_slow_us"
+             sent_per_sec,lost,loss_pct,server_socket_drops,work,rate,p99_fast_us,p99_slow_us,\
+             latency_samples,censored_waits,censored_samples,client_cpu_limit_secs,client_bound,\
+             suspect,failure"
         );
     }
 
@@ -340,6 +399,9 @@ mod tests {
             max_us: 4018.175,
             p99_fast_us: None,
             p99_slow_us: None,
+            latency_samples: 38637,
+            censored_waits: 0,
+            censored_samples: 0,
             errors: Default::default(),
             jain: 1.0,
             min_per_conn: 38637,
@@ -355,14 +417,17 @@ mod tests {
             memory_per_conn_kb: None,
             server_exit_clean: true,
             client_cpu_secs: 0.5,
+            client_cpu_limit_secs: 1.0,
+            marks: Default::default(),
             server_errors: Default::default(),
             udp: Default::default(),
+            failure: None,
         };
         let row: Vec<String> = csv_columns().map(|c| (c.show)(&m)).collect();
         assert_eq!(
             row.join(","),
             "iterative,latency,1,64,0,0,38637,38637.0,2.358,25.1,46.1,74.8,4018.2,,1.0000,38637,\
-             0.5500,70249.091,3616,1,1,56551,235,,,true,0.5000,,0.5500,,,,,,,,,,"
+             0.5500,70249.091,3616,1,1,56551,235,,,true,0.5000,,0.5500,,,,,,,,,,,38637,0,0,1.0000,,,"
         );
     }
 

@@ -8,16 +8,22 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cell::{run_cell, Measurement, RunSettings};
 use crate::error::HarnessError;
+use crate::floor_cost::FloorCost;
 use crate::scenario::Plan;
 
 /// Runs `plan`, calling `log` with a line for each failed run (a model that cannot start
 /// is reported and skipped, not fatal to the other models). When stderr is not a
 /// terminal there is no progress bar, so a line goes there as each cell starts: a long
 /// run in the background says in its log where it is.
+///
+/// `floors` is the kernel's floor cost per response for the plan's messages
+/// ([`crate::measure_floor_costs`]): a run whose server CPU per response falls below half
+/// of it is marked measurement suspect.
 pub fn run_plan(
     plan: &Plan,
     binary: &Path,
     threads: usize,
+    floors: &[FloorCost],
     mut log: impl FnMut(&str),
 ) -> Result<Vec<Measurement>, HarnessError> {
     let settings = RunSettings {
@@ -58,9 +64,15 @@ pub fn run_plan(
             for model in plan.models.iter().filter(|m| plan.fits(m, cell)) {
                 progress.set_message(format!("{model} {} (repeat {})", cell.label(), repeat + 1));
                 match run_cell(&settings, model, *cell, repeat) {
-                    Ok(m) => measurements.push(m),
+                    Ok(mut m) => {
+                        m.mark_suspect(floors);
+                        measurements.push(m);
+                    }
                     Err(e @ HarnessError::Load(_)) => return Err(e),
-                    Err(e) => progress.suspend(|| log(&format!("{model} {}: {e}", cell.label()))),
+                    Err(e) => {
+                        progress.suspend(|| log(&format!("{model} {}: {e}", cell.label())));
+                        measurements.push(Measurement::could_not_run(model, *cell, repeat, &e));
+                    }
                 }
                 progress.inc(1);
             }

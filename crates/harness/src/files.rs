@@ -11,7 +11,9 @@ use crate::cell::Measurement;
 use crate::columns::{csv_columns, COLUMNS};
 use crate::error::HarnessError;
 use crate::floor::Floor;
+use crate::floor_cost::FloorCost;
 use crate::machine::Machine;
+use crate::marked::marked_cells;
 use crate::scenario::{Plan, Scenario};
 use crate::summary::Summary;
 use crate::{charts, table};
@@ -29,6 +31,10 @@ pub struct RunResults {
     pub summaries: Vec<Summary>,
     /// The machine's loopback floor, measured before the run.
     pub floor: Option<Floor>,
+    /// The kernel's floor CPU cost per response for each message of the plan, measured
+    /// before the run: the guard behind the `suspect` mark.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kernel_floor: Vec<FloorCost>,
 }
 
 /// Writes the run under `results_root/<date>-<host>/` and updates
@@ -114,6 +120,8 @@ fn run_readme(run: &RunResults, charts: &[PathBuf]) -> String {
         if p.full { " (full matrix)" } else { "" }
     );
     out.push_str(&floor_section(run));
+    out.push_str(&kernel_floor_section(&run.kernel_floor));
+    out.push_str(&marks_section(&run.summaries));
     out.push_str(
         "Each figure is the median over the repeats (min–max in brackets for throughput). The \
          client and the server share the machine's cores, so raw throughput partly measures the \
@@ -242,6 +250,46 @@ fn floor_section(run: &RunResults) -> String {
     out
 }
 
+/// The kernel's floor per response for each message of the plan.
+fn kernel_floor_section(floors: &[FloorCost]) -> String {
+    if floors.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "## The kernel's floor per response\n\nThe CPU of one `recv` and one `send` of each \
+         message size over a loopback pair, measured in one thread before the run (no \
+         wake-up, no poller: the least any server can spend per response). A cell whose \
+         server CPU per response is below half of it is marked measurement suspect.\n\n\
+         | transport | size | CPU µs per response | rounds |\n|---|---:|---:|---:|\n",
+    );
+    for f in floors {
+        let transport = if f.datagram { "UDP" } else { "TCP" };
+        let _ = writeln!(
+            out,
+            "| {transport} | {} B | {:.2} | {} |",
+            f.size, f.cpu_us_per_response, f.rounds
+        );
+    }
+    out + "\n"
+}
+
+/// How many cells are marked, why, and which.
+fn marks_section(summaries: &[Summary]) -> String {
+    let marked = marked_cells(summaries);
+    let cells = summaries.len();
+    if marked.is_empty() {
+        return format!(
+            "## Marked cells\n\nNone of the {cells} cells is marked: no client-bound cell, no \
+             figure below the kernel's floor, none that measured nothing.\n\n"
+        );
+    }
+    format!(
+        "## Marked cells\n\nOf {cells} cells (model x cell), the `mark` column of the tables \
+         flags these; on the charts a client-bound point is hollow and a suspect one a \
+         cross.\n\n{marked}"
+    )
+}
+
 fn index_readme(run: &RunResults, root: &Path, all_runs: &[String]) -> String {
     let latest = &run.machine;
     let name = run.dir_name();
@@ -279,6 +327,117 @@ fn run_flags(root: &Path, dir: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::summary::summarize;
+    use crate::summary::tests::run;
+
+    /// A run of three models at 100 x 4 KiB, made by hand: `fork`'s server CPU per
+    /// response is the committed full run's impossible 0.57 µs; `mio`'s generator used
+    /// 97% of its one thread; `threads` is clean.
+    fn hand_made_run() -> RunResults {
+        let cell = Scenario::Throughput
+            .cells(true)
+            .into_iter()
+            .find(|c| c.conns == 100 && c.size == 4096)
+            .expect("a 100x4096 cell");
+        let floors = [FloorCost {
+            datagram: false,
+            size: 4096,
+            cpu_us_per_response: 4.0,
+            rounds: 4000,
+        }];
+        let mut measurements = Vec::new();
+        for (model, cpu_secs, client_cpu_secs) in [
+            ("fork", 0.0057, 0.5),
+            ("mio", 0.08, 2.91),
+            ("threads", 0.11, 0.6),
+        ] {
+            let mut m = run(model, cell, 0, 10_000);
+            m.server_cpu_secs = cpu_secs;
+            m.client_cpu_secs = client_cpu_secs;
+            m.client_cpu_limit_secs = 3.0;
+            m.mark_client_bound();
+            m.mark_suspect(&floors);
+            measurements.push(m);
+        }
+        let mut plan = Plan::new(
+            vec!["fork".into(), "mio".into(), "threads".into()],
+            &[],
+            true,
+        );
+        plan.cells = vec![cell];
+        plan.repeat = 1;
+        RunResults {
+            machine: Machine::detect(),
+            plan,
+            summaries: summarize(&measurements),
+            measurements,
+            floor: None,
+            kernel_floor: floors.to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_suspect_cell_is_caught_and_marked_everywhere() {
+        let run = hand_made_run();
+        let [fork, mio, threads] = &run.measurements[..] else {
+            panic!("three measurements");
+        };
+        // 0.57 µs per response against a floor of 4.0 µs for a 4 KiB recv + send.
+        let why = fork.marks.suspect.as_deref().expect("fork is suspect");
+        assert!(why.contains("0.57 µs/response"), "{why}");
+        assert!(fork.marks.client_bound.is_none());
+        assert!(mio.marks.suspect.is_none() && threads.marks.suspect.is_none());
+        assert!(mio.marks.client_bound.is_some() && threads.marks.client_bound.is_none());
+
+        let readme = run_readme(&run, &[]);
+        assert!(
+            readme.contains("| fork | throughput 100x4096 | SUSPECT |"),
+            "{readme}"
+        );
+        assert!(
+            readme.contains("| mio | throughput 100x4096 | client-bound |"),
+            "{readme}"
+        );
+        assert!(
+            readme.contains("| threads | throughput 100x4096 |  |"),
+            "{readme}"
+        );
+        assert!(
+            readme.contains("**1 cell is measurement suspect**"),
+            "{readme}"
+        );
+        assert!(
+            readme.contains("- `fork` throughput 100x4096: server CPU 0.57"),
+            "{readme}"
+        );
+        assert!(readme.contains("**1 cell is client-bound**"), "{readme}");
+        assert!(readme.contains("- `mio` throughput 100x4096: the client used 97% of its CPU"));
+        assert!(
+            readme.contains("| TCP | 4096 B | 4.00 | 4000 |"),
+            "{readme}"
+        );
+        let terminal = crate::table::terminal(&run.summaries);
+        assert!(terminal.contains("SUSPECT") && terminal.contains("client-bound"));
+        let json = serde_json::to_value(&run).expect("json");
+        assert!(json["measurements"][0]["suspect"].is_string(), "{json}");
+        assert!(json["summaries"][1]["client_bound"].is_string(), "{json}");
+        assert_eq!(json["summaries"][0]["suspect_runs"], 1, "{json}");
+        assert_eq!(json["kernel_floor"][0]["size"], 4096, "{json}");
+        let csv = csv(&run.measurements);
+        assert!(csv
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.contains("below half the kernel")));
+    }
+
+    #[test]
+    fn a_run_with_no_mark_says_so() {
+        let mut run = hand_made_run();
+        run.measurements.retain(|m| m.model == "threads");
+        run.summaries = summarize(&run.measurements);
+        let readme = run_readme(&run, &[]);
+        assert!(readme.contains("None of the 1 cells is marked"), "{readme}");
+    }
 
     #[test]
     fn the_legend_reads_the_tables_written_and_the_csv_keeps_the_rest() {

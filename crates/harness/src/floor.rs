@@ -124,6 +124,16 @@ fn ping(addr: std::net::SocketAddr, cpu: usize) -> std::io::Result<Vec<Duration>
     Ok(times)
 }
 
+/// How many CPUs the calling thread may run on (threads it spawns inherit that).
+pub(crate) fn allowed_cpus() -> usize {
+    nix::sched::sched_getaffinity(Pid::from_raw(0)).map_or(1, |set| {
+        (0..CpuSet::count())
+            .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
+            .count()
+            .max(1)
+    })
+}
+
 /// Pins the calling thread to `cpu`.
 pub fn pin_this_thread(cpu: usize) -> std::io::Result<()> {
     let mut set = CpuSet::new();
@@ -138,17 +148,15 @@ mod tests {
 
     #[test]
     fn the_floor_is_measured_in_both_placements() {
-        let allowed = |()| {
-            let set = nix::sched::sched_getaffinity(Pid::from_raw(0)).expect("affinity");
-            (0..CpuSet::count())
-                .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
-                .count()
-        };
-        let before = allowed(());
+        let before = allowed_cpus();
         let floor = measure().expect("floor");
         // The caller keeps every CPU it had: the servers and load it starts next inherit
         // its placement.
-        assert_eq!(allowed(()), before, "measuring the floor pinned the caller");
+        assert_eq!(
+            allowed_cpus(),
+            before,
+            "measuring the floor pinned the caller"
+        );
         assert!(floor.same_cpu.samples > 100, "{floor:?}");
         assert!(floor.same_cpu.p50_us > 0.0 && floor.same_cpu.p50_us <= floor.same_cpu.p99_us);
         if let Some(cross) = floor.cross_cpu {

@@ -389,6 +389,20 @@ impl Plan {
             .count()
     }
 
+    /// The messages the plan sends, (datagram?, payload bytes), each once: what the
+    /// kernel's floor cost is measured for.
+    pub fn message_kinds(&self) -> Vec<(bool, usize)> {
+        let mut kinds: Vec<(bool, usize)> = self
+            .cells
+            .iter()
+            .filter(|c| c.conns > 0 && self.models.iter().any(|m| self.fits(m, c)))
+            .map(|c| (c.scenario.is_datagram(), c.size))
+            .collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        kinds
+    }
+
     /// Runs in total.
     pub fn runs(&self) -> usize {
         let pairs = self
@@ -458,6 +472,10 @@ mod tests {
         assert_eq!(plan.runs(), (tcp + udp.len()) * plan.repeat);
         assert_eq!(udp[0].label(), "udp 4x64 @ 25.0k/s");
         assert_eq!(plan.models_run(), 2);
+        assert_eq!(
+            plan.message_kinds(),
+            [(false, 64), (false, 4096), (true, 64), (true, 1400)]
+        );
         let udp_only = Plan {
             cells: udp.into_iter().copied().collect(),
             ..plan.clone()

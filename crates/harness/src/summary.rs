@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cell::Measurement;
 use crate::figures::short;
+use crate::marks::Marks;
 use crate::scenario::Cell;
 
 /// Median and range of one figure over the repeats.
@@ -67,6 +68,9 @@ pub struct Summary {
     /// The `work` scenario's long-tail mix: p99 of the dearer messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p99_slow_us: Option<Spread>,
+    /// Share of the latency samples that are censored waits, %.
+    #[serde(default)]
+    pub censored_pct: Option<Spread>,
     /// Server CPU microseconds per response.
     pub server_cpu_us_per_response: Option<Spread>,
     /// Server CPU seconds per second of the window (1.0: one whole core).
@@ -91,6 +95,26 @@ pub struct Summary {
     pub loss_pct: Option<Spread>,
     /// Each repeat's verdict, distinct, joined (empty when all were clean).
     pub note: String,
+    /// Repeats that measured nothing (no reply, or could not run): the figures are
+    /// those of the other repeats, or zeros if there were none.
+    #[serde(default)]
+    pub failed_runs: usize,
+    /// Repeats where the load generator was the limit.
+    #[serde(default)]
+    pub client_bound_runs: usize,
+    /// Repeats whose server CPU per response was below half the kernel's floor.
+    #[serde(default)]
+    pub suspect_runs: usize,
+    /// Why, from the first repeat with each mark.
+    #[serde(default, flatten)]
+    pub marks: Marks,
+}
+
+impl Summary {
+    /// Whether no repeat measured anything: the cell has no figure to chart.
+    pub fn measured_nothing(&self) -> bool {
+        self.failed_runs >= self.runs
+    }
 }
 
 /// Folds measurements into summaries, in the order their (model, cell) first appears.
@@ -113,7 +137,14 @@ pub fn summarize(measurements: &[Measurement]) -> Vec<Summary> {
         .collect()
 }
 
-fn summarize_runs(model: String, cell: Cell, runs: &[&Measurement]) -> Option<Summary> {
+fn summarize_runs(model: String, cell: Cell, all_runs: &[&Measurement]) -> Option<Summary> {
+    // A run that measured nothing has zeros, not figures: the others speak for the cell.
+    let measured: Vec<&Measurement> = all_runs.iter().copied().filter(|m| m.measured()).collect();
+    let runs = if measured.is_empty() {
+        all_runs
+    } else {
+        &measured[..]
+    };
     let spread = |f: &dyn Fn(&Measurement) -> f64| Spread::of(runs.iter().map(|m| f(m)));
     let optional = |f: &dyn Fn(&Measurement) -> Option<f64>| {
         let values: Vec<f64> = runs.iter().filter_map(|m| f(m)).collect();
@@ -124,7 +155,7 @@ fn summarize_runs(model: String, cell: Cell, runs: &[&Measurement]) -> Option<Su
         }
     };
     let mut notes: Vec<String> = Vec::new();
-    for m in runs {
+    for m in all_runs {
         let note = m.note();
         if !note.is_empty() && !notes.contains(&note) {
             notes.push(note);
@@ -136,9 +167,11 @@ fn summarize_runs(model: String, cell: Cell, runs: &[&Measurement]) -> Option<Su
         p99_us: spread(&|m| m.p99_us)?,
         p99_fast_us: optional(&|m| m.p99_fast_us),
         p99_slow_us: optional(&|m| m.p99_slow_us),
-        server_cpu_us_per_response: optional(&|m| {
-            (m.responses > 0).then(|| m.server_cpu_secs * 1e6 / m.responses as f64)
+        censored_pct: optional(&|m| {
+            (m.latency_samples > 0)
+                .then(|| m.censored_samples as f64 * 100.0 / m.latency_samples as f64)
         }),
+        server_cpu_us_per_response: optional(&|m| m.server_cpu_us_per_response()),
         responses_per_cpu_sec: optional(&|m| m.responses_per_cpu_sec),
         server_cpu_share: spread(&|m| m.server_cpu_share)?,
         peak_rss_kb: spread(&|m| m.peak_rss_kb as f64)?,
@@ -152,15 +185,66 @@ fn summarize_runs(model: String, cell: Cell, runs: &[&Measurement]) -> Option<Su
         idle_held: runs.iter().filter_map(|m| m.idle_held).min(),
         loss_pct: optional(&|m| m.udp.loss_pct),
         note: notes.join(" | "),
-        runs: runs.len(),
+        failed_runs: all_runs.len() - measured.len(),
+        client_bound_runs: runs
+            .iter()
+            .filter(|m| m.marks.client_bound.is_some())
+            .count(),
+        suspect_runs: runs.iter().filter(|m| m.marks.suspect.is_some()).count(),
+        marks: Marks {
+            client_bound: runs.iter().find_map(|m| m.marks.client_bound.clone()),
+            suspect: runs.iter().find_map(|m| m.marks.suspect.clone()),
+        },
+        runs: all_runs.len(),
         model,
         cell,
     })
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::error::HarnessError;
+    use crate::scenario::Scenario;
+
+    /// A made-up run of `model` on `cell` with `responses` replies in a 1 s window (none:
+    /// a run that measured nothing), for tests of what is made of measurements.
+    pub(crate) fn run(model: &str, cell: Cell, repeat: usize, responses: u64) -> Measurement {
+        let mut m =
+            Measurement::could_not_run(model, cell, repeat, &HarnessError::Plan("-".into()));
+        m.failure = (responses == 0).then(|| "no replies".to_string());
+        m.responses = responses;
+        m.responses_per_sec = responses as f64;
+        m.p50_us = 20.0;
+        m.p99_us = 40.0;
+        m.server_exit_clean = true;
+        m
+    }
+
+    #[test]
+    fn repeats_that_measured_nothing_are_counted_not_folded_in() {
+        let cell = Scenario::Throughput.cells(false)[1];
+        let runs = [
+            run("mio", cell, 0, 1000),
+            run("mio", cell, 1, 0),
+            run("mio", cell, 2, 3000),
+            run("iterative", cell, 0, 0),
+            Measurement::could_not_run("uring", cell, 0, &HarnessError::Plan("no io_uring".into())),
+        ];
+        let summaries = summarize(&runs);
+        let mio = &summaries[0];
+        assert_eq!((mio.runs, mio.failed_runs), (3, 1));
+        assert!(!mio.measured_nothing());
+        // The median of the two that measured, not of 0, 1000 and 3000.
+        assert_eq!(mio.responses_per_sec.min, 1000.0);
+        assert_eq!(mio.responses_per_sec.max, 3000.0);
+        assert!(mio.note.contains("no replies"), "{}", mio.note);
+        let iterative = &summaries[1];
+        assert!(iterative.measured_nothing());
+        let uring = &summaries[2];
+        assert!(uring.measured_nothing());
+        assert_eq!(uring.note, "could not run: no io_uring");
+    }
 
     #[test]
     fn median_of_odd_and_even_counts_is_a_seen_value() {

@@ -297,7 +297,7 @@ fn write_duration(f: &mut fmt::Formatter<'_>, duration: Duration) -> fmt::Result
     let nanos = duration.as_nanos();
     let (value, unit) = [(1_000_000_000, "s"), (1_000_000, "ms"), (1_000, "us")]
         .into_iter()
-        .find(|(per, _)| nanos % per == 0)
+        .find(|(per, _)| nanos.is_multiple_of(*per))
         .map_or((nanos, "ns"), |(per, unit)| (nanos / per, unit));
     write!(f, "{value}{unit}")
 }

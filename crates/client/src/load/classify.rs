@@ -4,8 +4,6 @@
 
 use echolab_proto::WorkSpec;
 
-use crate::payload;
-
 /// A message's kind of work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum WorkClass {
@@ -19,12 +17,11 @@ pub(super) enum WorkClass {
 #[derive(Debug, Clone)]
 pub(super) struct Classifier {
     work: Option<WorkSpec>,
-    size: usize,
 }
 
 impl Classifier {
-    pub(super) fn new(work: Option<WorkSpec>, size: usize) -> Classifier {
-        Classifier { work, size }
+    pub(super) fn new(work: Option<WorkSpec>) -> Classifier {
+        Classifier { work }
     }
 
     /// The class of a reply, from its payload (which equals the message's).
@@ -36,16 +33,6 @@ impl Classifier {
             WorkClass::Fast
         })
     }
-
-    /// The class of message `seq` on connection `conn`, for one that got no reply: its
-    /// payload is made again (only at the run's end and on timeouts, so the allocation
-    /// does not matter).
-    pub(super) fn of_message(&self, conn: u32, seq: u64) -> Option<WorkClass> {
-        self.work.as_ref()?;
-        let mut message = vec![0; self.size];
-        payload::fill(&mut message, conn, seq);
-        self.of_payload(&message)
-    }
 }
 
 #[cfg(test)]
@@ -53,15 +40,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_reply_and_its_regenerated_message_get_the_same_class() {
+    fn the_generators_payloads_get_the_share_the_spec_says() {
         let work: WorkSpec = "cpu:10us,10%block:5ms".parse().unwrap();
-        let classifier = Classifier::new(Some(work), 64);
+        let classifier = Classifier::new(Some(work));
         let mut slow = 0;
         for seq in 0..2_000 {
             let mut message = vec![0; 64];
-            payload::fill(&mut message, 3, seq);
+            crate::payload::fill(&mut message, 3, seq);
             let class = classifier.of_payload(&message);
-            assert_eq!(class, classifier.of_message(3, seq));
+            assert!(class.is_some());
             slow += usize::from(class == Some(WorkClass::Slow));
         }
         // 10% of 2,000, give or take what chance allows.
@@ -70,8 +57,7 @@ mod tests {
 
     #[test]
     fn without_work_nothing_is_classed() {
-        let classifier = Classifier::new(None, 64);
-        assert_eq!(classifier.of_message(0, 0), None);
+        let classifier = Classifier::new(None);
         assert_eq!(classifier.of_payload(&[0; 64]), None);
     }
 }

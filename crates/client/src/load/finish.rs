@@ -15,6 +15,8 @@ pub(super) fn report(config: &LoadConfig, tally: &Tally) -> LoadReport {
     firsts.sort_unstable();
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     let mode = config.mode();
+    let mut latency = tally.histogram.clone();
+    let censored = tally.censored.fold_into(&mut latency);
     LoadReport {
         mode: match mode {
             Mode::Closed => "closed",
@@ -27,7 +29,8 @@ pub(super) fn report(config: &LoadConfig, tally: &Tally) -> LoadReport {
         seconds: config.duration.as_secs_f64(),
         responses_per_sec,
         mib_per_sec: responses_per_sec * config.size as f64 / (1024.0 * 1024.0),
-        latency_us: report::latency(&tally.histogram),
+        latency_us: report::latency(&latency),
+        latency_samples: latency.len(),
         latency_us_fast: config
             .work
             .as_ref()
@@ -41,6 +44,8 @@ pub(super) fn report(config: &LoadConfig, tally: &Tally) -> LoadReport {
             .work
             .as_ref()
             .map(|_| tally.by_class[WorkClass::Slow as usize].len()),
+        censored_waits: censored.waits,
+        censored_samples: censored.samples,
         errors: tally.failures.by_name(FailureKind::LOAD),
         fairness: report::fairness(&tally.counts),
         first_reply_us_p50: firsts.get(firsts.len() / 2).map(|d| us(*d)).unwrap_or(0.0),

@@ -19,6 +19,7 @@
 //! life with `connect`, `send` and `conn`, counting into `tally`; `finish` turns the
 //! threads' tallies into the `report`.
 
+mod censor;
 mod classify;
 mod config;
 mod conn;

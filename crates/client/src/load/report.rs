@@ -48,19 +48,31 @@ pub struct LoadReport {
     pub responses_per_sec: f64,
     /// Payload MiB per second echoed (one direction).
     pub mib_per_sec: f64,
-    /// Round-trip latency.
+    /// Round-trip latency, waits still unanswered at the window's end included.
     pub latency_us: LatencyUs,
-    /// With `--work`: the latency of the messages that got the spec's cheapest kind of
-    /// work (every message, for a one-item spec), apart from the rest.
+    /// With `--work`: the latency of the replies to messages that got the spec's
+    /// cheapest kind of work (every message, for a one-item spec), apart from the rest.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_us_fast: Option<LatencyUs>,
-    /// With a mix such as `cpu:10us,1%block:5ms`: the latency of the dearer messages
-    /// (`None` when none was sent).
+    /// With a mix such as `cpu:10us,1%block:5ms`: the latency of the replies to the
+    /// dearer messages (`None` when none came).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_us_slow: Option<LatencyUs>,
-    /// Messages of the dearer kinds among the samples.
+    /// Replies to messages of the dearer kinds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slow_samples: Option<u64>,
+    /// Samples behind the percentiles.
+    pub latency_samples: u64,
+    /// Messages with no reply when the window ended (or when their reply timed out):
+    /// each is a sample of the time it had waited, censored there — the true wait is
+    /// longer. A starved client shows here.
+    pub censored_waits: u64,
+    /// The samples those waits stand for: in the open loop one each; in a closed loop
+    /// also one per mean round trip of the replies that came, for the messages the
+    /// stalled connection would have sent meanwhile (HdrHistogram's correction for
+    /// coordinated omission). A large share of `latency_samples` means the percentiles
+    /// are lower bounds.
+    pub censored_samples: u64,
     /// Errors by [`FailureKind`](crate::FailureKind) name (`mismatch`, `notice`,
     /// `short_read`, `reset`, `timeout`, `connect`, `io`, `backlog`: an open-loop message
     /// dropped because its connection already had the maximum in flight); every kind is
@@ -153,6 +165,16 @@ impl LoadReport {
             self.fairness.min,
             self.fairness.max,
         );
+        if self.censored_waits > 0 {
+            text.push_str(&format!(
+                "censored: {} messages unanswered at the end stand for {} of the {} samples \
+                 ({:.1}%): those percentiles are lower bounds\n",
+                self.censored_waits,
+                self.censored_samples,
+                self.latency_samples,
+                self.censored_samples as f64 * 100.0 / self.latency_samples.max(1) as f64
+            ));
+        }
         if errors == 0 {
             text.push_str("errors: none\n");
         } else {

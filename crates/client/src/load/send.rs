@@ -8,7 +8,8 @@ use echolab_proto::Protocol;
 
 use super::config::LoadConfig;
 use super::conn::Conn;
-use crate::failure::{FailureCounts, FailureKind};
+use super::tally::Tally;
+use crate::failure::FailureKind;
 use crate::payload;
 
 /// Messages one connection may have unanswered before further due messages are dropped
@@ -24,7 +25,7 @@ pub(super) fn fill(
     depth: usize,
     now: Instant,
     end: Instant,
-    failures: &mut FailureCounts,
+    tally: &mut Tally,
 ) -> Option<Instant> {
     let framed = config.protocol == Protocol::Framed;
     let Some(mut schedule) = c.schedule.take() else {
@@ -40,7 +41,11 @@ pub(super) fn fill(
         }
         schedule.advance();
         if c.in_flight.len() >= MAX_IN_FLIGHT {
-            failures.add(FailureKind::Backlog);
+            // Never sent, so never answered: an error, and a wait from its due time that
+            // lasts at least to the end (the open loop's censored samples stand for one
+            // message each, so the window's part of it does not matter).
+            tally.failures.add(FailureKind::Backlog);
+            tally.censor(due, end, due);
             continue;
         }
         queue(c, config.size, framed, due);

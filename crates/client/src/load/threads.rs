@@ -5,7 +5,7 @@ use std::io;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
-use super::config::{LoadConfig, Phases};
+use super::config::{LoadConfig, Mode, Phases};
 use super::report::LoadReport;
 use super::tally::Tally;
 use super::{event_loop, finish, progress};
@@ -35,7 +35,7 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, ClientError> {
             .collect();
         join_all(handles)
     });
-    let mut total = Tally::new();
+    let mut total = Tally::new(matches!(config.mode(), Mode::Open(_)));
     for result in results {
         total.merge(result.map_err(|source| ClientError::Io {
             context: "running the load",

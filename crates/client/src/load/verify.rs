@@ -67,7 +67,7 @@ impl Verifier {
             measure_from: phases.measure_from,
             end: phases.end,
             one_each: config.mode() == Mode::Churn,
-            classifier: Classifier::new(config.work.clone(), config.size),
+            classifier: Classifier::new(config.work.clone()),
         }
     }
 
@@ -122,7 +122,6 @@ impl Verifier {
             if !payload::matches(reply, c.id, seq) {
                 return verified.failed(FailureKind::Mismatch);
             }
-            let class = self.classifier.of_payload(reply);
             verified.used += header_len + self.size;
             if c.first_reply.is_none() {
                 c.first_reply = Some(now - c.connected_at);
@@ -130,11 +129,15 @@ impl Verifier {
             if now >= self.measure_from && now < self.end {
                 c.measured += 1;
                 verified.measured += 1;
-                tally.record(now.saturating_duration_since(sent), class);
+                tally.record(
+                    now.saturating_duration_since(sent),
+                    self.classifier.of_payload(reply),
+                );
             } else if now >= self.end {
-                // Collected after the end: not a response of the window, but its wait
-                // is known now, and it is what `Tally::settle` would otherwise charge.
-                tally.record(now.saturating_duration_since(sent), class);
+                // Collected after the end: not a response of the window, and like every
+                // message still waiting when the window closed, a wait censored there
+                // (the same sample whether its reply comes now or never).
+                tally.censor(sent, self.end, self.measure_from);
             }
             verified.replies += 1;
             if self.one_each {

@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use mio::{Registry, Token};
 
-use super::classify::Classifier;
 use super::config::{LoadConfig, Mode, Phases};
 use super::conn::Conn;
 use super::connect::{self, RETRY_PAUSE};
@@ -30,8 +29,6 @@ pub(super) struct Worker<'a> {
     next_timeout_check: Instant,
     /// Open-loop sends and churn retries, by time.
     wakeups: Wakeups,
-    /// The kind of work each message got, for the messages charged without a reply.
-    classifier: Classifier,
 }
 
 impl<'a> Worker<'a> {
@@ -48,8 +45,7 @@ impl<'a> Worker<'a> {
             phases,
             registry: registry.try_clone()?,
             conns: Vec::new(),
-            tally: Tally::new(),
-            classifier: Classifier::new(config.work.clone(), config.size),
+            tally: Tally::new(matches!(config.mode(), Mode::Open(_))),
             next_timeout_check: start,
             wakeups: Wakeups::new(registry)?,
         })
@@ -76,7 +72,7 @@ impl<'a> Worker<'a> {
 
     /// What the clock says at `now`: reply timeouts, due sends, due reconnects.
     pub(super) fn on_clock(&mut self, now: Instant) {
-        // After the end, what is unanswered is charged by `Tally::settle`, not counted
+        // After the end, what is unanswered is censored by `Tally::settle`, not counted
         // as a timeout.
         if now >= self.next_timeout_check && now < self.phases.end {
             self.check_timeouts(now);
@@ -105,11 +101,8 @@ impl<'a> Worker<'a> {
 
     /// The run is over: what the thread measured.
     pub(super) fn finish(mut self) -> Tally {
-        let classifier = &self.classifier;
         self.tally
-            .settle(&self.conns, self.phases.end, &|conn, seq| {
-                classifier.of_message(conn, seq)
-            });
+            .settle(&self.conns, self.phases.end, self.phases.measure_from);
         self.tally
     }
 
@@ -200,7 +193,7 @@ impl<'a> Worker<'a> {
         };
         let c = &mut self.conns[conn];
         let end = self.phases.end;
-        if let Some(at) = send::fill(c, self.config, depth, now, end, &mut self.tally.failures) {
+        if let Some(at) = send::fill(c, self.config, depth, now, end, &mut self.tally) {
             self.wakeups.at(at, conn);
         }
         self.flush(conn);
@@ -217,13 +210,11 @@ impl<'a> Worker<'a> {
         for conn in 0..self.conns.len() {
             let c = &self.conns[conn];
             if c.open && c.overdue(now, self.config.reply_timeout) {
-                // The wait is the server's to answer for: keep it in the percentiles.
+                // The wait is the server's to answer for: keep it in the percentiles, as
+                // a wait cut short.
                 if now >= self.phases.measure_from {
-                    let classifier = &self.classifier;
                     self.tally
-                        .record_waits(c.id, &c.in_flight, now, &|conn, seq| {
-                            classifier.of_message(conn, seq)
-                        });
+                        .censor_waits(&c.in_flight, now, self.phases.measure_from);
                 }
                 self.fail(conn, FailureKind::Timeout);
             }

@@ -288,7 +288,7 @@ fn parse_duration(item: &str, text: &str) -> Result<Duration, WorkSpecError> {
     let whole: u128 = whole.parse().unwrap_or(0);
     let fraction: u128 = fraction.parse().unwrap_or(0);
     let nanos = whole * per_unit + fraction * per_unit / scale;
-    if fraction * per_unit % scale != 0 {
+    if !(fraction * per_unit).is_multiple_of(scale) {
         return Err(WorkSpecError::SubNanosecond { item: item.into() });
     }
     if nanos == 0 {
