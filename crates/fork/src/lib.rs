@@ -12,7 +12,9 @@
 //! in the child, as in `iterative` — plus the context switch into that process.
 //!
 //! **Where it waits.** Each child in `read` on its one client; the parent in `poll`,
-//! woken by new connections, by SIGCHLD (through a self-pipe) and by children's stats.
+//! woken by new connections, by SIGCHLD (through a self-pipe), by children's stats and
+//! by a request on stdin (a `snapshot` from the harness, answered in this loop: a
+//! forking parent may start no thread to read it).
 //!
 //! **What a connection costs.** A process: page tables and a copy-on-write address
 //! space (the first writes to the heap and stack copy pages), a kernel task struct, a
@@ -51,8 +53,8 @@ use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use echolab_server::{
-    accept_one, poll_timeout, refuse_busy, serve_blocking, Accepted, ChildProcess, Children,
-    ConnectionSlot, Forked, Listen, ServerContext, SocketMode, ACCEPT_BACKOFF,
+    accept_one, control, poll_timeout, refuse_busy, serve_blocking, Accepted, ChildProcess,
+    Children, ConnectionSlot, Forked, Listen, ServerContext, SocketMode, ACCEPT_BACKOFF,
 };
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -106,11 +108,18 @@ impl Parent<'_> {
                 backoff_until = None;
             }
             let [sigchld, stats] = self.children.wakers();
+            // The harness's requests on stdin, answered here: this parent has no thread
+            // to read them (see `echolab_server::control`).
+            let requests = control::waker();
             let mut fds = vec![
                 PollFd::new(self.ctx.shutdown.waker(), PollFlags::POLLIN),
                 PollFd::new(sigchld, PollFlags::POLLIN),
                 PollFd::new(stats, PollFlags::POLLIN),
             ];
+            if let Some(stdin) = &requests {
+                fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+            }
+            let listener_at = fds.len();
             if let Some(listener) = self.listener.as_ref().filter(|_| listening) {
                 fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
             }
@@ -123,9 +132,13 @@ impl Parent<'_> {
             if ready(&fds[0]) {
                 return Ok(());
             }
-            let connection_waiting = listening && fds.get(3).is_some_and(ready);
+            let connection_waiting = listening && fds.get(listener_at).is_some_and(ready);
+            let request_waiting = requests.is_some() && ready(&fds[3]);
             drop(fds);
             self.children.drain_wakeups();
+            if request_waiting {
+                control::on_readable();
+            }
             if connection_waiting && self.accept_one() {
                 backoff_until = Some(Instant::now() + ACCEPT_BACKOFF);
             }

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::error::HarnessError;
 use crate::procfs;
-use crate::sampler::{Sampler, Window};
+use crate::sampler::{Probe, Sampler, Window};
 use crate::scenario::{Cell, Scenario};
 use crate::server::ServerProcess;
 
@@ -212,7 +212,7 @@ pub fn run_cell(
     };
     let start = Instant::now();
     let sampler = Sampler::start(
-        pid,
+        Probe::Proc(pid),
         start + config.warmup,
         start + config.warmup + config.duration,
     );
@@ -385,7 +385,7 @@ impl IdleCrowd {
     /// Opens `n` connections, waits until the server holds them (or stops gaining), and
     /// measures the server's PSS per connection held.
     fn open(addr: SocketAddr, pid: u32, n: usize) -> IdleCrowd {
-        let before_sockets = socket_inodes(pid);
+        let before_sockets = procfs::socket_inodes(pid);
         let before_pss = procfs::pss_kb(pid);
         let mut streams = Vec::with_capacity(n);
         for _ in 0..n {
@@ -427,31 +427,6 @@ impl IdleCrowd {
     }
 }
 
-/// Socket inodes open anywhere in the tree (a forked child's copy of the listener is the
-/// same socket, so distinct inodes count connections once whatever the model).
-fn socket_inodes(root: u32) -> HashSet<u64> {
-    let mut inodes = HashSet::new();
-    for pid in procfs::tree(root) {
-        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-            continue;
-        };
-        for fd in fds.flatten() {
-            let Ok(target) = std::fs::read_link(fd.path()) else {
-                continue;
-            };
-            let target = target.to_string_lossy();
-            if let Some(inode) = target
-                .strip_prefix("socket:[")
-                .and_then(|rest| rest.strip_suffix(']'))
-                .and_then(|n| n.parse().ok())
-            {
-                inodes.insert(inode);
-            }
-        }
-    }
-    inodes
-}
-
 fn new_sockets(root: u32, before: &HashSet<u64>) -> u64 {
-    socket_inodes(root).difference(before).count() as u64
+    procfs::socket_inodes(root).difference(before).count() as u64
 }

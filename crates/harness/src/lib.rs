@@ -25,7 +25,7 @@ mod figures;
 mod files;
 mod floor;
 mod machine;
-pub mod procfs;
+pub use echolab_server::procfs;
 mod sampler;
 mod scenario;
 mod soak;
@@ -40,7 +40,9 @@ pub use files::{csv, redraw_charts, write_run, RunResults};
 pub use floor::{pin_this_thread, Floor, RoundTrip};
 pub use machine::Machine;
 pub use scenario::{Cell, Pin, Plan, Scenario};
-pub use server::{forward_lines, serve_args, ServerExit, ServerProcess};
+pub use server::{
+    forward_lines, serve_args, ServerExit, ServerProcess, Snapshots, SNAPSHOT_TIMEOUT,
+};
 pub use soak::{run_soak, SoakReport};
 pub use summary::{summarize, Spread, Summary};
 pub use table::terminal as terminal_table;

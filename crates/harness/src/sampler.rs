@@ -1,6 +1,8 @@
 //! Watches the server's process tree while a cell runs: its CPU time exactly at the
 //! start and end of the measured window, and the peaks of memory, threads and processes
-//! between samples.
+//! between samples. A local server's tree is read from `/proc`; a server on another host
+//! is asked for snapshots of itself, the same figures read by the server from its own
+//! `/proc` ([`Probe`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -8,6 +10,22 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::procfs::{sample_tree, TreeSample};
+
+/// Where the server's figures come from.
+#[derive(Debug, Clone)]
+pub(crate) enum Probe {
+    /// A local process tree, read from `/proc` here.
+    Proc(u32),
+}
+
+impl Probe {
+    /// One reading; `None` when the server is gone (or does not answer).
+    fn read(&self) -> Option<TreeSample> {
+        match self {
+            Probe::Proc(pid) => sample_tree(*pid).ok(),
+        }
+    }
+}
 
 /// How often the peaks are sampled at most.
 const PEAK_INTERVAL: Duration = Duration::from_millis(200);
@@ -37,11 +55,11 @@ pub(crate) struct Sampler {
 }
 
 impl Sampler {
-    /// Starts sampling `pid` until `to` (or until stopped).
-    pub(crate) fn start(pid: u32, from: Instant, to: Instant) -> Sampler {
+    /// Starts sampling the server until `to` (or until stopped).
+    pub(crate) fn start(probe: Probe, from: Instant, to: Instant) -> Sampler {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
-        let handle = std::thread::spawn(move || watch(pid, from, to, &flag));
+        let handle = std::thread::spawn(move || watch(&probe, from, to, &flag));
         Sampler { handle, stop }
     }
 
@@ -60,7 +78,7 @@ impl Window {
     }
 }
 
-fn watch(pid: u32, from: Instant, to: Instant, stop: &AtomicBool) -> Window {
+fn watch(probe: &Probe, from: Instant, to: Instant, stop: &AtomicBool) -> Window {
     let mut window = Window::default();
     let mut at_from: Option<(Instant, TreeSample)> = None;
     let mut last = (from, TreeSample::default());
@@ -72,7 +90,7 @@ fn watch(pid: u32, from: Instant, to: Instant, stop: &AtomicBool) -> Window {
     loop {
         let now = Instant::now();
         let stopping = stop.load(Ordering::Relaxed);
-        let Ok(sample) = sample_tree(pid) else { break };
+        let Some(sample) = probe.read() else { break };
         let cost = now.elapsed();
         window.observe(sample);
         last = (now, sample);

@@ -1,15 +1,16 @@
 //! One model as a child process: `echolab serve MODEL --addr 127.0.0.1:0 --parent-pid
-//! HARNESS`, its address read from the `listening on` line, stopped with SIGTERM and its
-//! stats line read back.
+//! HARNESS`, its address read from the `listening on` line, asked for snapshots of
+//! itself on its stdin, stopped with SIGTERM and its stats line read back. Everything
+//! crosses a pipe, so a server started through `ssh` or `ip netns exec` looks the same.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use echolab_server::StatsLine;
+use echolab_server::{Snapshot, StatsLine};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -29,6 +30,45 @@ pub struct ServerProcess {
     child: Child,
     addr: SocketAddr,
     lines: mpsc::Receiver<String>,
+    snapshots: Snapshots,
+}
+
+/// How long a server gets to answer a `snapshot` request.
+pub const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The way to ask a running server for a [`Snapshot`] of itself: its stdin, and its
+/// stdout's snapshot lines. Cloned into a sampler thread.
+#[derive(Debug, Clone)]
+pub struct Snapshots {
+    pipe: Arc<Mutex<SnapshotPipe>>,
+}
+
+#[derive(Debug)]
+struct SnapshotPipe {
+    stdin: ChildStdin,
+    answers: mpsc::Receiver<Snapshot>,
+}
+
+impl Snapshots {
+    /// Asks for a snapshot and waits up to `limit` for it.
+    pub fn take(&self, limit: Duration) -> Result<Snapshot, HarnessError> {
+        // A poisoned lock only means another asker panicked; the pipe is still whole.
+        let mut pipe = self.pipe.lock().unwrap_or_else(|e| e.into_inner());
+        // The late answer to an earlier request that timed out is not this one's.
+        while pipe.answers.try_recv().is_ok() {}
+        let asked = writeln!(pipe.stdin, "snapshot").and_then(|()| pipe.stdin.flush());
+        if let Err(e) = asked {
+            return Err(HarnessError::Snapshot(format!(
+                "cannot ask the server: {e}"
+            )));
+        }
+        pipe.answers.recv_timeout(limit).map_err(|e| {
+            HarnessError::Snapshot(match e {
+                mpsc::RecvTimeoutError::Timeout => format!("no answer within {limit:?}"),
+                mpsc::RecvTimeoutError::Disconnected => "the server's output ended".into(),
+            })
+        })
+    }
 }
 
 /// What the server said about itself when it stopped.
@@ -62,21 +102,24 @@ impl ServerProcess {
         };
         let program = command.get_program().to_string_lossy().into_owned();
         let mut child = command
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| fail(format!("{program}: {e}")))?;
-        let Some(stdout) = child.stdout.take() else {
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(fail("no stdout pipe".into()));
+            return Err(fail("no stdin or stdout pipe".into()));
         };
-        let lines = forward_lines(stdout);
+        let (lines, answers) = split_lines(stdout);
         let mut server = ServerProcess {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             lines,
+            snapshots: Snapshots {
+                pipe: Arc::new(Mutex::new(SnapshotPipe { stdin, answers })),
+            },
         };
         let first = server
             .lines
@@ -92,6 +135,11 @@ impl ServerProcess {
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The way to ask it for snapshots of itself.
+    pub fn snapshots(&self) -> Snapshots {
+        self.snapshots.clone()
     }
 
     /// Its process id (the root of its process tree).
@@ -174,6 +222,31 @@ pub fn serve_args(model: &str, addr: &str) -> [String; 6] {
         "--parent-pid".into(),
         std::process::id().to_string(),
     ]
+}
+
+/// Reads a server's stdout on a thread, like [`forward_lines`], with its snapshot lines
+/// sent apart: a sampler asking for one must not take the stats line, nor a test its
+/// snapshot.
+fn split_lines(stdout: ChildStdout) -> (mpsc::Receiver<String>, mpsc::Receiver<Snapshot>) {
+    let (line_tx, lines) = mpsc::channel();
+    let (snapshot_tx, snapshots) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            match Snapshot::parse(&line) {
+                // Nobody asking for snapshots any more is no reason to stop reading.
+                Some(snapshot) => {
+                    let _ = snapshot_tx.send(snapshot);
+                }
+                None => {
+                    if line_tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    (lines, snapshots)
 }
 
 /// Reads a child's stdout on a thread, line by line, so a silent server cannot block

@@ -24,7 +24,8 @@
 //! **Where it waits.** Idle children in `accept` (with an hour's `SO_RCVTIMEO`, only so
 //! that SIGTERM interrupts it instead of it being restarted); busy children in `read` on
 //! their client, until it speaks or its deadline; the parent in `poll` on the shutdown
-//! pipe, the SIGCHLD pipe and the stats socket. Nothing wakes on a timer at rest.
+//! pipe, the SIGCHLD pipe, the stats socket and stdin (the harness's `snapshot`
+//! requests, answered in this loop: a forking parent may start no thread to read them). Nothing wakes on a timer at rest.
 //!
 //! **What a connection costs.** Nothing beyond the socket: a worker process (page
 //! tables, its copy-on-write pages, a stack; about 50 KiB of Pss measured) exists
@@ -65,10 +66,11 @@ mod scoreboard;
 
 use std::io;
 use std::net::{Shutdown as SocketShutdown, TcpListener};
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use echolab_server::{
-    accept_one, poll_timeout, refuse_busy, serve_blocking, sleep_or_shutdown, Accepted,
+    accept_one, control, poll_timeout, refuse_busy, serve_blocking, sleep_or_shutdown, Accepted,
     ChildProcess, Children, Forked, Listen, ServerContext, SocketMode, NO_DEADLINE_WAIT,
 };
 use nix::errno::Errno;
@@ -177,20 +179,32 @@ impl Parent<'_> {
                 None => PollTimeout::NONE,
             };
             let [sigchld, stats] = self.children.wakers();
-            let mut fds = [
+            // The harness's requests on stdin, answered here: this parent has no thread
+            // to read them (see `echolab_server::control`).
+            let requests = control::waker();
+            let mut fds = vec![
                 PollFd::new(self.ctx.shutdown.waker(), PollFlags::POLLIN),
                 PollFd::new(sigchld, PollFlags::POLLIN),
                 PollFd::new(stats, PollFlags::POLLIN),
             ];
+            if let Some(stdin) = &requests {
+                fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+            }
             match poll(&mut fds, timeout) {
                 Ok(_) => {}
                 Err(Errno::EINTR) => continue,
                 Err(errno) => return Err(io::Error::from_raw_os_error(errno as i32)),
             }
-            if fds[0].revents().is_some_and(|r| !r.is_empty()) {
+            let ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
+            if ready(&fds[0]) {
                 return Ok(());
             }
+            let request_waiting = fds.get(3).is_some_and(ready);
+            drop(fds);
             self.children.drain_wakeups();
+            if request_waiting {
+                control::on_readable();
+            }
         }
     }
 

@@ -42,12 +42,18 @@
 //!   processes: fork them from a single-threaded parent, reap them on SIGCHLD, take in
 //!   the stats each sends before it exits, and forward SIGTERM, wait, kill and reap at
 //!   shutdown.
+//! - **Snapshots** — [`control`]: requests on stdin (`snapshot`), answered on stdout
+//!   with a [`Snapshot`] of the server's counters and of its process tree's CPU, memory
+//!   and descriptors, read from its own `/proc` ([`procfs`]): how a server started
+//!   through `ssh` or another command prefix is measured. A process model's parent
+//!   polls stdin in its own loop ([`control::waker`]) instead of starting a thread.
 
 mod accept;
 mod blocking;
 mod children;
 mod config;
 mod context;
+pub mod control;
 mod datagram;
 mod deadlines;
 mod interrupt;
@@ -55,8 +61,10 @@ mod level;
 mod listener;
 mod log;
 mod nonblocking;
+pub mod procfs;
 mod readiness;
 mod shutdown;
+mod snapshot;
 mod stats;
 mod stats_line;
 mod watch_list;
@@ -81,6 +89,7 @@ pub use log::closed as log_closed;
 pub use nonblocking::{read_available, write_pending, Drained, READ_BUFFER};
 pub use readiness::{AcceptStop, Conn, Conns, Listening, ReadOutcome};
 pub use shutdown::{wait_readable, Readiness, Shutdown};
+pub use snapshot::{CpuUse, Snapshot, SnapshotWindow};
 pub use stats::{DatagramCounts, ServerStats, StatsSnapshot};
 pub use stats_line::{ResourceUsage, StatsLine};
 pub use watch_list::{ListWaiter, WatchList, Watched};
