@@ -1,19 +1,25 @@
 //! Past one machine: what the harness needs from a server and from load agents that it
 //! did not start as its own children. A server measures itself (a `snapshot` line on its
 //! stdin), and its figures agree with the harness's `/proc` reading; EOF on stdin never
-//! stops a server.
+//! stops a server. Load agents connect, wait at a barrier for `go`, and report
+//! histograms that the harness merges; an agent that dies, or a host that cannot be
+//! reached, is a clear error and never a hang.
 
 mod support;
 
-use std::process::Command;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use echolab_client::load::agent::AgentReport;
 use echolab_client::load::{self, LoadConfig};
-use echolab_harness::{procfs, serve_args, Snapshots, SNAPSHOT_TIMEOUT};
+use echolab_harness::{procfs, run_agents, serve_args, Host, Snapshots, SNAPSHOT_TIMEOUT};
 use echolab_registry::Model;
 use echolab_server::Snapshot;
-use support::suite::{self, case, Case};
-use support::ServerGuard;
+use support::suite::{self, case, test, Case, Test};
+use support::{KillOnDrop, ServerGuard, IO_TIMEOUT};
 
 const CASES: &[Case] = &[
     // Measures CPU: alone, so that no neighbour's load lands in the window.
@@ -25,8 +31,56 @@ const CASES: &[Case] = &[
     case("eof_on_stdin_keeps_serving", eof_on_stdin_keeps_serving),
 ];
 
+const TESTS: &[Test] = &[
+    test(
+        "an_agent_sends_nothing_before_go",
+        an_agent_sends_nothing_before_go,
+    ),
+    test(
+        "two_agents_merge_into_one_run",
+        two_agents_merge_into_one_run,
+    ),
+    test(
+        "an_agent_that_dies_mid_run_is_a_clear_error",
+        an_agent_that_dies_mid_run_is_a_clear_error,
+    )
+    .needs(has_timeout),
+    test(
+        "an_agent_that_cannot_reach_its_server_is_a_clear_error",
+        an_agent_that_cannot_reach_its_server_is_a_clear_error,
+    ),
+    test(
+        "an_unreachable_host_is_a_clear_error",
+        an_unreachable_host_is_a_clear_error,
+    )
+    .needs(has_ssh),
+];
+
 fn main() {
-    suite::run_timed(CASES, &[])
+    suite::run_timed(CASES, TESTS)
+}
+
+fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_echolab"))
+}
+
+fn has_program(program: &str) -> Result<(), String> {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    found
+        .then_some(())
+        .ok_or_else(|| format!("needs {program}"))
+}
+
+fn has_timeout() -> Result<(), String> {
+    has_program("timeout")
+}
+
+fn has_ssh() -> Result<(), String> {
+    has_program("ssh")
 }
 
 /// How far the server's own CPU figure may be from the harness's `/proc` reading.
@@ -109,4 +163,179 @@ fn eof_on_stdin_keeps_serving(model: &Model) {
     if !model.busy_waits {
         assert!(share < 0.3, "{}: {share:.2} of a core at rest", model.name);
     }
+}
+
+/// An agent connects its share, says `ready`, and sends nothing until `go`: the test is
+/// its server (raw echo), and watches every connection stay silent before it.
+fn an_agent_sends_nothing_before_go() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let mut agent = Command::new(binary())
+        .args([
+            "load",
+            "--agent",
+            "--protocol",
+            "raw",
+            "--conns",
+            "2",
+            "--size",
+            "16",
+        ])
+        .args([
+            "--addr",
+            &addr.to_string(),
+            "--duration",
+            "300ms",
+            "--warmup",
+            "0",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the agent");
+    let _guard = KillOnDrop(agent.id());
+    let mut streams: Vec<_> = (0..2)
+        .map(|_| listener.accept().expect("the agent connects").0)
+        .collect();
+    let mut out = BufReader::new(agent.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("read ready");
+    assert_eq!(line.trim(), "ready");
+    // Connected and ready: 400 ms of silence on every connection.
+    for stream in &mut streams {
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        let mut byte = [0u8; 1];
+        match stream.read(&mut byte) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            other => panic!("traffic before go: {other:?}"),
+        }
+    }
+    let echoes: Vec<_> = streams
+        .into_iter()
+        .map(|mut stream| {
+            std::thread::spawn(move || {
+                stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+                let mut buf = [0u8; 4096];
+                let mut echoed = 0;
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 || stream.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    echoed += n;
+                }
+                echoed
+            })
+        })
+        .collect();
+    let mut stdin = agent.stdin.take().expect("stdin");
+    writeln!(stdin, "go").expect("say go");
+    line.clear();
+    out.read_line(&mut line).expect("read the report");
+    let report: AgentReport = serde_json::from_str(&line).expect("a JSON report");
+    assert!(report.responses > 0, "{report:?}");
+    assert_eq!(report.conns, 2);
+    assert!(report.histogram().expect("decodes").len() >= report.responses);
+    assert!(agent.wait().expect("agent exits").success());
+    let echoed: usize = echoes.into_iter().map(|h| h.join().expect("echo")).sum();
+    assert!(echoed as u64 >= report.responses * 16);
+}
+
+fn agent_config(addr: std::net::SocketAddr, duration: Duration) -> LoadConfig {
+    LoadConfig {
+        conns: 4,
+        threads: 1,
+        duration,
+        warmup: Duration::from_millis(100),
+        ..LoadConfig::new(addr)
+    }
+}
+
+/// Two local agents (an empty prefix) against one server: one run, with every
+/// connection and response counted once.
+fn two_agents_merge_into_one_run() {
+    let server = ServerGuard::start("threads", &[]);
+    let hosts = [Host::new("", binary()), Host::new("", binary())];
+    let run = run_agents(
+        &hosts,
+        &agent_config(server.addr, Duration::from_millis(500)),
+    )
+    .expect("the agents run");
+    assert_eq!(run.agents.len(), 2);
+    assert_eq!(run.merged.conns, 4);
+    let sum: u64 = run.agents.iter().map(|a| a.responses).sum();
+    assert_eq!(run.merged.responses, sum);
+    assert!(sum > 0);
+    assert!(
+        run.merged.errors.values().all(|&n| n == 0),
+        "{:?}",
+        run.merged.errors
+    );
+}
+
+/// An agent killed in the middle of its run: the run fails at once with which agent and
+/// how it ended — no hang until some timeout far away.
+fn an_agent_that_dies_mid_run_is_a_clear_error() {
+    let server = ServerGuard::start("threads", &[]);
+    let hosts = [
+        Host::new("", binary()),
+        Host::new("timeout -s KILL 1", binary()),
+    ];
+    let started = Instant::now();
+    let err = run_agents(&hosts, &agent_config(server.addr, Duration::from_secs(4)))
+        .expect_err("a dead agent fails the run")
+        .to_string();
+    assert!(
+        err.contains("load agent 2 on `timeout -s KILL 1`")
+            && err.contains("ended before its report"),
+        "{err}"
+    );
+    assert!(err.contains("signal: 9"), "{err}");
+    // The live agent ran its 4 s; the run must not wait for more than that and the grace.
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+fn an_agent_that_cannot_reach_its_server_is_a_clear_error() {
+    let hosts = [Host::new("", binary())];
+    let addr = support::refused_addr();
+    let err = run_agents(&hosts, &agent_config(addr, Duration::from_millis(300)))
+        .expect_err("nothing to connect to")
+        .to_string();
+    assert!(
+        err.contains("ended before its `ready`") && err.contains("exit status: 1"),
+        "{err}"
+    );
+}
+
+/// A host that cannot be reached (TEST-NET-1, RFC 5737: routed nowhere) through a real
+/// `ssh`: ssh gives up after its connect timeout, and the run says which agent and how.
+fn an_unreachable_host_is_a_clear_error() {
+    let prefix = "ssh -o BatchMode=yes -o ConnectTimeout=2 -o StrictHostKeyChecking=no 192.0.2.1";
+    let hosts = [Host::new(prefix, binary())];
+    let started = Instant::now();
+    let err = run_agents(
+        &hosts,
+        &agent_config(support::refused_addr(), Duration::from_millis(300)),
+    )
+    .expect_err("no such host")
+    .to_string();
+    assert!(
+        err.contains("ssh -o BatchMode=yes") && err.contains("ended before its `ready`"),
+        "{err}"
+    );
+    assert!(err.contains("exit status: 255"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -1,5 +1,6 @@
 //! The command line: one subcommand per file.
 
+mod agent;
 mod args;
 mod compare;
 mod echo;

@@ -15,6 +15,7 @@
 //! Results go to `results/<date>-<host>/` as CSV, JSON, a Markdown README with the
 //! machine and the exact command, and SVG charts.
 
+mod agents;
 mod baseline;
 mod cell;
 mod charts;
@@ -24,6 +25,7 @@ mod error;
 mod figures;
 mod files;
 mod floor;
+mod host;
 mod machine;
 pub use echolab_server::procfs;
 mod sampler;
@@ -32,12 +34,14 @@ mod soak;
 mod summary;
 mod table;
 
+pub use agents::{run_agents, shares, AgentsRun};
 pub use baseline::{diff as diff_runs, render as render_diff, LoadedRun, RunDiff};
 pub use cell::{run_cell, Measurement, RunSettings, UdpFigures};
 pub use compare::run_plan;
 pub use error::HarnessError;
 pub use files::{csv, redraw_charts, write_run, RunResults};
 pub use floor::{pin_this_thread, Floor, RoundTrip};
+pub use host::Host;
 pub use machine::Machine;
 pub use scenario::{Cell, Pin, Plan, Scenario};
 pub use server::{

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use echolab_proto::{AuthKey, Protocol};
 
+use super::connected::Connected;
 use crate::error::ClientError;
 
 /// What to run.
@@ -38,6 +39,9 @@ pub struct LoadConfig {
     pub churn: bool,
     /// A per-second progress line on stderr (only ever printed to a terminal).
     pub progress: bool,
+    /// Sockets connected before the run (a load agent's, see [`Connected`]); the rest
+    /// are connected when the run starts.
+    pub connected: Connected,
 }
 
 /// How the load is offered.
@@ -68,6 +72,7 @@ impl LoadConfig {
             rate: None,
             churn: false,
             progress: false,
+            connected: Connected::default(),
         }
     }
 

@@ -19,9 +19,11 @@
 //! life with `connect`, `send` and `conn`, counting into `tally`; `finish` turns the
 //! threads' tallies into the `report`.
 
+pub mod agent;
 mod config;
 mod conn;
 mod connect;
+mod connected;
 mod event_loop;
 mod finish;
 mod progress;
@@ -36,5 +38,6 @@ pub(crate) mod wakeups;
 mod worker;
 
 pub use config::{default_threads, LoadConfig, COLLECT_OWED};
+pub use connected::Connected;
 pub use report::{Fairness, LatencyUs, LoadReport};
-pub use threads::run;
+pub use threads::{run, run_keeping_histogram};
