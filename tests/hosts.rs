@@ -54,6 +54,12 @@ const TESTS: &[Test] = &[
         an_unreachable_host_is_a_clear_error,
     )
     .needs(has_ssh),
+    // Measures: alone.
+    test(
+        "compare_through_prefixes_writes_a_local_runs_files_and_the_topology",
+        compare_through_prefixes_writes_a_local_runs_files_and_the_topology,
+    )
+    .alone(),
 ];
 
 fn main() {
@@ -337,5 +343,127 @@ fn an_unreachable_host_is_a_clear_error() {
         started.elapsed() < Duration::from_secs(20),
         "{:?}",
         started.elapsed()
+    );
+}
+
+/// A results directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("echolab-hosts-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    /// The names of the files of the one run written under it.
+    fn run_files(&self) -> (PathBuf, Vec<String>) {
+        let runs: Vec<PathBuf> = std::fs::read_dir(&self.0)
+            .expect("results dir")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.is_dir())
+            .collect();
+        assert_eq!(runs.len(), 1, "{runs:?}");
+        let mut files: Vec<String> = std::fs::read_dir(&runs[0])
+            .expect("run dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        (runs[0].clone(), files)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn compare(out: &TempDir, hosts: &[&str]) {
+    let mut command = Command::new(binary());
+    command
+        .args([
+            "compare",
+            "--models",
+            "mio,fork",
+            "--scenario",
+            "latency,idle",
+        ])
+        .args([
+            "--repeat",
+            "1",
+            "--duration",
+            "300ms",
+            "--warmup",
+            "100ms",
+            "--out",
+        ])
+        .arg(&out.0)
+        .args(hosts)
+        .stdout(Stdio::null());
+    let mut child = command.spawn().expect("run echolab compare");
+    let _guard = KillOnDrop(child.id());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "echolab compare ran past 120 s");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "echolab compare {hosts:?}: {status}");
+}
+
+/// The same plan run here and through command prefixes (`env`, which runs the command
+/// as a prefix such as `ip netns exec NS` does): the same files, every cell measured
+/// (the server's figures from its snapshots), plus the topology.
+fn compare_through_prefixes_writes_a_local_runs_files_and_the_topology() {
+    let (local, prefixed) = (TempDir::new("local"), TempDir::new("prefixed"));
+    compare(&local, &[]);
+    compare(
+        &prefixed,
+        &[
+            "--server-host",
+            "env",
+            "--client-host",
+            "env",
+            "--client-host",
+            "env",
+        ],
+    );
+    let (_, local_files) = local.run_files();
+    let (dir, files) = prefixed.run_files();
+    assert_eq!(files, local_files);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).expect("json"))
+            .expect("results.json parses");
+    let topology = &json["topology"];
+    assert_eq!(topology["server"]["prefix"], "env", "{topology}");
+    assert_eq!(topology["clients"].as_array().map(Vec::len), Some(2));
+    assert!(topology["floor"]["p50_us"]
+        .as_f64()
+        .is_some_and(|p| p > 0.0));
+    assert!(topology["server"]["host"]["cores"]
+        .as_u64()
+        .is_some_and(|c| c >= 1));
+    for m in json["measurements"].as_array().expect("measurements") {
+        assert!(m["responses"].as_u64().is_some_and(|n| n > 0), "{m}");
+        assert!(
+            m["server_cpu_secs"].as_f64().is_some_and(|c| c > 0.0),
+            "{m}"
+        );
+        assert!(m["peak_rss_kb"].as_u64().is_some_and(|c| c > 0), "{m}");
+        // One agent per connection at most: the latency cell's one goes to one agent.
+        let conns = m["cell"]["conns"].as_u64().expect("conns") as usize;
+        let agents = m["agent_cpu_shares"].as_array().map_or(0, Vec::len);
+        assert_eq!(agents, conns.min(2), "{m}");
+        assert_eq!(m["server_exit_clean"], true, "{m}");
+    }
+    assert!(json["topology"].is_object());
+    let readme = std::fs::read_to_string(dir.join("README.md")).expect("README");
+    assert!(
+        readme.contains("## Topology") && readme.contains("`env`"),
+        "{readme}"
     );
 }

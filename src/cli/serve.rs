@@ -70,6 +70,12 @@ pub(crate) struct ServeArgs {
     /// compare` and `soak` pass their own, so killing them leaves no server behind.
     #[arg(long, value_name = "PID")]
     parent_pid: Option<i32>,
+    /// Stop, as on SIGTERM, when stdin ends: `echolab compare --server-host` starts the
+    /// server through a command prefix (`ssh host`) and stops it by closing the pipe,
+    /// which also stops it if the harness or the connection dies. Without it, the end
+    /// of stdin only ends the `snapshot` requests.
+    #[arg(long)]
+    stop_on_eof: bool,
 }
 
 fn nonzero(d: Duration) -> Option<Duration> {
@@ -168,6 +174,10 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
         model.name.to_string(),
         Arc::clone(&ctx.stats),
     ));
+    if args.stop_on_eof {
+        let shutdown = ctx.shutdown.clone();
+        control::on_end(Box::new(move || shutdown.request()));
+    }
     let reader_thread = !model.forks();
     // The harness and the tests wait for exactly this line, printed once the model has
     // bound every listener it needs.

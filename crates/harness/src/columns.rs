@@ -336,6 +336,8 @@ mod tests {
             server_exit_clean: true,
             client_cpu_secs: 0.5,
             server_errors: Default::default(),
+            agent_cpu_shares: Vec::new(),
+            client_bound: false,
             udp: Default::default(),
         };
         let row: Vec<String> = csv_columns().map(|c| (c.show)(&m)).collect();

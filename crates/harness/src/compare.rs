@@ -8,6 +8,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cell::{run_cell, Measurement, RunSettings};
 use crate::error::HarnessError;
+use crate::host::Hosts;
 use crate::scenario::Plan;
 
 /// Runs `plan`, calling `log` with a line for each failed run (a model that cannot start
@@ -18,6 +19,7 @@ pub fn run_plan(
     plan: &Plan,
     binary: &Path,
     threads: usize,
+    hosts: &Hosts,
     mut log: impl FnMut(&str),
 ) -> Result<Vec<Measurement>, HarnessError> {
     let settings = RunSettings {
@@ -26,6 +28,7 @@ pub fn run_plan(
         warmup: plan.warmup,
         threads,
         server_cpu: plan.pin.server_cpu(),
+        hosts,
     };
     if let Some(cpu) = plan.pin.client_cpu() {
         // The generator threads are spawned from this one and inherit its CPU.
@@ -53,7 +56,7 @@ pub fn run_plan(
                 progress.set_message(format!("{model} {} (repeat {})", cell.label(), repeat + 1));
                 match run_cell(&settings, model, *cell, repeat) {
                     Ok(m) => measurements.push(m),
-                    Err(e @ HarnessError::Load(_)) => return Err(e),
+                    Err(e @ (HarnessError::Load(_) | HarnessError::Agent(_))) => return Err(e),
                     Err(e) => progress.suspend(|| log(&format!("{model} {}: {e}", cell.label()))),
                 }
                 progress.inc(1);

@@ -14,6 +14,7 @@ use crate::floor::Floor;
 use crate::machine::Machine;
 use crate::scenario::{Plan, Scenario};
 use crate::summary::Summary;
+use crate::topology::Topology;
 use crate::{charts, table};
 
 /// Everything one `echolab compare` produced.
@@ -29,6 +30,10 @@ pub struct RunResults {
     pub summaries: Vec<Summary>,
     /// The machine's loopback floor, measured before the run.
     pub floor: Option<Floor>,
+    /// Where the server and the load ran, when not all here (`--server-host`,
+    /// `--client-host`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topology: Option<Topology>,
 }
 
 /// Writes the run under `results_root/<date>-<host>/` and updates
@@ -114,6 +119,9 @@ fn run_readme(run: &RunResults, charts: &[PathBuf]) -> String {
         if p.full { " (full matrix)" } else { "" }
     );
     out.push_str(&floor_section(run));
+    if let Some(topology) = &run.topology {
+        out.push_str(&topology.section());
+    }
     out.push_str(
         "Each figure is the median over the repeats (min–max in brackets for throughput). The \
          client and the server share the machine's cores, so raw throughput partly measures the \

@@ -44,6 +44,27 @@ impl Host {
     }
 }
 
+/// Where a run's server and load generators are, when not in this process's hands.
+#[derive(Debug, Clone)]
+pub struct Hosts {
+    /// The server's host (`None`: a child of this process, measured from `/proc`).
+    pub server: Option<Host>,
+    /// The load agents' hosts, one agent each (empty: the load runs in this process).
+    pub clients: Vec<Host>,
+    /// The address the server binds and the load connects to.
+    pub server_ip: std::net::IpAddr,
+}
+
+impl Default for Hosts {
+    fn default() -> Hosts {
+        Hosts {
+            server: None,
+            clients: Vec::new(),
+            server_ip: std::net::IpAddr::from([127, 0, 0, 1]),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,15 +33,16 @@ mod scenario;
 mod soak;
 mod summary;
 mod table;
+mod topology;
 
 pub use agents::{run_agents, shares, AgentsRun};
 pub use baseline::{diff as diff_runs, render as render_diff, LoadedRun, RunDiff};
-pub use cell::{run_cell, Measurement, RunSettings, UdpFigures};
+pub use cell::{run_cell, Measurement, RunSettings, UdpFigures, CLIENT_BOUND_SHARE};
 pub use compare::run_plan;
 pub use error::HarnessError;
 pub use files::{csv, redraw_charts, write_run, RunResults};
 pub use floor::{pin_this_thread, Floor, RoundTrip};
-pub use host::Host;
+pub use host::{Host, Hosts};
 pub use machine::Machine;
 pub use scenario::{Cell, Pin, Plan, Scenario};
 pub use server::{
@@ -50,5 +51,6 @@ pub use server::{
 pub use soak::{run_soak, SoakReport};
 pub use summary::{summarize, Spread, Summary};
 pub use table::terminal as terminal_table;
+pub use topology::{HostFloor, HostInfo, Placed, Topology};
 
 mod server;

@@ -9,13 +9,18 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::procfs::{sample_tree, TreeSample};
+use std::collections::HashSet;
+
+use crate::procfs::{self, sample_tree, TreeSample};
+use crate::server::{Snapshots, SNAPSHOT_TIMEOUT};
 
 /// Where the server's figures come from.
 #[derive(Debug, Clone)]
 pub(crate) enum Probe {
     /// A local process tree, read from `/proc` here.
     Proc(u32),
+    /// The server's own snapshots (a server on another host).
+    Snapshots(Snapshots),
 }
 
 impl Probe {
@@ -23,6 +28,16 @@ impl Probe {
     fn read(&self) -> Option<TreeSample> {
         match self {
             Probe::Proc(pid) => sample_tree(*pid).ok(),
+            Probe::Snapshots(snapshots) => {
+                let s = snapshots.take(SNAPSHOT_TIMEOUT).ok()?;
+                Some(TreeSample {
+                    cpu_secs: s.cpu.secs(),
+                    rss_kb: s.rss_kb,
+                    threads: s.threads,
+                    processes: s.processes,
+                    peak_rss_kb: s.max_rss_kb,
+                })
+            }
         }
     }
 }
@@ -45,6 +60,43 @@ pub(crate) struct Window {
     pub(crate) peak_threads: u64,
     /// Most processes seen in the tree.
     pub(crate) peak_processes: u64,
+}
+
+/// The sockets a server holds, to count the new ones.
+#[derive(Debug, Clone)]
+pub(crate) enum Sockets {
+    /// A local tree's socket inodes.
+    Inodes(HashSet<u64>),
+    /// A remote server's count of distinct sockets.
+    Count(u64),
+}
+
+impl Sockets {
+    /// How many more than `before`.
+    pub(crate) fn new_since(&self, before: &Sockets) -> u64 {
+        match (self, before) {
+            (Sockets::Inodes(now), Sockets::Inodes(then)) => now.difference(then).count() as u64,
+            (Sockets::Count(now), Sockets::Count(then)) => now.saturating_sub(*then),
+            _ => 0,
+        }
+    }
+}
+
+impl Probe {
+    /// The sockets the server holds and its memory: PSS of a local tree (each shared
+    /// page divided among the processes that map it), RSS of a remote one, KiB.
+    pub(crate) fn sockets_and_memory(&self) -> (Sockets, u64) {
+        match self {
+            Probe::Proc(pid) => (
+                Sockets::Inodes(procfs::socket_inodes(*pid)),
+                procfs::pss_kb(*pid),
+            ),
+            Probe::Snapshots(snapshots) => match snapshots.take(SNAPSHOT_TIMEOUT) {
+                Ok(s) => (Sockets::Count(s.sockets), s.rss_kb),
+                Err(_) => (Sockets::Count(0), 0),
+            },
+        }
+    }
 }
 
 /// A sampler thread over `[from, to]`; [`Sampler::finish`] returns what it saw.

@@ -15,6 +15,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::error::HarnessError;
+use crate::host::Host;
 
 /// How long a server gets to print its address, and to exit after SIGTERM.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -31,6 +32,9 @@ pub struct ServerProcess {
     addr: SocketAddr,
     lines: mpsc::Receiver<String>,
     snapshots: Snapshots,
+    /// Started through a command prefix: stopped by closing its stdin (`--stop-on-eof`),
+    /// which reaches it through `ssh` where a signal to the local process would not.
+    through_prefix: bool,
 }
 
 /// How long a server gets to answer a `snapshot` request.
@@ -45,7 +49,8 @@ pub struct Snapshots {
 
 #[derive(Debug)]
 struct SnapshotPipe {
-    stdin: ChildStdin,
+    /// `None` once closed (to stop a server started with `--stop-on-eof`).
+    stdin: Option<ChildStdin>,
     answers: mpsc::Receiver<Snapshot>,
 }
 
@@ -56,7 +61,10 @@ impl Snapshots {
         let mut pipe = self.pipe.lock().unwrap_or_else(|e| e.into_inner());
         // The late answer to an earlier request that timed out is not this one's.
         while pipe.answers.try_recv().is_ok() {}
-        let asked = writeln!(pipe.stdin, "snapshot").and_then(|()| pipe.stdin.flush());
+        let asked = match pipe.stdin.as_mut() {
+            Some(stdin) => writeln!(stdin, "snapshot").and_then(|()| stdin.flush()),
+            None => Err(std::io::Error::other("its stdin is closed")),
+        };
         if let Err(e) = asked {
             return Err(HarnessError::Snapshot(format!(
                 "cannot ask the server: {e}"
@@ -68,6 +76,11 @@ impl Snapshots {
                 mpsc::RecvTimeoutError::Disconnected => "the server's output ended".into(),
             })
         })
+    }
+
+    /// Closes the server's stdin.
+    fn close(&self) {
+        self.pipe.lock().unwrap_or_else(|e| e.into_inner()).stdin = None;
     }
 }
 
@@ -84,33 +97,65 @@ impl ServerProcess {
     /// Starts `binary serve model --addr 127.0.0.1:0 extra_args...` and waits for its
     /// address. The server stops by itself if this process dies — or if the thread that
     /// started it exits first: the kernel's parent-death signal follows the thread.
+    ///
+    /// Its stdin is `/dev/null`: a local server is measured from `/proc`, and with no
+    /// requests to read, a model that does not fork runs no reader thread (its thread
+    /// count stays its model's own).
     pub fn start(binary: &Path, model: &str, extra_args: &[String]) -> Result<Self, HarnessError> {
         let mut command = Command::new(binary);
         command
             .args(serve_args(model, "127.0.0.1:0"))
             .args(extra_args);
-        Self::start_command(model, command)
+        Self::spawn(model, command, Stdio::null())
+    }
+
+    /// Starts `echolab serve model --addr addr --stop-on-eof extra_args...` on `host`,
+    /// through its command prefix, and waits for its address. It is stopped by closing
+    /// its stdin, so it also stops if this process or the connection to the host dies.
+    pub fn start_on(
+        host: &Host,
+        model: &str,
+        addr: &str,
+        extra_args: &[String],
+    ) -> Result<Self, HarnessError> {
+        let mut args: Vec<String> = vec![
+            "serve".into(),
+            model.into(),
+            "--addr".into(),
+            addr.into(),
+            "--stop-on-eof".into(),
+        ];
+        args.extend_from_slice(extra_args);
+        let mut server = Self::spawn(model, host.command(&args), Stdio::piped())?;
+        server.through_prefix = true;
+        Ok(server)
     }
 
     /// Starts a prepared command that runs `echolab serve` (see [`serve_args`]) — at
     /// another address, or behind a wrapper that `exec`s it (`prlimit ... --`), so that
-    /// the process started is the server — and waits for its `listening on` line.
-    pub fn start_command(model: &str, mut command: Command) -> Result<Self, HarnessError> {
+    /// the process started is the server — and waits for its `listening on` line. Its
+    /// stdin is a pipe, for [`ServerProcess::snapshots`].
+    pub fn start_command(model: &str, command: Command) -> Result<Self, HarnessError> {
+        Self::spawn(model, command, Stdio::piped())
+    }
+
+    fn spawn(model: &str, mut command: Command, stdin: Stdio) -> Result<Self, HarnessError> {
         let fail = |reason: String| HarnessError::ServerStart {
             model: model.to_string(),
             reason,
         };
         let program = command.get_program().to_string_lossy().into_owned();
         let mut child = command
-            .stdin(Stdio::piped())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| fail(format!("{program}: {e}")))?;
-        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        let stdin = child.stdin.take();
+        let Some(stdout) = child.stdout.take() else {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(fail("no stdin or stdout pipe".into()));
+            return Err(fail("no stdout pipe".into()));
         };
         let (lines, answers) = split_lines(stdout);
         let mut server = ServerProcess {
@@ -120,6 +165,7 @@ impl ServerProcess {
             snapshots: Snapshots {
                 pipe: Arc::new(Mutex::new(SnapshotPipe { stdin, answers })),
             },
+            through_prefix: false,
         };
         let first = server
             .lines
@@ -147,10 +193,23 @@ impl ServerProcess {
         self.child.id()
     }
 
-    /// SIGTERM, then waits for the exit and the stats line (SIGKILL after the timeout).
+    /// SIGTERM (through a prefix: its stdin closed), then waits for the exit and the
+    /// stats line (SIGKILL after the timeout).
     pub fn stop(mut self) -> ServerExit {
+        let clean = if self.through_prefix {
+            self.snapshots.close();
+            match self.wait_timeout(STOP_TIMEOUT) {
+                Some(status) => status.success(),
+                None => {
+                    self.terminate(DROP_GRACE);
+                    false
+                }
+            }
+        } else {
+            self.terminate(STOP_TIMEOUT)
+        };
         let mut exit = ServerExit {
-            clean: self.terminate(STOP_TIMEOUT),
+            clean,
             ..ServerExit::default()
         };
         // The reader thread sees EOF once the process is gone; take its last JSON line.
@@ -203,6 +262,9 @@ impl ServerProcess {
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
+        if self.through_prefix {
+            self.snapshots.close();
+        }
         if let Ok(None) = self.child.try_wait() {
             self.terminate(DROP_GRACE);
         }

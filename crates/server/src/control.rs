@@ -20,10 +20,13 @@
 //! stdin is read with raw `read(2)` calls, never through `std::io::Stdin`'s buffer (a
 //! line buffered there would leave the descriptor unreadable with a request waiting).
 //! End of input (stdin is `/dev/null`, or whoever wrote the requests closed the pipe)
-//! ends the requests, never the server; after it [`waker`] is `None`, so a loop does not
-//! spin on a descriptor that stays readable at EOF.
+//! ends the requests, and not the server unless it was started to stop then
+//! ([`on_end`]: `echolab serve --stop-on-eof`, how a harness stops a server through `ssh`,
+//! where a signal to the local `ssh` would not reach it); after it [`waker`] is `None`,
+//! so a loop does not spin on a descriptor that stays readable at EOF.
 
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -39,12 +42,17 @@ pub type Answer = Box<dyn FnMut(&str) -> Option<String> + Send>;
 const MAX_REQUEST: usize = 4096;
 
 struct Control {
+    /// Called once at end of input.
+    on_end: Option<Box<dyn FnOnce() + Send>>,
     /// The start of a request still arriving.
     pending: Vec<u8>,
     /// Dropping the rest of an over-long line, up to its newline.
     skipping: bool,
     answer: Answer,
 }
+
+/// Whether the reader thread runs (and is counted among the server's threads).
+static READER: AtomicBool = AtomicBool::new(false);
 
 /// `None`: nothing installed, or stdin has ended.
 static CONTROL: Mutex<Option<Control>> = Mutex::new(None);
@@ -57,10 +65,18 @@ fn lock() -> MutexGuard<'static, Option<Control>> {
 /// From now on, lines on stdin are requests answered by `answer`.
 pub fn install(answer: Answer) {
     *lock() = Some(Control {
+        on_end: None,
         pending: Vec::new(),
         skipping: false,
         answer,
     });
+}
+
+/// Calls `then` when stdin ends (after [`install`]).
+pub fn on_end(then: Box<dyn FnOnce() + Send>) {
+    if let Some(control) = lock().as_mut() {
+        control.on_end = Some(then);
+    }
 }
 
 /// Answers `snapshot` with a [`Snapshot`] of `model` and its counters `stats`;
@@ -71,7 +87,13 @@ pub fn answer_snapshots(model: String, stats: Arc<ServerStats>) -> Answer {
     Box::new(move |request| match request.trim() {
         "snapshot" => {
             count += 1;
-            serde_json::to_string(&Snapshot::take(&model, &stats, started, count)).ok()
+            let mut snapshot = Snapshot::take(&model, &stats, started, count);
+            // The reader thread is the measurement's, not the model's: a local run's
+            // server, whose stdin is /dev/null, has none, and the counts must agree.
+            if READER.load(Ordering::Relaxed) {
+                snapshot.threads = snapshot.threads.saturating_sub(1);
+            }
+            serde_json::to_string(&snapshot).ok()
         }
         "" => None,
         other => Some(
@@ -101,7 +123,10 @@ pub fn on_readable() {
     };
     let mut control = lock();
     if n == 0 {
-        *control = None;
+        if let Some(then) = control.take().and_then(|c| c.on_end) {
+            drop(control);
+            then();
+        }
         return;
     }
     let Some(control) = control.as_mut() else {
@@ -135,9 +160,11 @@ pub fn spawn_reader() -> io::Result<()> {
     std::thread::Builder::new()
         .name("stdin-requests".into())
         .spawn(|| {
+            READER.store(true, Ordering::Relaxed);
             while waker().is_some() {
                 on_readable();
             }
+            READER.store(false, Ordering::Relaxed);
         })
         .map(drop)
 }
