@@ -7,7 +7,8 @@ use clap::Args;
 use echolab_client::load;
 use echolab_harness::{
     diff_runs, marked_cells, measure_floor_costs, redraw_charts, render_diff, run_plan, summarize,
-    terminal_table, write_run, Floor, LoadedRun, Machine, Pin, Plan, RunResults, Scenario,
+    terminal_table, write_run, Floor, Host, Hosts, LoadedRun, Machine, Pin, Plan, RunResults,
+    Scenario, Topology,
 };
 use echolab_proto::WorkSpec;
 use echolab_registry as models;
@@ -65,6 +66,23 @@ pub(crate) struct CompareArgs {
     /// changed), without running anything.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["baseline", "diff"])]
     redraw: Option<PathBuf>,
+    /// Start each server through this command prefix (`ssh user@host`, `ip netns exec
+    /// NS`, `docker exec CTR`): it is measured by its own snapshots (over its stdin),
+    /// not from this host's /proc. See docs/benchmarking.md, "Across hosts".
+    #[arg(long, value_name = "PREFIX")]
+    server_host: Option<String>,
+    /// Run the load from an `echolab load --agent` started through this prefix; once
+    /// per agent. Connections and rate are split among the agents, and their latency
+    /// histograms merged.
+    #[arg(long, value_name = "PREFIX")]
+    client_host: Vec<String>,
+    /// The `echolab` binary on the other hosts [default: this one's path].
+    #[arg(long, value_name = "PATH")]
+    remote_bin: Option<PathBuf>,
+    /// The address the server binds on its host, which the load connects to
+    /// [default: 127.0.0.1].
+    #[arg(long, value_name = "IP")]
+    server_addr: Option<std::net::IpAddr>,
     /// Compare two committed runs, OLD then NEW, without running anything.
     #[arg(long, num_args = 2, value_names = ["OLD", "NEW"], conflicts_with = "baseline")]
     diff: Vec<PathBuf>,
@@ -127,6 +145,21 @@ pub(crate) fn run(args: CompareArgs) -> Result<ExitCode> {
         eprintln!("warning: {warning}");
     }
     let binary = std::env::current_exe().context("cannot find the echolab executable")?;
+    let remote_bin = args.remote_bin.clone().unwrap_or_else(|| binary.clone());
+    let hosts = Hosts {
+        server: args
+            .server_host
+            .as_deref()
+            .map(|prefix| Host::new(prefix, remote_bin.clone())),
+        clients: args
+            .client_host
+            .iter()
+            .map(|prefix| Host::new(prefix, remote_bin.clone()))
+            .collect(),
+        server_ip: args
+            .server_addr
+            .unwrap_or_else(|| Hosts::default().server_ip),
+    };
     let machine = Machine::detect();
     // First, before any load heats the machine: what a round trip costs here at all.
     let floor = Floor::measure().context("cannot measure the loopback floor")?;
@@ -138,6 +171,19 @@ pub(crate) fn run(args: CompareArgs) -> Result<ExitCode> {
             .map(|c| format!(", {:.1} µs across CPUs", c.p50_us))
             .unwrap_or_default()
     );
+    let topology = if hosts.server.is_some() || !hosts.clients.is_empty() {
+        let topology = Topology::detect(&hosts, &binary).context("cannot reach the other hosts")?;
+        eprintln!(
+            "echolab compare: server on {} ({} CPUs), {} load host(s); floor between them p50 {:.1} µs",
+            topology.server.host.host,
+            topology.server.host.cores,
+            topology.clients.len(),
+            topology.floor.p50_us
+        );
+        Some(topology)
+    } else {
+        None
+    };
     eprintln!(
         "echolab compare: {} models x {} cells x {} repeats = {} runs of {:.1} s + {:.1} s warm-up",
         plan.models_run(),
@@ -166,6 +212,7 @@ pub(crate) fn run(args: CompareArgs) -> Result<ExitCode> {
         &binary,
         load::default_threads(),
         &kernel_floor,
+        &hosts,
         |line| eprintln!("warning: {line}"),
     )
     .context("benchmark run failed")?;
@@ -195,6 +242,7 @@ pub(crate) fn run(args: CompareArgs) -> Result<ExitCode> {
         summaries,
         floor: Some(floor),
         kernel_floor,
+        topology,
     };
     let mut name = "this run".to_string();
     if !args.no_write {

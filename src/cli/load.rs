@@ -51,10 +51,18 @@ pub(crate) struct LoadArgs {
     /// Print one JSON object instead of the summary.
     #[arg(long)]
     json: bool,
+    /// Run as one of several load agents that `echolab compare --client-host` starts:
+    /// connect first, print `ready`, wait for a `go` line on stdin, run, and print one
+    /// JSON line with the latency histogram (HdrHistogram V2, compressed, base64).
+    #[arg(long)]
+    agent: bool,
 }
 
 pub(crate) fn run(args: LoadArgs) -> Result<ExitCode> {
     if args.client.udp()? {
+        if args.agent {
+            bail!("--agent is for TCP: the datagram generator has no agent mode");
+        }
         return run_udp(&args);
     }
     let client = args.client.client_config()?;
@@ -76,6 +84,9 @@ pub(crate) fn run(args: LoadArgs) -> Result<ExitCode> {
     };
     if let Some(warning) = raise_descriptor_limit(config.conns as u64, "--conns") {
         eprintln!("warning: {warning}");
+    }
+    if args.agent {
+        return super::agent::run(config, args.client.timeout());
     }
     let report = load::run(&config).context("load run failed")?;
     print_report(args.json, serde_json::to_string(&report), report.summary())?;

@@ -1,10 +1,12 @@
 //! The command line: one subcommand per file.
 
+mod agent;
 mod args;
 mod compare;
 mod echo;
 mod fd_limit;
 mod load;
+mod machine;
 mod models;
 mod ping;
 mod serve;
@@ -41,6 +43,8 @@ enum Command {
     /// Benchmark every model side by side: each as a child server, the same load, the
     /// server's CPU and memory from /proc; writes results/<date>-<host>/.
     Compare(compare::CompareArgs),
+    /// Describe this host (CPUs, kernel, memory); `--json` for a harness on another host.
+    Machine(machine::MachineArgs),
     /// Soak a model for a long time: random sizes, chunking and churn, every byte
     /// verified; reports mismatches and the server's memory and descriptor drift.
     Soak(soak::SoakArgs),
@@ -82,5 +86,6 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Load(args) => load::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Soak(args) => soak::run(args),
+        Command::Machine(args) => machine::run(args),
     }
 }

@@ -11,7 +11,8 @@ use echolab_proto::FrameLimit;
 use echolab_proto::{Protocol, SessionConfig, WorkMode, WorkSpec, DEFAULT_MAX_FRAME};
 use echolab_registry::Model;
 use echolab_server::{
-    Listen, ResourceUsage, ServerConfig, ServerContext, Shutdown, StatsLine, Work, DEFAULT_BACKLOG,
+    control, Listen, ResourceUsage, ServerConfig, ServerContext, Shutdown, StatsLine, Work,
+    DEFAULT_BACKLOG,
 };
 
 use super::args::{parse_duration, ProtocolArg, ServiceArg, DEFAULT_ADDR};
@@ -82,6 +83,12 @@ pub(crate) struct ServeArgs {
     /// compare` and `soak` pass their own, so killing them leaves no server behind.
     #[arg(long, value_name = "PID")]
     parent_pid: Option<i32>,
+    /// Stop, as on SIGTERM, when stdin ends: `echolab compare --server-host` starts the
+    /// server through a command prefix (`ssh host`) and stops it by closing the pipe,
+    /// which also stops it if the harness or the connection dies. Without it, the end
+    /// of stdin only ends the `snapshot` requests.
+    #[arg(long)]
+    stop_on_eof: bool,
 }
 
 fn nonzero(d: Duration) -> Option<Duration> {
@@ -217,15 +224,34 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
         exit_with_parent(parent)?;
     }
     let ctx = ServerContext::new(config, shutdown);
+    // `snapshot` on stdin: the server measures itself, for a harness that cannot read
+    // its `/proc` (a server on another host). A forking parent must stay
+    // single-threaded, so it answers in its own loop; every other model gets a thread.
+    // Requests are read only once `listening on` is out, so that it stays the first line.
+    control::install(control::answer_snapshots(
+        model.name.to_string(),
+        Arc::clone(&ctx.stats),
+    ));
+    if args.stop_on_eof {
+        let shutdown = ctx.shutdown.clone();
+        control::on_end(Box::new(move || shutdown.request()));
+    }
+    let reader_thread = !model.forks();
     // The harness and the tests wait for exactly this line, printed once the model has
     // bound every listener it needs.
     let listen = Listen::new(
         args.addr,
         args.backlog,
-        Box::new(|local| {
+        Box::new(move |local| {
             let mut stdout = std::io::stdout().lock();
             let _ = writeln!(stdout, "listening on {local}");
             let _ = stdout.flush();
+            drop(stdout);
+            if reader_thread {
+                if let Err(e) = control::spawn_reader() {
+                    eprintln!("warning: no snapshots: cannot start the stdin reader: {e}");
+                }
+            }
         }),
     );
     (model.serve)(&listen, &ctx).with_context(|| format!("model {} failed", model.name))?;

@@ -76,6 +76,11 @@ impl ServerGuard {
         self.process.pid()
     }
 
+    /// The way to ask the server for snapshots of itself (over its stdin).
+    pub fn snapshots(&self) -> echolab_harness::Snapshots {
+        self.process.snapshots()
+    }
+
     pub fn signal(&self, signal: Signal) {
         self.process.signal(signal).expect("signal the server");
     }

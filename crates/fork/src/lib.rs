@@ -12,7 +12,9 @@
 //! in the child, as in `iterative` — plus the context switch into that process.
 //!
 //! **Where it waits.** Each child in `read` on its one client; the parent in `poll`,
-//! woken by new connections, by SIGCHLD (through a self-pipe) and by children's stats.
+//! woken by new connections, by SIGCHLD (through a self-pipe), by children's stats and
+//! by a request on stdin (the harness's `snapshot`, answered in this loop: a forking
+//! parent may start no thread to read it; see `Children::wait`).
 //!
 //! **What a connection costs.** A process: page tables and a copy-on-write address
 //! space (the first writes to the heap and stack copy pages), a kernel task struct, a

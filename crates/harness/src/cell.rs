@@ -1,6 +1,6 @@
 //! One run of one cell on one model: a fresh server, the load, the server's cost.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -10,14 +10,16 @@ use echolab_client::load::{self, LoadConfig, LoadReport};
 use echolab_proto::WorkSpec;
 use serde::Serialize;
 
+use crate::agents::run_agents;
 use crate::error::HarnessError;
 use crate::floor_cost::{floor_for, FloorCost};
+use crate::host::Hosts;
 use crate::marks::{self, ClientLoad, Marks};
-use crate::procfs;
-use crate::sampler::{Sampler, Window};
+use crate::sampler::{Probe, Sampler, Window};
 use crate::scenario::{Cell, Scenario};
 use crate::server::ServerProcess;
 use crate::variant::Variant;
+use echolab_client::load::agent::AgentReport;
 
 /// How long the idle crowd gets to be accepted before memory is read.
 const IDLE_SETTLE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -115,6 +117,10 @@ pub struct Measurement {
     /// Errors the server counted, by kind (its stats line; only the non-zero ones): a
     /// clean benchmark run has none.
     pub server_errors: BTreeMap<String, u64>,
+    /// The load agents' CPU, each as a share of its threads over the window (empty
+    /// when the load ran in this process).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agent_cpu_shares: Vec<f64>,
     /// The `udp` scenario's own figures (empty in every other scenario); flattened,
     /// so `results.json` has them beside the others.
     #[serde(flatten)]
@@ -267,7 +273,12 @@ pub struct RunSettings<'a> {
     pub server_cpu: Option<usize>,
     /// `compare --work`: the work per message for every cell that does not name its own.
     pub work: Option<WorkSpec>,
+    /// Where the server and the load run when not here.
+    pub hosts: &'a Hosts,
 }
+
+/// A load agent whose threads used this share of their CPU or more was the limit.
+pub const CLIENT_BOUND_SHARE: f64 = 0.9;
 
 /// Runs `cell` once on `model`.
 pub fn run_cell(
@@ -289,11 +300,23 @@ pub fn run_cell(
     if let Some(work) = &work {
         server_args.extend(["--work".to_string(), work.to_string()]);
     }
-    let server = ServerProcess::start(settings.binary, variant.model, &server_args)?;
+    let hosts = settings.hosts;
+    let server = match &hosts.server {
+        Some(host) => {
+            let addr = SocketAddr::new(hosts.server_ip, 0).to_string();
+            ServerProcess::start_on(host, variant.model, &addr, &server_args)?
+        }
+        None => ServerProcess::start(settings.binary, variant.model, &server_args)?,
+    };
     let pid = server.pid();
+    // A server on another host is measured by its own snapshots.
+    let probe = match hosts.server {
+        Some(_) => Probe::Snapshots(server.snapshots()),
+        None => Probe::Proc(pid),
+    };
     let mut idle = IdleCrowd::default();
     if cell.idle_conns > 0 {
-        idle = IdleCrowd::open(server.addr(), pid, cell.idle_conns);
+        idle = IdleCrowd::open(server.addr(), &probe, cell.idle_conns);
     }
     let config = LoadConfig {
         conns: cell.conns,
@@ -310,12 +333,13 @@ pub fn run_cell(
     };
     let start = Instant::now();
     let sampler = Sampler::start(
-        pid,
+        probe,
         start + config.warmup,
         start + config.warmup + config.duration,
     );
     // No active connection (the rest scenario): nothing to load, only time to watch.
     let mut udp = None;
+    let mut agents = Vec::new();
     let report = if cell.conns == 0 {
         std::thread::sleep(config.warmup + config.duration);
         None
@@ -338,6 +362,17 @@ pub fn run_cell(
             }
             Err(e) => Some(Err(e)),
         }
+    } else if !hosts.clients.is_empty() {
+        match run_agents(&hosts.clients, &config) {
+            Ok(run) => {
+                agents = run.agents;
+                Some(Ok(run.merged))
+            }
+            Err(e) => {
+                sampler.finish();
+                return Err(e);
+            }
+        }
     } else {
         Some(load::run(&config))
     };
@@ -353,10 +388,23 @@ pub fn run_cell(
     };
     let mut m = measurement(model, cell, repeat, report.as_ref(), &measured);
     m.udp = udp.as_ref().map(UdpFigures::of).unwrap_or_default();
-    if report.is_some() {
+    if report.is_some() && agents.is_empty() {
         let cpus = config.threads.min(crate::floor::allowed_cpus());
         m.client_cpu_limit_secs = cpus as f64 * settings.duration.as_secs_f64();
         m.mark_client_bound();
+    }
+    m.agent_cpu_shares = agents.iter().map(AgentReport::cpu_share).collect();
+    if let Some(busiest) = m
+        .agent_cpu_shares
+        .iter()
+        .copied()
+        .filter(|&share| share >= CLIENT_BOUND_SHARE)
+        .max_by(f64::total_cmp)
+    {
+        m.marks.client_bound = Some(format!(
+            "a load agent used {:.0}% of its threads' CPU",
+            busiest * 100.0
+        ));
     }
     Ok(m)
 }
@@ -490,6 +538,7 @@ fn measurement(
                     .collect()
             })
             .unwrap_or_default(),
+        agent_cpu_shares: Vec::new(),
         udp: UdpFigures::default(),
         failure: (cell.conns > 0 && responses == 0).then(|| "no replies".to_string()),
     }
@@ -505,10 +554,11 @@ struct IdleCrowd {
 
 impl IdleCrowd {
     /// Opens `n` connections, waits until the server holds them (or stops gaining), and
-    /// measures the server's PSS per connection held.
-    fn open(addr: SocketAddr, pid: u32, n: usize) -> IdleCrowd {
-        let before_sockets = socket_inodes(pid);
-        let before_pss = procfs::pss_kb(pid);
+    /// measures the server's memory per connection held: PSS of a local tree, the RSS
+    /// of a server on another host (from its snapshots, which do not read PSS: pages
+    /// shared after `fork` count once per process there).
+    fn open(addr: SocketAddr, probe: &Probe, n: usize) -> IdleCrowd {
+        let (before_sockets, before_kb) = probe.sockets_and_memory();
         let mut streams = Vec::with_capacity(n);
         for _ in 0..n {
             match TcpStream::connect_timeout(&addr, IDLE_CONNECT_TIMEOUT) {
@@ -524,7 +574,7 @@ impl IdleCrowd {
         let mut last_change = Instant::now();
         while Instant::now() < deadline {
             let started = Instant::now();
-            let now_held = new_sockets(pid, &before_sockets);
+            let now_held = probe.sockets_and_memory().0.new_since(&before_sockets);
             // Counting is costly for a big `fork` tree: keep it to a fifth of the time.
             let pause = Duration::from_millis(100).max(started.elapsed() * 4);
             if now_held != held {
@@ -538,42 +588,13 @@ impl IdleCrowd {
             }
             std::thread::sleep(pause);
         }
-        let after_pss = procfs::pss_kb(pid);
+        let after_kb = probe.sockets_and_memory().1;
         let memory_per_conn_kb =
-            (held > 0).then(|| after_pss.saturating_sub(before_pss) as f64 / held as f64);
+            (held > 0).then(|| after_kb.saturating_sub(before_kb) as f64 / held as f64);
         IdleCrowd {
             streams,
             held,
             memory_per_conn_kb,
         }
     }
-}
-
-/// Socket inodes open anywhere in the tree (a forked child's copy of the listener is the
-/// same socket, so distinct inodes count connections once whatever the model).
-fn socket_inodes(root: u32) -> HashSet<u64> {
-    let mut inodes = HashSet::new();
-    for pid in procfs::tree(root) {
-        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-            continue;
-        };
-        for fd in fds.flatten() {
-            let Ok(target) = std::fs::read_link(fd.path()) else {
-                continue;
-            };
-            let target = target.to_string_lossy();
-            if let Some(inode) = target
-                .strip_prefix("socket:[")
-                .and_then(|rest| rest.strip_suffix(']'))
-                .and_then(|n| n.parse().ok())
-            {
-                inodes.insert(inode);
-            }
-        }
-    }
-    inodes
-}
-
-fn new_sockets(root: u32, before: &HashSet<u64>) -> u64 {
-    socket_inodes(root).difference(before).count() as u64
 }

@@ -420,6 +420,7 @@ mod tests {
             client_cpu_limit_secs: 1.0,
             marks: Default::default(),
             server_errors: Default::default(),
+            agent_cpu_shares: Vec::new(),
             udp: Default::default(),
             failure: None,
         };

@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::cell::{run_cell, Measurement, RunSettings};
 use crate::error::HarnessError;
 use crate::floor_cost::FloorCost;
+use crate::host::Hosts;
 use crate::scenario::Plan;
 
 /// Runs `plan`, calling `log` with a line for each failed run (a model that cannot start
@@ -24,6 +25,7 @@ pub fn run_plan(
     binary: &Path,
     threads: usize,
     floors: &[FloorCost],
+    hosts: &Hosts,
     mut log: impl FnMut(&str),
 ) -> Result<Vec<Measurement>, HarnessError> {
     let settings = RunSettings {
@@ -38,6 +40,7 @@ pub fn run_plan(
             .map(str::parse)
             .transpose()
             .map_err(|e| HarnessError::Plan(format!("--work: {e}")))?,
+        hosts,
     };
     if let Some(cpu) = plan.pin.client_cpu() {
         // The generator threads are spawned from this one and inherit its CPU.
@@ -68,7 +71,7 @@ pub fn run_plan(
                         m.mark_suspect(floors);
                         measurements.push(m);
                     }
-                    Err(e @ HarnessError::Load(_)) => return Err(e),
+                    Err(e @ (HarnessError::Load(_) | HarnessError::Agent(_))) => return Err(e),
                     Err(e) => {
                         progress.suspend(|| log(&format!("{model} {}: {e}", cell.label())));
                         measurements.push(Measurement::could_not_run(model, *cell, repeat, &e));

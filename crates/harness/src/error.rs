@@ -26,6 +26,12 @@ pub enum HarnessError {
     /// The plan asked for something that does not exist.
     #[error("{0}")]
     Plan(String),
+    /// A load agent failed: it did not start, get ready or report.
+    #[error("{0}")]
+    Agent(String),
+    /// A server did not answer a `snapshot` request.
+    #[error("server snapshot: {0}")]
+    Snapshot(String),
     /// The loopback floor could not be measured.
     #[error("cannot measure the loopback floor: {0}")]
     Floor(String),

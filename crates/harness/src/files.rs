@@ -16,6 +16,7 @@ use crate::machine::Machine;
 use crate::marked::marked_cells;
 use crate::scenario::{Plan, Scenario};
 use crate::summary::Summary;
+use crate::topology::Topology;
 use crate::{charts, table};
 
 /// Everything one `echolab compare` produced.
@@ -35,6 +36,10 @@ pub struct RunResults {
     /// before the run: the guard behind the `suspect` mark.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub kernel_floor: Vec<FloorCost>,
+    /// Where the server and the load ran, when not all here (`--server-host`,
+    /// `--client-host`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topology: Option<Topology>,
 }
 
 /// Writes the run under `results_root/<date>-<host>/` and updates
@@ -120,6 +125,9 @@ fn run_readme(run: &RunResults, charts: &[PathBuf]) -> String {
         if p.full { " (full matrix)" } else { "" }
     );
     out.push_str(&floor_section(run));
+    if let Some(topology) = &run.topology {
+        out.push_str(&topology.section());
+    }
     out.push_str(&kernel_floor_section(&run.kernel_floor));
     out.push_str(&marks_section(&run.summaries));
     out.push_str(
@@ -373,6 +381,7 @@ mod tests {
             measurements,
             floor: None,
             kernel_floor: floors.to_vec(),
+            topology: None,
         }
     }
 

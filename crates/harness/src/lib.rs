@@ -15,6 +15,7 @@
 //! Results go to `results/<date>-<host>/` as CSV, JSON, a Markdown README with the
 //! machine and the exact command, and SVG charts.
 
+mod agents;
 mod baseline;
 mod cell;
 mod charts;
@@ -25,34 +26,41 @@ mod figures;
 mod files;
 mod floor;
 mod floor_cost;
+mod host;
 mod machine;
 mod marked;
 mod marks;
-pub mod procfs;
+pub use echolab_server::procfs;
 mod sampler;
 mod scenario;
 mod soak;
 mod summary;
 mod table;
+mod topology;
 mod variant;
 mod work;
 mod work_table;
 
+pub use agents::{run_agents, shares, AgentsRun};
 pub use baseline::{diff as diff_runs, render as render_diff, LoadedRun, RunDiff};
-pub use cell::{run_cell, Measurement, RunSettings, UdpFigures};
+pub use cell::{run_cell, Measurement, RunSettings, UdpFigures, CLIENT_BOUND_SHARE};
 pub use compare::run_plan;
 pub use error::HarnessError;
 pub use files::{csv, redraw_charts, write_run, RunResults};
 pub use floor::{pin_this_thread, Floor, RoundTrip};
 pub use floor_cost::{measure as measure_floor_costs, FloorCost};
+pub use host::{Host, Hosts};
 pub use machine::Machine;
 pub use marked::marked_cells;
 pub use marks::Marks;
 pub use scenario::{Cell, Pin, Plan, Scenario};
-pub use server::{forward_lines, serve_args, ServerExit, ServerProcess};
+pub use server::{
+    forward_lines, serve_args, ServerExit, ServerProcess, Snapshots, SNAPSHOT_TIMEOUT,
+};
 pub use soak::{run_soak, SoakReport};
 pub use summary::{summarize, Spread, Summary};
 pub use table::terminal as terminal_table;
+pub use topology::{HostFloor, HostInfo, Placed, Topology};
 pub use variant::Variant;
 pub use work::{md_c_mean_us, WorkPreset};
 

@@ -1,13 +1,46 @@
 //! Watches the server's process tree while a cell runs: its CPU time exactly at the
 //! start and end of the measured window, and the peaks of memory, threads and processes
-//! between samples.
+//! between samples. A local server's tree is read from `/proc`; a server on another host
+//! is asked for snapshots of itself, the same figures read by the server from its own
+//! `/proc` ([`Probe`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::procfs::{sample_tree, TreeSample};
+use std::collections::HashSet;
+
+use crate::procfs::{self, sample_tree, TreeSample};
+use crate::server::{Snapshots, SNAPSHOT_TIMEOUT};
+
+/// Where the server's figures come from.
+#[derive(Debug, Clone)]
+pub(crate) enum Probe {
+    /// A local process tree, read from `/proc` here.
+    Proc(u32),
+    /// The server's own snapshots (a server on another host).
+    Snapshots(Snapshots),
+}
+
+impl Probe {
+    /// One reading; `None` when the server is gone (or does not answer).
+    fn read(&self) -> Option<TreeSample> {
+        match self {
+            Probe::Proc(pid) => sample_tree(*pid).ok(),
+            Probe::Snapshots(snapshots) => {
+                let s = snapshots.take(SNAPSHOT_TIMEOUT).ok()?;
+                Some(TreeSample {
+                    cpu_secs: s.cpu.secs(),
+                    rss_kb: s.rss_kb,
+                    threads: s.threads,
+                    processes: s.processes,
+                    peak_rss_kb: s.max_rss_kb,
+                })
+            }
+        }
+    }
+}
 
 /// How often the peaks are sampled at most.
 const PEAK_INTERVAL: Duration = Duration::from_millis(200);
@@ -29,6 +62,43 @@ pub(crate) struct Window {
     pub(crate) peak_processes: u64,
 }
 
+/// The sockets a server holds, to count the new ones.
+#[derive(Debug, Clone)]
+pub(crate) enum Sockets {
+    /// A local tree's socket inodes.
+    Inodes(HashSet<u64>),
+    /// A remote server's count of distinct sockets.
+    Count(u64),
+}
+
+impl Sockets {
+    /// How many more than `before`.
+    pub(crate) fn new_since(&self, before: &Sockets) -> u64 {
+        match (self, before) {
+            (Sockets::Inodes(now), Sockets::Inodes(then)) => now.difference(then).count() as u64,
+            (Sockets::Count(now), Sockets::Count(then)) => now.saturating_sub(*then),
+            _ => 0,
+        }
+    }
+}
+
+impl Probe {
+    /// The sockets the server holds and its memory: PSS of a local tree (each shared
+    /// page divided among the processes that map it), RSS of a remote one, KiB.
+    pub(crate) fn sockets_and_memory(&self) -> (Sockets, u64) {
+        match self {
+            Probe::Proc(pid) => (
+                Sockets::Inodes(procfs::socket_inodes(*pid)),
+                procfs::pss_kb(*pid),
+            ),
+            Probe::Snapshots(snapshots) => match snapshots.take(SNAPSHOT_TIMEOUT) {
+                Ok(s) => (Sockets::Count(s.sockets), s.rss_kb),
+                Err(_) => (Sockets::Count(0), 0),
+            },
+        }
+    }
+}
+
 /// A sampler thread over `[from, to]`; [`Sampler::finish`] returns what it saw.
 #[derive(Debug)]
 pub(crate) struct Sampler {
@@ -37,11 +107,11 @@ pub(crate) struct Sampler {
 }
 
 impl Sampler {
-    /// Starts sampling `pid` until `to` (or until stopped).
-    pub(crate) fn start(pid: u32, from: Instant, to: Instant) -> Sampler {
+    /// Starts sampling the server until `to` (or until stopped).
+    pub(crate) fn start(probe: Probe, from: Instant, to: Instant) -> Sampler {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
-        let handle = std::thread::spawn(move || watch(pid, from, to, &flag));
+        let handle = std::thread::spawn(move || watch(&probe, from, to, &flag));
         Sampler { handle, stop }
     }
 
@@ -60,7 +130,7 @@ impl Window {
     }
 }
 
-fn watch(pid: u32, from: Instant, to: Instant, stop: &AtomicBool) -> Window {
+fn watch(probe: &Probe, from: Instant, to: Instant, stop: &AtomicBool) -> Window {
     let mut window = Window::default();
     let mut at_from: Option<(Instant, TreeSample)> = None;
     let mut last = (from, TreeSample::default());
@@ -72,7 +142,7 @@ fn watch(pid: u32, from: Instant, to: Instant, stop: &AtomicBool) -> Window {
     loop {
         let now = Instant::now();
         let stopping = stop.load(Ordering::Relaxed);
-        let Ok(sample) = sample_tree(pid) else { break };
+        let Some(sample) = probe.read() else { break };
         let cost = now.elapsed();
         window.observe(sample);
         last = (now, sample);

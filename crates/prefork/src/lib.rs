@@ -24,7 +24,8 @@
 //! **Where it waits.** Idle children in `accept` (with an hour's `SO_RCVTIMEO`, only so
 //! that SIGTERM interrupts it instead of it being restarted); busy children in `read` on
 //! their client, until it speaks or its deadline; the parent in `poll` on the shutdown
-//! pipe, the SIGCHLD pipe and the stats socket. Nothing wakes on a timer at rest.
+//! pipe, the SIGCHLD pipe, the stats socket and stdin (the harness's `snapshot` requests,
+//! answered in this loop, see `Children::wait`). Nothing wakes on a timer at rest.
 //!
 //! **What a connection costs.** Nothing beyond the socket: a worker process (page
 //! tables, its copy-on-write pages, a stack; measured in `docs/models/prefork.md`) exists

@@ -170,10 +170,12 @@ impl<T> Children<T> {
     }
 
     /// The supervisor's one wait: for shutdown, a child's exit (SIGCHLD), a child's
-    /// stats, `owner`'s descriptor (a listener) if given, or `timeout` (`None`: no
-    /// timeout) — one `poll(2)`. Then reaps every child that has exited (handing each to
-    /// `exited`) and takes in the stats sent, whatever woke it, so that nothing the
-    /// children did is missed however the wait ended.
+    /// stats, a request on stdin (a `snapshot`: this parent has no thread to read them,
+    /// see [`crate::control`]), `owner`'s descriptor (a listener) if given, or `timeout`
+    /// (`None`: no timeout) — one `poll(2)`. Then reaps every child that has exited
+    /// (handing each to `exited`), takes in the stats sent, whatever woke it, so that
+    /// nothing the children did is missed however the wait ended, and only then answers
+    /// the requests: a snapshot never counts a child both live and reaped.
     pub fn wait(
         &mut self,
         ctx: &ServerContext,
@@ -182,12 +184,19 @@ impl<T> Children<T> {
         exited: impl FnMut(Pid, T, WaitStatus),
     ) -> io::Result<Woken> {
         let mut woken = Woken::Children;
+        let mut request_waiting = false;
         if !ctx.shutdown.is_requested() {
+            let requests = crate::control::waker();
             let mut fds = vec![
                 PollFd::new(ctx.shutdown.waker(), PollFlags::POLLIN),
                 PollFd::new(self.sigchld_rx.as_fd(), PollFlags::POLLIN),
                 PollFd::new(self.stats_rx.as_fd(), PollFlags::POLLIN),
             ];
+            let requests_at = fds.len();
+            if let Some(stdin) = &requests {
+                fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+            }
+            let owner_at = fds.len();
             if let Some(fd) = owner {
                 fds.push(PollFd::new(fd, PollFlags::POLLIN));
             }
@@ -195,17 +204,22 @@ impl<T> Children<T> {
                 Ok(_) | Err(Errno::EINTR) => {}
                 Err(errno) => return Err(io::Error::from_raw_os_error(errno as i32)),
             }
-            if fds
-                .get(3)
-                .and_then(PollFd::revents)
-                .is_some_and(|r| !r.is_empty())
-            {
+            let ready = |at: usize| {
+                fds.get(at)
+                    .and_then(PollFd::revents)
+                    .is_some_and(|r| !r.is_empty())
+            };
+            request_waiting = requests.is_some() && ready(requests_at);
+            if owner.is_some() && ready(owner_at) {
                 woken = Woken::Ready;
             }
         }
         self.drain_wakeups();
         self.reap(exited);
         self.drain_stats(&ctx.stats);
+        if request_waiting {
+            crate::control::on_readable();
+        }
         // The flag is set before the shutdown descriptor becomes readable.
         if ctx.shutdown.is_requested() {
             return Ok(Woken::Shutdown);

@@ -51,12 +51,18 @@
 //!   kill and reap at shutdown.
 //! - **A thread per socket** — [`serve_each_socket`]: a `SO_REUSEPORT` group served a
 //!   thread per socket (`reactors`, `udp-reuseport`), on all of them or none.
+//! - **Snapshots** — [`control`]: requests on stdin (`snapshot`), answered on stdout
+//!   with a [`Snapshot`] of the server's counters and of its process tree's CPU, memory
+//!   and descriptors, read from its own `/proc` ([`procfs`]): how a server started
+//!   through `ssh` or another command prefix is measured. A process model's parent
+//!   polls stdin in its own loop ([`control::waker`]) instead of starting a thread.
 
 mod accept;
 mod blocking;
 mod children;
 mod config;
 mod context;
+pub mod control;
 mod datagram;
 mod deadlines;
 mod each_socket;
@@ -67,8 +73,10 @@ mod listener;
 mod log;
 mod nonblocking;
 mod offload;
+pub mod procfs;
 mod readiness;
 mod shutdown;
+mod snapshot;
 mod stats;
 mod stats_line;
 mod watch_list;
@@ -97,6 +105,7 @@ pub use nonblocking::{read_available, write_pending, Drained, READ_BUFFER};
 pub use offload::{Offload, OffloadPort, Offloadable};
 pub use readiness::{AcceptStop, Conn, Conns, Listening, ReadOutcome};
 pub use shutdown::{wait_readable, Readiness, Shutdown};
+pub use snapshot::{CpuUse, Snapshot, SnapshotWindow};
 pub use stats::{DatagramCounts, ServerStats, StatsSnapshot};
 pub use stats_line::{ResourceUsage, StatsLine};
 pub use watch_list::{ListWaiter, WatchList, Watched};

@@ -46,24 +46,48 @@ impl ResourceUsage {
     /// Reads `RUSAGE_SELF` and `RUSAGE_CHILDREN` now and adds them up (a failed read
     /// counts as zero: the figures are a report, not a reason to fail a shutdown).
     pub fn of_self_and_children() -> ResourceUsage {
-        use nix::sys::resource::{getrusage, UsageWho};
-        let mut total = ResourceUsage::default();
-        for who in [UsageWho::RUSAGE_SELF, UsageWho::RUSAGE_CHILDREN] {
-            let Ok(usage) = getrusage(who) else {
-                continue;
-            };
-            let micros = |t: nix::sys::time::TimeVal| {
-                let us = t.tv_sec() * 1_000_000 + t.tv_usec();
-                u64::try_from(us).unwrap_or(0)
-            };
-            let count = |n: i64| u64::try_from(n).unwrap_or(0);
-            total.user_us += micros(usage.user_time());
-            total.system_us += micros(usage.system_time());
-            total.max_rss_kb = total.max_rss_kb.max(count(usage.max_rss()));
-            total.voluntary_ctx_switches += count(usage.voluntary_context_switches());
-            total.involuntary_ctx_switches += count(usage.involuntary_context_switches());
+        ResourceUsage::of_self().plus(&ResourceUsage::of_reaped_children())
+    }
+
+    /// `RUSAGE_SELF`: this process, every thread it has had included.
+    pub fn of_self() -> ResourceUsage {
+        Self::read(nix::sys::resource::UsageWho::RUSAGE_SELF)
+    }
+
+    /// `RUSAGE_CHILDREN`: the children this process has reaped (a live child is not in
+    /// it yet).
+    pub fn of_reaped_children() -> ResourceUsage {
+        Self::read(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+    }
+
+    fn read(who: nix::sys::resource::UsageWho) -> ResourceUsage {
+        let Ok(usage) = nix::sys::resource::getrusage(who) else {
+            return ResourceUsage::default();
+        };
+        let micros = |t: nix::sys::time::TimeVal| {
+            let us = t.tv_sec() * 1_000_000 + t.tv_usec();
+            u64::try_from(us).unwrap_or(0)
+        };
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        ResourceUsage {
+            user_us: micros(usage.user_time()),
+            system_us: micros(usage.system_time()),
+            max_rss_kb: count(usage.max_rss()),
+            voluntary_ctx_switches: count(usage.voluntary_context_switches()),
+            involuntary_ctx_switches: count(usage.involuntary_context_switches()),
         }
-        total
+    }
+
+    /// Both together: times and switches added, the larger of the two peaks.
+    pub fn plus(&self, other: &ResourceUsage) -> ResourceUsage {
+        ResourceUsage {
+            user_us: self.user_us + other.user_us,
+            system_us: self.system_us + other.system_us,
+            max_rss_kb: self.max_rss_kb.max(other.max_rss_kb),
+            voluntary_ctx_switches: self.voluntary_ctx_switches + other.voluntary_ctx_switches,
+            involuntary_ctx_switches: self.involuntary_ctx_switches
+                + other.involuntary_ctx_switches,
+        }
     }
 
     /// User plus system CPU, seconds.

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use echolab_proto::{AuthKey, Protocol, WorkSpec};
 
+use super::connected::Connected;
 use crate::error::ClientError;
 
 /// What to run.
@@ -42,6 +43,9 @@ pub struct LoadConfig {
     /// slow by the same choice the server made from its payload, and the two kinds'
     /// latencies are reported apart as well as together.
     pub work: Option<WorkSpec>,
+    /// Sockets connected before the run (a load agent's, see [`Connected`]); the rest
+    /// are connected when the run starts.
+    pub connected: Connected,
 }
 
 /// How the load is offered.
@@ -73,6 +77,7 @@ impl LoadConfig {
             churn: false,
             progress: false,
             work: None,
+            connected: Connected::default(),
         }
     }
 

@@ -12,15 +12,22 @@ use mio::{Interest, Registry, Token};
 /// again: failures are retried, never spun on.
 pub(super) const RETRY_PAUSE: Duration = Duration::from_millis(10);
 
-/// Starts connecting to `addr` and registers the socket as `token`. `Ok(None)`: the
-/// connect failed at once, which the run counts; an error: the poller refused the
-/// socket, which ends the thread.
+/// Starts connecting to `addr` (or takes `ready`, a socket connected before the run)
+/// and registers the socket as `token`. `Ok(None)`: the connect failed at once, which
+/// the run counts; an error: the poller refused the socket, which ends the thread.
 pub(super) fn open(
     addr: SocketAddr,
+    ready: Option<std::net::TcpStream>,
     registry: &Registry,
     token: Token,
 ) -> io::Result<Option<TcpStream>> {
-    let Ok(mut stream) = TcpStream::connect(addr) else {
+    let connected = match ready {
+        Some(stream) => stream
+            .set_nonblocking(true)
+            .map(|()| TcpStream::from_std(stream)),
+        None => TcpStream::connect(addr),
+    };
+    let Ok(mut stream) = connected else {
         return Ok(None);
     };
     // Messages are written whole: Nagle would hold a small one back while an earlier

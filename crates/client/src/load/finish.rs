@@ -2,13 +2,17 @@
 
 use std::time::Duration;
 
+use hdrhistogram::Histogram;
+
 use super::classify::WorkClass;
 use super::config::{LoadConfig, Mode};
 use super::report::{self, LoadReport};
 use super::tally::Tally;
 use crate::failure::FailureKind;
 
-pub(super) fn report(config: &LoadConfig, tally: &Tally) -> LoadReport {
+/// The report, and the histogram its percentiles came from: the replies' round trips
+/// with the censored waits folded in (what a load agent sends to be merged).
+pub(super) fn report(config: &LoadConfig, tally: &Tally) -> (LoadReport, Histogram<u64>) {
     let responses: u64 = tally.counts.iter().sum();
     let responses_per_sec = report::per_sec(responses, config.duration);
     let mut firsts: Vec<Duration> = tally.first_replies.iter().flatten().copied().collect();
@@ -17,7 +21,7 @@ pub(super) fn report(config: &LoadConfig, tally: &Tally) -> LoadReport {
     let mode = config.mode();
     let mut latency = tally.histogram.clone();
     let censored = tally.censored.fold_into(&mut latency);
-    LoadReport {
+    let report = LoadReport {
         mode: match mode {
             Mode::Closed => "closed",
             Mode::Open(_) => "open",
@@ -60,5 +64,6 @@ pub(super) fn report(config: &LoadConfig, tally: &Tally) -> LoadReport {
         depth: if mode == Mode::Churn { 1 } else { config.depth },
         client_cpu_user_s: tally.cpu.0.as_secs_f64(),
         client_cpu_sys_s: tally.cpu.1.as_secs_f64(),
-    }
+    };
+    (report, latency)
 }

@@ -19,11 +19,13 @@
 //! life with `connect`, `send` and `conn`, counting into `tally`; `finish` turns the
 //! threads' tallies into the `report`.
 
+pub mod agent;
 mod censor;
 mod classify;
 mod config;
 mod conn;
 mod connect;
+mod connected;
 mod event_loop;
 mod finish;
 mod progress;
@@ -38,5 +40,6 @@ pub(crate) mod wakeups;
 mod worker;
 
 pub use config::{default_threads, LoadConfig, COLLECT_OWED};
+pub use connected::Connected;
 pub use report::{Fairness, LatencyUs, LoadReport};
-pub use threads::run;
+pub use threads::{run, run_keeping_histogram};

@@ -2,10 +2,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Latency percentiles in microseconds.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct LatencyUs {
     /// Median.
     pub p50: f64,
@@ -20,7 +20,7 @@ pub struct LatencyUs {
 }
 
 /// How evenly the connections were served.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Fairness {
     /// Jain's index over per-connection response counts: 1 when every connection got
     /// the same share, 1/n when one connection got everything.

@@ -5,6 +5,8 @@ use std::io;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
+use hdrhistogram::Histogram;
+
 use super::config::{LoadConfig, Mode, Phases};
 use super::report::LoadReport;
 use super::tally::Tally;
@@ -14,6 +16,14 @@ use crate::error::ClientError;
 /// Runs the load and reports. Errors on individual connections are counted in the
 /// report, never fatal; only a configuration that cannot run at all is an error.
 pub fn run(config: &LoadConfig) -> Result<LoadReport, ClientError> {
+    run_keeping_histogram(config).map(|(report, _)| report)
+}
+
+/// [`run`], and the latency histogram the report's percentiles came from (what a load
+/// agent sends to the harness, which merges the agents' histograms).
+pub fn run_keeping_histogram(
+    config: &LoadConfig,
+) -> Result<(LoadReport, Histogram<u64>), ClientError> {
     config.check()?;
     let threads = config.threads.min(config.conns);
     let start = Instant::now();

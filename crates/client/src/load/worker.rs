@@ -109,7 +109,9 @@ impl<'a> Worker<'a> {
     /// Opens slot `conn`'s connection and queues its first messages. A failed connect
     /// is counted; only failing to register with the poller is fatal.
     fn connect(&mut self, conn: usize) -> io::Result<()> {
-        let Some(stream) = connect::open(self.config.addr, &self.registry, Token(conn))? else {
+        let ready = self.config.connected.take(self.conns[conn].id);
+        let Some(stream) = connect::open(self.config.addr, ready, &self.registry, Token(conn))?
+        else {
             self.tally.failures.add(FailureKind::Connect);
             if self.mode == Mode::Churn {
                 self.retry_later(conn);

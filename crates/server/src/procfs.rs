@@ -1,7 +1,10 @@
 //! The server's cost, read from `/proc`: CPU time, resident memory, threads, processes
 //! and descriptors of a whole process tree (a `fork` server is a parent plus one child
-//! per client, so every figure sums the tree).
+//! per client, so every figure sums the tree). The harness reads a local server's tree
+//! from outside; a server reads its own for a snapshot ([`crate::Snapshot`]), which is
+//! how a server on another host is measured.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io;
 
@@ -20,6 +23,8 @@ pub struct TreeSample {
     pub threads: u64,
     /// Processes in the tree, the root included.
     pub processes: u64,
+    /// The largest `VmHWM` (peak resident set) of any one process in the tree, KiB.
+    pub peak_rss_kb: u64,
 }
 
 /// Reads the tree rooted at `root`. Fails only if the root itself is gone; a child that
@@ -38,6 +43,7 @@ pub fn sample_tree(root: u32) -> io::Result<TreeSample> {
         sample.rss_kb += one.rss_kb;
         sample.threads += one.threads;
         sample.processes += 1;
+        sample.peak_rss_kb = sample.peak_rss_kb.max(one.peak_rss_kb);
     }
     Ok(sample)
 }
@@ -52,6 +58,7 @@ pub fn sample_process(pid: u32) -> io::Result<TreeSample> {
         rss_kb: status_field(&status, "VmRSS:").unwrap_or(0),
         threads: status_field(&status, "Threads:").unwrap_or(0),
         processes: 1,
+        peak_rss_kb: status_field(&status, "VmHWM:").unwrap_or(0),
     })
 }
 
@@ -73,6 +80,32 @@ pub fn fd_count(root: u32) -> u64 {
         .filter_map(|pid| fs::read_dir(format!("/proc/{pid}/fd")).ok())
         .map(|dir| dir.count() as u64)
         .sum()
+}
+
+/// Distinct socket inodes open anywhere in the tree (a forked child's copy of the
+/// listener is the same socket, so distinct inodes count connections once whatever the
+/// model).
+pub fn socket_inodes(root: u32) -> HashSet<u64> {
+    let mut inodes = HashSet::new();
+    for pid in tree(root) {
+        let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(target) = fs::read_link(fd.path()) else {
+                continue;
+            };
+            let target = target.to_string_lossy();
+            if let Some(inode) = target
+                .strip_prefix("socket:[")
+                .and_then(|rest| rest.strip_suffix(']'))
+                .and_then(|n| n.parse().ok())
+            {
+                inodes.insert(inode);
+            }
+        }
+    }
+    inodes
 }
 
 /// `root` and every descendant, root first.
@@ -189,7 +222,7 @@ fn stat_fields(stat: &str) -> io::Result<std::str::SplitWhitespace<'_>> {
 
 /// The first number after `key` in a `key: value` text such as /proc/PID/status or
 /// /proc/meminfo.
-pub(crate) fn status_field(text: &str, key: &str) -> Option<u64> {
+pub fn status_field(text: &str, key: &str) -> Option<u64> {
     text.lines()
         .find_map(|line| line.strip_prefix(key))
         .and_then(|rest| rest.split_whitespace().next())
