@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Receiver, Sender, TryIter};
+use crossbeam_channel::{Receiver, Sender};
 use echolab_proto::{Handler, Job};
 
 /// Something a worker can work on: it lends the message's payload to the handler.
@@ -200,7 +200,7 @@ impl<T: Offloadable> OffloadPort<T> {
 
     /// The jobs that came back since the last call, with their keys, and re-arms the
     /// wake: a loop calls this whenever it was woken (it may call it every turn).
-    pub fn completed(&self) -> TryIter<'_, (usize, T)> {
+    pub fn completed(&self) -> impl Iterator<Item = (usize, T)> + '_ {
         // Acquire pairs with the worker's release: a job delivered before its worker saw
         // the flag set is visible to the drain below; one delivered after wakes again.
         self.completion.woken.swap(false, Ordering::AcqRel);
