@@ -365,8 +365,7 @@ impl Plan {
     /// it has by nature (select's FD_SETSIZE: past it a cell would only measure refusals).
     pub fn fits(&self, model: &str, cell: &Cell) -> bool {
         let variant = Variant::parse(model);
-        // A variant's knob is the work scenario's question; elsewhere it is the model.
-        if !variant.is_plain() && cell.work.is_none() {
+        if !variant.runs(cell) {
             return false;
         }
         let Some(model) = echolab_registry::find(variant.model) else {

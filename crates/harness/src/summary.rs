@@ -99,6 +99,10 @@ pub struct Summary {
     /// those of the other repeats, or zeros if there were none.
     #[serde(default)]
     pub failed_runs: usize,
+    /// Repeats with no error on either side (the generator's or the server's counts)
+    /// and a clean exit: what the `work` scenario's capacity at an SLO asks of a rate.
+    #[serde(default)]
+    pub clean_runs: usize,
     /// Repeats where the load generator was the limit.
     #[serde(default)]
     pub client_bound_runs: usize,
@@ -186,6 +190,14 @@ fn summarize_runs(model: String, cell: Cell, all_runs: &[&Measurement]) -> Optio
         loss_pct: optional(&|m| m.udp.loss_pct),
         note: notes.join(" | "),
         failed_runs: all_runs.len() - measured.len(),
+        clean_runs: runs
+            .iter()
+            .filter(|m| {
+                m.server_exit_clean
+                    && m.errors.values().all(|&n| n == 0)
+                    && m.server_errors.values().all(|&n| n == 0)
+            })
+            .count(),
         client_bound_runs: runs
             .iter()
             .filter(|m| m.marks.client_bound.is_some())

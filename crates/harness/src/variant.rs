@@ -5,6 +5,7 @@
 
 use echolab_registry::Model;
 
+use crate::scenario::Cell;
 use crate::work::{OFFLOAD_THREADS, WORK_CONNS};
 
 /// A model's name with its knobs, as it appears in results.
@@ -51,6 +52,20 @@ impl<'a> Variant<'a> {
         self.offload.is_none() && self.workers.is_none()
     }
 
+    /// Whether it runs `cell`. A knob is the `work` scenario's question, so a variant
+    /// runs only work cells; and a pool as large as the connection count
+    /// ([`WORK_CONNS`]) answers a blocking call's question only — for CPU work more
+    /// threads than CPUs add nothing but switches.
+    pub fn runs(&self, cell: &Cell) -> bool {
+        let Some(work) = cell.work else {
+            return self.is_plain();
+        };
+        match self.offload {
+            Some(n) if n > OFFLOAD_THREADS => work.blocks(),
+            _ => true,
+        }
+    }
+
     /// The `echolab serve` flags its knobs stand for.
     pub fn server_args(&self) -> Vec<String> {
         let mut args = Vec::new();
@@ -65,14 +80,17 @@ impl<'a> Variant<'a> {
 }
 
 /// The variants the `work` scenario adds for `model`: an event loop that can offload
-/// runs with [`OFFLOAD_THREADS`] workers too; fixed workers that each hold a client to
-/// its end run with one per connection as well — Little's law's L for them is the
-/// number of connections, since a worker is busy for a connection's whole life, not
-/// for one message's service time.
+/// runs with [`OFFLOAD_THREADS`] workers (libuv's default pool) and, for blocking work,
+/// with one per connection ([`WORK_CONNS`]: Little's law's L when every connection
+/// waits on a blocking call at once); fixed workers that each hold a client to its end
+/// run with one per connection as well — Little's law's L for them is the number of
+/// connections, since a worker is busy for a connection's whole life, not for one
+/// message's service time.
 pub(crate) fn work_variants(model: &Model) -> Vec<String> {
     let mut variants = Vec::new();
     if model.takes_offload() {
         variants.push(format!("{}+offload{OFFLOAD_THREADS}", model.name));
+        variants.push(format!("{}+offload{WORK_CONNS}", model.name));
     }
     if model.one_client_per_worker() && model.is_stream() {
         variants.push(format!("{}+workers{WORK_CONNS}", model.name));
@@ -101,5 +119,21 @@ mod tests {
         assert_eq!(work_variants(pool), ["pool+workers100"]);
         let threads = echolab_registry::find("threads").unwrap();
         assert!(work_variants(threads).is_empty());
+    }
+
+    #[test]
+    fn a_pool_per_connection_runs_the_blocking_work_only() {
+        let mio = echolab_registry::find("mio").unwrap();
+        assert_eq!(work_variants(mio), ["mio+offload4", "mio+offload100"]);
+        let cells = crate::scenario::Scenario::Work.cells(false);
+        let big = Variant::parse("mio+offload100");
+        let small = Variant::parse("mio+offload4");
+        for cell in &cells {
+            let work = cell.work.unwrap();
+            assert_eq!(big.runs(cell), work.blocks(), "{cell:?}");
+            assert!(small.runs(cell));
+        }
+        let echo = crate::scenario::Scenario::Latency.cells(false)[0];
+        assert!(!small.runs(&echo) && Variant::parse("mio").runs(&echo));
     }
 }

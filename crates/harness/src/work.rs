@@ -66,6 +66,12 @@ impl WorkPreset {
         1.0 / self.mean_service().as_secs_f64()
     }
 
+    /// Whether some of its messages block (a pool sized for blocking calls is its
+    /// question).
+    pub fn blocks(self) -> bool {
+        self.spec().mean_block_time() > Duration::ZERO
+    }
+
     /// Whether the open-loop sweep runs for it (the `cpu:50us` preset is there for its
     /// closed-loop cell only: the reactors-vs-mio ratio).
     fn sweeps(self) -> bool {

@@ -55,7 +55,8 @@ pub(crate) fn rows(summaries: &[Summary]) -> Vec<Vec<String>> {
                         .iter()
                         .filter_map(|s| {
                             let rate = s.cell.rate? as f64;
-                            Some((rate, s.p99_us.median, s.note.is_empty()))
+                            let clean = s.failed_runs == 0 && s.clean_runs == s.runs;
+                            Some((rate, s.p99_us.median, clean))
                         })
                         .collect();
                     row.push(if points.is_empty() {
@@ -87,8 +88,8 @@ pub(crate) fn rows(summaries: &[Summary]) -> Vec<Vec<String>> {
 pub(crate) fn legend() -> String {
     format!(
         "**cap@SLO/s**: the highest offered rate (open loop, {conns} connections) whose p99 \
-         stayed under {slo}× the mean service time, on a run with no errors or notes \
-         (none: not even the lightest load); **closed resp/s**: responses per second with \
+         stayed under {slo}× the mean service time, every repeat with no error on either \
+         side (none: not even the lightest load); **closed resp/s**: responses per second with \
          every connection waiting for its reply before sending the next (the most it \
          answers); **long tail p99 fast/slow**: the `{tail}` mix at {half:.0}% of one \
          worker's capacity, the 99% that compute and the 1% that block, each on its own.\n",
