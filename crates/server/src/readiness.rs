@@ -10,9 +10,10 @@ use std::time::Instant;
 
 use echolab_proto::Session;
 
+use crate::nonblocking::write_pending;
 use crate::{
-    accept_one, new_session, read_available, write_pending, Accepted, ConnectionSlot, Deadlines,
-    Drained, ServerContext, Slab, SocketMode, ACCEPT_BACKOFF,
+    accept_one, new_session, read_available, Accepted, ConnectionSlot, Deadlines, Drained,
+    ServerContext, Slab, SocketMode, ACCEPT_BACKOFF,
 };
 
 /// One connection of a readiness loop: a non-blocking socket, its session, and `W`,
