@@ -58,6 +58,8 @@ pub struct Test {
     pub run: fn(),
     /// As [`Case::alone`].
     pub alone: bool,
+    /// As [`Case::needs`].
+    pub needs: fn() -> Result<(), String>,
 }
 
 impl Test {
@@ -65,6 +67,15 @@ impl Test {
     pub const fn alone(self) -> Test {
         Test {
             alone: true,
+            ..self
+        }
+    }
+
+    /// The same test, run only where `check` passes (ignored, with its reason, where
+    /// it does not).
+    pub const fn needs(self, check: fn() -> Result<(), String>) -> Test {
+        Test {
+            needs: check,
             ..self
         }
     }
@@ -76,6 +87,7 @@ pub const fn test(name: &'static str, run: fn()) -> Test {
         name,
         run,
         alone: false,
+        needs: nothing,
     }
 }
 
@@ -155,6 +167,18 @@ pub fn run_over_datagram_models(cases: &'static [Case], tests: &'static [Test]) 
     .run()
 }
 
+/// Runs `tests`, each once: a suite about no model in particular (what the kernel
+/// does, how the binary fails), with the same ignored-with-a-reason as the cases.
+pub fn run_once(tests: &'static [Test]) -> ! {
+    Suite {
+        cases: &[],
+        transport: Transport::Stream,
+        tests,
+        threads: None,
+    }
+    .run()
+}
+
 /// Runs `cases` over the registry and `tests` once, four trials at once where
 /// `--test-threads` does not say: for suites whose trials each last a set time (a soak,
 /// a load run) whatever runs beside them, so that more at once keeps the suite short as
@@ -198,7 +222,11 @@ impl Suite {
             }
         }
         for test in self.tests {
-            trials.push(trial(test.name.to_string(), test.alone, test.run));
+            let name = test.name.to_string();
+            trials.push(match (test.needs)() {
+                Ok(()) => trial(name, test.alone, test.run),
+                Err(why) => ignored(name, &why),
+            });
         }
         libtest_mimic::run(&args, trials).exit()
     }
