@@ -40,6 +40,8 @@
 //! every session takes in what has already arrived, is told to
 //! [`Session::begin_shutdown`], and the loop runs until every session has closed.
 
+#![forbid(unsafe_code)]
+
 use std::collections::VecDeque;
 use std::io;
 use std::net::{TcpListener, TcpStream};

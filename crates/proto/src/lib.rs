@@ -21,6 +21,8 @@
 //! [`DatagramRules::answer`] answers one datagram at a time (echo or daytime), with the
 //! session's size limit and no handshake.
 
+#![forbid(unsafe_code)]
+
 mod auth;
 mod config;
 mod datagram;

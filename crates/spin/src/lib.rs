@@ -34,6 +34,8 @@
 //! level-triggered loop ([`echolab_server::serve_level`]): to it, this waiter reports
 //! every descriptor as ready on every turn.
 
+#![forbid(unsafe_code)]
+
 use std::io;
 use std::time::Duration;
 

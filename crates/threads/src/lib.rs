@@ -28,6 +28,8 @@
 //! `serve` returns. Until shutdown an idle thread sleeps with no timer: 10,000 idle
 //! clients cost no wake-ups (they used to cost 20,000 a second, one per 500 ms tick).
 
+#![forbid(unsafe_code)]
+
 use std::io;
 use std::thread::{self, JoinHandle};
 
