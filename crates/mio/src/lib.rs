@@ -85,7 +85,6 @@ struct Loop<'a> {
     listener_ready: bool,
     conns: Conns<Edges>,
     ready: VecDeque<usize>,
-    shutting_down: bool,
     buf: Vec<u8>,
     events: Events,
 }
@@ -116,7 +115,6 @@ pub fn serve_on(listener: TcpListener, ctx: &ServerContext) -> io::Result<()> {
         listener_ready: true,
         conns: Conns::new(ctx),
         ready: VecDeque::new(),
-        shutting_down: false,
         buf: vec![0u8; READ_BUFFER],
         events: Events::with_capacity(1024),
     };
@@ -128,16 +126,8 @@ pub fn serve_on(listener: TcpListener, ctx: &ServerContext) -> io::Result<()> {
 impl EventLoop for Loop<'_> {
     type Wait = Edges;
 
-    fn ctx(&self) -> &ServerContext {
-        self.ctx
-    }
-
     fn conns(&mut self) -> &mut Conns<Edges> {
         &mut self.conns
-    }
-
-    fn draining(&self) -> bool {
-        self.shutting_down
     }
 
     fn begin_shutdown(&mut self) -> io::Result<()> {
@@ -188,7 +178,8 @@ impl EventLoop for Loop<'_> {
                 }
             }
         }
-        if shutdown && !self.shutting_down {
+        if shutdown && !self.conns.is_draining() {
+            self.conns.begin_draining();
             self.begin_drain();
         }
         // One clock read for the whole turn: every message's deadlines come from it (a
@@ -273,7 +264,6 @@ impl Loop<'_> {
     }
 
     fn begin_drain(&mut self) {
-        self.shutting_down = true;
         self.listener_ready = false;
         if let Some(listener) = self.listening.close() {
             deregister(self.poll.registry(), &listener);

@@ -91,6 +91,8 @@ pub struct Conns<W> {
     ctx: ServerContext,
     slab: Slab<Conn<W>>,
     timers: Deadlines,
+    /// The shutdown drain has begun.
+    draining: bool,
 }
 
 impl<W> Conns<W> {
@@ -100,7 +102,25 @@ impl<W> Conns<W> {
             ctx: ctx.clone(),
             slab: Slab::new(),
             timers: Deadlines::new(),
+            draining: false,
         }
+    }
+
+    /// Whether shutdown was requested and the drain has not begun yet: the loop should
+    /// begin it now.
+    pub fn drain_due(&self) -> bool {
+        !self.draining && self.ctx.shutdown.is_requested()
+    }
+
+    /// Records that the drain has begun (the loop has stopped listening and told every
+    /// session).
+    pub fn begin_draining(&mut self) {
+        self.draining = true;
+    }
+
+    /// Whether the drain has begun.
+    pub fn is_draining(&self) -> bool {
+        self.draining
     }
 
     /// Starts a session for an admitted socket. `register` is given the connection's

@@ -25,7 +25,7 @@ impl Loop<'_> {
             // SAFETY: the kernel created this descriptor for us and names it only in
             // this completion; nothing else owns it.
             let stream = unsafe { std::net::TcpStream::from_raw_fd(result) };
-            if self.shutting_down {
+            if self.conns.is_draining() {
                 // Accepted in the moment before the cancel landed: not served.
                 drop(stream);
             } else if let Accepted::Connection(stream, slot) = admit_accepted(stream, self.ctx) {

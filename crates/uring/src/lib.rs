@@ -115,7 +115,6 @@ struct Loop<'a> {
     closing_listener: Option<TcpListener>,
     waker_armed: bool,
     conns: Conns<InFlight>,
-    shutting_down: bool,
     /// Requests whose last completion has not arrived.
     in_flight: u64,
     /// Slots in the ring's fixed-file table; a connection whose slab index is below
@@ -157,7 +156,6 @@ pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
         closing_listener: None,
         waker_armed: false,
         conns: Conns::new(ctx),
-        shutting_down: false,
         in_flight: 0,
         fixed_slots,
         accept_seen: false,

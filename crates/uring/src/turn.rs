@@ -4,7 +4,7 @@
 use std::io;
 use std::time::Instant;
 
-use echolab_server::{Conns, EventLoop, ServerContext};
+use echolab_server::{Conns, EventLoop};
 use io_uring::cqueue;
 use io_uring::types::{SubmitArgs, Timespec};
 
@@ -15,16 +15,8 @@ use crate::{Loop, FINAL_WAIT};
 impl EventLoop for Loop<'_> {
     type Wait = InFlight;
 
-    fn ctx(&self) -> &ServerContext {
-        self.ctx
-    }
-
     fn conns(&mut self) -> &mut Conns<InFlight> {
         &mut self.conns
-    }
-
-    fn draining(&self) -> bool {
-        self.shutting_down
     }
 
     fn begin_shutdown(&mut self) -> io::Result<()> {
@@ -61,7 +53,7 @@ impl Loop<'_> {
     /// deadline: one `io_uring_enter`.
     pub(crate) fn wait(&mut self) -> io::Result<()> {
         let deadline = self.conns.next_wakeup(&self.listening);
-        let deadline = if self.shutting_down && self.conns.is_empty() {
+        let deadline = if self.conns.is_draining() && self.conns.is_empty() {
             Some(self.now + FINAL_WAIT)
         } else {
             deadline
@@ -126,7 +118,6 @@ impl Loop<'_> {
     }
 
     pub(crate) fn begin_drain(&mut self) -> io::Result<()> {
-        self.shutting_down = true;
         // Take in what has already arrived: a zero wait runs the kernel's pending
         // completions (the receives of bytes sent before the signal) before the
         // sessions stop reading.
