@@ -14,53 +14,32 @@ set -euo pipefail
 
 model=${1:?usage: scripts/conn-memory.sh MODEL [CONNS]}
 conns=${2:-1000}
-bin=${ECHOLAB:-${CARGO_TARGET_DIR:-target}/release/echolab}
-[[ -x $bin ]] || { echo "no $bin: run cargo build --release (or set ECHOLAB)" >&2; exit 1; }
+. "$(dirname "$0")/lib.sh"
+[[ -x $ECHOLAB ]] || { echo "no $ECHOLAB: run cargo build --release (or set ECHOLAB)" >&2; exit 1; }
 
 work=$(mktemp -d)
-out=$work/server.out
 # The load runs from a copy of the binary: a client mapping the very same file would
 # share its pages with the server and halve the server's Pss for them mid-measurement.
-cp "$bin" "$work/echolab-load"
-# --idle-timeout 0: the connections must stay open for the whole measurement.
-"$bin" serve "$model" --addr 127.0.0.1:0 --idle-timeout 0 >"$out" &
-server=$!
+cp "$ECHOLAB" "$work/echolab-load"
 load=
 cleanup() {
     # No errexit here: `wait` reports the killed load's status, and the server must still
     # be stopped.
     set +e
     if [[ -n $load ]]; then kill "$load" 2>/dev/null; wait "$load" 2>/dev/null; fi
-    kill -TERM "$server" 2>/dev/null
-    # fork forwards SIGTERM to its children and reaps them; give it time, then insist.
-    for _ in $(seq 100); do kill -0 "$server" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$server" 2>/dev/null
-    wait "$server" 2>/dev/null
+    stop_server
     rm -rf "$work"
 }
 trap cleanup EXIT
-
-for _ in $(seq 50); do grep -q listening "$out" && break; sleep 0.1; done
-addr=$(sed -n 's/^listening on //p' "$out")
-[[ -n $addr ]] || { echo "server did not start" >&2; exit 1; }
-
-tree() {  # the server and every descendant, from one snapshot of the process table
-    ps -e -o pid=,ppid= | awk -v root="$1" '
-        { parent[$1] = $2 }
-        END {
-            for (pid in parent) {
-                p = pid
-                while (p != root && p in parent && p != parent[p]) p = parent[p]
-                if (p == root) print pid
-            }
-        }'
-}
+# --idle-timeout 0: the connections must stay open for the whole measurement.
+start_server "$work/server.out" "$model" --idle-timeout 0
+addr=$SERVER_ADDR
 
 # Prints: processes threads pss_kb rss_kb (one pass over /proc, so 1,000 children are
 # summed in well under a second, while every one of them is still serving).
 measure() {
     local files=() pid
-    for pid in $(tree "$server"); do
+    for pid in $(tree_pids "$SERVER_PID"); do
         files+=("/proc/$pid/smaps_rollup" "/proc/$pid/status")
     done
     awk '

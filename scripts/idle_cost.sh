@@ -8,50 +8,18 @@
 # env: ECHOLAB (default target/release/echolab), SERVE_ARGS (extra serve flags)
 set -euo pipefail
 model=$1 conns=${2:-1000} secs=${3:-5}
-echolab=${ECHOLAB:-target/release/echolab}
+. "$(dirname "$0")/lib.sh"
 ulimit -n $((conns + 256)) 2>/dev/null || true
 out=$(mktemp)
+trap 'stop_server; rm -f "$out" "$out.err"' EXIT
 # shellcheck disable=SC2086
-"$echolab" serve "$model" --addr 127.0.0.1:0 --idle-timeout 0 ${SERVE_ARGS:-} > "$out" &
-server=$!
-trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; rm -f "$out"' EXIT
-for _ in $(seq 100); do grep -q listening "$out" && break; sleep 0.05; done
-addr=$(head -1 "$out" | awk '{ print $3 }')
+start_server "$out" "$model" --idle-timeout 0 ${SERVE_ARGS:-}
+addr=$SERVER_ADDR
 
 # "cpu_ns switches" summed over every thread of every process in the server's tree
-sample() {
-    python3 - "$server" <<'PY'
-import os, sys
-def children(pid):
-    kids = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            kids += open(f"/proc/{pid}/task/{task}/children").read().split()
-        except OSError:
-            pass
-    return kids
-ticks = switches = 0
-todo = [sys.argv[1]]
-while todo:
-    pid = todo.pop()
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        continue
-    for task in tasks:
-        try:
-            # schedstat's first field: nanoseconds on a CPU, exact (stat's clock ticks
-            # round each of a thousand threads' few microseconds down to zero)
-            ticks += int(open(f"/proc/{pid}/task/{task}/schedstat").read().split()[0])
-            for line in open(f"/proc/{pid}/task/{task}/status"):
-                if line.startswith("voluntary_ctxt_switches"):
-                    switches += int(line.split()[1])
-        except OSError:
-            pass
-    todo += children(pid)
-print(ticks, switches)
-PY
-}
+# (schedstat's nanoseconds are exact: stat's clock ticks would round each of a
+# thousand threads' few microseconds down to zero)
+sample() { echo "$(tree_ns "$SERVER_PID") $(tree_wakeups "$SERVER_PID")"; }
 
 python3 - "$addr" "$conns" "$secs" <<'PY' &
 import socket, sys, time

@@ -18,25 +18,11 @@ DURATION=${DURATION:-3}
 REPEATS=${REPEATS:-3}
 SERVE_ARGS=${SERVE_ARGS:-}
 cd "$(dirname "$0")/.."
-ECHOLAB=${ECHOLAB:-target/release/echolab}
+. scripts/lib.sh
 [ -x "$ECHOLAB" ] || cargo build --release --quiet --bin echolab
 tck=$(getconf CLK_TCK)
 WORK=$(mktemp -d)
-SERVER_PID=
-cleanup() {
-    if [[ -n $SERVER_PID ]]; then kill "$SERVER_PID" 2>/dev/null || true; fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-tree_ticks() { # utime + stime of a process and its children, in clock ticks
-    local total=0 pid
-    for pid in $1 $(pgrep -P "$1" 2>/dev/null || true); do
-        [ -r "/proc/$pid/stat" ] || continue
-        total=$((total + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat")))
-    done
-    echo "$total"
-}
+trap 'stop_server; rm -rf "$WORK"' EXIT
 
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores," \
     "kernel $(uname -r), commit $(git rev-parse --short HEAD)"
@@ -45,18 +31,13 @@ printf '%-9s %5s %12s %7s %14s  %s\n' model round responses/s jain 'server µs/r
 for round in $(seq 1 "$REPEATS"); do
     for model in $MODELS; do
         # shellcheck disable=SC2086
-        "$ECHOLAB" serve "$model" --addr 127.0.0.1:0 $SERVE_ARGS >"$WORK/serve" &
-        SERVER_PID=$!
-        for _ in $(seq 400); do grep -q '^listening on' "$WORK/serve" 2>/dev/null && break; sleep 0.05; done
-        addr=$(sed -n 's/^listening on //p' "$WORK/serve")
-        [[ -n $addr ]] || { echo "$model: no 'listening on' line within 20 s" >&2; exit 1; }
+        start_server "$WORK/serve" "$model" $SERVE_ARGS
+        addr=$SERVER_ADDR
         before=$(tree_ticks "$SERVER_PID")
         "$ECHOLAB" load --addr "$addr" --conns "$CONNS" --size "$SIZE" \
             --duration "$DURATION" --warmup 1 --json >"$WORK/load"
         after=$(tree_ticks "$SERVER_PID")
-        kill -TERM "$SERVER_PID"
-        wait "$SERVER_PID" || true
-        SERVER_PID=
+        stop_server
         python3 - "$WORK/load" "$WORK/serve" "$model" "$round" $((after - before)) "$tck" <<'EOF'
 import json, sys
 load = json.load(open(sys.argv[1]))

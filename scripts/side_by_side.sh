@@ -28,14 +28,9 @@ WARMUP=${WARMUP:-0}
 cd "$(dirname "$0")/.."
 command -v "$TEB" >/dev/null || { echo "tcp-echo-benchmark not found; set TEB" >&2; exit 1; }
 cargo build --release --quiet --bin echolab
-ECHOLAB=${CARGO_TARGET_DIR:-target}/release/echolab
+. scripts/lib.sh
 WORK=$(mktemp -d)
-SERVER_PID=
-cleanup() {
-    if [[ -n $SERVER_PID ]]; then kill "$SERVER_PID" 2>/dev/null || true; fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+trap 'stop_server; rm -rf "$WORK"' EXIT
 
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores," \
     "kernel $(uname -r), $(rustc --version), commit $(git rev-parse --short HEAD)"
@@ -75,10 +70,8 @@ for model in $MODELS; do
         for _ in $(seq 50); do grep -q 'listening' "$WORK/server" && break; sleep 0.1; done
         model=$(basename "$model")
     else
-        "$ECHOLAB" serve "$model" --protocol raw --addr 127.0.0.1:0 >"$WORK/server" &
-        SERVER_PID=$!
-        for _ in $(seq 50); do grep -q '^listening on' "$WORK/server" && break; sleep 0.1; done
-        addr=$(sed -n 's/^listening on //p' "$WORK/server")
+        start_server "$WORK/server" "$model" --protocol raw
+        addr=$SERVER_ADDR
     fi
     [[ -n $addr ]] || { echo "server $model did not start" >&2; exit 1; }
     : >"$WORK/rows"
@@ -93,7 +86,7 @@ for model in $MODELS; do
                 tee -a "$WORK/rows"
         done
     done
-    kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
+    stop_server
     for tool in tcp-echo-benchmark echolab; do
         rps=$(awk -v t="$tool" '$2 == t { print $4 }' "$WORK/rows" | median)
         cpu=$(awk -v t="$tool" '$2 == t { print $6 }' "$WORK/rows" | median)

@@ -15,26 +15,20 @@
 set -euo pipefail
 model=${1:?usage: scripts/udp-syscalls.sh MODEL [RATE]}
 rate=${2:-50000}
-echolab=${ECHOLAB:-target/release/echolab}
+. "$(dirname "$0")/lib.sh"
 dir=$(mktemp -d)
-trap 'kill "$server" 2>/dev/null || true; rm -rf "$dir"' EXIT
+trap 'stop_server; rm -rf "$dir"' EXIT
 
 run() { # run NAME COMMAND...: one server, counted while COMMAND drives it
     local name=$1
     shift
-    "$echolab" serve "$model" --addr 127.0.0.1:0 > "$dir/server.out" &
-    server=$!
-    for _ in $(seq 50); do
-        grep -q '^listening on' "$dir/server.out" 2>/dev/null && break
-        sleep 0.1
-    done
-    port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$dir/server.out")
-    perf stat -x, -e 'syscalls:sys_enter_*' -p "$server" -o "$dir/perf.csv" &
+    start_server "$dir/server.out" "$model"
+    port=${SERVER_ADDR##*:}
+    perf stat -x, -e 'syscalls:sys_enter_*' -p "$SERVER_PID" -o "$dir/perf.csv" &
     local perf=$!
     sleep 0.3
     "$@" --addr "127.0.0.1:$port" > /dev/null
-    kill -TERM "$server"
-    wait "$server" || true
+    stop_server
     wait "$perf" || true
     local received
     received=$(tail -1 "$dir/server.out" | sed -n 's/.*"received":\([0-9]*\).*/\1/p')
@@ -45,6 +39,6 @@ run() { # run NAME COMMAND...: one server, counted while COMMAND drives it
     }' "$dir/perf.csv" | sort -k1,1nr
 }
 
-run "1,000 pings of 64 B" "$echolab" ping --transport udp --size 64 --count 1000
-run "4 sockets at $rate/s, 64 B, 2 s" "$echolab" load --transport udp --conns 4 --size 64 \
+run "1,000 pings of 64 B" "$ECHOLAB" ping --transport udp --size 64 --count 1000
+run "4 sockets at $rate/s, 64 B, 2 s" "$ECHOLAB" load --transport udp --conns 4 --size 64 \
     --rate "$rate" --duration 2 --warmup 0 --timeout 0.5

@@ -28,7 +28,7 @@ PAIRS=${5:-3}
 SECS=${6:-4}
 ANCH=${ANCH:-/tmp/anchors-bin}
 TEB=${TEB:-$ANCH/tcp-echo-benchmark}
-ECHOLAB=${ECHOLAB:-target/release/echolab}
+. "$(dirname "$0")/lib.sh"
 reference=$anchor
 [[ $reference == */* ]] || reference=$ANCH/$anchor
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -39,57 +39,19 @@ tmp=$(mktemp -d)
 pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    stop_server
     wait 2>/dev/null || true
     rm -rf "$tmp"
 }
 trap cleanup EXIT
 
-# utime + stime (clock ticks) of $1 and every descendant. With tick-based accounting
-# (CONFIG_TICK_CPU_ACCOUNTING) these are samples; tree_ns below is exact.
-tree_ticks() {
-    local total=0 pid stack=("$1")
-    while ((${#stack[@]})); do
-        pid=${stack[-1]}
-        unset 'stack[-1]'
-        if [ -r "/proc/$pid/stat" ]; then
-            # Fields after the ")" that ends the command name: utime is the 12th, stime the 13th.
-            local rest
-            rest=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null) || continue
-            set -- $rest
-            total=$((total + ${12} + ${13}))
-            stack+=($(cat /proc/"$pid"/task/*/children 2>/dev/null))
-        fi
-    done
-    echo "$total"
-}
-
-# Time on CPU (ns, /proc/PID/task/TID/schedstat) of $1's threads and every descendant's.
-tree_ns() {
-    local total=0 pid stack=("$1") t
-    while ((${#stack[@]})); do
-        pid=${stack[-1]}
-        unset 'stack[-1]'
-        for t in $(cat /proc/"$pid"/task/*/schedstat 2>/dev/null | awk '{print $1}'); do
-            total=$((total + t))
-        done
-        stack+=($(cat /proc/"$pid"/task/*/children 2>/dev/null))
-    done
-    echo "$total"
-}
-
 "$reference" "$PORT" 2>"$tmp/reference.err" &
 pids+=($!)
 ref_pid=$!
 # shellcheck disable=SC2086
-"$ECHOLAB" serve "$model" --protocol raw --addr 127.0.0.1:0 ${SERVE_ARGS:-} >"$tmp/model.out" 2>"$tmp/model.err" &
-pids+=($!)
-model_pid=$!
-for _ in $(seq 50); do
-    grep -q 'listening on' "$tmp/model.out" 2>/dev/null && break
-    sleep 0.1
-done
-model_addr=$(sed -n 's/^listening on //p' "$tmp/model.out")
-[ -n "$model_addr" ] || { echo "echolab serve $model did not start:" >&2; cat "$tmp/model.err" >&2; exit 1; }
+start_server "$tmp/model.out" "$model" --protocol raw ${SERVE_ARGS:-}
+model_pid=$SERVER_PID
+model_addr=$SERVER_ADDR
 sleep 0.3
 kill -0 "$ref_pid" 2>/dev/null || { echo "the reference server exited:" >&2; cat "$tmp/reference.err" >&2; exit 1; }
 hz=$(getconf CLK_TCK)

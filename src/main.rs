@@ -1,5 +1,7 @@
 //! `echolab`: start any server model, talk to it, load it, compare the models.
 
+#![forbid(unsafe_code)]
+
 mod cli;
 mod key_file;
 

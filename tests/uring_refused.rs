@@ -4,31 +4,47 @@
 //! disabled io_uring, a seccomp filter or an old kernel gives), so the test needs no
 //! change to the machine; without strace it is ignored, with the reason.
 
+mod support;
+
 use std::process::Command;
 
-use libtest_mimic::{Arguments, Trial};
+use support::suite::{self, test, Test};
 
-/// `(name, syscall, errno, what stderr must say)`.
-const REFUSALS: &[(&str, &str, &str, &str)] = &[
-    (
-        "setup_not_permitted",
+const TESTS: &[Test] = &[
+    test("uring::setup_not_permitted", setup_not_permitted).needs(strace),
+    test("uring::setup_not_implemented", setup_not_implemented).needs(strace),
+];
+
+fn main() {
+    suite::run_once(TESTS)
+}
+
+fn strace() -> Result<(), String> {
+    let found = Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if found {
+        Ok(())
+    } else {
+        Err("needs strace (it injects the refusal)".to_string())
+    }
+}
+
+fn setup_not_permitted() {
+    refused(
         "io_uring_setup",
         "EPERM",
         "io_uring unavailable: io_uring_setup failed",
-    ),
-    (
-        "setup_not_implemented",
+    );
+}
+
+fn setup_not_implemented() {
+    refused(
         "io_uring_setup",
         "ENOSYS",
         "io_uring unavailable: io_uring_setup failed",
-    ),
-];
-
-fn strace_available() -> bool {
-    Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success())
+    );
 }
 
 fn refused(syscall: &str, errno: &str, expected: &str) {
@@ -63,23 +79,4 @@ fn refused(syscall: &str, errno: &str, expected: &str) {
         !stdout.contains("listening on"),
         "{syscall} -> {errno}: announced before failing: {stdout}"
     );
-}
-
-fn main() {
-    let args = Arguments::from_args();
-    let ignored = !strace_available();
-    let trials = REFUSALS
-        .iter()
-        .map(|&(name, syscall, errno, expected)| {
-            let trial = Trial::test(format!("uring::{name}"), move || {
-                refused(syscall, errno, expected);
-                Ok(())
-            });
-            if ignored {
-                eprintln!("uring::{name}: ignored: strace not found (it injects the refusal)");
-            }
-            trial.with_ignored_flag(ignored)
-        })
-        .collect();
-    libtest_mimic::run(&args, trials).exit()
 }

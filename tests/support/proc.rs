@@ -46,6 +46,30 @@ pub fn all_threads_stopped(pid: u32) -> bool {
     })
 }
 
+/// Connections waiting to be accepted on the TCP listeners bound to `port` (the
+/// `rx_queue` of a listening socket in `/proc/net/tcp` and `tcp6` is its accept queue);
+/// 0 where neither table can be read.
+pub fn listen_queue(port: u16) -> u64 {
+    const LISTEN: &str = "0A";
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .flat_map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    let local = u16::from_str_radix(fields.get(1)?.rsplit(':').next()?, 16);
+                    let queues = fields.get(4)?.split_once(':')?;
+                    let queued = u64::from_str_radix(queues.1, 16).ok()?;
+                    (local.ok()? == port && *fields.get(3)? == LISTEN).then_some(queued)
+                })
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
+
 /// Polls `check` every 20 ms until it holds or `limit` passes; returns whether it held.
 pub fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;

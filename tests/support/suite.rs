@@ -167,6 +167,18 @@ pub fn run_over_datagram_models(cases: &'static [Case], tests: &'static [Test]) 
     .run()
 }
 
+/// Runs `tests`, each once: a suite about no model in particular (what the kernel
+/// does, how the binary fails), with the same ignored-with-a-reason as the cases.
+pub fn run_once(tests: &'static [Test]) -> ! {
+    Suite {
+        cases: &[],
+        transport: Transport::Stream,
+        tests,
+        threads: None,
+    }
+    .run()
+}
+
 /// Runs `cases` over the registry and `tests` once, four trials at once where
 /// `--test-threads` does not say: for suites whose trials each last a set time (a soak,
 /// a load run) whatever runs beside them, so that more at once keeps the suite short as

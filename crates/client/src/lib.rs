@@ -7,6 +7,8 @@
 //! the UDP side: [`datagram::UdpClient`] (echo, ping with a loss count) and the UDP load
 //! generator, which counts lost, duplicated, reordered and corrupted datagrams.
 
+#![forbid(unsafe_code)]
+
 mod blocking;
 mod cpu;
 pub mod datagram;

@@ -47,6 +47,8 @@
 //! helper thread). A known limit: a child inherits the signal handlers, so a SIGTERM
 //! sent to one child alone also wakes the parent's shutdown pipe.
 
+#![forbid(unsafe_code)]
+
 use std::io;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, RawFd};

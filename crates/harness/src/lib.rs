@@ -15,6 +15,8 @@
 //! Results go to `results/<date>-<host>/` as CSV, JSON, a Markdown README with the
 //! machine and the exact command, and SVG charts.
 
+#![forbid(unsafe_code)]
+
 mod agents;
 mod baseline;
 mod cell;

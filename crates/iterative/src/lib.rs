@@ -26,6 +26,8 @@
 //! gets its buffered replies, and is closed. Clients still in the backlog are never
 //! served. At rest nothing wakes: no timer ticks.
 
+#![forbid(unsafe_code)]
+
 use std::io;
 
 use echolab_server::{serve_blocking, Acceptor, Interrupter, Listen, ServerContext};

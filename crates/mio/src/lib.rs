@@ -44,6 +44,8 @@
 //! [`Session::begin_shutdown`]: echolab_proto::Session::begin_shutdown
 //! [`ACCEPT_BACKOFF`]: echolab_server::ACCEPT_BACKOFF
 
+#![forbid(unsafe_code)]
+
 use std::collections::VecDeque;
 use std::io;
 use std::net::{TcpListener, TcpStream};
@@ -90,7 +92,6 @@ struct Loop<'a> {
     listener_ready: bool,
     conns: Conns<Edges>,
     ready: VecDeque<usize>,
-    shutting_down: bool,
     buf: Vec<u8>,
     events: Events,
     /// `--offload`: this loop's port to the worker pool.
@@ -147,7 +148,6 @@ pub fn serve_on(
         listener_ready: true,
         conns: Conns::new(ctx),
         ready: VecDeque::new(),
-        shutting_down: false,
         buf: vec![0u8; READ_BUFFER],
         events: Events::with_capacity(1024),
         offload,
@@ -160,16 +160,8 @@ pub fn serve_on(
 impl EventLoop for Loop<'_> {
     type Wait = Edges;
 
-    fn ctx(&self) -> &ServerContext {
-        self.ctx
-    }
-
     fn conns(&mut self) -> &mut Conns<Edges> {
         &mut self.conns
-    }
-
-    fn draining(&self) -> bool {
-        self.shutting_down
     }
 
     fn begin_shutdown(&mut self) -> io::Result<()> {
@@ -222,7 +214,8 @@ impl EventLoop for Loop<'_> {
                 }
             }
         }
-        if shutdown && !self.shutting_down {
+        if shutdown && !self.conns.is_draining() {
+            self.conns.begin_draining();
             self.begin_drain();
         }
         // One clock read for the whole turn: every message's deadlines come from it (a
@@ -335,7 +328,6 @@ impl Loop<'_> {
     }
 
     fn begin_drain(&mut self) {
-        self.shutting_down = true;
         self.listener_ready = false;
         if let Some(listener) = self.listening.close() {
             deregister(self.poll.registry(), &listener);

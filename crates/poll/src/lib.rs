@@ -45,7 +45,7 @@ pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
 /// array must be contiguous `pollfd`s, so it lives beside the list rather than in it.
 #[derive(Debug, Default)]
 struct Poll {
-    watched: WatchList<()>,
+    watched: WatchList,
     pollfds: Vec<libc::pollfd>,
 }
 
@@ -63,7 +63,7 @@ fn events(interest: Interest) -> libc::c_short {
 impl Waiter for Poll {
     fn add(&mut self, source: Source, fd: BorrowedFd<'_>, interest: Interest) -> io::Result<()> {
         self.remove(source, fd);
-        self.watched.add(source, fd, interest, ());
+        self.watched.add(source, fd, interest);
         self.pollfds.push(libc::pollfd {
             fd: std::os::fd::AsRawFd::as_raw_fd(&fd),
             events: events(interest),
@@ -124,7 +124,7 @@ impl Waiter for Poll {
             };
         }
         let broken = libc::POLLERR | libc::POLLHUP | libc::POLLNVAL;
-        for (pollfd, (watched, ())) in self.pollfds.iter().zip(self.watched.entries()) {
+        for (pollfd, watched) in self.pollfds.iter().zip(self.watched.entries()) {
             let revents = pollfd.revents;
             if revents == 0 {
                 continue;

@@ -31,6 +31,8 @@
 //! those is served with shutdown already requested (what the client sent is echoed,
 //! then it is closed). Every worker is joined before `serve` returns.
 
+#![forbid(unsafe_code)]
+
 use std::io;
 use std::net::TcpStream;
 use std::thread::{self, JoinHandle};

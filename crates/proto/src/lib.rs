@@ -28,6 +28,8 @@
 //! [`Handler`], inline or — [`WorkMode::Offload`] — through the driver as a [`Job`]
 //! ([`Session::take_job`], [`Session::complete_job`]); replies stay in order either way.
 
+#![forbid(unsafe_code)]
+
 mod auth;
 mod config;
 mod datagram;

@@ -57,6 +57,8 @@
 //! of them: each closes its own listener and drains its own connections, exactly as
 //! `mio` does; `serve` returns once every loop has finished.
 
+#![forbid(unsafe_code)]
+
 use std::io;
 
 use echolab_server::{serve_each_socket, Listen, ServerContext};

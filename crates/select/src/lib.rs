@@ -52,11 +52,11 @@ pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
 
 #[derive(Debug, Default)]
 struct Select {
-    watched: WatchList<()>,
+    watched: WatchList,
 }
 
 impl ListWaiter for Select {
-    fn list(&mut self) -> &mut WatchList<()> {
+    fn list(&mut self) -> &mut WatchList {
         &mut self.watched
     }
 
@@ -74,7 +74,7 @@ impl ListWaiter for Select {
         let mut readers = FdSet::new();
         let mut writers = FdSet::new();
         let mut highest: RawFd = -1;
-        for (watched, ()) in self.watched.entries() {
+        for watched in self.watched.entries() {
             let fd = borrow(watched.fd);
             if watched.interest.readable {
                 readers.insert(fd);
@@ -96,7 +96,7 @@ impl ListWaiter for Select {
             Err(Errno::EINTR) => return Ok(()),
             Err(errno) => return Err(errno.into()),
         }
-        for (watched, ()) in self.watched.entries() {
+        for watched in self.watched.entries() {
             let fd = borrow(watched.fd);
             let readable = watched.interest.readable && readers.contains(fd);
             let writable = watched.interest.writable && writers.contains(fd);

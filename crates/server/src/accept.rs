@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use socket2::SockRef;
 
-use crate::{refuse_busy, wait_readable, ConnectionSlot, Readiness, ServerContext};
+use crate::shutdown::{wait_readable, Readiness};
+use crate::{refuse_busy, ConnectionSlot, ServerContext};
 
 /// How long to stop accepting after `accept` fails for lack of resources (EMFILE,
 /// ENFILE, ENOBUFS, ENOMEM): retrying at once would spin a core on an error that only
@@ -94,7 +95,7 @@ pub fn admit_socket(stream: &impl AsFd, ctx: &ServerContext) -> Option<Connectio
 pub fn accept_failed(e: &io::Error, ctx: &ServerContext) -> Accepted {
     if e.kind() == io::ErrorKind::WouldBlock || ctx.shutdown.is_requested() {
         Accepted::Empty
-    } else if is_transient(e) {
+    } else if accept_retryable(e) {
         Accepted::Retry
     } else {
         ctx.stats.record_accept_error();
@@ -102,8 +103,9 @@ pub fn accept_failed(e: &io::Error, ctx: &ServerContext) -> Accepted {
     }
 }
 
-/// Errors after which the next `accept` may well succeed at once.
-pub fn is_transient(e: &io::Error) -> bool {
+/// Whether the next `accept` may well succeed at once after `e` (a signal, or a client
+/// that gave up before it was accepted): retry it, without counting or backing off.
+fn accept_retryable(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::WouldBlock

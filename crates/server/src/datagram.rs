@@ -75,7 +75,7 @@ pub fn socket_addr(storage: &SockaddrStorage) -> Option<SocketAddr> {
 /// Whether a failed receive or send concerns one datagram or one peer only (an ICMP
 /// error the kernel reported on the socket, a full device queue), so the loop counts it
 /// and goes on; anything else ends the model with the error.
-pub fn is_transient(err: &io::Error) -> bool {
+pub(crate) fn concerns_one_datagram(err: &io::Error) -> bool {
     use io::ErrorKind::*;
     matches!(
         err.kind(),
@@ -96,7 +96,7 @@ pub fn is_transient(err: &io::Error) -> bool {
 /// Whether a receive ended without a datagram and without trouble: the socket is empty
 /// (non-blocking, or the receive timeout passed) or a signal arrived, so the loop only
 /// looks at the shutdown flag again.
-pub fn is_wait_over(err: &io::Error) -> bool {
+pub(crate) fn is_wait_over(err: &io::Error) -> bool {
     matches!(
         err.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
@@ -178,7 +178,7 @@ impl Responder {
         if is_wait_over(&err) {
             return Ok(());
         }
-        if is_transient(&err) {
+        if concerns_one_datagram(&err) {
             self.counts.recv_errors += 1;
             return Ok(());
         }

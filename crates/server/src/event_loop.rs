@@ -9,24 +9,19 @@
 use std::io;
 use std::time::Instant;
 
-use crate::{Conns, ServerContext};
+use crate::Conns;
 
 /// What a one-thread loop supplies to [`run_event_loop`].
 pub trait EventLoop {
     /// What the loop keeps per connection (see [`crate::Conn`]).
     type Wait;
 
-    /// The server's context (its shutdown flag is checked every turn).
-    fn ctx(&self) -> &ServerContext;
-
-    /// The loop's connections.
+    /// The loop's connections (which also hold whether the drain has begun).
     fn conns(&mut self) -> &mut Conns<Self::Wait>;
 
-    /// Whether [`EventLoop::begin_shutdown`] has run.
-    fn draining(&self) -> bool;
-
     /// Shutdown was asked for: stop listening and tell every session, which then owes
-    /// its replies and a notice. Called once.
+    /// its replies and a notice. Called once, after [`Conns::begin_draining`] (a loop
+    /// that sees the shutdown descriptor among its events calls both itself).
     fn begin_shutdown(&mut self) -> io::Result<()>;
 
     /// Draining with no connection left: whether the loop may return now. A loop that
@@ -47,10 +42,11 @@ pub trait EventLoop {
 /// Runs `lp` turn after turn until shutdown has drained every connection.
 pub fn run_event_loop(lp: &mut impl EventLoop) -> io::Result<()> {
     loop {
-        if !lp.draining() && lp.ctx().shutdown.is_requested() {
+        if lp.conns().drain_due() {
+            lp.conns().begin_draining();
             lp.begin_shutdown()?;
         }
-        if lp.draining() && lp.conns().is_empty() && lp.drained() {
+        if lp.conns().is_draining() && lp.conns().is_empty() && lp.drained() {
             return Ok(());
         }
         let now = lp.wait_and_serve()?;

@@ -26,7 +26,7 @@ use nix::sys::signal::Signal;
 use crate::Shutdown;
 
 /// How often the watcher signals threads still blocked after shutdown.
-pub const KICK_INTERVAL: Duration = Duration::from_millis(20);
+pub(crate) const KICK_INTERVAL: Duration = Duration::from_millis(20);
 
 /// The signal that interrupts a blocked call: its handler does nothing but exist.
 const KICK: Signal = Signal::SIGUSR1;

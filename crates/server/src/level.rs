@@ -100,7 +100,6 @@ pub fn serve_level<W: Waiter>(listen: &Listen, ctx: &ServerContext, waiter: W) -
         watching_listener: false,
         watching_waker: false,
         conns: Conns::new(ctx),
-        shutting_down: false,
         progress: true,
         buf: vec![0u8; READ_BUFFER],
         ready: Vec::new(),
@@ -121,7 +120,6 @@ struct LevelLoop<'a, W> {
     watching_listener: bool,
     watching_waker: bool,
     conns: Conns<Interest>,
-    shutting_down: bool,
     /// Whether the last turn moved a byte or accepted a connection.
     progress: bool,
     buf: Vec<u8>,
@@ -132,16 +130,8 @@ struct LevelLoop<'a, W> {
 impl<W: Waiter> EventLoop for LevelLoop<'_, W> {
     type Wait = Interest;
 
-    fn ctx(&self) -> &ServerContext {
-        self.ctx
-    }
-
     fn conns(&mut self) -> &mut Conns<Interest> {
         &mut self.conns
-    }
-
-    fn draining(&self) -> bool {
-        self.shutting_down
     }
 
     fn begin_shutdown(&mut self) -> io::Result<()> {
@@ -187,7 +177,8 @@ impl<W: Waiter> LevelLoop<'_, W> {
                 Source::Listener => self.accept_all()?,
                 // A waiter that does not really wait reports it every turn.
                 Source::Waker => {
-                    if !self.shutting_down && self.ctx.shutdown.is_requested() {
+                    if self.conns.drain_due() {
+                        self.conns.begin_draining();
                         self.begin_drain();
                     }
                 }
@@ -289,7 +280,6 @@ impl<W: Waiter> LevelLoop<'_, W> {
     }
 
     fn begin_drain(&mut self) {
-        self.shutting_down = true;
         self.stop_watching_listener();
         // Closing it now refuses a client that connects during the drain at once.
         drop(self.listening.close());

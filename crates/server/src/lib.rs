@@ -28,7 +28,7 @@
 //!   busy loop); the model crate implements only the wait, and a waiter whose kernel
 //!   call keeps no interest set keeps one in a [`WatchList`].
 //! - **Session output** — the session (in `echolab-proto`) lends its output as a slice
-//!   for `write` ([`write_pending`]), or hands it over as an owned buffer for
+//!   for `write` ([`Conn::flush`], [`serve_blocking`]), or hands it over as an owned buffer for
 //!   completion IO, where the kernel holds it until the send completes.
 //! - **Shutdown** — [`Shutdown`]: SIGINT/SIGTERM as a flag and a readable descriptor,
 //!   so blocking and readiness models alike can wait for it.
@@ -82,29 +82,32 @@ mod stats_line;
 mod watch_list;
 mod work;
 
+// What a model crate, the harness or the binary calls. `Announce`, `BlockedThreads`,
+// `Registration`, `ServerStats`, `StatsSnapshot` and `Watched` are named by no one
+// outside, but they are the types of public fields, parameters and return values.
 pub use accept::{
-    accept_failed, accept_one, admit_accepted, admit_socket, is_transient, sleep_or_shutdown,
-    Accepted, Acceptor, SocketMode, ACCEPT_BACKOFF,
+    accept_failed, accept_one, admit_accepted, admit_socket, sleep_or_shutdown, Accepted, Acceptor,
+    SocketMode, ACCEPT_BACKOFF,
 };
 pub use blocking::{serve_blocking, NO_DEADLINE_WAIT};
 pub use children::{ChildProcess, Children, Forked, Woken};
 pub use config::ServerConfig;
 pub use context::{new_session, refuse_busy, ConnectionSlot, ServerContext};
 pub use datagram::{
-    drain, is_transient as is_transient_datagram_error, is_wait_over, recv_datagram,
-    serve_datagrams, socket_addr, Received, Responder, DRAIN_LIMIT, DRAIN_TIME, SEND_WAIT,
+    drain, recv_datagram, serve_datagrams, socket_addr, Received, Responder, DRAIN_LIMIT,
+    DRAIN_TIME, SEND_WAIT,
 };
 use deadlines::{Deadlines, Slab};
 pub use each_socket::serve_each_socket;
 pub use event_loop::{run_event_loop, EventLoop};
-pub use interrupt::{BlockedThreads, Interrupter, Registration, KICK_INTERVAL};
+pub use interrupt::{BlockedThreads, Interrupter, Registration};
 pub use level::{serve_level, Interest, Ready, Source, Waiter};
-pub use listener::{bind_listener, Announce, Listen, DEFAULT_BACKLOG};
+pub use listener::{Announce, Listen, DEFAULT_BACKLOG};
 pub use log::closed as log_closed;
-pub use nonblocking::{read_available, write_pending, Drained, READ_BUFFER};
+pub use nonblocking::{read_available, Drained, READ_BUFFER};
 pub use offload::{Offload, OffloadPort, Offloadable};
 pub use readiness::{AcceptStop, Conn, Conns, Listening, ReadOutcome};
-pub use shutdown::{wait_readable, Readiness, Shutdown};
+pub use shutdown::Shutdown;
 pub use snapshot::{CpuUse, Snapshot, SnapshotWindow};
 pub use stats::{DatagramCounts, ServerStats, StatsSnapshot};
 pub use stats_line::{ResourceUsage, StatsLine};

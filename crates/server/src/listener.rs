@@ -14,11 +14,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 pub const DEFAULT_BACKLOG: i32 = 4096;
 
 /// Binds a blocking TCP listener with `SO_REUSEADDR`, so a restarted server can bind
-/// its port while old connections sit in TIME_WAIT.
-pub fn bind_listener(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
-    bind(addr, backlog, false)
-}
-
+/// its port while old connections sit in TIME_WAIT (and `SO_REUSEPORT` for a group).
 fn bind(addr: SocketAddr, backlog: i32, reuse_port: bool) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
@@ -173,7 +169,7 @@ mod tests {
 
     #[test]
     fn binds_an_ephemeral_port_with_reuseaddr() {
-        let listener = bind_listener(SocketAddr::from(([127, 0, 0, 1], 0)), 16).unwrap();
+        let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)), 16, false).unwrap();
         let addr = listener.local_addr().unwrap();
         assert_ne!(addr.port(), 0);
         assert!(socket2::SockRef::from(&listener).reuse_address().unwrap());
@@ -225,7 +221,7 @@ mod tests {
     #[test]
     fn rebinds_a_port_with_a_connection_in_time_wait() {
         use std::io::Read;
-        let listener = bind_listener(SocketAddr::from(([127, 0, 0, 1], 0)), 16).unwrap();
+        let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)), 16, false).unwrap();
         let addr = listener.local_addr().unwrap();
         let mut client = std::net::TcpStream::connect(addr).unwrap();
         let (server_side, _) = listener.accept().unwrap();
@@ -238,6 +234,6 @@ mod tests {
         assert_eq!(client.read(&mut buf).unwrap(), 0);
         drop(client);
         drop(listener);
-        bind_listener(addr, 16).expect("SO_REUSEADDR lets the port be bound again");
+        bind(addr, 16, false).expect("SO_REUSEADDR lets the port be bound again");
     }
 }

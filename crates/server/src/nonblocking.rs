@@ -54,7 +54,7 @@ pub fn read_available<S: Read>(
 
 /// Writes the session's output until it is empty or the socket is full; `now` is the
 /// caller's clock (a loop reads it once per turn).
-pub fn write_pending<S: Write>(
+pub(crate) fn write_pending<S: Write>(
     stream: &mut S,
     session: &mut Session,
     now: Instant,

@@ -10,9 +10,10 @@ use std::time::Instant;
 
 use echolab_proto::{Job, Session};
 
+use crate::nonblocking::write_pending;
 use crate::{
-    accept_one, new_session, read_available, write_pending, Accepted, ConnectionSlot, Deadlines,
-    Drained, OffloadPort, ServerContext, Slab, SocketMode, ACCEPT_BACKOFF,
+    accept_one, new_session, read_available, Accepted, ConnectionSlot, Deadlines, Drained,
+    OffloadPort, ServerContext, Slab, SocketMode, ACCEPT_BACKOFF,
 };
 
 /// One connection of a readiness loop: a non-blocking socket, its session, and `W`,
@@ -90,6 +91,8 @@ pub struct Conns<W> {
     ctx: ServerContext,
     slab: Slab<Conn<W>>,
     timers: Deadlines,
+    /// The shutdown drain has begun.
+    draining: bool,
 }
 
 impl<W> Conns<W> {
@@ -99,7 +102,25 @@ impl<W> Conns<W> {
             ctx: ctx.clone(),
             slab: Slab::new(),
             timers: Deadlines::new(),
+            draining: false,
         }
+    }
+
+    /// Whether shutdown was requested and the drain has not begun yet: the loop should
+    /// begin it now.
+    pub fn drain_due(&self) -> bool {
+        !self.draining && self.ctx.shutdown.is_requested()
+    }
+
+    /// Records that the drain has begun (the loop has stopped listening and told every
+    /// session).
+    pub fn begin_draining(&mut self) {
+        self.draining = true;
+    }
+
+    /// Whether the drain has begun.
+    pub fn is_draining(&self) -> bool {
+        self.draining
     }
 
     /// Starts a session for an admitted socket. `register` is given the connection's

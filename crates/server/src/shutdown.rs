@@ -69,7 +69,7 @@ impl Shutdown {
 
 /// What [`wait_readable`] saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Readiness {
+pub(crate) enum Readiness {
     /// The descriptor is readable (for a listener: a connection is waiting).
     Ready,
     /// Shutdown was requested.
@@ -80,7 +80,7 @@ pub enum Readiness {
 
 /// Blocks until `fd` is readable, shutdown is requested, or `timeout` passes (`None`:
 /// no timeout). One `poll(2)` on two descriptors.
-pub fn wait_readable(
+pub(crate) fn wait_readable(
     fd: BorrowedFd<'_>,
     shutdown: &Shutdown,
     timeout: Option<Duration>,

@@ -22,36 +22,26 @@ pub struct Watched {
 
 /// A dense list of watched descriptors plus each source's position in it. Removal
 /// swaps the last entry into the hole instead of shifting the tail, so closing one of
-/// 10,000 connections does not move 10,000 entries; `T` is what a waiter keeps beside
-/// each entry in step with it (a `pollfd`, or nothing).
-#[derive(Debug)]
-pub struct WatchList<T> {
-    entries: Vec<(Watched, T)>,
+/// 10,000 connections does not move 10,000 entries. A waiter that keeps an array in
+/// step with the list (`poll`'s `pollfd`s) mirrors each change at
+/// [`WatchList::position`].
+#[derive(Debug, Default)]
+pub struct WatchList {
+    entries: Vec<Watched>,
     listener: Option<usize>,
     waker: Option<usize>,
     /// Position of connection `i` at `conns[i]`, `usize::MAX` when not watched.
     conns: Vec<usize>,
 }
 
-impl<T> Default for WatchList<T> {
-    fn default() -> Self {
-        WatchList {
-            entries: Vec::new(),
-            listener: None,
-            waker: None,
-            conns: Vec::new(),
-        }
-    }
-}
-
-impl<T> WatchList<T> {
+impl WatchList {
     /// An empty list.
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Adds `source` (replacing any entry it had).
-    pub fn add(&mut self, source: Source, fd: BorrowedFd<'_>, interest: Interest, extra: T) {
+    pub fn add(&mut self, source: Source, fd: BorrowedFd<'_>, interest: Interest) {
         self.remove(source);
         let watched = Watched {
             source,
@@ -59,35 +49,35 @@ impl<T> WatchList<T> {
             interest,
         };
         self.set_position(source, Some(self.entries.len()));
-        self.entries.push((watched, extra));
+        self.entries.push(watched);
     }
 
     /// Changes what `source` is watched for (nothing if it is not watched).
     pub fn set_interest(&mut self, source: Source, interest: Interest) {
-        if let Some((watched, _)) = self.get_mut(source) {
+        if let Some(watched) = self.get_mut(source) {
             watched.interest = interest;
         }
     }
 
     /// The entry of `source`, if watched.
-    pub fn get_mut(&mut self, source: Source) -> Option<&mut (Watched, T)> {
+    pub fn get_mut(&mut self, source: Source) -> Option<&mut Watched> {
         let at = self.position(source)?;
         self.entries.get_mut(at)
     }
 
     /// Stops watching `source`.
-    pub fn remove(&mut self, source: Source) -> Option<(Watched, T)> {
+    pub fn remove(&mut self, source: Source) -> Option<Watched> {
         let at = self.position(source)?;
         self.set_position(source, None);
         let removed = self.entries.swap_remove(at);
-        if let Some((moved, _)) = self.entries.get(at) {
+        if let Some(moved) = self.entries.get(at) {
             self.set_position(moved.source, Some(at));
         }
         Some(removed)
     }
 
     /// Every entry, in list order.
-    pub fn entries(&self) -> &[(Watched, T)] {
+    pub fn entries(&self) -> &[Watched] {
         &self.entries
     }
 
@@ -130,7 +120,7 @@ impl<T> WatchList<T> {
 /// list's, once, for every such waiter.
 pub trait ListWaiter {
     /// The list of what is watched.
-    fn list(&mut self) -> &mut WatchList<()>;
+    fn list(&mut self) -> &mut WatchList;
     /// As [`Waiter::can_watch`].
     fn can_watch(&self, _fd: BorrowedFd<'_>) -> bool {
         true
@@ -153,7 +143,7 @@ impl<T: ListWaiter> Waiter for T {
         if !ListWaiter::can_watch(self, fd) {
             return Err(io::Error::other("this waiter cannot watch that descriptor"));
         }
-        self.list().add(source, fd, interest, ());
+        self.list().add(source, fd, interest);
         Ok(())
     }
 
@@ -187,21 +177,26 @@ mod tests {
         let fd = stdin.as_fd();
         let mut list = WatchList::new();
         for i in 0..5 {
-            list.add(Source::Conn(i), fd, Interest::READ, i);
+            list.add(Source::Conn(i), fd, Interest::READ);
         }
-        list.add(Source::Listener, fd, Interest::READ, 99);
-        assert_eq!(list.remove(Source::Conn(1)).map(|(_, x)| x), Some(1));
+        list.add(Source::Listener, fd, Interest::READ);
+        assert_eq!(
+            list.remove(Source::Conn(1)).map(|w| w.source),
+            Some(Source::Conn(1))
+        );
         assert_eq!(list.len(), 5);
         // The listener moved into the hole; every source still finds its own entry.
-        for (source, extra) in [
-            (Source::Conn(0), 0),
-            (Source::Conn(2), 2),
-            (Source::Conn(4), 4),
-            (Source::Listener, 99),
+        for source in [
+            Source::Conn(0),
+            Source::Conn(2),
+            Source::Conn(3),
+            Source::Conn(4),
+            Source::Listener,
         ] {
             let entry = list.get_mut(source).expect("still watched");
-            assert_eq!((entry.0.source, entry.1), (source, extra));
+            assert_eq!(entry.source, source);
         }
+        assert_eq!(list.position(Source::Listener), Some(1));
         assert!(list.get_mut(Source::Conn(1)).is_none());
         assert!(list.remove(Source::Conn(1)).is_none(), "removed once");
         assert!(list.get_mut(Source::Conn(17)).is_none());

@@ -34,6 +34,8 @@
 //! level-triggered loop ([`echolab_server::serve_level`]): to it, this waiter reports
 //! every descriptor as ready on every turn.
 
+#![forbid(unsafe_code)]
+
 use std::io;
 use std::time::Duration;
 
@@ -52,12 +54,12 @@ pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
 
 #[derive(Debug, Default)]
 struct Spin {
-    watched: WatchList<()>,
+    watched: WatchList,
     idle_turns: u32,
 }
 
 impl ListWaiter for Spin {
-    fn list(&mut self) -> &mut WatchList<()> {
+    fn list(&mut self) -> &mut WatchList {
         &mut self.watched
     }
 
@@ -78,7 +80,7 @@ impl ListWaiter for Spin {
             self.idle_turns = 0;
         }
         // No question asked: everything is "ready", and `EAGAIN` answers for it.
-        ready.extend(self.watched.entries().iter().map(|(watched, ())| Ready {
+        ready.extend(self.watched.entries().iter().map(|watched| Ready {
             source: watched.source,
             readable: watched.interest.readable,
             writable: watched.interest.writable,

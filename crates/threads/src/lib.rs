@@ -28,6 +28,8 @@
 //! `serve` returns. Until shutdown an idle thread sleeps with no timer: an idle client
 //! costs no wake-ups, however many there are.
 
+#![forbid(unsafe_code)]
+
 use std::io;
 use std::thread::{self, JoinHandle};
 

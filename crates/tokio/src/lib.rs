@@ -51,6 +51,8 @@
 //! and runs until its session closes — bounded by the session's own linger deadline.
 //! `serve` waits for every task, then shuts the runtime down.
 
+#![forbid(unsafe_code)]
+
 use std::io;
 use std::net::TcpListener as StdListener;
 use std::os::unix::net::UnixStream as StdUnixStream;

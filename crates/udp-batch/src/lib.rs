@@ -28,6 +28,8 @@
 //! the [`echolab_server::Interrupter`]; the loop answers, batch by batch, what the
 //! socket already holds, and returns.
 
+#![forbid(unsafe_code)]
+
 use std::borrow::Cow;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::UdpSocket;

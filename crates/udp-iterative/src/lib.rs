@@ -28,6 +28,8 @@
 //! answers the datagrams already queued on the socket ([`echolab_server::drain`]) and
 //! returns. At rest nothing wakes: no timer ticks.
 
+#![forbid(unsafe_code)]
+
 use std::io;
 
 use echolab_server::{serve_datagrams, Interrupter, Listen, ServerContext};

@@ -36,6 +36,8 @@
 //! then the datagrams already queued on the socket are answered
 //! ([`echolab_server::drain`]).
 
+#![forbid(unsafe_code)]
+
 use std::collections::VecDeque;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};

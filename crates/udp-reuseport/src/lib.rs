@@ -30,6 +30,8 @@
 //! each thread answers what its socket already holds and returns; the model returns
 //! when all have.
 
+#![forbid(unsafe_code)]
+
 use std::io;
 
 use echolab_server::{serve_datagrams, serve_each_socket, Interrupter, Listen, ServerContext};

@@ -3,14 +3,35 @@
 //! listener closes, the connections waiting in *its* accept queue are reset — not
 //! handed to a sibling — while new connections go to the listeners that remain.
 //!
-//! (`net.ipv4.tcp_migrate_req=1` would migrate them instead; the case checks the
-//! sysctl and says so rather than fail where it is on.)
+//! (`net.ipv4.tcp_migrate_req=1` would migrate them instead: where it is on, that case
+//! is ignored, with the reason.) The groups are bound with the server's own
+//! [`Listen::bind_reuse_port`]; no server process is started.
+
+mod support;
 
 use std::io::{ErrorKind, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::time::Duration;
 
 use echolab_server::Listen;
+use support::proc::{listen_queue, wait_until};
+use support::suite::{self, test, Test};
+use support::IO_TIMEOUT;
+
+const TESTS: &[Test] = &[
+    test(
+        "connections_spread_over_the_group_by_their_4_tuple",
+        connections_spread_over_the_group_by_their_4_tuple,
+    ),
+    test(
+        "closing_a_listener_resets_its_queue_and_rehashes_new_connections",
+        closing_a_listener_resets_its_queue_and_rehashes_new_connections,
+    )
+    .needs(requests_do_not_migrate),
+];
+
+fn main() {
+    suite::run_once(TESTS)
+}
 
 const CLIENTS: usize = 40;
 
@@ -50,20 +71,35 @@ fn holds_port(accepted: &[Accepted], port: u16) -> bool {
     accepted.iter().any(|a| a.peer.port() == port)
 }
 
-fn migrate_req_on() -> bool {
-    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_migrate_req").is_ok_and(|v| v.trim() != "0")
+fn requests_do_not_migrate() -> Result<(), String> {
+    let on = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_migrate_req")
+        .is_ok_and(|v| v.trim() != "0");
+    if on {
+        Err("net.ipv4.tcp_migrate_req is on: queued requests migrate".to_string())
+    } else {
+        Ok(())
+    }
 }
 
+/// `CLIENTS` connections to `addr`, returned once the kernel has queued every one of
+/// them on the group's listeners (the handshake's last ACK has landed), bounded in
+/// time.
 fn connect_all(addr: SocketAddr) -> Vec<TcpStream> {
+    let queued_before = listen_queue(addr.port());
     let clients: Vec<TcpStream> = (0..CLIENTS)
-        .map(|_| TcpStream::connect(addr).expect("connect"))
+        .map(|_| TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect"))
         .collect();
-    // The handshakes complete in the kernel; give the last ACKs a moment to land.
-    std::thread::sleep(Duration::from_millis(100));
+    let all_queued = wait_until(IO_TIMEOUT, || {
+        listen_queue(addr.port()) >= queued_before + CLIENTS as u64
+    });
+    assert!(
+        all_queued,
+        "{} of {CLIENTS} connections queued",
+        listen_queue(addr.port()) - queued_before
+    );
     clients
 }
 
-#[test]
 fn connections_spread_over_the_group_by_their_4_tuple() {
     let (listeners, addr) = group(2);
     let clients = connect_all(addr);
@@ -93,19 +129,13 @@ fn connections_spread_over_the_group_by_their_4_tuple() {
     }
 }
 
-#[test]
 fn closing_a_listener_resets_its_queue_and_rehashes_new_connections() {
-    if migrate_req_on() {
-        eprintln!("SKIPPED: net.ipv4.tcp_migrate_req is on, so queued requests migrate");
-        return;
-    }
     let (mut listeners, addr) = group(2);
     let clients = connect_all(addr);
     // Listener 1 closes with its queue unaccepted, as a loop's listener does when the
-    // loop stops.
+    // loop stops. Every connection was queued before, so listener 0 holds exactly its
+    // own share.
     drop(listeners.pop());
-    // The resets go out as the listener closes; give loopback a moment to deliver them.
-    std::thread::sleep(Duration::from_millis(100));
     let survivors = accept_all(&listeners[0]);
     let mut reset = 0;
     let mut served = 0;
@@ -113,20 +143,27 @@ fn closing_a_listener_resets_its_queue_and_rehashes_new_connections() {
         let port = client.local_addr().expect("local").port();
         client.set_nonblocking(true).expect("nonblocking");
         let mut byte = [0u8; 1];
-        match (&*client).read(&mut byte) {
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => {
-                reset += 1;
-                assert!(
-                    !holds_port(&survivors, port),
-                    "port {port}: reset, yet accepted by the other listener"
-                );
-            }
+        let mut read = || (&*client).read(&mut byte).map_err(|e| e.kind());
+        if holds_port(&survivors, port) {
             // Accepted by listener 0 and still open: nothing to read yet.
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                served += 1;
-                assert!(holds_port(&survivors, port), "port {port}");
-            }
-            other => panic!("port {port}: {other:?}"),
+            assert_eq!(read(), Err(ErrorKind::WouldBlock), "port {port}");
+            served += 1;
+        } else {
+            // Queued on listener 1: its reset goes out as the listener closes; wait
+            // for loopback to deliver it (bounded).
+            // A reset is reported once: the read after it sees end-of-file.
+            let mut last = None;
+            let was_reset = wait_until(IO_TIMEOUT, || {
+                let outcome = read();
+                let reset = outcome == Err(ErrorKind::ConnectionReset);
+                last = Some(outcome);
+                reset
+            });
+            assert!(
+                was_reset,
+                "port {port}: neither accepted by listener 0 nor reset: {last:?}"
+            );
+            reset += 1;
         }
     }
     eprintln!("closed listener 1: {reset} queued connections reset, {served} on listener 0");
