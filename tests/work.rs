@@ -102,15 +102,24 @@ fn cpu_work_takes_its_time_and_its_cpu(model: &Model) {
     const WORK: Duration = Duration::from_millis(2);
     let mut server = ServerGuard::start(model.name, &["--work", "cpu:2ms"]);
     let mut client = server.client();
+    let mut total = Duration::ZERO;
     for i in 0..MESSAGES {
         let took = timed_echo(&mut client, &pattern(64, i as u8));
-        // The work is calibrated on the thread's CPU clock: wall time is at least that.
+        // Calibrated once on the thread's CPU clock, at the fastest of three runs; a CPU
+        // whose sibling hyperthread was busy then and is idle now runs the same rounds
+        // faster, so one reply may come a little early — but not the run as a whole.
         assert!(
-            took >= WORK * 9 / 10,
-            "{}: reply {i} took {took:?}, under its 2 ms of work",
+            took >= WORK * 6 / 10,
+            "{}: reply {i} took {took:?}, far under its 2 ms of work",
             model.name
         );
+        total += took;
     }
+    assert!(
+        total >= WORK * MESSAGES * 9 / 10,
+        "{}: {MESSAGES} replies took {total:?}, under their 2 ms of work each",
+        model.name
+    );
     drop(client);
     let (status, _, stats) = server.terminate(Duration::from_secs(10));
     assert!(status.success(), "{}: exit {status}", model.name);
