@@ -82,6 +82,12 @@ pub struct Measurement {
     pub min_per_conn: u64,
     /// Server CPU seconds (user + system, whole tree) inside the measured window.
     pub server_cpu_secs: f64,
+    /// How much `server_cpu_secs` may be off by: CPU of the children a `fork` server
+    /// reaped while the readings that bound the window walked its tree (0 for a tree
+    /// where nothing exited). Over 5% of the figure (`marks::UNCERTAIN_SHARE`), the cell
+    /// is marked measurement suspect.
+    #[serde(default)]
+    pub server_cpu_uncertain_secs: f64,
     /// Server CPU seconds per second of the window: the share of one core it used
     /// (the rest scenario's figure: what it burns doing nothing).
     pub server_cpu_share: f64,
@@ -200,10 +206,18 @@ impl Measurement {
     }
 
     /// Marks the run measurement suspect if its server CPU per response is below half
-    /// the kernel's floor for its messages (`marks`).
+    /// the kernel's floor for its messages, or its server CPU is uncertain by more than
+    /// 5% (`marks`).
     pub(crate) fn mark_suspect(&mut self, floors: &[FloorCost]) {
         let floor = floor_for(floors, self.cell.scenario.is_datagram(), self.cell.size);
-        self.marks.suspect = marks::suspect(self.server_cpu_us_per_response(), floor);
+        let why: Vec<String> = [
+            marks::suspect(self.server_cpu_us_per_response(), floor),
+            marks::uncertain(self.server_cpu_secs, self.server_cpu_uncertain_secs),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        self.marks.suspect = (!why.is_empty()).then(|| why.join(", "));
     }
 
     /// Server CPU µs per response, if there were responses.
@@ -509,6 +523,7 @@ fn measurement(
         jain: report.map_or(1.0, |r| r.fairness.jain),
         min_per_conn: report.map_or(0, |r| r.fairness.min),
         server_cpu_secs: window.cpu_secs,
+        server_cpu_uncertain_secs: window.cpu_uncertain_secs,
         server_cpu_share: if seconds > 0.0 {
             window.cpu_secs / seconds
         } else {

@@ -131,7 +131,7 @@ pub(crate) const COLUMNS: &[Column] = &[
         .about("scenario, connections x payload bytes, idle crowd first (`idle 1000+1x64`)"),
     Column::table("mark", mark)
         .words()
-        .about("why the cell's figures are not the server's to read, with a count when only some repeats were: `measured nothing` (not one reply, or the run could not be made: the figures are not a result, and the charts leave the cell out); `SUSPECT` (measurement suspect: server CPU per response below half the kernel's floor cost of one recv and one send of the size, so CPU went missing from the window; a cross on the charts); `client-bound` (the load generator used at least 90% of the CPU it could have, or an open loop sent under 95% of its target rate: the cell measured the client; a hollow point on the charts)"),
+        .about("why the cell's figures are not the server's to read, with a count when only some repeats were: `measured nothing` (not one reply, or the run could not be made: the figures are not a result, and the charts leave the cell out); `SUSPECT` (measurement suspect: server CPU per response below half the kernel's floor cost of one recv and one send of the size, or server CPU whose readings may have missed more than 5% of it as children were reaped: CPU went missing from the window; a cross on the charts); `client-bound` (the load generator used at least 90% of the CPU it could have, or an open loop sent under 95% of its target rate: the cell measured the client; a hollow point on the charts)"),
     Column::csv("repeat", |m| m.repeat.to_string()).about("which run of the cell, from 0"),
     Column::csv("responses", |m| m.responses.to_string())
         .about("verified replies in the measured window"),
@@ -282,11 +282,13 @@ pub(crate) const COLUMNS: &[Column] = &[
     Column::csv("suspect", |m| {
         m.marks.suspect.as_deref().unwrap_or_default().replace(',', ";")
     })
-    .about("why the server's CPU per response cannot be right (below half the kernel's floor for the size, measured at the start of the run); empty when it can"),
+    .about("why the server's CPU per response cannot be right (below half the kernel's floor for the size, measured at the start of the run; or `server_cpu_uncertain_secs` over 5% of `server_cpu_secs`); empty when it can"),
     Column::csv("failure", |m| {
         m.failure.as_deref().unwrap_or_default().replace(',', ";")
     })
     .about("why the run measured nothing (`no replies`, or `could not run: ...`); empty when it measured"),
+    Column::csv("server_cpu_uncertain_secs", |m| format!("{:.4}", m.server_cpu_uncertain_secs))
+        .about("how much `server_cpu_secs` may be off by: CPU of the children a `fork` server reaped while the readings bounding the window walked its process tree (0 when nothing exited meanwhile)"),
     Column::table("note", |s| s.note.clone())
         .words()
         .about("any trouble: no replies, starved clients, idle not held, errors, an unclean exit"),
@@ -378,7 +380,7 @@ mod tests {
              server_exit_clean,client_cpu_secs,server_errors,server_cpu_share,offered_rate,sent,\
              sent_per_sec,lost,loss_pct,server_socket_drops,work,rate,p99_fast_us,p99_slow_us,\
              latency_samples,censored_waits,censored_samples,client_cpu_limit_secs,client_bound,\
-             suspect,failure"
+             suspect,failure,server_cpu_uncertain_secs"
         );
     }
 
@@ -406,6 +408,7 @@ mod tests {
             jain: 1.0,
             min_per_conn: 38637,
             server_cpu_secs: 0.55,
+            server_cpu_uncertain_secs: 0.0,
             server_cpu_share: 0.55,
             responses_per_cpu_sec: Some(70249.0909090909),
             peak_rss_kb: 3616,
@@ -428,7 +431,7 @@ mod tests {
         assert_eq!(
             row.join(","),
             "iterative,latency,1,64,0,0,38637,38637.0,2.358,25.1,46.1,74.8,4018.2,,1.0000,38637,\
-             0.5500,70249.091,3616,1,1,56551,235,,,true,0.5000,,0.5500,,,,,,,,,,,38637,0,0,1.0000,,,"
+             0.5500,70249.091,3616,1,1,56551,235,,,true,0.5000,,0.5500,,,,,,,,,,,38637,0,0,1.0000,,,,0.0000"
         );
     }
 

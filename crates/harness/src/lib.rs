@@ -23,6 +23,7 @@ mod cell;
 mod charts;
 mod columns;
 mod compare;
+mod cpu_window;
 mod error;
 mod figures;
 mod files;

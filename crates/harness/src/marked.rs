@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::marks::{CLIENT_CPU_LIMIT, FLOOR_SHARE, RATE_REACHED};
+use crate::marks::{CLIENT_CPU_LIMIT, FLOOR_SHARE, RATE_REACHED, UNCERTAIN_SHARE};
 use crate::summary::Summary;
 
 /// A summary's line in a kind's list, if it has that mark.
@@ -19,9 +19,12 @@ pub fn marked_cells(summaries: &[Summary]) -> String {
             "measurement suspect",
             format!(
                 "server CPU per response below {:.0}% of the kernel's floor cost of one recv \
-                 and one send of the size (measured at the start of the run): CPU went \
-                 missing from the window, so their CPU figures cannot be right",
-                FLOOR_SHARE * 100.0
+                 and one send of the size (measured at the start of the run), or server CPU \
+                 whose readings may have missed more than {:.0}% of it (children reaped \
+                 while the process tree was read): CPU went missing from the window, so \
+                 their CPU figures cannot be right",
+                FLOOR_SHARE * 100.0,
+                UNCERTAIN_SHARE * 100.0
             ),
             |s| (s.suspect_runs > 0).then(|| reason(s, s.suspect_runs, &s.marks.suspect)),
         ),

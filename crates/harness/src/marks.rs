@@ -8,7 +8,8 @@
 //! - **Measurement suspect.** No server answers a message for less CPU than the
 //!   kernel's own `recv` and `send` of it (`floor_cost`). A cell below half of that floor
 //!   lost CPU time from its window (a child process that exited unseen, a reading taken
-//!   at the wrong moment): the figure is impossible, whatever it looks like.
+//!   at the wrong moment): the figure is impossible, whatever it looks like. So is a
+//!   figure whose readings may have missed more than [`UNCERTAIN_SHARE`] of it.
 
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +19,9 @@ pub(crate) const CLIENT_CPU_LIMIT: f64 = 0.90;
 pub(crate) const RATE_REACHED: f64 = 0.95;
 /// The share of the kernel's floor below which server CPU per response is impossible.
 pub(crate) const FLOOR_SHARE: f64 = 0.5;
+/// The share of the server's CPU by which its reading may be uncertain (children reaped
+/// while the tree was read) before the figure is not to be trusted.
+pub(crate) const UNCERTAIN_SHARE: f64 = 0.05;
 
 /// A cell's marks: each, when set, says why in a short phrase.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -68,6 +72,18 @@ pub(crate) fn suspect(cpu_us_per_response: Option<f64>, floor_us: Option<f64>) -
     let (cpu, floor) = (cpu_us_per_response?, floor_us?);
     (floor > 0.0 && cpu < FLOOR_SHARE * floor).then(|| {
         format!("server CPU {cpu:.2} µs/response is below half the kernel's floor of {floor:.2} µs")
+    })
+}
+
+/// Why the server's CPU cannot be trusted, if it cannot: the readings that bound the
+/// window may have missed more than [`UNCERTAIN_SHARE`] of it (children reaped while
+/// they were read, the `fork` server's clients closing as the window ended).
+pub(crate) fn uncertain(cpu_secs: f64, uncertain_secs: f64) -> Option<String> {
+    (uncertain_secs > UNCERTAIN_SHARE * cpu_secs).then(|| {
+        format!(
+            "server CPU {cpu_secs:.3} s uncertain by {uncertain_secs:.3} s (children reaped \
+             while its process tree was read)"
+        )
     })
 }
 
@@ -127,5 +143,13 @@ mod tests {
         assert_eq!(suspect(Some(2.1), Some(4.0)), None);
         assert_eq!(suspect(None, Some(4.0)), None);
         assert_eq!(suspect(Some(0.1), None), None);
+    }
+
+    #[test]
+    fn server_cpu_uncertain_past_five_percent_is_suspect() {
+        let why = uncertain(2.0, 0.5).expect("suspect");
+        assert!(why.contains("2.000 s uncertain by 0.500 s"), "{why}");
+        assert_eq!(uncertain(2.0, 0.1), None);
+        assert_eq!(uncertain(0.0, 0.0), None, "a server at rest is not suspect");
     }
 }

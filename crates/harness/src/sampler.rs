@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use std::collections::HashSet;
 
+use crate::cpu_window::{cpu_in_window, CpuReading};
 use crate::procfs::{self, sample_tree, TreeSample};
 use crate::server::{Snapshots, SNAPSHOT_TIMEOUT};
 
@@ -36,6 +37,9 @@ impl Probe {
                     threads: s.threads,
                     processes: s.processes,
                     peak_rss_kb: s.max_rss_kb,
+                    // A process model answers in the loop that reaps: no child is
+                    // reaped while its snapshot reads the tree.
+                    reaped_while_read_secs: 0.0,
                 })
             }
         }
@@ -54,6 +58,9 @@ const MAX_SAMPLING_SHARE: u32 = 10;
 pub(crate) struct Window {
     /// Server CPU seconds spent inside the measured window.
     pub(crate) cpu_secs: f64,
+    /// How much `cpu_secs` may be off by: children reaped while the readings that bound
+    /// the window were taken (see `cpu_window`).
+    pub(crate) cpu_uncertain_secs: f64,
     /// Largest tree RSS seen, KiB.
     pub(crate) peak_rss_kb: u64,
     /// Most threads seen in the tree.
@@ -132,42 +139,42 @@ impl Window {
 
 fn watch(probe: &Probe, from: Instant, to: Instant, stop: &AtomicBool) -> Window {
     let mut window = Window::default();
-    let mut at_from: Option<(Instant, TreeSample)> = None;
-    let mut last = (from, TreeSample::default());
+    let mut readings = Vec::new();
+    let mut slowest = Duration::ZERO;
     // The window's last reading is taken a little before its end: a walk over a big
     // tree takes tens of milliseconds, and the load's connections close right after the
-    // end — a `fork` child that exits and is reaped while the walk goes on is counted
-    // neither live nor in its parent's `cutime`, and half the window's CPU went missing.
-    // The CPU between the two readings is scaled to the window's length.
+    // end. A walk that still straddles the children exiting (it woke late, or ran
+    // slower than the ones before) says how much it may have missed, and
+    // `cpu_in_window` then bounds the window by the reading before it.
     loop {
         let now = Instant::now();
         let stopping = stop.load(Ordering::Relaxed);
         let Some(sample) = probe.read() else { break };
         let cost = now.elapsed();
+        slowest = slowest.max(cost);
         window.observe(sample);
-        last = (now, sample);
-        if at_from.is_none() && now >= from {
-            at_from = Some((now, sample));
-        }
-        let guard = (cost * 2).min((to - from) / 4);
+        readings.push(CpuReading {
+            at: now,
+            cpu_secs: sample.cpu_secs,
+            uncertain_secs: sample.reaped_while_read_secs,
+        });
+        let started = readings.iter().any(|r| r.at >= from);
+        let guard = (slowest * 2).min((to - from) / 4);
         let end = to.checked_sub(guard).unwrap_or(to).max(from);
-        if (now >= end && at_from.is_some()) || stopping {
+        if (now >= end && started) || stopping {
             break;
         }
         // Wake at the next peak sample, but exactly at the window's edges.
         let mut next = now + PEAK_INTERVAL.max(cost * MAX_SAMPLING_SHARE);
-        if at_from.is_none() {
+        if !started {
             next = next.min(from);
         }
         next = next.min(end);
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
-    if let Some((started, start)) = at_from {
-        let measured = last.0.saturating_duration_since(started);
-        if !measured.is_zero() {
-            let scale = (to - from).as_secs_f64() / measured.as_secs_f64();
-            window.cpu_secs = ((last.1.cpu_secs - start.cpu_secs) * scale).max(0.0);
-        }
+    if let Some(cpu) = cpu_in_window(&readings, from, to) {
+        window.cpu_secs = cpu.cpu_secs;
+        window.cpu_uncertain_secs = cpu.uncertain_secs;
     }
     window
 }

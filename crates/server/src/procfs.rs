@@ -25,12 +25,23 @@ pub struct TreeSample {
     pub processes: u64,
     /// The largest `VmHWM` (peak resident set) of any one process in the tree, KiB.
     pub peak_rss_kb: u64,
+    /// CPU seconds of the children the root reaped while the tree was being read: each
+    /// of them is in `cpu_secs` either live or not at all (reaped after the root was
+    /// read, gone before its own turn), so `cpu_secs` may be short by up to this much.
+    /// 0 in a tree where nothing exited meanwhile; about a second per child when a
+    /// `fork` server's clients all close during the walk.
+    pub reaped_while_read_secs: f64,
 }
 
 /// Reads the tree rooted at `root`. Fails only if the root itself is gone; a child that
-/// exits while it is read is skipped.
+/// exits while it is read is skipped, and what that may have left out is
+/// [`TreeSample::reaped_while_read_secs`].
 pub fn sample_tree(root: u32) -> io::Result<TreeSample> {
     let mut sample = TreeSample::default();
+    // The walk is not atomic: a child reaped after the root's `cutime` was read and
+    // before its own `/proc` files were is counted nowhere. The root's reaped CPU before
+    // and after the walk bounds what such children can have taken with them.
+    let reaped_before = reaped_secs(root)?;
     for (i, pid) in tree(root).iter().enumerate() {
         // The root's reaped children are in its cutime/cstime; a live child's own
         // children (there are none in echolab's models) would be in its.
@@ -44,6 +55,10 @@ pub fn sample_tree(root: u32) -> io::Result<TreeSample> {
         sample.threads += one.threads;
         sample.processes += 1;
         sample.peak_rss_kb = sample.peak_rss_kb.max(one.peak_rss_kb);
+    }
+    // The root gone after the walk reaps nothing more: what it reaped until then counts.
+    if let Ok(reaped_after) = reaped_secs(root) {
+        sample.reaped_while_read_secs = (reaped_after - reaped_before).max(0.0);
     }
     Ok(sample)
 }
@@ -59,6 +74,7 @@ pub fn sample_process(pid: u32) -> io::Result<TreeSample> {
         threads: status_field(&status, "Threads:").unwrap_or(0),
         processes: 1,
         peak_rss_kb: status_field(&status, "VmHWM:").unwrap_or(0),
+        reaped_while_read_secs: 0.0,
     })
 }
 
@@ -177,6 +193,12 @@ fn cpu_secs(pid: u32) -> io::Result<f64> {
     let reaped = (cutime + cstime) as f64 / ticks_per_sec();
     let exact = threads_on_cpu_ns(pid).map_or(0.0, |ns| ns as f64 / 1e9 + reaped);
     Ok(ticks.max(exact))
+}
+
+/// CPU seconds of the children `pid` has reaped (`cutime + cstime`).
+fn reaped_secs(pid: u32) -> io::Result<f64> {
+    let [_, _, cutime, cstime] = cpu_times(pid)?;
+    Ok((cutime + cstime) as f64 / ticks_per_sec())
 }
 
 /// Sum of the first `schedstat` field (nanoseconds on a CPU) over the process's threads;
