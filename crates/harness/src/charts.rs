@@ -6,6 +6,7 @@
 mod axis;
 mod palette;
 mod panels;
+mod work;
 
 use std::path::{Path, PathBuf};
 
@@ -16,7 +17,7 @@ use plotters::prelude::*;
 
 use self::axis::{Axis, Unit};
 use self::palette::{by_family, family_colour, family_of, title, Colours};
-use self::panels::{Figure, Panel};
+use self::panels::{Figure, Panel, Reference};
 
 use crate::error::HarnessError;
 use crate::scenario::Scenario;
@@ -57,11 +58,11 @@ impl Dot {
 }
 
 /// Writes every chart the summaries can fill into `dir`; returns the files written.
-/// `cpus` is the run's machine's (the bounds of charts to come).
+/// `cpus` is the run's machine's: the M/D/c bound of the work charts.
 pub(crate) fn write_all(
     dir: &Path,
     summaries: &[Summary],
-    _cpus: usize,
+    cpus: usize,
 ) -> Result<Vec<PathBuf>, HarnessError> {
     let mut written = Vec::new();
     // One colour per model across every chart, by its place in its family.
@@ -180,6 +181,7 @@ pub(crate) fn write_all(
         )?;
         written.push(path);
     }
+    written.extend(work::write(dir, summaries, &colours, cpus)?);
     Ok(written)
 }
 
@@ -206,7 +208,7 @@ fn family_chart(
     if unit == Unit::Micros {
         y = y.reaching(1.0);
     }
-    let panels = panels_by_family(series, y, &format!("{y_desc} (log)"));
+    let panels = panels_by_family(series, |_| Vec::new(), y, &format!("{y_desc} (log)"));
     let figure = Figure {
         caption: caption.to_string(),
         note: None,
@@ -219,8 +221,14 @@ fn family_chart(
     Ok(true)
 }
 
-/// The series split into one panel per family, titled by it, in the families' order.
-fn panels_by_family(series: Vec<Series>, y: Axis, y_desc: &str) -> Vec<Panel> {
+/// The series split into one panel per family, titled by it, in the families' order;
+/// `references` gives each panel its bounds.
+fn panels_by_family(
+    series: Vec<Series>,
+    references: impl Fn(Option<Family>) -> Vec<Reference>,
+    y: Axis,
+    y_desc: &str,
+) -> Vec<Panel> {
     let labels: Vec<String> = series.iter().map(|l| l.model.clone()).collect();
     let mut series: Vec<Option<Series>> = series.into_iter().map(Some).collect();
     by_family(labels.iter().map(String::as_str))
@@ -236,6 +244,7 @@ fn panels_by_family(series: Vec<Series>, y: Axis, y_desc: &str) -> Vec<Panel> {
                 .collect(),
             y,
             y_desc: y_desc.to_string(),
+            references: references(family),
         })
         .collect()
 }
@@ -326,6 +335,7 @@ fn rate_chart(
         series: loss,
         y: loss_axis,
         y_desc: "loss, % of sent".to_string(),
+        references: Vec::new(),
     }];
     if let Some(y) = p99_axis {
         panels.push(Panel {
@@ -333,6 +343,7 @@ fn rate_chart(
             series: p99,
             y,
             y_desc: "p99 latency (log)".to_string(),
+            references: Vec::new(),
         });
     }
     let figure = Figure {
@@ -449,6 +460,7 @@ mod tests {
     use crate::scenario::Cell;
     use crate::summary::summarize;
     use crate::summary::tests::run;
+    use crate::work::WorkPreset;
 
     #[test]
     fn a_cell_that_measured_nothing_is_no_point_on_a_chart() {
@@ -574,5 +586,60 @@ mod tests {
         assert!(!texts.contains(&Family::Datagram.label()));
         // Each name once: a line is named in its own panel only.
         assert_eq!(texts.iter().filter(|t| **t == "mio").count(), 1);
+    }
+
+    #[test]
+    fn the_work_sweep_is_drawn_per_family_with_its_bounds_and_the_fast_messages_apart() {
+        let models = ["threads", "mio", "mio+offload4"];
+        let cells: Vec<Cell> = Scenario::Work
+            .cells(false)
+            .into_iter()
+            .filter(|c| matches!(c.work, Some(WorkPreset::Block1ms | WorkPreset::LongTail)))
+            .collect();
+        let runs: Vec<_> = cells
+            .iter()
+            .flat_map(|&cell| {
+                models.map(|m| {
+                    let mut r = run(m, cell, 0, 1000);
+                    if cell.work == Some(WorkPreset::LongTail) {
+                        r.p99_fast_us = Some(30.0);
+                        r.p99_slow_us = Some(6_000.0);
+                    }
+                    r
+                })
+            })
+            .collect();
+        let summaries = summarize(&runs);
+        let dir = std::env::temp_dir().join(format!("echolab-work-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let written = write_all(&dir, &summaries, 2);
+        let read = |name: &str| std::fs::read_to_string(dir.join(name));
+        let (block, tail, fast, cpu) = (
+            read("work-p99-block1ms.svg"),
+            read("work-p99-long-tail.svg"),
+            read("work-p99-fast-long-tail.svg"),
+            read("work-p99-cpu20us.svg"),
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(written.is_ok(), "{written:?}");
+        assert!(cpu.is_err(), "no cpu:20us cells, no chart");
+        let block = block.expect("block:1ms chart");
+        let texts = texts(&block);
+        for expected in [
+            "M/D/1 mean",
+            "M/D/2 mean",
+            "SLO 10 ms",
+            "mio+offload4",
+            Family::Blocking.label(),
+            Family::ReadinessLoops.label(),
+        ] {
+            assert!(texts.contains(&expected), "{expected} in {block}");
+        }
+        // The bounds are drawn once per panel.
+        assert_eq!(texts.iter().filter(|t| **t == "M/D/1 mean").count(), 2);
+        assert!(tail.is_ok());
+        assert!(fast
+            .expect("fast messages' chart")
+            .contains("fast messages"));
     }
 }

@@ -107,6 +107,11 @@ impl Axis {
         self.pos(self.lo)..self.pos(self.hi)
     }
 
+    /// Whether `value` lies on the axis.
+    pub(crate) fn holds(&self, value: f64) -> bool {
+        value >= self.lo && value <= self.hi && (!self.log || value > 0.0)
+    }
+
     /// The labelled values: 1-2-5 or decades on a log axis, round steps on a linear one.
     pub(crate) fn ticks(&self) -> Vec<f64> {
         if !self.log {
@@ -258,6 +263,7 @@ mod tests {
         assert_eq!(axis.lo, 1_000.0);
         assert_eq!(axis.label_at(axis.pos(1_000.0)), "1 ms");
         assert_eq!(axis.label_at(axis.pos(2_000_000.0)), "2 s");
+        assert!(axis.holds(1_000.0) && !axis.holds(1e9));
         assert_eq!(Axis::log(Unit::Count, [0.0, -1.0]), None);
     }
 }

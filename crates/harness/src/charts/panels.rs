@@ -1,6 +1,7 @@
 //! A figure of panels stacked over one x axis: one panel per family of models (or per
 //! figure, as the UDP chart's loss and latency), each with its lines named at their
-//! ends in a column beside it, and its marks explained under the names.
+//! ends in a column beside it, its marks explained under the names, and any reference
+//! curves (a queueing bound, an SLO) dashed in black with their names on the plot.
 
 use std::path::Path;
 
@@ -8,6 +9,7 @@ use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::axis::Axis;
 use super::palette::Colours;
@@ -21,6 +23,26 @@ const NAMES_WIDTH: u32 = 170;
 /// Least pixels between two names in the column.
 const NAME_GAP: i32 = 16;
 
+/// A dashed black curve that is not a model: a bound or a target.
+#[derive(Debug, Clone)]
+pub(crate) struct Reference {
+    /// Written on the plot at one end of the curve.
+    pub label: String,
+    /// Its points, in values; from the first past the top of the plot on, cut off.
+    pub points: Vec<(f64, f64)>,
+    /// Which end the label goes at.
+    pub end: End,
+}
+
+/// Where a reference's label goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    /// Above its first point, reading rightwards (a flat line).
+    First,
+    /// Left of its last point, ending there (a curve that rises out of the plot).
+    Last,
+}
+
 /// One panel: its lines over their own y axis.
 #[derive(Debug, Clone)]
 pub(crate) struct Panel {
@@ -32,6 +54,8 @@ pub(crate) struct Panel {
     pub y: Axis,
     /// What the y axis reads.
     pub y_desc: String,
+    /// Bounds and targets drawn beside the lines.
+    pub references: Vec<Reference>,
 }
 
 /// The figure: its caption, the shared x axis, the colours of the run.
@@ -115,6 +139,34 @@ fn draw_panel(area: &Area<'_>, figure: &Figure<'_>, panel: &Panel) -> DrawResult
         .light_line_style(BLACK.mix(0.06))
         .draw()?;
     let at = |(vx, vy): (f64, f64)| (x.pos(vx), y.pos(vy));
+    for reference in &panel.references {
+        // A bound that rises past the top stops there: its last point is on the plot.
+        let points: Vec<(f64, f64)> = reference
+            .points
+            .iter()
+            .copied()
+            .skip_while(|(vx, _)| !x.holds(*vx))
+            .take_while(|(vx, vy)| x.holds(*vx) && y.holds(*vy))
+            .map(at)
+            .collect();
+        let (Some(&first), Some(&last)) = (points.first(), points.last()) else {
+            continue;
+        };
+        chart.draw_series(DashedLineSeries::new(
+            points,
+            6,
+            4,
+            BLACK.mix(0.7).stroke_width(1),
+        ))?;
+        let font = ("sans-serif", 12).into_font().color(&BLACK.mix(0.8));
+        let (anchor, offset, font) = match reference.end {
+            End::First => (first, (4, -16), font),
+            End::Last => (last, (-6, -14), font.pos(Pos::new(HPos::Right, VPos::Top))),
+        };
+        chart.draw_series(std::iter::once(
+            EmptyElement::at(anchor) + Text::new(reference.label.clone(), offset, font),
+        ))?;
+    }
     for line in &panel.series {
         draw_line(&mut chart, line, figure.colours.of(&line.model), &at)?;
     }
