@@ -1,28 +1,42 @@
 //! SVG charts of a run (plotters): throughput, p99 latency and server CPU per response
-//! against connections, one line per model; memory per idle connection as bars; for the
-//! datagram models, loss and p99 latency against the offered rate.
+//! against connections, one line per model in one panel per family of models (so 17
+//! models read as four small groups); memory per idle connection and CPU at rest as
+//! bars; for the datagram models, loss and p99 latency against the offered rate.
+
+mod axis;
+mod palette;
+mod panels;
+mod work;
 
 use std::path::{Path, PathBuf};
 
-use plotters::coord::ranged1d::{Ranged, SegmentValue};
+use echolab_registry::Family;
+use plotters::coord::ranged1d::SegmentValue;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use self::axis::{Axis, Unit};
+use self::palette::{by_family, family_colour, family_of, title, Colours};
+use self::panels::{Figure, Panel, Reference};
+
 use crate::error::HarnessError;
-use crate::figures::short;
 use crate::scenario::Scenario;
 use crate::summary::Summary;
 
 /// One line: a model's points, each drawn as its cell's marks say.
-struct Series {
-    model: String,
-    points: Vec<(f64, f64)>,
-    dots: Vec<Dot>,
+#[derive(Debug, Clone)]
+pub(crate) struct Series {
+    /// The model's label (a variant's too: `mio+offload4`).
+    pub(crate) model: String,
+    /// (x, y) in values, by x.
+    pub(crate) points: Vec<(f64, f64)>,
+    /// How each point is drawn.
+    pub(crate) dots: Vec<Dot>,
 }
 
 /// How a point is drawn.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Dot {
+pub(crate) enum Dot {
     /// A filled dot: the server's figure.
     Plain,
     /// Hollow: the load generator was the limit in some repeat.
@@ -44,18 +58,15 @@ impl Dot {
 }
 
 /// Writes every chart the summaries can fill into `dir`; returns the files written.
-pub(crate) fn write_all(dir: &Path, summaries: &[Summary]) -> Result<Vec<PathBuf>, HarnessError> {
+/// `cpus` is the run's machine's: the M/D/c bound of the work charts.
+pub(crate) fn write_all(
+    dir: &Path,
+    summaries: &[Summary],
+    cpus: usize,
+) -> Result<Vec<PathBuf>, HarnessError> {
     let mut written = Vec::new();
-    // One colour per model across every chart, in the order the models first appear.
-    let mut models: Vec<&str> = Vec::new();
-    for s in summaries {
-        if !models.contains(&s.model.as_str()) {
-            models.push(&s.model);
-        }
-    }
-    let colour = |model: &str| {
-        Palette99::pick(models.iter().position(|m| *m == model).unwrap_or(0)).to_rgba()
-    };
+    // One colour per model across every chart, by its place in its family.
+    let colours = Colours::new(summaries.iter().map(|s| s.model.as_str()));
     let mut sizes: Vec<usize> = summaries
         .iter()
         .filter(|s| s.cell.scenario == Scenario::Throughput)
@@ -64,47 +75,50 @@ pub(crate) fn write_all(dir: &Path, summaries: &[Summary]) -> Result<Vec<PathBuf
     sizes.sort_unstable();
     sizes.dedup();
     type Metric = fn(&Summary) -> Option<f64>;
-    let metrics: [(&str, &str, &str, Metric); 3] = [
-        ("throughput", "responses/s", "Throughput", |s| {
-            Some(s.responses_per_sec.median)
-        }),
-        ("p99", "p99 latency (µs)", "p99 latency", |s| {
+    let metrics: [(&str, Unit, &str, &str, Metric); 3] = [
+        (
+            "throughput",
+            Unit::Count,
+            "responses/s",
+            "Throughput",
+            |s| Some(s.responses_per_sec.median),
+        ),
+        ("p99", Unit::Micros, "p99 latency", "p99 latency", |s| {
             Some(s.p99_us.median)
         }),
         (
             "cpu-per-response",
-            "server CPU µs per response",
+            Unit::Micros,
+            "server CPU per response",
             "Server CPU per response",
             |s| s.server_cpu_us_per_response.map(|c| c.median),
         ),
     ];
     for size in sizes {
-        for (file, y_label, title, metric) in metrics {
+        for (file, unit, y_desc, title, metric) in metrics {
             let in_cell =
                 |s: &Summary| s.cell.scenario == Scenario::Throughput && s.cell.size == size;
             let series = series_by_model(summaries, in_cell, |s| s.cell.conns as f64, metric, true);
-            if series.iter().all(|l| l.points.len() < 2) {
-                continue;
-            }
             let path = dir.join(format!("{file}-{size}B.svg"));
             let caption = format!("{title} vs connections, {size} B payload");
-            line_chart(&path, &caption, y_label, &series, &colour)?;
-            written.push(path);
+            let axes = (unit, "connections (log)", y_desc);
+            if family_chart(&path, &caption, axes, series, &colours)? {
+                written.push(path);
+            }
         }
     }
     // The crowd: x is every connection the server holds (the active one + the idle),
     // so the first point, no crowd at all, still sits on a log axis.
-    for (file, y_label, title, metric) in &metrics[1..] {
+    for (file, unit, y_desc, title, metric) in &metrics[1..] {
         let in_crowd = |s: &Summary| s.cell.scenario == Scenario::Crowd;
         let held = |s: &Summary| (s.cell.conns + s.cell.idle_conns) as f64;
         let series = series_by_model(summaries, in_crowd, held, *metric, true);
-        if series.iter().all(|l| l.points.len() < 2) {
-            continue;
-        }
         let path = dir.join(format!("crowd-{file}.svg"));
         let caption = format!("{title} of one client vs connections held (1 active + idle)");
-        line_chart(&path, &caption, y_label, &series, &colour)?;
-        written.push(path);
+        let axes = (*unit, "connections held (log)", *y_desc);
+        if family_chart(&path, &caption, axes, series, &colours)? {
+            written.push(path);
+        }
     }
     // UDP: what each offered rate cost, per datagram size.
     let mut udp_sizes: Vec<usize> = summaries
@@ -131,7 +145,7 @@ pub(crate) fn write_all(dir: &Path, summaries: &[Summary]) -> Result<Vec<PathBuf
         }
         let path = dir.join(format!("udp-{size}B.svg"));
         let caption = format!("UDP, {size} B datagrams: loss and p99 latency vs offered rate");
-        rate_chart(&path, &caption, &loss, &p99, &colour)?;
+        rate_chart(&path, &caption, loss, p99, &colours)?;
         written.push(path);
     }
     let at_rest: Vec<(String, f64)> = summaries
@@ -146,7 +160,7 @@ pub(crate) fn write_all(dir: &Path, summaries: &[Summary]) -> Result<Vec<PathBuf
             .find(|s| s.cell.scenario == Scenario::Rest)
             .map_or(0, |s| s.cell.idle_conns);
         let caption = format!("Server CPU with {idle} idle connections and no traffic");
-        bar_chart(&path, &caption, "% of one core", &at_rest, &colour)?;
+        bar_chart(&path, &caption, "% of one core", &at_rest)?;
         written.push(path);
     }
     let memory: Vec<(String, f64)> = summaries
@@ -164,11 +178,84 @@ pub(crate) fn write_all(dir: &Path, summaries: &[Summary]) -> Result<Vec<PathBuf
             "Server memory (PSS) per idle connection",
             "KiB",
             &memory,
-            &colour,
         )?;
         written.push(path);
     }
+    written.extend(work::write(dir, summaries, &colours, cpus)?);
     Ok(written)
+}
+
+/// A figure with one panel per family over a log x axis and a shared log y axis (so
+/// heights compare across panels); `false` (nothing written) when no line has two
+/// points.
+fn family_chart(
+    path: &Path,
+    caption: &str,
+    (unit, x_desc, y_desc): (Unit, &str, &str),
+    series: Vec<Series>,
+    colours: &Colours,
+) -> Result<bool, HarnessError> {
+    if series.iter().all(|l| l.points.len() < 2) {
+        return Ok(false);
+    }
+    let points = || series.iter().flat_map(|l| l.points.iter());
+    let (Some(x), Some(mut y)) = (
+        Axis::log(Unit::Count, points().map(|p| p.0)),
+        Axis::log(unit, points().map(|p| p.1)),
+    ) else {
+        return Ok(false);
+    };
+    if unit == Unit::Micros {
+        y = y.reaching(1.0);
+    }
+    let panels = panels_by_family(series, |_| Vec::new(), y, &format!("{y_desc} (log)"));
+    let figure = Figure {
+        caption: caption.to_string(),
+        note: None,
+        x,
+        x_desc: x_desc.to_string(),
+        colours,
+        panel_height: panel_height(panels.len()),
+    };
+    panels::draw(path, &figure, &panels)?;
+    Ok(true)
+}
+
+/// The series split into one panel per family, titled by it, in the families' order;
+/// `references` gives each panel its bounds.
+fn panels_by_family(
+    series: Vec<Series>,
+    references: impl Fn(Option<Family>) -> Vec<Reference>,
+    y: Axis,
+    y_desc: &str,
+) -> Vec<Panel> {
+    let labels: Vec<String> = series.iter().map(|l| l.model.clone()).collect();
+    let mut series: Vec<Option<Series>> = series.into_iter().map(Some).collect();
+    by_family(labels.iter().map(String::as_str))
+        .into_iter()
+        .map(|(family, members)| Panel {
+            title: title(family).to_string(),
+            series: members
+                .iter()
+                .filter_map(|m| {
+                    let i = labels.iter().position(|l| l == m)?;
+                    series[i].take()
+                })
+                .collect(),
+            y,
+            y_desc: y_desc.to_string(),
+            references: references(family),
+        })
+        .collect()
+}
+
+/// Panels shrink a little as they multiply, so a figure stays on a screen.
+fn panel_height(panels: usize) -> u32 {
+    if panels >= 3 {
+        300
+    } else {
+        340
+    }
 }
 
 /// One line per model through the summaries `select` picks, at `x(summary)`; for a
@@ -216,37 +303,58 @@ fn series_by_model(
     series
 }
 
-/// The corner where the legend box hides the fewest points: `place` puts each point on
-/// the plotting area as fractions of its width and height from the lower left (so
-/// whatever the axes, log or linear), and the box is taken to cover a quarter of the
-/// width and a band of height that grows with the number of lines.
-fn emptiest_corner(
-    series: &[Series],
-    place: impl Fn(f64, f64) -> (f64, f64),
-) -> SeriesLabelPosition {
-    let box_w = 0.28;
-    let box_h = (0.06 * series.len() as f64 + 0.04).min(0.9);
-    let covered = |left: bool, top: bool| {
-        series
-            .iter()
-            .flat_map(|l| l.points.iter())
-            .filter(|(x, y)| {
-                let (fx, fy) = place(*x, *y);
-                let in_x = if left { fx <= box_w } else { fx >= 1.0 - box_w };
-                let in_y = if top { fy >= 1.0 - box_h } else { fy <= box_h };
-                in_x && in_y
-            })
-            .count()
+/// Two panels over one offered-rate axis: loss (%, linear) above, p99 latency (log)
+/// below, one line per model.
+fn rate_chart(
+    path: &Path,
+    caption: &str,
+    loss: Vec<Series>,
+    p99: Vec<Series>,
+    colours: &Colours,
+) -> Result<(), HarnessError> {
+    let rates = || {
+        loss.iter()
+            .chain(&p99)
+            .flat_map(|l| l.points.iter().map(|p| p.0))
     };
-    [
-        (SeriesLabelPosition::UpperLeft, true, true),
-        (SeriesLabelPosition::UpperRight, false, true),
-        (SeriesLabelPosition::LowerRight, false, false),
-        (SeriesLabelPosition::LowerLeft, true, false),
-    ]
-    .into_iter()
-    .min_by_key(|(_, left, top)| covered(*left, *top))
-    .map_or(SeriesLabelPosition::UpperLeft, |(corner, _, _)| corner)
+    let Some(x) = Axis::log(Unit::Count, rates()) else {
+        return Ok(());
+    };
+    let loss_axis = Axis::from_zero(
+        Unit::Percent,
+        loss.iter().flat_map(|l| l.points.iter().map(|p| p.1)),
+        1.0,
+    );
+    let p99_axis = Axis::log(
+        Unit::Micros,
+        p99.iter().flat_map(|l| l.points.iter().map(|p| p.1)),
+    )
+    .map(|a| a.reaching(1.0));
+    let mut panels = vec![Panel {
+        title: "datagrams lost".to_string(),
+        series: loss,
+        y: loss_axis,
+        y_desc: "loss, % of sent".to_string(),
+        references: Vec::new(),
+    }];
+    if let Some(y) = p99_axis {
+        panels.push(Panel {
+            title: "p99 latency of those answered".to_string(),
+            series: p99,
+            y,
+            y_desc: "p99 latency (log)".to_string(),
+            references: Vec::new(),
+        });
+    }
+    let figure = Figure {
+        caption: caption.to_string(),
+        note: None,
+        x,
+        x_desc: "offered datagrams/s (log)".to_string(),
+        colours,
+        panel_height: 340,
+    };
+    panels::draw(path, &figure, &panels)
 }
 
 /// A white 860x500 SVG canvas.
@@ -257,7 +365,7 @@ fn canvas(path: &Path) -> Result<DrawingArea<SVGBackend<'_>, Shift>, HarnessErro
     Ok(root)
 }
 
-/// Every chart's caption, margin and label areas.
+/// Every bar chart's caption, margin and label areas.
 fn framed<'a, 'b>(
     root: &'a DrawingArea<SVGBackend<'b>, Shift>,
     caption: &str,
@@ -271,224 +379,24 @@ fn framed<'a, 'b>(
     builder
 }
 
-fn line_chart(
-    path: &Path,
-    caption: &str,
-    y_label: &str,
-    series: &[Series],
-    colour: &dyn Fn(&str) -> RGBAColor,
-) -> Result<(), HarnessError> {
-    let fail = |e: &dyn std::fmt::Display| HarnessError::write(path, e);
-    let points = series.iter().flat_map(|l| l.points.iter());
-    let (mut x_max, mut y_min, mut y_max) = (1.0f64, f64::MAX, 0.0f64);
-    for &(x, y) in points {
-        x_max = x_max.max(x);
-        y_min = y_min.min(y);
-        y_max = y_max.max(y);
-    }
-    // The legend gets a column of its own to the right: with a dozen models no corner
-    // of the plot is free of points.
-    let root = SVGBackend::new(path, (860 + LEGEND_WIDTH, 500)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| fail(&e))?;
-    let (plot, legend) = root.split_horizontally(860);
-    side_legend(&legend, series, colour).map_err(|e| fail(&e))?;
-    let mut chart = framed(&plot, caption)
-        .build_cartesian_2d(
-            (0.7f64..x_max * 1.4).log_scale(),
-            (y_min / 2.0..y_max * 2.0).log_scale(),
-        )
-        .map_err(|e| fail(&e))?;
-    chart
-        .configure_mesh()
-        .x_desc("connections (log)")
-        .y_desc(format!("{y_label} (log)"))
-        .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_label_formatter(&|y| short(*y))
-        .draw()
-        .map_err(|e| fail(&e))?;
-    draw_lines(&mut chart, series, colour, path, false)?;
-    root.present().map_err(|e| fail(&e))
-}
-
-/// Width of the legend column beside a line chart.
-const LEGEND_WIDTH: u32 = 140;
-
-/// One line of colour and a name per model, top to bottom, in a column of its own.
-fn side_legend(
-    area: &DrawingArea<SVGBackend<'_>, Shift>,
-    series: &[Series],
-    colour: &dyn Fn(&str) -> RGBAColor,
-) -> Result<(), DrawingAreaErrorKind<std::io::Error>> {
-    for (i, model) in series.iter().map(|l| &l.model).enumerate() {
-        let y = 60 + 20 * i as i32;
-        let color = colour(model);
-        area.draw(&PathElement::new(
-            vec![(8, y), (32, y)],
-            color.stroke_width(2),
-        ))?;
-        area.draw(&Text::new(model.as_str(), (40, y - 7), ("sans-serif", 14)))?;
-    }
-    // What a marked point means, under the models, when the chart has one.
-    let mut y = 60 + 20 * series.len() as i32 + 10;
-    let grey = BLACK.mix(0.7);
-    for (dot, what) in [
-        (Dot::ClientBound, "client-bound"),
-        (Dot::Suspect, "suspect"),
-    ] {
-        if !series.iter().any(|l| l.dots.contains(&dot)) {
-            continue;
-        }
-        match dot {
-            Dot::Suspect => area.draw(&Cross::new((20, y), 6, grey.stroke_width(3)))?,
-            _ => area.draw(&Circle::new((20, y), 4, grey.stroke_width(2)))?,
-        }
-        area.draw(&Text::new(what, (40, y - 7), ("sans-serif", 14)))?;
-        y += 20;
-    }
-    Ok(())
-}
-
-/// One line with dots per model, and the legend, on any pair of axes.
-fn draw_lines<'a, X, Y>(
-    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
-    series: &[Series],
-    colour: &dyn Fn(&str) -> RGBAColor,
-    path: &Path,
-    legend_inside: bool,
-) -> Result<(), HarnessError>
-where
-    X: Ranged<ValueType = f64>,
-    Y: Ranged<ValueType = f64>,
-{
-    let fail = |e: &dyn std::fmt::Display| HarnessError::write(path, e);
-    for line in series {
-        let color = colour(&line.model);
-        chart
-            .draw_series(LineSeries::new(line.points.clone(), color.stroke_width(2)))
-            .map_err(|e| fail(&e))?
-            .label(line.model.as_str())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
-        let dots = line.points.iter().zip(&line.dots);
-        chart
-            .draw_series(
-                dots.clone()
-                    .filter(|(_, d)| **d != Dot::Suspect)
-                    .map(|(p, d)| {
-                        // A client-bound point is hollow: white inside, the line's colour around.
-                        let style = match d {
-                            Dot::ClientBound => color.stroke_width(2),
-                            _ => color.filled(),
-                        };
-                        Circle::new(*p, 4, style)
-                    }),
-            )
-            .map_err(|e| fail(&e))?;
-        chart
-            .draw_series(
-                dots.filter(|(_, d)| **d == Dot::Suspect)
-                    .map(|(p, _)| Cross::new(*p, 6, color.stroke_width(3))),
-            )
-            .map_err(|e| fail(&e))?;
-    }
-    if !legend_inside {
-        return Ok(());
-    }
-    // Where each point lands in the plotting area's pixels (y grows downwards there).
-    let (px, py) = chart.plotting_area().get_pixel_range();
-    let (width, height) = (
-        f64::from((px.end - px.start).max(1)),
-        f64::from((py.end - py.start).max(1)),
-    );
-    let corner = emptiest_corner(series, |x, y| {
-        let (bx, by) = chart.backend_coord(&(x, y));
-        (
-            f64::from(bx - px.start) / width,
-            f64::from(py.end - by) / height,
-        )
-    });
-    chart
-        .configure_series_labels()
-        .position(corner)
-        .background_style(WHITE.mix(0.6))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| fail(&e))
-}
-
-/// Two panels over one offered-rate axis: loss (%, linear) above, p99 latency (log)
-/// below, one line per model.
-fn rate_chart(
-    path: &Path,
-    caption: &str,
-    loss: &[Series],
-    p99: &[Series],
-    colour: &dyn Fn(&str) -> RGBAColor,
-) -> Result<(), HarnessError> {
-    let fail = |e: &dyn std::fmt::Display| HarnessError::write(path, e);
-    let all = || loss.iter().chain(p99).flat_map(|l| l.points.iter());
-    let x_min = all().map(|p| p.0).fold(f64::MAX, f64::min).max(1.0);
-    let x_max = all().map(|p| p.0).fold(1.0, f64::max);
-    let x_range = || (x_min / 1.3..x_max * 1.3).log_scale();
-    let loss_max = loss
-        .iter()
-        .flat_map(|l| l.points.iter())
-        .map(|p| p.1)
-        .fold(1.0, f64::max);
-    let p99_of = || p99.iter().flat_map(|l| l.points.iter()).map(|p| p.1);
-    let (p99_min, p99_max) = (
-        p99_of().fold(f64::MAX, f64::min).min(1.0e9),
-        p99_of().fold(1.0, f64::max),
-    );
-    let root = SVGBackend::new(path, (860, 760)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| fail(&e))?;
-    let root = root
-        .titled(caption, ("sans-serif", 20))
-        .map_err(|e| fail(&e))?;
-    let (top, bottom) = root.split_vertically(360);
-    let panel = |area| {
-        let mut builder = ChartBuilder::on(area);
-        builder
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(80);
-        builder
-    };
-    let mut upper = panel(&top)
-        .build_cartesian_2d(x_range(), 0f64..loss_max * 1.15)
-        .map_err(|e| fail(&e))?;
-    upper
-        .configure_mesh()
-        .x_desc("offered datagrams/s (log)")
-        .y_desc("loss %")
-        .x_label_formatter(&|x| short(*x))
-        .draw()
-        .map_err(|e| fail(&e))?;
-    draw_lines(&mut upper, loss, colour, path, true)?;
-    let mut lower = panel(&bottom)
-        .build_cartesian_2d(x_range(), (p99_min / 2.0..p99_max * 2.0).log_scale())
-        .map_err(|e| fail(&e))?;
-    lower
-        .configure_mesh()
-        .x_desc("offered datagrams/s (log)")
-        .y_desc("p99 latency µs (log)")
-        .x_label_formatter(&|x| short(*x))
-        .y_label_formatter(&|y| short(*y))
-        .draw()
-        .map_err(|e| fail(&e))?;
-    draw_lines(&mut lower, p99, colour, path, true)?;
-    root.present().map_err(|e| fail(&e))
-}
-
+/// One bar per model, grouped and coloured by family (a key at the top right).
 fn bar_chart(
     path: &Path,
     caption: &str,
     y_label: &str,
     bars: &[(String, f64)],
-    colour: &dyn Fn(&str) -> RGBAColor,
 ) -> Result<(), HarnessError> {
     let fail = |e: &dyn std::fmt::Display| HarnessError::write(path, e);
+    let mut bars = bars.to_vec();
+    // A stable sort: within a family, the run's order.
+    bars.sort_by_key(|(model, _)| {
+        let family = family_of(model);
+        Family::ALL
+            .iter()
+            .position(|f| Some(*f) == family)
+            .unwrap_or(Family::ALL.len())
+    });
+    let bars = &bars[..];
     let y_max = bars.iter().map(|(_, v)| *v).fold(1.0f64, f64::max) * 1.15;
     let root = canvas(path)?;
     let mut chart = framed(&root, caption)
@@ -509,7 +417,7 @@ fn bar_chart(
         .map_err(|e| fail(&e))?;
     chart
         .draw_series(bars.iter().enumerate().map(|(i, (model, v))| {
-            let color = colour(model);
+            let color = family_colour(family_of(model));
             let mut bar = Rectangle::new(
                 [
                     (SegmentValue::Exact(i), 0.0),
@@ -531,14 +439,28 @@ fn bar_chart(
             )
         }))
         .map_err(|e| fail(&e))?;
+    let mut families: Vec<Option<Family>> = bars.iter().map(|(m, _)| family_of(m)).collect();
+    families.dedup();
+    for (i, family) in families.into_iter().enumerate() {
+        let y = 48 + 18 * i as i32;
+        root.draw(&Rectangle::new(
+            [(600, y - 5), (612, y + 5)],
+            family_colour(family).filled(),
+        ))
+        .map_err(|e| fail(&e))?;
+        root.draw(&Text::new(title(family), (618, y - 7), ("sans-serif", 13)))
+            .map_err(|e| fail(&e))?;
+    }
     root.present().map_err(|e| fail(&e))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::Cell;
     use crate::summary::summarize;
     use crate::summary::tests::run;
+    use crate::work::WorkPreset;
 
     #[test]
     fn a_cell_that_measured_nothing_is_no_point_on_a_chart() {
@@ -606,7 +528,7 @@ mod tests {
         assert_eq!(dots("mio"), [Dot::Plain, Dot::Plain, Dot::ClientBound]);
         let dir = std::env::temp_dir().join(format!("echolab-charts-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let written = write_all(&dir, &summaries);
+        let written = write_all(&dir, &summaries, 2);
         let svg = std::fs::read_to_string(dir.join("p99-64B.svg"));
         let _ = std::fs::remove_dir_all(&dir);
         assert!(written.is_ok(), "{written:?}");
@@ -616,5 +538,108 @@ mod tests {
             texts.contains(&"client-bound") && texts.contains(&"suspect"),
             "{svg}"
         );
+    }
+
+    /// The SVG's text lines, trimmed, in drawing order.
+    fn texts(svg: &str) -> Vec<&str> {
+        svg.lines().map(str::trim).collect()
+    }
+
+    #[test]
+    fn each_family_gets_a_panel_with_its_models_named_in_it() {
+        let cells: Vec<Cell> = Scenario::Throughput
+            .cells(true)
+            .into_iter()
+            .filter(|c| c.size == 64)
+            .collect();
+        let models = ["mio", "fork", "uring", "threads", "select"];
+        let runs: Vec<_> = cells
+            .iter()
+            .flat_map(|&cell| models.map(|m| run(m, cell, 0, 1000)))
+            .collect();
+        let summaries = summarize(&runs);
+        let dir = std::env::temp_dir().join(format!("echolab-panels-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let written = write_all(&dir, &summaries, 2);
+        let svg = std::fs::read_to_string(dir.join("throughput-64B.svg"));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(written.is_ok(), "{written:?}");
+        let svg = svg.expect("throughput chart");
+        let texts = texts(&svg);
+        let at = |text: &str| {
+            texts
+                .iter()
+                .position(|t| *t == text)
+                .unwrap_or_else(|| panic!("no {text:?} in {svg}"))
+        };
+        let blocking = at(Family::Blocking.label());
+        let readiness = at(Family::ReadinessLoops.label());
+        let completion = at(Family::CompletionAndRuntimes.label());
+        assert!(blocking < readiness && readiness < completion);
+        for model in ["fork", "threads"] {
+            assert!((blocking..readiness).contains(&at(model)), "{model}");
+        }
+        for model in ["mio", "select"] {
+            assert!((readiness..completion).contains(&at(model)), "{model}");
+        }
+        assert!(at("uring") > completion);
+        assert!(!texts.contains(&Family::Datagram.label()));
+        // Each name once: a line is named in its own panel only.
+        assert_eq!(texts.iter().filter(|t| **t == "mio").count(), 1);
+    }
+
+    #[test]
+    fn the_work_sweep_is_drawn_per_family_with_its_bounds_and_the_fast_messages_apart() {
+        let models = ["threads", "mio", "mio+offload4"];
+        let cells: Vec<Cell> = Scenario::Work
+            .cells(false)
+            .into_iter()
+            .filter(|c| matches!(c.work, Some(WorkPreset::Block1ms | WorkPreset::LongTail)))
+            .collect();
+        let runs: Vec<_> = cells
+            .iter()
+            .flat_map(|&cell| {
+                models.map(|m| {
+                    let mut r = run(m, cell, 0, 1000);
+                    if cell.work == Some(WorkPreset::LongTail) {
+                        r.p99_fast_us = Some(30.0);
+                        r.p99_slow_us = Some(6_000.0);
+                    }
+                    r
+                })
+            })
+            .collect();
+        let summaries = summarize(&runs);
+        let dir = std::env::temp_dir().join(format!("echolab-work-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let written = write_all(&dir, &summaries, 2);
+        let read = |name: &str| std::fs::read_to_string(dir.join(name));
+        let (block, tail, fast, cpu) = (
+            read("work-p99-block1ms.svg"),
+            read("work-p99-long-tail.svg"),
+            read("work-p99-fast-long-tail.svg"),
+            read("work-p99-cpu20us.svg"),
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(written.is_ok(), "{written:?}");
+        assert!(cpu.is_err(), "no cpu:20us cells, no chart");
+        let block = block.expect("block:1ms chart");
+        let texts = texts(&block);
+        for expected in [
+            "M/D/1 mean",
+            "M/D/2 mean",
+            "SLO 10 ms",
+            "mio+offload4",
+            Family::Blocking.label(),
+            Family::ReadinessLoops.label(),
+        ] {
+            assert!(texts.contains(&expected), "{expected} in {block}");
+        }
+        // The bounds are drawn once per panel.
+        assert_eq!(texts.iter().filter(|t| **t == "M/D/1 mean").count(), 2);
+        assert!(tail.is_ok());
+        assert!(fast
+            .expect("fast messages' chart")
+            .contains("fast messages"));
     }
 }

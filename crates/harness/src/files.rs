@@ -50,7 +50,7 @@ pub fn write_run(results_root: &Path, run: &RunResults) -> Result<PathBuf, Harne
     write(&dir.join("results.csv"), &csv(&run.measurements))?;
     let json = serde_json::to_string_pretty(run).map_err(|e| HarnessError::write(&dir, e))?;
     write(&dir.join("results.json"), &(json + "\n"))?;
-    let charts = charts::write_all(&dir, &run.summaries)?;
+    let charts = charts::write_all(&dir, &run.summaries, run.machine.cores)?;
     write(&dir.join("README.md"), &run_readme(run, &charts))?;
     write(
         &results_root.join("README.md"),
@@ -69,7 +69,9 @@ pub fn redraw_charts(dir: &Path) -> Result<Vec<PathBuf>, HarnessError> {
     let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| read_error(&e))?;
     let summaries: Vec<Summary> =
         serde_json::from_value(json["summaries"].clone()).map_err(|e| read_error(&e))?;
-    charts::write_all(dir, &summaries)
+    // A run from before the machine was recorded: the 2-CPU VM of the first runs.
+    let cpus = json["machine"]["cores"].as_u64().map_or(2, |n| n as usize);
+    charts::write_all(dir, &summaries, cpus)
 }
 
 impl RunResults {

@@ -79,6 +79,42 @@ impl Transport {
     }
 }
 
+/// A family of models that a reader compares among themselves first: the charts draw
+/// one panel per family. Derived from the properties ([`Model::family`]), never from a
+/// name, so a new model lands in its family with no edit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Family {
+    /// A thread or a process blocks on each client (or serves one at a time).
+    Blocking,
+    /// One or several loops waiting on readiness (select, poll, epoll) or trying every
+    /// socket in turn.
+    ReadinessLoops,
+    /// Told when I/O has finished (io_uring), or a runtime's tasks over loops it owns.
+    CompletionAndRuntimes,
+    /// UDP: one datagram in, one out.
+    Datagram,
+}
+
+impl Family {
+    /// Every family, in the order the charts draw them.
+    pub const ALL: [Family; 4] = [
+        Family::Blocking,
+        Family::ReadinessLoops,
+        Family::CompletionAndRuntimes,
+        Family::Datagram,
+    ];
+
+    /// A short title for a chart's panel.
+    pub fn label(self) -> &'static str {
+        match self {
+            Family::Blocking => "blocking: a thread or process per client",
+            Family::ReadinessLoops => "readiness loops",
+            Family::CompletionAndRuntimes => "completion and runtimes",
+            Family::Datagram => "UDP",
+        }
+    }
+}
+
 /// One registered server model.
 #[derive(Debug, Clone, Copy)]
 pub struct Model {
@@ -97,6 +133,9 @@ pub struct Model {
     /// Whether it never blocks waiting for I/O (`spin`): it burns CPU while idle by
     /// design, so a test's "no busy loop" bound does not apply to it.
     pub busy_waits: bool,
+    /// Whether it is told when I/O has *finished* (io_uring completions) rather than
+    /// when a socket is *ready* for it: the kernel holds its buffers meanwhile.
+    pub completion: bool,
     /// Whether it takes `--offload N` (see [`Model::takes_offload`]).
     pub offload: bool,
     /// Its entry point.
@@ -147,6 +186,27 @@ impl Model {
     pub fn takes_offload(&self) -> bool {
         self.offload
     }
+
+    /// Its [`Family`]: the datagram models together; then by who waits for what — a
+    /// blocked thread or process per client, a loop told of readiness, a loop told of
+    /// completions or a runtime's tasks.
+    pub fn family(&self) -> Family {
+        if !self.is_stream() {
+            return Family::Datagram;
+        }
+        match self.runs {
+            Runs::Runtime => Family::CompletionAndRuntimes,
+            Runs::EventLoop | Runs::SeveralLoops if self.completion => {
+                Family::CompletionAndRuntimes
+            }
+            Runs::EventLoop | Runs::SeveralLoops => Family::ReadinessLoops,
+            Runs::InTurn
+            | Runs::ThreadEach
+            | Runs::ProcessEach
+            | Runs::WorkerThreads
+            | Runs::WorkerProcesses => Family::Blocking,
+        }
+    }
 }
 
 /// Every model, simplest first.
@@ -158,6 +218,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Stream,
         natural_limit: None,
         busy_waits: false,
+        completion: false,
         offload: false,
         serve: echolab_iterative::serve,
     },
@@ -168,6 +229,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Stream,
         natural_limit: None,
         busy_waits: false,
+        completion: false,
         offload: false,
         serve: echolab_threads::serve,
     },
@@ -178,6 +240,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Stream,
         natural_limit: None,
         busy_waits: false,
+        completion: false,
         offload: false,
         serve: echolab_fork::serve,
     },
@@ -188,6 +251,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Stream,
         natural_limit: None,
         busy_waits: false,
+        completion: false,
         offload: false,
         serve: echolab_pool::serve,
     },
@@ -199,6 +263,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Stream,
         natural_limit: None,
         busy_waits: false,
+        completion: false,
         offload: false,
         serve: echolab_prefork::serve,
     },
@@ -209,6 +274,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Stream,
         natural_limit: None,
         busy_waits: true,
+        completion: false,
         offload: false,
         serve: echolab_spin::serve,
     },
@@ -219,6 +285,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Stream,
         natural_limit: Some(echolab_select::FD_LIMIT),
         busy_waits: false,
+        completion: false,
         offload: false,
         serve: echolab_select::serve,
     },
@@ -229,6 +296,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Stream,
         natural_limit: None,
         busy_waits: false,
+        completion: false,
         offload: false,
         serve: echolab_poll::serve,
     },
@@ -239,6 +307,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Stream,
         natural_limit: None,
         busy_waits: false,
+        completion: false,
         offload: false,
         serve: echolab_polling::serve,
     },
@@ -249,6 +318,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Stream,
         natural_limit: None,
         busy_waits: false,
+        completion: false,
         offload: true,
         serve: echolab_mio::serve,
     },
@@ -259,6 +329,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Stream,
         natural_limit: None,
         busy_waits: false,
+        completion: false,
         offload: true,
         serve: echolab_reactors::serve,
     },
@@ -269,6 +340,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Stream,
         natural_limit: None,
         busy_waits: false,
+        completion: false,
         offload: false,
         serve: echolab_tokio::serve,
     },
@@ -279,6 +351,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Stream,
         natural_limit: None,
         busy_waits: false,
+        completion: true,
         offload: false,
         serve: echolab_uring::serve,
     },
@@ -289,6 +362,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Datagram,
         natural_limit: None,
         busy_waits: false,
+        completion: false,
         offload: false,
         serve: echolab_udp_iterative::serve,
     },
@@ -299,6 +373,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Datagram,
         natural_limit: None,
         busy_waits: false,
+        completion: false,
         offload: false,
         serve: echolab_udp_mio::serve,
     },
@@ -309,6 +384,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Datagram,
         natural_limit: None,
         busy_waits: false,
+        completion: false,
         offload: false,
         serve: echolab_udp_batch::serve,
     },
@@ -319,6 +395,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Datagram,
         natural_limit: None,
         busy_waits: false,
+        completion: false,
         offload: false,
         serve: echolab_udp_reuseport::serve,
     },
@@ -332,4 +409,35 @@ pub fn find(name: &str) -> Option<&'static Model> {
 /// The registered names, comma-separated, for error messages and help.
 pub fn names() -> String {
     MODELS.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The grouping the charts are read by (issue 24): checked here against names, so
+    /// that the properties, not a list, keep producing it.
+    #[test]
+    fn families_group_the_models_as_a_reader_compares_them() {
+        let members = |family: Family| -> Vec<&str> {
+            MODELS
+                .iter()
+                .filter(|m| m.family() == family)
+                .map(|m| m.name)
+                .collect()
+        };
+        assert_eq!(
+            members(Family::Blocking),
+            ["iterative", "threads", "fork", "pool", "prefork"]
+        );
+        assert_eq!(
+            members(Family::ReadinessLoops),
+            ["spin", "select", "poll", "polling", "mio", "reactors"]
+        );
+        assert_eq!(members(Family::CompletionAndRuntimes), ["tokio", "uring"]);
+        assert_eq!(
+            members(Family::Datagram),
+            ["udp-iterative", "udp-mio", "udp-batch", "udp-reuseport"]
+        );
+    }
 }
