@@ -34,7 +34,7 @@ const TESTS: &[Test] = &[
     .needs(netns::ssh_available)
     .alone(),
     test("link_rate_caps_64k_echoes", link_rate_caps_64k_echoes)
-        .needs(netns::available)
+        .needs(netns::tbf_available)
         .alone(),
 ];
 

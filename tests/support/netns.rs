@@ -130,28 +130,55 @@ fn has(program: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// What the namespaced tests need: root (to make network namespaces, which `unshare -n`
-/// tries), iproute2 and taskset, and two CPUs (server on CPU 1, agents on CPU 0).
+/// What the namespaced tests need: root, iproute2 and taskset, a named network
+/// namespace made and removed (as the script makes them), and two CPUs (server on CPU
+/// 1, agents on CPU 0).
 pub fn available() -> Result<(), String> {
     if !is_root() {
         return Err("needs root (network namespaces)".into());
     }
-    for program in ["ip", "tc", "taskset", "unshare"] {
+    for program in ["ip", "tc", "taskset"] {
         if !has(program) {
             return Err(format!("needs {program}"));
         }
     }
-    let can = Command::new("unshare")
-        .args(["-n", "true"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !can {
-        return Err("needs network namespaces (unshare -n fails here)".into());
+    if !in_a_probe_namespace("true") {
+        return Err("needs network namespaces (`ip netns add` fails here)".into());
     }
     if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
         return Err("needs 2 CPUs (server on CPU 1, agents on CPU 0)".into());
     }
     Ok(())
+}
+
+/// As [`available`], and tc's `tbf` qdisc (`--link-rate`).
+pub fn tbf_available() -> Result<(), String> {
+    available()?;
+    let tbf = "tc qdisc add dev lo root tbf rate 1mbit burst 32kb latency 10ms";
+    if !in_a_probe_namespace(tbf) {
+        return Err("needs tc's tbf qdisc".into());
+    }
+    Ok(())
+}
+
+/// Whether `shell` succeeds in a namespace of its own, made for it and removed after.
+fn in_a_probe_namespace(shell: &str) -> bool {
+    let ns = format!("elt{}-probe", std::process::id());
+    let made = Command::new("ip")
+        .args(["netns", "add", &ns])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !made {
+        return false;
+    }
+    let ok = Command::new("ip")
+        .args(["netns", "exec", &ns, "sh", "-c", shell])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+    ok
 }
 
 /// As [`available`], and Debian's openssh-server and client.
