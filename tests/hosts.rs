@@ -18,6 +18,7 @@ use echolab_client::load::{self, LoadConfig};
 use echolab_harness::{procfs, run_agents, serve_args, Host, Snapshots, SNAPSHOT_TIMEOUT};
 use echolab_registry::Model;
 use echolab_server::Snapshot;
+use support::runs::{self, TempDir};
 use support::suite::{self, case, test, Case, Test};
 use support::{KillOnDrop, ServerGuard, IO_TIMEOUT};
 
@@ -346,73 +347,21 @@ fn an_unreachable_host_is_a_clear_error() {
     );
 }
 
-/// A results directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("echolab-hosts-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-
-    /// The names of the files of the one run written under it.
-    fn run_files(&self) -> (PathBuf, Vec<String>) {
-        let runs: Vec<PathBuf> = std::fs::read_dir(&self.0)
-            .expect("results dir")
-            .map(|e| e.expect("entry").path())
-            .filter(|p| p.is_dir())
-            .collect();
-        assert_eq!(runs.len(), 1, "{runs:?}");
-        let mut files: Vec<String> = std::fs::read_dir(&runs[0])
-            .expect("run dir")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect();
-        files.sort();
-        (runs[0].clone(), files)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn compare(out: &TempDir, hosts: &[&str]) {
-    let mut command = Command::new(binary());
-    command
-        .args([
-            "compare",
-            "--models",
-            "mio,fork",
-            "--scenario",
-            "latency,idle",
-        ])
-        .args([
-            "--repeat",
-            "1",
-            "--duration",
-            "300ms",
-            "--warmup",
-            "100ms",
-            "--out",
-        ])
-        .arg(&out.0)
-        .args(hosts)
-        .stdout(Stdio::null());
-    let mut child = command.spawn().expect("run echolab compare");
-    let _guard = KillOnDrop(child.id());
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "echolab compare ran past 120 s");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "echolab compare {hosts:?}: {status}");
+    let plan = [
+        "--models",
+        "mio,fork",
+        "--scenario",
+        "latency,idle",
+        "--repeat",
+        "1",
+        "--duration",
+        "300ms",
+        "--warmup",
+        "100ms",
+    ];
+    let args: Vec<&str> = plan.iter().chain(hosts).copied().collect();
+    runs::compare(&[], out, &args, Duration::from_secs(120));
 }
 
 /// The same plan run here and through command prefixes (`env`, which runs the command
@@ -433,11 +382,9 @@ fn compare_through_prefixes_writes_a_local_runs_files_and_the_topology() {
         ],
     );
     let (_, local_files) = local.run_files();
-    let (dir, files) = prefixed.run_files();
+    let (_, files) = prefixed.run_files();
     assert_eq!(files, local_files);
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).expect("json"))
-            .expect("results.json parses");
+    let (dir, json) = prefixed.results();
     let topology = &json["topology"];
     assert_eq!(topology["server"]["prefix"], "env", "{topology}");
     assert_eq!(topology["clients"].as_array().map(Vec::len), Some(2));

@@ -7,8 +7,10 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod netns;
 pub mod pending;
 pub mod proc;
+pub mod runs;
 pub mod suite;
 
 use std::io::{Read, Write};
