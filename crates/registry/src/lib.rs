@@ -209,7 +209,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Stream,
         natural_limit: None,
         busy_waits: true,
-        offload: false,
+        offload: true,
         serve: echolab_spin::serve,
     },
     Model {
@@ -219,7 +219,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Stream,
         natural_limit: Some(echolab_select::FD_LIMIT),
         busy_waits: false,
-        offload: false,
+        offload: true,
         serve: echolab_select::serve,
     },
     Model {
@@ -229,7 +229,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Stream,
         natural_limit: None,
         busy_waits: false,
-        offload: false,
+        offload: true,
         serve: echolab_poll::serve,
     },
     Model {
@@ -239,7 +239,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Stream,
         natural_limit: None,
         busy_waits: false,
-        offload: false,
+        offload: true,
         serve: echolab_polling::serve,
     },
     Model {

@@ -29,6 +29,7 @@ pub struct WatchList<T> {
     entries: Vec<(Watched, T)>,
     listener: Option<usize>,
     waker: Option<usize>,
+    offload: Option<usize>,
     /// Position of connection `i` at `conns[i]`, `usize::MAX` when not watched.
     conns: Vec<usize>,
 }
@@ -39,6 +40,7 @@ impl<T> Default for WatchList<T> {
             entries: Vec::new(),
             listener: None,
             waker: None,
+            offload: None,
             conns: Vec::new(),
         }
     }
@@ -107,6 +109,7 @@ impl<T> WatchList<T> {
         match source {
             Source::Listener => self.listener,
             Source::Waker => self.waker,
+            Source::Offload => self.offload,
             Source::Conn(index) => self.conns.get(index).copied().filter(|&p| p != usize::MAX),
         }
     }
@@ -115,6 +118,7 @@ impl<T> WatchList<T> {
         match source {
             Source::Listener => self.listener = at,
             Source::Waker => self.waker = at,
+            Source::Offload => self.offload = at,
             Source::Conn(index) => {
                 if index >= self.conns.len() {
                     self.conns.resize(index + 1, usize::MAX);
