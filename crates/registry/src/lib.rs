@@ -269,7 +269,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Stream,
         natural_limit: None,
         busy_waits: false,
-        offload: false,
+        offload: true,
         serve: echolab_tokio::serve,
     },
     Model {
