@@ -279,7 +279,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Stream,
         natural_limit: None,
         busy_waits: false,
-        offload: false,
+        offload: true,
         serve: echolab_uring::serve,
     },
     Model {

@@ -1,9 +1,9 @@
 //! A descriptor another thread can make readable: how the `--offload` pool tells a loop
-//! that waits only on descriptors (the level-triggered loop, whatever its call) that
-//! jobs came back. A socket pair, like [`Shutdown`](crate::Shutdown)'s, rather than an
-//! eventfd: the same one syscall per wake and per drain, and no `unsafe` around a raw
-//! descriptor. The pool coalesces wakes ([`OffloadPort`](crate::OffloadPort)), so at
-//! most a byte or two wait in it.
+//! that waits only on descriptors that jobs came back (the level-triggered loop watches
+//! it whatever its call; `uring` polls it with a request in its ring). A socket pair,
+//! like [`Shutdown`](crate::Shutdown)'s, rather than an eventfd: the same one syscall
+//! per wake and per drain, and no `unsafe` around a raw descriptor. The pool coalesces
+//! wakes ([`OffloadPort`](crate::OffloadPort)), so at most a byte or two wait in it.
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};

@@ -49,13 +49,26 @@
 //! each, and keeps its descriptor, its slab slot and the buffer a send points at until
 //! their last completions arrive. Only then is it closed.
 //!
+//! **With work.** `--work` runs inline when a receive completes a frame, on the one
+//! thread: a blocking call holds every connection's completions in the ring until it
+//! returns. `--offload N` hands each complete frame to the shared pool of N threads
+//! (one frame out per connection, so replies stay in order); a worker that finishes
+//! one makes a wake descriptor readable, and a one-shot `IORING_OP_POLL_ADD` on it —
+//! like the shutdown poll — completes in the ring like any request, so the loop still
+//! waits in one place. Its completion clears the descriptor (one `read`) and re-arms
+//! the poll (queued for the next `io_uring_enter`) before the jobs are taken back; each
+//! turn takes them, queues their replies' sends and hands over the next frames.
+//! Not an eventfd read: it would keep a buffer of ours in the kernel for nothing;
+//! not `IORING_OP_MSG_RING`: the workers would each need a ring of their own.
+//!
 //! **Shutdown.** The shutdown poll completes; the loop first runs the completions the
 //! kernel already has (bytes that arrived before the signal are still echoed), cancels
 //! the accept and closes the listener when that cancel lands (new connects are then
 //! refused), tells every session to [`Session::begin_shutdown`], and runs until every
-//! connection has closed and every request has completed. The stats line's
-//! `kernel_held` says what the kernel still held at the end: nothing, after a clean
-//! stop.
+//! connection has closed and every request has completed (the offload poll is
+//! cancelled once no connection is left, since no job can then come back). The stats
+//! line's `kernel_held` says what the kernel still held at the end: nothing, after a
+//! clean stop.
 //!
 //! **What the kernel must offer** (checked before binding; otherwise `echolab serve
 //! uring` says `io_uring unavailable: ...` and exits non-zero): io_uring not disabled
@@ -76,11 +89,13 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::{AsRawFd, FromRawFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use echolab_proto::Job;
 use echolab_server::{
     accept_failed, admit_accepted, run_event_loop, Accepted, Conns, EventLoop, Listen, Listening,
-    ServerContext,
+    Offload, OffloadPort, ServerContext, WakeFd,
 };
 use io_uring::types::{Fd, Fixed, SubmitArgs, Timespec};
 use io_uring::{cqueue, opcode, squeue, IoUring};
@@ -159,6 +174,21 @@ struct Loop<'a> {
     now: Instant,
     /// When the last connection closed during the drain, with requests still in flight.
     quiet_since: Option<Instant>,
+    /// `--offload`: this loop's port to the worker pool.
+    offload: Option<Offloading>,
+}
+
+/// `--offload`: the port, the descriptor the pool wakes the loop by, and its poll.
+struct Offloading {
+    port: OffloadPort,
+    /// Shared with the port's wake callback, which may outlive the loop on a worker.
+    wake: Arc<WakeFd>,
+    /// Whether the poll on `wake` is in the kernel.
+    armed: bool,
+    /// Whether that poll has been cancelled (the drain is over).
+    cancelled: bool,
+    /// The jobs taken back this turn (kept to reuse its allocation).
+    done: Vec<(usize, Job)>,
 }
 
 /// Serves every client from one thread on an io_uring until shutdown, then lets every
@@ -173,6 +203,11 @@ pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
             source,
         })?;
     let fixed_slots = register_fixed_table(&ring, ctx.config.max_conns);
+    let pool = ctx.start_offload()?;
+    let offload = match &pool {
+        Some(pool) => Some(Offloading::new(pool)?),
+        None => None,
+    };
     let listening = Listening::new(listen.bind()?)?;
     let mut lp = Loop {
         ctx,
@@ -191,15 +226,23 @@ pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
         backlog: VecDeque::with_capacity(RING_ENTRIES as usize),
         now: Instant::now(),
         quiet_since: None,
+        offload,
     };
-    let result = lp.arm_waker().and_then(|()| lp.arm_accept());
+    let result = lp.arm_waker().and_then(|()| lp.arm_offload());
+    let result = result.and_then(|()| lp.arm_accept());
     let result = result.and_then(|()| run_event_loop(&mut lp));
     let Loop {
         ring,
         bufs,
         in_flight,
+        offload,
         ..
     } = lp;
+    // Every connection has drained: every offloaded job is back, so this only joins.
+    drop(offload);
+    if let Some(pool) = pool {
+        pool.finish();
+    }
     ctx.stats
         .record_kernel_held("provided_buffers", bufs.missing(&ring));
     ctx.stats.record_kernel_held("requests", in_flight);
@@ -296,9 +339,16 @@ impl EventLoop for Loop<'_> {
     }
 
     fn wait_and_serve(&mut self) -> io::Result<Instant> {
+        if self.shutting_down && self.conns.is_empty() {
+            // No connection is left to send a job: the poll for their return can go.
+            self.disarm_offload()?;
+        }
         self.wait()?;
         self.now = Instant::now();
         self.complete_all()?;
+        // After the completions, whose offload poll (if any) cleared the wake
+        // descriptor: a job back in between wakes the re-armed poll, not lost.
+        self.take_offloaded()?;
         if self.listening.resume_if_due(self.now) {
             self.arm_accept()?;
         }
@@ -376,7 +426,42 @@ impl Loop<'_> {
             Op::Recv => self.received(index, cqe, more),
             Op::Send => self.sent(index, cqe.result()),
             Op::Cancel => Ok(()),
+            Op::Offload => self.offload_woken(cqe.result()),
         }
+    }
+
+    /// The poll on the pool's wake descriptor completed: clear it and poll again, unless
+    /// the drain is over (the jobs themselves are taken at the end of the turn).
+    fn offload_woken(&mut self, result: i32) -> io::Result<()> {
+        let Some(offload) = &mut self.offload else {
+            return Ok(());
+        };
+        offload.armed = false;
+        if result == -libc::ECANCELED || offload.cancelled {
+            return Ok(());
+        }
+        offload.wake.clear();
+        self.arm_offload()
+    }
+
+    /// `--offload`, every turn: the replies whose work is done go to their sessions,
+    /// whose sends are queued (and next jobs handed over) by `pump`.
+    fn take_offloaded(&mut self) -> io::Result<()> {
+        let Some(offload) = &mut self.offload else {
+            return Ok(());
+        };
+        let mut done = std::mem::take(&mut offload.done);
+        done.extend(offload.port.completed());
+        for (key, job) in done.drain(..) {
+            if let Some(index) = self.conns.offload_done(key, job, self.now) {
+                // An error here ends the loop: the jobs left in `done` go with it.
+                self.pump(index, Ok(()))?;
+            }
+        }
+        if let Some(offload) = &mut self.offload {
+            offload.done = done;
+        }
+        Ok(())
     }
 
     /// A multishot accept completion: a new connection, or why there was none.
@@ -557,6 +642,12 @@ impl Loop<'_> {
             }
             return Ok(());
         }
+        if let Some(offload) = &self.offload {
+            self.conns.offload_next(index, &offload.port);
+        }
+        let Some(conn) = self.conns.get_mut(index) else {
+            return Ok(());
+        };
         let fd = Fd(conn.stream.as_raw_fd());
         let fixed = conn.wait.fixed.then_some(Fixed(index as u32));
         if conn.wait.send.is_none() {
@@ -667,6 +758,39 @@ impl Loop<'_> {
         unsafe { self.push(&poll) }
     }
 
+    /// `--offload`: polls the pool's wake descriptor (one-shot, re-armed by
+    /// `offload_woken`).
+    fn arm_offload(&mut self) -> io::Result<()> {
+        let Some(offload) = &mut self.offload else {
+            return Ok(());
+        };
+        if offload.armed || offload.cancelled {
+            return Ok(());
+        }
+        let poll = opcode::PollAdd::new(Fd(offload.wake.fd().as_raw_fd()), libc::POLLIN as u32)
+            .build()
+            .user_data(Op::Offload.tag(0));
+        offload.armed = true;
+        // SAFETY: the poll points at no memory of ours; the descriptor stays open until
+        // the poll's last completion (the loop owns it and cancels the poll first).
+        unsafe { self.push(&poll) }
+    }
+
+    /// Cancels the poll on the pool's wake descriptor, once.
+    fn disarm_offload(&mut self) -> io::Result<()> {
+        let Some(offload) = &mut self.offload else {
+            return Ok(());
+        };
+        if offload.cancelled {
+            return Ok(());
+        }
+        offload.cancelled = true;
+        if offload.armed {
+            self.cancel(Op::Offload.tag(0))?;
+        }
+        Ok(())
+    }
+
     /// Asks the kernel to cancel the request tagged `target`; its own completion (and
     /// the target's last one) come later.
     fn cancel(&mut self, target: u64) -> io::Result<()> {
@@ -701,5 +825,20 @@ impl Loop<'_> {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+impl Offloading {
+    /// A port to `pool` that wakes this loop through a descriptor of its own.
+    fn new(pool: &Offload) -> io::Result<Offloading> {
+        let wake = Arc::new(WakeFd::new()?);
+        let remote = Arc::clone(&wake);
+        Ok(Offloading {
+            port: pool.port(move || remote.wake()),
+            wake,
+            armed: false,
+            cancelled: false,
+            done: Vec::new(),
+        })
     }
 }
