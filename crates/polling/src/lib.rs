@@ -82,13 +82,16 @@ struct EpollLevel {
 
 const LISTENER: usize = 0;
 const WAKER: usize = 1;
+/// `--offload`: the pool's wake descriptor.
+const OFFLOAD: usize = 2;
 /// Connection keys start here: key = connection index + `FIRST_CONN`.
-const FIRST_CONN: usize = 2;
+const FIRST_CONN: usize = 3;
 
 fn key(source: Source) -> usize {
     match source {
         Source::Listener => LISTENER,
         Source::Waker => WAKER,
+        Source::Offload => OFFLOAD,
         Source::Conn(index) => index + FIRST_CONN,
     }
 }
@@ -129,6 +132,7 @@ impl Waiter for EpollLevel {
             source: match event.key {
                 LISTENER => Source::Listener,
                 WAKER => Source::Waker,
+                OFFLOAD => Source::Offload,
                 key => Source::Conn(key - FIRST_CONN),
             },
             readable: event.readable,

@@ -275,7 +275,7 @@ pub const MODELS: &[Model] = &[
         natural_limit: None,
         busy_waits: true,
         completion: false,
-        offload: false,
+        offload: true,
         serve: echolab_spin::serve,
     },
     Model {
@@ -286,7 +286,7 @@ pub const MODELS: &[Model] = &[
         natural_limit: Some(echolab_select::FD_LIMIT),
         busy_waits: false,
         completion: false,
-        offload: false,
+        offload: true,
         serve: echolab_select::serve,
     },
     Model {
@@ -297,7 +297,7 @@ pub const MODELS: &[Model] = &[
         natural_limit: None,
         busy_waits: false,
         completion: false,
-        offload: false,
+        offload: true,
         serve: echolab_poll::serve,
     },
     Model {
@@ -308,7 +308,7 @@ pub const MODELS: &[Model] = &[
         natural_limit: None,
         busy_waits: false,
         completion: false,
-        offload: false,
+        offload: true,
         serve: echolab_polling::serve,
     },
     Model {
@@ -341,7 +341,7 @@ pub const MODELS: &[Model] = &[
         natural_limit: None,
         busy_waits: false,
         completion: false,
-        offload: false,
+        offload: true,
         serve: echolab_tokio::serve,
     },
     Model {

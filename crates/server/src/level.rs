@@ -4,17 +4,24 @@
 //! differs between `select(2)`, `poll(2)`, epoll in level mode and no call at all
 //! (a busy loop) is only how the wait is made and what keeping the interest set costs:
 //! that is the [`Waiter`] a model crate implements. Everything else lives here once.
+//!
+//! **`--offload N`** lives here once too, for every waiter: the pool's workers wake the
+//! loop through a [`WakeFd`] watched as [`Source::Offload`]; each turn the loop takes
+//! the jobs that came back, writes their replies at once, and — wherever it settles a
+//! connection — hands over that connection's next complete frame (one out at a time,
+//! so its replies stay in order). A waiter only has to watch one more descriptor.
 
 use std::io;
 use std::net::TcpStream;
 use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use echolab_proto::Session;
+use echolab_proto::{Job, Session};
 
 use crate::{
     refuse_busy, run_event_loop, AcceptStop, Conn, ConnectionSlot, Conns, EventLoop, Listen,
-    Listening, ReadOutcome, ServerContext, READ_BUFFER,
+    Listening, Offload, OffloadPort, ReadOutcome, ServerContext, WakeFd, READ_BUFFER,
 };
 
 /// What a wait is for.
@@ -24,6 +31,8 @@ pub enum Source {
     Listener,
     /// The shutdown descriptor: SIGTERM/SIGINT arrived.
     Waker,
+    /// The `--offload` pool's [`WakeFd`]: offloaded jobs came back.
+    Offload,
     /// The connection with this index.
     Conn(usize),
 }
@@ -38,7 +47,7 @@ pub struct Interest {
 }
 
 impl Interest {
-    /// Reading only (the listener, the waker).
+    /// Reading only (the listener, the wakers).
     pub const READ: Interest = Interest {
         readable: true,
         writable: false,
@@ -92,25 +101,71 @@ pub trait Waiter {
 
 /// Serves every client from one thread until shutdown, waiting with `waiter`, then lets
 /// every session finish and returns.
+/// With `--offload N` the loop hands each message's work to a pool of N threads.
 pub fn serve_level<W: Waiter>(listen: &Listen, ctx: &ServerContext, waiter: W) -> io::Result<()> {
+    let listening = Listening::new(listen.bind()?)?;
+    let pool = ctx.start_offload()?;
+    let result = serve_with(listening, ctx, waiter, pool.as_ref());
+    // The loop has drained: every offloaded job is back, so this only joins.
+    if let Some(pool) = pool {
+        pool.finish();
+    }
+    result
+}
+
+fn serve_with<W: Waiter>(
+    listening: Listening,
+    ctx: &ServerContext,
+    waiter: W,
+    pool: Option<&Offload>,
+) -> io::Result<()> {
+    let offload = match pool {
+        Some(pool) => {
+            let wake = Arc::new(WakeFd::new()?);
+            let remote = Arc::clone(&wake);
+            Some(Offloading {
+                port: pool.port(move || remote.wake()),
+                wake,
+                done: Vec::new(),
+            })
+        }
+        None => None,
+    };
     let mut lp = LevelLoop {
         ctx,
         waiter,
-        listening: Listening::new(listen.bind()?)?,
+        listening,
         watching_listener: false,
         watching_waker: false,
         conns: Conns::new(ctx),
         progress: true,
         buf: vec![0u8; READ_BUFFER],
         ready: Vec::new(),
+        offload,
     };
+    if let Some(offload) = &lp.offload {
+        lp.waiter
+            .add(Source::Offload, offload.wake.fd(), Interest::READ)?;
+    }
     lp.waiter
         .add(Source::Waker, ctx.shutdown.waker(), Interest::READ)?;
     lp.watching_waker = true;
     lp.watch_listener()?;
     let result = run_event_loop(&mut lp);
     lp.stop_watching_waker();
+    if let Some(offload) = &lp.offload {
+        lp.waiter.remove(Source::Offload, offload.wake.fd());
+    }
     result
+}
+
+/// `--offload`: the loop's port to the pool and the descriptor the pool wakes it by.
+struct Offloading {
+    port: OffloadPort,
+    /// Shared with the port's wake callback, which may outlive the loop on a worker.
+    wake: Arc<WakeFd>,
+    /// The jobs taken back this turn (kept to reuse its allocation).
+    done: Vec<(usize, Job)>,
 }
 
 struct LevelLoop<'a, W> {
@@ -125,6 +180,7 @@ struct LevelLoop<'a, W> {
     buf: Vec<u8>,
     /// What the last wait reported (kept to reuse its allocation).
     ready: Vec<Ready>,
+    offload: Option<Offloading>,
 }
 
 impl<W: Waiter> EventLoop for LevelLoop<'_, W> {
@@ -182,9 +238,17 @@ impl<W: Waiter> LevelLoop<'_, W> {
                         self.begin_drain();
                     }
                 }
+                Source::Offload => {
+                    if let Some(offload) = &self.offload {
+                        offload.wake.clear();
+                    }
+                }
                 Source::Conn(index) => self.drive(index, event.readable, event.writable, now),
             }
         }
+        // After the wake descriptor was cleared above, never before: a job that comes
+        // back in between wakes the next wait instead of being read away unseen.
+        self.take_offloaded(now);
         if self.listening.resume_if_due(now) {
             self.watch_listener()?;
         }
@@ -256,11 +320,39 @@ impl<W: Waiter> LevelLoop<'_, W> {
         self.settle(index, result.map(drop));
     }
 
-    /// The core's settle, then interest brought in line with what the session wants.
+    /// `--offload`, every turn: the replies whose work is done go to their sessions
+    /// and are written at once (settling each connection hands over its next job).
+    fn take_offloaded(&mut self, now: Instant) {
+        let Some(offload) = &mut self.offload else {
+            return;
+        };
+        let mut done = std::mem::take(&mut offload.done);
+        done.extend(offload.port.completed());
+        // A job back is progress even before its reply moves: a waiter that naps when
+        // idle must not nap on it.
+        self.progress |= !done.is_empty();
+        for (key, job) in done.drain(..) {
+            if let Some(index) = self.conns.offload_done(key, job, now) {
+                self.drive(index, false, true, now);
+            }
+        }
+        if let Some(offload) = &mut self.offload {
+            offload.done = done;
+        }
+    }
+
+    /// The core's settle, then the connection's next offloaded job, then interest
+    /// brought in line with what the session wants.
     fn settle(&mut self, index: usize, result: io::Result<()>) {
         let waiter = &mut self.waiter;
         let forget = |stream: &TcpStream| waiter.remove(Source::Conn(index), stream.as_fd());
-        let Some(conn) = self.conns.settle(index, result, forget) else {
+        if self.conns.settle(index, result, forget).is_none() {
+            return;
+        }
+        if let Some(offload) = &self.offload {
+            self.conns.offload_next(index, &offload.port);
+        }
+        let Some(conn) = self.conns.get_mut(index) else {
             return;
         };
         let wanted = Interest::of(&conn.session);

@@ -44,7 +44,8 @@
 //!   call), a [`Handler`](echolab_proto::Handler) that a session runs inline per frame;
 //!   [`Offload`]: the worker pool that event loops hand the work to instead
 //!   (`--offload N`, half-sync/half-async), each loop through its own [`OffloadPort`]
-//!   with a wake callback of its kind.
+//!   with a wake callback of its kind ([`WakeFd`] for a loop that waits only on
+//!   descriptors).
 //! - **Children** — [`Children`]: what a process model (`fork`, `prefork`) does with its
 //!   processes: fork them from a single-threaded parent, supervise them in one wait
 //!   ([`Children::wait`]: shutdown, SIGCHLD, their stats), and forward SIGTERM, wait,
@@ -79,6 +80,7 @@ mod shutdown;
 mod snapshot;
 mod stats;
 mod stats_line;
+mod wake;
 mod watch_list;
 mod work;
 
@@ -111,5 +113,6 @@ pub use shutdown::Shutdown;
 pub use snapshot::{CpuUse, Snapshot, SnapshotWindow};
 pub use stats::{DatagramCounts, ServerStats, StatsSnapshot};
 pub use stats_line::{ResourceUsage, StatsLine};
+pub use wake::WakeFd;
 pub use watch_list::{ListWaiter, WatchList, Watched};
 pub use work::{Work, WorkError};

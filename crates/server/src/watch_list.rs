@@ -30,6 +30,7 @@ pub struct WatchList {
     entries: Vec<Watched>,
     listener: Option<usize>,
     waker: Option<usize>,
+    offload: Option<usize>,
     /// Position of connection `i` at `conns[i]`, `usize::MAX` when not watched.
     conns: Vec<usize>,
 }
@@ -97,6 +98,7 @@ impl WatchList {
         match source {
             Source::Listener => self.listener,
             Source::Waker => self.waker,
+            Source::Offload => self.offload,
             Source::Conn(index) => self.conns.get(index).copied().filter(|&p| p != usize::MAX),
         }
     }
@@ -105,6 +107,7 @@ impl WatchList {
         match source {
             Source::Listener => self.listener = at,
             Source::Waker => self.waker = at,
+            Source::Offload => self.offload = at,
             Source::Conn(index) => {
                 if index >= self.conns.len() {
                     self.conns.resize(index + 1, usize::MAX);

@@ -50,6 +50,22 @@
 //! and each takes in what its client already sent, calls [`Session::begin_shutdown`]
 //! and runs until its session closes — bounded by the session's own linger deadline.
 //! `serve` waits for every task, then shuts the runtime down.
+//!
+//! **With work.** `--work` runs inline in the task, on whichever worker thread polls
+//! it: a blocking call holds that worker, and every task queued on it waits (or is
+//! stolen by an idle worker — `--workers` blocking calls at once stall the runtime).
+//! `--offload N` hands each complete frame to the same [`Offload`] pool of N threads
+//! the other event loops use, through a port per task whose wake is a `Notify` (see
+//! `offload.rs`), one frame out per connection so replies stay in order; a task waits
+//! for its job in the same `select!` as for its socket, so SIGTERM drains offloaded
+//! frames before the notice like any owed reply. Not tokio's own `spawn_blocking` with
+//! `max_blocking_threads(N)`, for two reasons: the pool's threads start up front, so a
+//! server that cannot start them (`ulimit -u`) fails before it listens, where
+//! `spawn_blocking` starts them on demand and panics in the connection's task when
+//! the OS refuses one and none is running; and with one pool for every model, `tokio
+//! +offload4` and `mio+offload4` differ only in their loops, which is the comparison.
+//! `spawn_blocking` would cost about the same per message (a queue push and a wake-up
+//! either way).
 
 #![forbid(unsafe_code)]
 
@@ -61,7 +77,7 @@ use std::time::{Duration, Instant};
 use echolab_proto::Session;
 use echolab_server::{
     accept_failed, admit_socket, new_session, read_available, refuse_busy, Accepted,
-    ConnectionSlot, Listen, ServerContext, Shutdown, ACCEPT_BACKOFF, READ_BUFFER,
+    ConnectionSlot, Listen, Offload, ServerContext, Shutdown, ACCEPT_BACKOFF, READ_BUFFER,
 };
 use socket2::SockRef;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -69,7 +85,10 @@ use tokio::net::{TcpListener, TcpStream, UnixStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+mod offload;
 mod runtime;
+
+use offload::JobLine;
 
 /// How long `serve` waits for the runtime's threads once every task has finished
 /// (they have nothing left to do; this only bounds a worker tokio never started).
@@ -80,20 +99,29 @@ const RUNTIME_SHUTDOWN: Duration = Duration::from_secs(1);
 pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
     // Before binding: a server that cannot start its runtime never says it listens.
     let runtime = runtime::build(ctx.config.worker_count())?;
+    let pool = ctx.start_offload()?;
     let listener = listen.bind()?;
     // tokio requires a non-blocking socket; `from_std` does not set it.
     listener.set_nonblocking(true)?;
-    let result = runtime.block_on(accept_and_drain(listener, ctx));
+    let result = runtime.block_on(accept_and_drain(listener, ctx, pool.as_ref()));
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
+    // Every task has drained: every offloaded job is back, so this only joins.
+    if let Some(pool) = pool {
+        pool.finish();
+    }
     result
 }
 
 /// Accepts until shutdown, then tells every task and waits for them all.
-async fn accept_and_drain(listener: StdListener, ctx: &ServerContext) -> io::Result<()> {
+async fn accept_and_drain(
+    listener: StdListener,
+    ctx: &ServerContext,
+    pool: Option<&Offload>,
+) -> io::Result<()> {
     let listener = TcpListener::from_std(listener)?;
     let (stop, _) = watch::channel(false);
     let mut tasks = JoinSet::new();
-    let result = accept_until_shutdown(&listener, ctx, &stop, &mut tasks).await;
+    let result = accept_until_shutdown(&listener, ctx, pool, &stop, &mut tasks).await;
     // Closing the listener now refuses clients that connect during the drain.
     drop(listener);
     // Every task holds a receiver, so this reaches them all (`Err` only when none is
@@ -108,6 +136,7 @@ async fn accept_and_drain(listener: StdListener, ctx: &ServerContext) -> io::Res
 async fn accept_until_shutdown(
     listener: &TcpListener,
     ctx: &ServerContext,
+    pool: Option<&Offload>,
     stop: &watch::Sender<bool>,
     tasks: &mut JoinSet<()>,
 ) -> io::Result<()> {
@@ -122,7 +151,9 @@ async fn accept_until_shutdown(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => match admit_socket(&stream, ctx) {
                     Some(slot) => {
-                        let task = serve_connection(stream, slot, ctx.clone(), stop.subscribe());
+                        let line = pool.map(JobLine::new);
+                        let task =
+                            serve_connection(stream, slot, ctx.clone(), stop.subscribe(), line);
                         tasks.spawn(task);
                     }
                     // The busy notice is written by the shared std code path.
@@ -161,17 +192,26 @@ async fn shutdown_requested(shutdown: Shutdown) -> io::Result<()> {
     waker.readable().await
 }
 
+/// Resolves when the pool woke `line`; never without one.
+async fn job_back(line: Option<&JobLine>) {
+    match line {
+        Some(line) => line.woken().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// One connection's task: its session from first byte to close, then its stats.
 async fn serve_connection(
     mut stream: TcpStream,
     slot: ConnectionSlot,
     ctx: ServerContext,
     mut stop: watch::Receiver<bool>,
+    mut line: Option<JobLine>,
 ) {
     let Ok(mut session) = new_session(&ctx.config.session, Instant::now()) else {
         return;
     };
-    let result = converse(&mut stream, &mut session, &mut stop).await;
+    let result = converse(&mut stream, &mut session, &mut stop, line.as_mut()).await;
     echolab_server::log_closed(&stream, &session, result.is_err());
     drop(stream);
     ctx.stats.record_session(&session, result.is_err());
@@ -179,11 +219,13 @@ async fn serve_connection(
 }
 
 /// The loop of one task: write what the session owes, read what it wants, apply its
-/// deadlines, notice shutdown — whichever is ready first — until the session closes.
+/// deadlines, notice shutdown, take back an offloaded job — whichever is ready first —
+/// until the session closes.
 async fn converse(
     stream: &mut TcpStream,
     session: &mut Session,
     stop: &mut watch::Receiver<bool>,
+    mut line: Option<&mut JobLine>,
 ) -> io::Result<()> {
     // Reserved, not zeroed: `read_buf` reads into the spare capacity, so a connection
     // costs no 64 KiB memset and only the pages its reads touch.
@@ -198,6 +240,10 @@ async fn converse(
     tokio::pin!(stopped);
     let mut shutting_down = false;
     loop {
+        if let Some(line) = line.as_deref_mut() {
+            line.exchange(session);
+        }
+        let job_out = line.as_deref().is_some_and(JobLine::is_out);
         if session.take_fin() {
             // Our FIN goes out after the last reply; the peer may still be sending, so
             // the session keeps reading until its FIN (lingering close).
@@ -248,6 +294,8 @@ async fn converse(
                 armed = None;
                 session.handle_timeout(Instant::now());
             }
+            // Taken back at the top of the next turn.
+            () = job_back(line.as_deref()), if job_out => {}
             // A session that is not closed always wants to read, write or wait for a
             // deadline; should one ever want none of these, close it rather than hang.
             else => return Err(io::Error::other("session waits for nothing")),
