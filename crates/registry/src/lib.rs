@@ -299,7 +299,7 @@ pub const MODELS: &[Model] = &[
         transport: Transport::Datagram,
         natural_limit: None,
         busy_waits: false,
-        offload: false,
+        offload: true,
         serve: echolab_udp_mio::serve,
     },
     Model {
