@@ -71,6 +71,14 @@ const TESTS: &[Test] = &[
         datagram_models_work_per_datagram,
     ),
     test(
+        "offloaded_datagrams_are_answered_beside_each_other",
+        offloaded_datagrams_are_answered_beside_each_other,
+    ),
+    test(
+        "sigterm_answers_offloaded_datagrams",
+        sigterm_answers_offloaded_datagrams,
+    ),
+    test(
         "load_reports_the_slow_kind_apart",
         load_reports_the_slow_kind_apart,
     ),
@@ -342,6 +350,74 @@ fn datagram_models_work_per_datagram() {
         assert!(
             took >= Duration::from_millis(100),
             "{}: {took:?}",
+            model.name
+        );
+    }
+}
+
+fn udp_client(server: &ServerGuard) -> UdpSocket {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+    socket.connect(server.addr).expect("connect");
+    socket
+}
+
+fn recv_reply(socket: &UdpSocket) -> Vec<u8> {
+    let mut buf = [0u8; 64];
+    let n = socket.recv(&mut buf).expect("the reply");
+    buf[..n].to_vec()
+}
+
+/// The datagram models that take `--offload` (at least one: this must not pass empty).
+fn offloading_datagram_models() -> Vec<&'static Model> {
+    let models: Vec<_> = MODELS
+        .iter()
+        .filter(|m| !m.is_stream() && m.takes_offload())
+        .collect();
+    assert!(!models.is_empty(), "no datagram model takes --offload");
+    models
+}
+
+/// A datagram whose work holds the one loop stalls the next sender's reply (as
+/// `second_connection_waits_behind_inline_work` for streams); offloaded, it does not.
+fn offloaded_datagrams_are_answered_beside_each_other() {
+    for model in offloading_datagram_models() {
+        let server = ServerGuard::start(model.name, &["--work", "block:300ms", "--offload", "2"]);
+        let (a, b) = (udp_client(&server), udp_client(&server));
+        a.send(b"first").expect("send");
+        std::thread::sleep(Duration::from_millis(50));
+        let start = Instant::now();
+        b.send(b"second").expect("send");
+        assert_eq!(recv_reply(&b), b"second", "{}", model.name);
+        let waited = start.elapsed();
+        assert_eq!(recv_reply(&a), b"first", "{}", model.name);
+        // Inline it would be the rest of the first's work and then its own: ~550 ms.
+        assert!(
+            waited >= STALL && waited < STALL + STALL / 2,
+            "{}: the second datagram's reply took {waited:?} with the work offloaded",
+            model.name
+        );
+    }
+}
+
+fn sigterm_answers_offloaded_datagrams() {
+    for model in offloading_datagram_models() {
+        let mut server =
+            ServerGuard::start(model.name, &["--work", "block:200ms", "--offload", "2"]);
+        let socket = udp_client(&server);
+        for message in [&b"one"[..], b"two", b"three"] {
+            socket.send(message).expect("send");
+        }
+        // Two are on the workers, one waits in the pool's queue.
+        std::thread::sleep(Duration::from_millis(50));
+        let (status, elapsed, _) = server.terminate(Duration::from_secs(10));
+        assert!(status.success(), "{}: exit {status}", model.name);
+        let mut replies: Vec<Vec<u8>> = (0..3).map(|_| recv_reply(&socket)).collect();
+        replies.sort();
+        assert_eq!(replies, [&b"one"[..], b"three", b"two"], "{}", model.name);
+        assert!(
+            elapsed >= Duration::from_millis(300),
+            "{}: stopped in {elapsed:?}, before the third datagram's work",
             model.name
         );
     }

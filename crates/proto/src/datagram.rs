@@ -98,6 +98,13 @@ impl DatagramRules {
         self.max_len
     }
 
+    /// Why a datagram of `len` bytes (`truncated`: cut short by the kernel) gets no
+    /// answer, if it gets none: what [`DatagramRules::answer`] decides before answering,
+    /// for a model that answers later (its work offloaded).
+    pub fn dropped(&self, len: usize, truncated: bool) -> Option<Dropped> {
+        (truncated || len > self.max_len).then_some(Dropped::Oversize)
+    }
+
     /// The answer to one datagram: `datagram` is what the receive buffer holds,
     /// `truncated` whether the kernel cut it short (`MSG_TRUNC` in the message flags);
     /// `now` is the wall-clock time, for daytime.
@@ -110,8 +117,8 @@ impl DatagramRules {
         truncated: bool,
         now: impl FnOnce() -> SystemTime,
     ) -> Answer<'a> {
-        if truncated || datagram.len() > self.max_len {
-            return Answer::Drop(Dropped::Oversize);
+        if let Some(why) = self.dropped(datagram.len(), truncated) {
+            return Answer::Drop(why);
         }
         match self.service {
             Service::Echo => Answer::Reply(Cow::Borrowed(datagram)),

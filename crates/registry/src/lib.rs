@@ -374,7 +374,7 @@ pub const MODELS: &[Model] = &[
         natural_limit: None,
         busy_waits: false,
         completion: false,
-        offload: false,
+        offload: true,
         serve: echolab_udp_mio::serve,
     },
     Model {

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use echolab_proto::{encode_notice, Handler, Protocol, Session, SessionConfig, NONCE_LEN};
 
-use crate::{BlockedThreads, Offload, ServerConfig, ServerStats, Shutdown};
+use crate::{BlockedThreads, Offload, Offloadable, ServerConfig, ServerStats, Shutdown};
 
 /// What a running model needs: its config, the shutdown signal and the stats. Cloning
 /// is cheap (a few `Arc`s), so a model hands one to each thread it starts.
@@ -42,7 +42,9 @@ impl ServerContext {
 
     /// The worker pool of `--offload N` (`None` without it): an event-loop model starts
     /// it once, gives each loop a port, and finishes it after the loops have drained.
-    pub fn start_offload(&self) -> io::Result<Option<Offload>> {
+    /// `T` is what a job is: a session's frame ([`Job`](echolab_proto::Job)) for a
+    /// stream model, a datagram for a datagram model.
+    pub fn start_offload<T: Offloadable>(&self) -> io::Result<Option<Offload<T>>> {
         let (Some(workers), Some(work)) = (self.config.offload, &self.config.work) else {
             return Ok(None);
         };

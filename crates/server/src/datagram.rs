@@ -154,6 +154,28 @@ impl Responder {
         }
     }
 
+    /// `--offload`: counts one received datagram as [`Responder::answer`] does, but
+    /// neither works on it nor answers it: the datagram, owned, to hand to the pool when
+    /// it will be answered, `None` when it is dropped (counted).
+    pub fn take_for_work(&mut self, datagram: &[u8], truncated: bool) -> Option<Vec<u8>> {
+        self.counts.received += 1;
+        self.bytes_in += datagram.len() as u64;
+        if self.rules.dropped(datagram.len(), truncated).is_some() {
+            self.counts.truncated += 1;
+            return None;
+        }
+        Some(datagram.to_vec())
+    }
+
+    /// The answer to a datagram from [`Responder::take_for_work`], its work done
+    /// elsewhere (`None` only for one the rules drop, which that never hands out).
+    pub fn answer_worked<'a>(&self, datagram: &'a [u8]) -> Option<Cow<'a, [u8]>> {
+        match self.rules.answer(datagram, false, SystemTime::now) {
+            Answer::Reply(reply) => Some(reply),
+            Answer::Drop(_) => None,
+        }
+    }
+
     /// Counts how one reply's send went: sent, dropped for want of room (`WouldBlock`,
     /// or a blocking send's timeout), or refused.
     pub fn record_send(&mut self, result: &io::Result<usize>) {
@@ -314,6 +336,31 @@ mod tests {
         responder.fold_into(&stats);
         assert_eq!(stats.snapshot().bytes_out, 4);
         assert!(responder.counts().is_zero());
+    }
+
+    #[test]
+    fn a_datagram_taken_for_work_is_counted_once_and_answered_later() {
+        let mut responder = Responder::new(&config(4, Service::Echo));
+        let taken = responder.take_for_work(b"abcd", false).expect("answered");
+        assert!(
+            responder.take_for_work(b"abcde", false).is_none(),
+            "oversize"
+        );
+        assert!(responder.take_for_work(b"ab", true).is_none(), "truncated");
+        assert_eq!(
+            responder.answer_worked(&taken).as_deref(),
+            Some(&b"abcd"[..]),
+            "the echo, after the work"
+        );
+        let counts = *responder.counts();
+        assert_eq!(
+            (counts.received, counts.truncated, counts.answered),
+            (3, 2, 0),
+            "received counted when taken; answered only when sent"
+        );
+        let daytime = Responder::new(&config(64, Service::Daytime));
+        let answer = daytime.answer_worked(b"what time is it").expect("answered");
+        assert!(answer.ends_with(b"\r\n"), "{answer:?}");
     }
 
     #[test]

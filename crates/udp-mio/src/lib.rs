@@ -31,7 +31,17 @@
 //! (rare over loopback, where a send hands the datagram straight to the receiver) fills
 //! the queue, and then replies are dropped and counted.
 //!
-//! **Shutdown.** The shutdown descriptor's edge ends the loop: the replies owed are sent
+//! **With work.** `--work` runs inline, per datagram, between its receive and its
+//! send: a blocking call stalls every client, since one loop answers them all.
+//! `--offload N` hands each datagram to a pool of N threads instead and sends the reply
+//! when the work comes back, woken by a `mio::Waker` (UDP has no order to keep, so
+//! several datagrams from one client may be out at once). A job out is a reply owed:
+//! jobs out and replies queued share the [`OWED_LIMIT`] / [`OWED_BYTES`] bound, and a
+//! datagram past it is dropped and counted like a reply that does not fit the queue —
+//! there is no backpressure to apply, and the pool's queue must not grow without bound.
+//!
+//! **Shutdown.** The shutdown descriptor's edge ends the loop: the offloaded datagrams'
+//! replies are waited for (they were received before the signal), the replies owed are sent
 //! (waiting up to [`DRAIN_TIME`] for room; what still cannot go is counted as dropped),
 //! then the datagrams already queued on the socket are answered
 //! ([`echolab_server::drain`]).
@@ -44,12 +54,20 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use echolab_server::{drain, recv_datagram, Listen, Responder, ServerContext, DRAIN_TIME};
+use echolab_server::{
+    drain, recv_datagram, Listen, OffloadPort, Responder, ServerContext, DRAIN_TIME,
+};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
+mod offload;
+
+use offload::Request;
+
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
+/// `--offload`: the pool's workers wake the loop through a `mio::Waker` here.
+const OFFLOAD: Token = Token(2);
 /// At most this many receives per turn before looking at events (and shutdown) again.
 pub const RECVS_PER_TURN: usize = 256;
 /// Most replies held while the send buffer is full.
@@ -57,22 +75,47 @@ pub const OWED_LIMIT: usize = 1024;
 /// Most bytes of replies held while the send buffer is full.
 pub const OWED_BYTES: usize = 4 << 20;
 
-/// Replies owed, oldest first, bounded in count and bytes.
+/// Replies owed, oldest first, bounded in count and bytes — with `--offload`, together
+/// with the datagrams whose work is out.
 #[derive(Debug, Default)]
 struct Owed {
     replies: VecDeque<(SocketAddr, Vec<u8>)>,
     bytes: usize,
+    /// Datagrams on the pool, and their bytes.
+    working: usize,
+    working_bytes: usize,
 }
 
 impl Owed {
+    fn has_room(&self, len: usize) -> bool {
+        self.replies.len() + self.working < OWED_LIMIT
+            && self.bytes + self.working_bytes + len <= OWED_BYTES
+    }
+
     /// Holds `reply` for `to`; `false` (and nothing held) when the queue is full.
     fn push(&mut self, to: SocketAddr, reply: Vec<u8>) -> bool {
-        if self.replies.len() >= OWED_LIMIT || self.bytes + reply.len() > OWED_BYTES {
+        if !self.has_room(reply.len()) {
             return false;
         }
         self.bytes += reply.len();
         self.replies.push_back((to, reply));
         true
+    }
+
+    /// Counts a datagram of `len` bytes going to the pool; `false` when it does not fit.
+    fn lend(&mut self, len: usize) -> bool {
+        if !self.has_room(len) {
+            return false;
+        }
+        self.working += 1;
+        self.working_bytes += len;
+        true
+    }
+
+    /// A datagram of `len` bytes came back from the pool.
+    fn returned(&mut self, len: usize) {
+        self.working = self.working.saturating_sub(1);
+        self.working_bytes = self.working_bytes.saturating_sub(len);
     }
 
     fn pop(&mut self) {
@@ -96,10 +139,14 @@ struct Loop<'a> {
     /// Edge-triggered state: set by events, cleared only by `WouldBlock`.
     readable: bool,
     writable: bool,
+    /// `--offload`: this loop's port to the worker pool.
+    offload: Option<OffloadPort<Request>>,
 }
 
 /// Serves datagrams from one edge-triggered loop until shutdown.
 pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
+    // Before binding: a server that cannot start its workers never says it listens.
+    let pool = ctx.start_offload::<Request>()?;
     let socket = listen.bind_udp()?;
     socket.set_nonblocking(true)?;
     let poll = Poll::new()?;
@@ -112,6 +159,17 @@ pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
     let waker_fd = ctx.shutdown.waker().as_raw_fd();
     poll.registry()
         .register(&mut SourceFd(&waker_fd), WAKER, Interest::READABLE)?;
+    let offload = match &pool {
+        Some(pool) => {
+            let waker = mio::Waker::new(poll.registry(), OFFLOAD)?;
+            Some(pool.port(move || {
+                // A failed wake leaves the jobs for the next turn, which the next
+                // datagram or the shutdown edge brings.
+                let _ = waker.wake();
+            }))
+        }
+        None => None,
+    };
     let responder = Responder::new(&ctx.config);
     let mut lp = Loop {
         ctx,
@@ -123,10 +181,16 @@ pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
         // Optimistic: a datagram may have arrived between the bind and the register.
         readable: true,
         writable: true,
+        offload,
     };
     let result = lp.run();
     let _ = lp.poll.registry().deregister(&mut SourceFd(&waker_fd));
     lp.responder.fold_into(&ctx.stats);
+    drop(lp);
+    // The loop waited for every job it sent: this only joins the workers.
+    if let Some(pool) = pool {
+        pool.finish();
+    }
     result
 }
 
@@ -142,6 +206,7 @@ impl Loop<'_> {
             let busy = self.readable || (self.writable && !self.owed.is_empty());
             self.wait(&mut events, busy.then_some(Duration::ZERO))?;
             self.flush_owed();
+            self.take_offloaded();
             self.receive_some()?;
         }
     }
@@ -159,7 +224,7 @@ impl Loop<'_> {
                 self.readable |= event.is_readable() || event.is_error();
                 self.writable |= event.is_writable() || event.is_error();
             }
-            // WAKER: the flag is what the loop reads.
+            // WAKER: the flag is what the loop reads. OFFLOAD: jobs are taken every turn.
         }
         tracing::trace!(
             events = events.iter().count(),
@@ -195,26 +260,59 @@ impl Loop<'_> {
                 buf,
                 owed,
                 writable,
+                offload,
                 ..
             } = self;
-            let Some(reply) = responder.answer(&buf[..received.len], received.truncated) else {
+            let datagram = &buf[..received.len];
+            let Some(port) = offload else {
+                if let Some(reply) = responder.answer(datagram, received.truncated) {
+                    send_or_owe(socket, responder, owed, writable, received.from, reply);
+                }
                 continue;
             };
-            // Replies go out in order: while some are owed, a new one queues behind them.
-            if owed.is_empty() && *writable {
-                match socket.send_to(&reply, received.from) {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => *writable = false,
-                    sent => {
-                        responder.record_send(&sent);
-                        continue;
-                    }
-                }
-            }
-            if !owed.push(received.from, reply.into_owned()) {
+            let Some(datagram) = responder.take_for_work(datagram, received.truncated) else {
+                continue;
+            };
+            if !owed.lend(datagram.len()) {
                 responder.record_queue_full();
+                continue;
+            }
+            let request = Request {
+                to: received.from,
+                datagram,
+            };
+            if let Err(request) = port.submit(0, request) {
+                // The pool finishes only after the loop: should it refuse anyway, the
+                // reply goes without its work rather than not at all.
+                owed.returned(request.datagram.len());
+                if let Some(reply) = responder.answer_worked(&request.datagram) {
+                    send_or_owe(socket, responder, owed, writable, request.to, reply);
+                }
             }
         }
         Ok(())
+    }
+
+    /// `--offload`: sends the replies whose work came back (or queues them behind the
+    /// replies owed).
+    fn take_offloaded(&mut self) {
+        let Loop {
+            socket,
+            responder,
+            owed,
+            writable,
+            offload: Some(port),
+            ..
+        } = self
+        else {
+            return;
+        };
+        for (_, request) in port.completed() {
+            owed.returned(request.datagram.len());
+            if let Some(reply) = responder.answer_worked(&request.datagram) {
+                send_or_owe(socket, responder, owed, writable, request.to, reply);
+            }
+        }
     }
 
     /// Sends what is owed, oldest first, until the queue is empty or `WouldBlock`.
@@ -236,6 +334,16 @@ impl Loop<'_> {
     /// Shutdown: the replies owed first (they were received first), waiting for room
     /// up to [`DRAIN_TIME`]; then what the socket already holds.
     fn finish(&mut self, events: &mut Events) -> io::Result<()> {
+        // The offloaded datagrams first: received before the signal, their replies are
+        // owed like the rest. Every job comes back (a worker survives a panicking
+        // handler) and wakes the loop if it has not been woken since it last took.
+        loop {
+            self.take_offloaded();
+            if self.owed.working == 0 {
+                break;
+            }
+            self.wait(events, None)?;
+        }
         let until = Instant::now() + DRAIN_TIME;
         loop {
             self.flush_owed();
@@ -250,6 +358,31 @@ impl Loop<'_> {
             self.owed.pop();
         }
         drain(&self.socket, &mut self.responder, &mut self.buf)
+    }
+}
+
+/// Sends `reply` to `to` now, or holds it behind the replies owed (counted as dropped
+/// when they are full). Replies go out in the order they were made: while some are
+/// owed, a new one queues behind them.
+fn send_or_owe(
+    socket: &UdpSocket,
+    responder: &mut Responder,
+    owed: &mut Owed,
+    writable: &mut bool,
+    to: SocketAddr,
+    reply: std::borrow::Cow<'_, [u8]>,
+) {
+    if owed.is_empty() && *writable {
+        match socket.send_to(&reply, to) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => *writable = false,
+            sent => {
+                responder.record_send(&sent);
+                return;
+            }
+        }
+    }
+    if !owed.push(to, reply.into_owned()) {
+        responder.record_queue_full();
     }
 }
 
@@ -273,5 +406,27 @@ mod tests {
         big.pop();
         assert_eq!(big.bytes, 0);
         assert!(big.is_empty());
+    }
+
+    #[test]
+    fn datagrams_at_work_count_against_the_same_bound() {
+        let to = SocketAddr::from(([127, 0, 0, 1], 9));
+        let mut owed = Owed::default();
+        for _ in 0..OWED_LIMIT - 1 {
+            assert!(owed.lend(1));
+        }
+        assert!(owed.push(to, vec![0; 1]), "one place left");
+        assert!(
+            !owed.lend(1),
+            "full: replies queued and datagrams at work together"
+        );
+        assert!(!owed.push(to, vec![0; 1]));
+        owed.returned(1);
+        assert!(owed.lend(1), "a job back frees its place");
+        let mut big = Owed::default();
+        assert!(big.lend(OWED_BYTES - 1));
+        assert!(!big.push(to, vec![0; 2]), "bytes at work count too");
+        big.returned(OWED_BYTES - 1);
+        assert!(big.push(to, vec![0; 2]));
     }
 }
