@@ -34,5 +34,14 @@ fn session_echo(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, session_echo);
+// A second of warm-up and two measured: a frame's handling is microseconds, and the
+// whole of `cargo bench` stays within minutes (criterion's own 3 s + 5 s each did not).
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(std::time::Duration::from_secs(1))
+        .measurement_time(std::time::Duration::from_secs(2))
+        .nresamples(10_000);
+    targets = session_echo
+}
 criterion_main!(benches);

@@ -10,6 +10,9 @@
 //! - `churn`: connect, one echo, close (connections per second).
 //! - `datagram_round_trip`: the UDP models: one socket, 64 B datagrams, one at a time.
 //!
+//! Each benchmark warms up for [`WARM_UP`] and measures for [`MEASURE`] (criterion's
+//! own defaults, 3 s and 5 s, made the whole suite a quarter of an hour); the suite
+//! says at its start how many benchmarks it will run and an estimate of how long.
 //! Run one group with `cargo bench --bench models -- round_trip`; a quick pass with
 //! `cargo bench --bench models -- --quick`. With `ECHOLAB_WORK=SPEC` (the `serve --work`
 //! spec, e.g. `ECHOLAB_WORK=block:1ms cargo bench --bench models`) every server does
@@ -23,9 +26,9 @@ use std::net::UdpSocket;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use echolab_client::{Client, ClientConfig};
-use echolab_harness::ServerProcess;
+use echolab_harness::{say_duration, ServerProcess};
 use echolab_registry::{Model, MODELS};
 
 /// The harness's child-server guard (SIGTERM, then SIGKILL, on drop), plus a client.
@@ -104,15 +107,20 @@ fn run_clients(server: &Server, conns: usize, size: usize, iters: u64) -> Durati
     start.elapsed()
 }
 
+/// The `throughput` groups' cells: connections x payload bytes.
+const THROUGHPUT_CELLS: [(usize, usize); 2] = [(10, 64), (10, 4096)];
+
+/// The models `throughput` runs: those that serve several clients at once.
+fn concurrent_stream_models() -> impl Iterator<Item = &'static Model> {
+    MODELS.iter().filter(|m| m.is_stream() && m.concurrent())
+}
+
 fn throughput(c: &mut Criterion) {
-    for (conns, size) in [(10usize, 64usize), (10, 4096)] {
+    for (conns, size) in THROUGHPUT_CELLS {
         let mut group = c.benchmark_group(group_name(&format!("throughput/{conns}x{size}")));
         group.throughput(Throughput::Elements(1));
         group.sample_size(20);
-        for model in MODELS
-            .iter()
-            .filter(|m: &&Model| m.is_stream() && m.concurrent())
-        {
+        for model in concurrent_stream_models() {
             let server = Server::start(model.name);
             group.bench_function(BenchmarkId::from_parameter(model.name), |b| {
                 b.iter_custom(|iters| run_clients(&server, conns, size, iters))
@@ -165,5 +173,126 @@ fn datagram_round_trip(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, round_trip, throughput, churn, datagram_round_trip);
-criterion_main!(benches);
+/// Criterion's warm-up per benchmark: a server started outside the timed code needs
+/// no more to reach its steady state.
+const WARM_UP: Duration = Duration::from_secs(1);
+/// Criterion's measurement per benchmark: a round trip is tens of microseconds, so
+/// even two seconds sample each model tens of thousands of times.
+const MEASURE: Duration = Duration::from_secs(2);
+
+/// Bootstrap resamples per benchmark: criterion's 100,000 took most of each
+/// benchmark's time, in the analysis and above all in plotting the resampled
+/// distributions (8 of a benchmark's 14 s on the shared 2-core VM); ten thousand give
+/// the same confidence intervals to the precision a comparison of models reads.
+const RESAMPLES: usize = 10_000;
+
+/// Criterion's analysis and plots per benchmark with [`RESAMPLES`], on the 2-core VM.
+const ANALYSIS: Duration = Duration::from_secs(1);
+
+/// Every benchmark this file defines, as criterion names them (`group/function`).
+fn benchmark_ids() -> Vec<String> {
+    let stream = || MODELS.iter().filter(|m| m.is_stream());
+    let mut ids: Vec<String> = Vec::new();
+    ids.extend(stream().map(|m| format!("{}/{}", group_name("round_trip"), m.name)));
+    for (conns, size) in THROUGHPUT_CELLS {
+        let group = group_name(&format!("throughput/{conns}x{size}"));
+        ids.extend(concurrent_stream_models().map(|m| format!("{group}/{}", m.name)));
+    }
+    ids.extend(stream().map(|m| format!("{}/{}", group_name("churn"), m.name)));
+    ids.extend(
+        MODELS
+            .iter()
+            .filter(|m| !m.is_stream())
+            .map(|m| format!("{}/{}", group_name("datagram_round_trip"), m.name)),
+    );
+    ids
+}
+
+/// The criterion flags that take a value (so the value is not the filter).
+const FLAGS_WITH_VALUES: &[&str] = &[
+    "--save-baseline",
+    "-s",
+    "--baseline",
+    "-b",
+    "--baseline-lenient",
+    "--load-baseline",
+    "--sample-size",
+    "--warm-up-time",
+    "--measurement-time",
+    "--nresamples",
+    "--noise-threshold",
+    "--confidence-level",
+    "--significance-level",
+    "--profile-time",
+    "--output-format",
+    "--color",
+    "-c",
+    "--plotting-backend",
+    "--format",
+];
+
+/// What a run of this suite with `args` will take: the benchmarks the filter keeps (a
+/// substring of their ids: criterion's filter is a regex, so an estimate), each its
+/// warm-up, measurement and analysis (`--quick`: no warm-up, and each stops once its
+/// timings are steady, at the latest after about twice the measurement time).
+fn announcement(args: &[String]) -> String {
+    let seconds_of = |flag: &str, default: Duration| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1)?.parse::<f64>().ok())
+            .map_or(default, Duration::from_secs_f64)
+    };
+    let (warm_up, measure) = (
+        seconds_of("--warm-up-time", WARM_UP),
+        seconds_of("--measurement-time", MEASURE),
+    );
+    let mut filter = None;
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        if FLAGS_WITH_VALUES.contains(&arg.as_str()) {
+            rest.next();
+        } else if !arg.starts_with('-') && filter.is_none() {
+            filter = Some(arg.as_str());
+        }
+    }
+    let n = benchmark_ids()
+        .iter()
+        .filter(|id| filter.is_none_or(|f| id.contains(f)))
+        .count() as u32;
+    if args.iter().any(|a| a == "--quick") {
+        format!(
+            "cargo bench --bench models --quick: {n} benchmarks, each measured until its \
+             timings are steady (at most about {} s) then analysed: estimated at most {}",
+            (measure * 2).as_secs(),
+            say_duration((measure * 2 + ANALYSIS) * n)
+        )
+    } else {
+        format!(
+            "cargo bench --bench models: {n} benchmarks x ({} s warm-up + {} s measured + \
+             about {} s of analysis): estimated {}",
+            warm_up.as_secs_f64(),
+            measure.as_secs_f64(),
+            ANALYSIS.as_secs_f64(),
+            say_duration((warm_up + measure + ANALYSIS) * n)
+        )
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(WARM_UP)
+        .measurement_time(MEASURE)
+        .nresamples(RESAMPLES);
+    targets = round_trip, throughput, churn, datagram_round_trip
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // Run as a benchmark (not as a test by `cargo test --benches`, nor to list them).
+    if args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--list") {
+        eprintln!("{}", announcement(&args));
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

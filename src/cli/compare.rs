@@ -6,9 +6,9 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use echolab_client::load;
 use echolab_harness::{
-    diff_runs, marked_cells, measure_floor_costs, redraw_charts, render_diff, run_plan, summarize,
-    terminal_table, write_run, Floor, Host, Hosts, LoadedRun, Machine, Pin, Plan, RunResults,
-    Scenario, Topology,
+    diff_runs, marked_cells, measure_floor_costs, redraw_charts, render_diff, run_plan,
+    say_duration, summarize, terminal_table, write_run, Floor, Host, Hosts, LoadedRun, Machine,
+    Pin, Plan, RunResults, Scenario, Topology,
 };
 use echolab_proto::WorkSpec;
 use echolab_registry as models;
@@ -23,9 +23,11 @@ pub(crate) struct CompareArgs {
     #[arg(long, value_delimiter = ',', value_name = "A,B")]
     models: Vec<String>,
     /// Scenarios to run, comma-separated: latency, throughput, churn, idle, crowd (one
-    /// client beside 0/100/1,000 idle connections), rest (1,000 idle, no traffic) for the
-    /// stream models; udp (open-loop datagrams at rising rates) for the datagram models
-    /// [default: all].
+    /// client beside 0/100/1,000 idle connections), rest (1,000 idle, no traffic), work
+    /// (handler work per message, swept load) for the stream models; udp (open-loop
+    /// datagrams at rising rates) for the datagram models [default: one cell per
+    /// question — latency, throughput at 10 and 100 connections, churn, idle, one UDP
+    /// rate — or every scenario but work with --full].
     #[arg(long, value_delimiter = ',', value_name = "S")]
     scenario: Vec<String>,
     /// Where the server and the load generator run: `same` (both on CPU 0), `split`
@@ -37,13 +39,14 @@ pub(crate) struct CompareArgs {
     #[arg(long, default_value_t = 3, value_name = "K")]
     repeat: usize,
     /// The whole matrix (connections 1..1000 x 64 B..64 KiB, 5,000 idle connections,
-    /// 3 s cells) instead of the ~5-minute default subset.
+    /// crowd, rest, UDP rates 10k..200k/s, 3 s cells) instead of the default cells
+    /// (estimated at the start of each run).
     #[arg(long)]
     full: bool,
-    /// Measured time per run, e.g. 2s or 500ms (default: 1s, or 3s with --full).
+    /// Measured time per run, e.g. 2s or 500ms (default: 750ms, or 3s with --full).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     duration: Option<Duration>,
-    /// Warm-up per run (default: 500ms, or 1s with --full).
+    /// Warm-up per run (default: 250ms, or 1s with --full).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     warmup: Option<Duration>,
     /// Work per message on every server, in every cell (the `serve --work` spec, e.g.
@@ -161,6 +164,23 @@ pub(crate) fn run(args: CompareArgs) -> Result<ExitCode> {
             .unwrap_or_else(|| Hosts::default().server_ip),
     };
     let machine = Machine::detect();
+    eprintln!(
+        "echolab compare: {} models x {} cells x {} repeats = {} runs of {} s + {} s warm-up: \
+         estimated {} on {} CPUs{}",
+        plan.models_run(),
+        plan.cells.len(),
+        plan.repeat,
+        plan.runs(),
+        plan.duration.as_secs_f64(),
+        plan.warmup.as_secs_f64(),
+        say_duration(plan.estimate(machine.cores)),
+        machine.cores,
+        if hosts.server.is_some() || !hosts.clients.is_empty() {
+            " (for a local run)"
+        } else {
+            ""
+        }
+    );
     // First, before any load heats the machine: what a round trip costs here at all.
     let floor = Floor::measure().context("cannot measure the loopback floor")?;
     eprintln!(
@@ -184,15 +204,6 @@ pub(crate) fn run(args: CompareArgs) -> Result<ExitCode> {
     } else {
         None
     };
-    eprintln!(
-        "echolab compare: {} models x {} cells x {} repeats = {} runs of {:.1} s + {:.1} s warm-up",
-        plan.models_run(),
-        plan.cells.len(),
-        plan.repeat,
-        plan.runs(),
-        plan.duration.as_secs_f64(),
-        plan.warmup.as_secs_f64()
-    );
     // The least a server can spend per response, for the guard on every cell's CPU.
     let kernel_floor = measure_floor_costs(&plan.message_kinds())
         .context("cannot measure the kernel's floor cost per response")?;

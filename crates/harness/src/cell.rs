@@ -23,13 +23,22 @@ use echolab_client::load::agent::AgentReport;
 
 /// How long the idle crowd gets to be accepted before memory is read.
 const IDLE_SETTLE_TIMEOUT: Duration = Duration::from_secs(20);
+/// The crowd is settled when the count of held connections has not grown for this long
+/// (plus a counting pause): a model that takes no more (`iterative`, `prefork`) has
+/// stopped for good, while a fork per connection gains every few milliseconds.
+pub(crate) const IDLE_NO_PROGRESS: Duration = Duration::from_millis(500);
+/// How long after its end a run collects replies still owed: a reply from a server
+/// that is alive comes in milliseconds even at 1,000 connections, and a starved
+/// client's never comes, however long it is waited for (the load generator's own
+/// default is half a second, spent by every starved run).
+pub(crate) const HARNESS_COLLECT_OWED: Duration = Duration::from_millis(200);
 /// Per-connect limit for the idle crowd (a model that stops accepting leaves the rest
 /// in the backlog, or in SYN retries once the backlog is full).
 const IDLE_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The `udp` scenario: a datagram with no reply for this long is lost. Over loopback a
 /// reply comes in microseconds, or in milliseconds from a backed-up queue; this is
 /// long past both, and short enough that a run ends soon after its window.
-const UDP_REPLY_TIMEOUT: Duration = Duration::from_millis(500);
+pub(crate) const UDP_REPLY_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// How a run that could not be made is marked.
 const COULD_NOT_RUN: &str = "could not run";
@@ -343,6 +352,7 @@ pub fn run_cell(
         churn: cell.scenario == Scenario::Churn,
         rate: cell.rate.map(|r| r as f64),
         work,
+        collect_owed: HARNESS_COLLECT_OWED,
         ..LoadConfig::new(server.addr())
     };
     let start = Instant::now();
@@ -596,9 +606,9 @@ impl IdleCrowd {
                 held = now_held;
                 last_change = Instant::now();
             }
-            // Settled: everything held, or no progress for a second (a model that
+            // Settled: everything held, or no progress for a while (a model that
             // cannot take more, like `iterative`).
-            if held >= target || last_change.elapsed() > Duration::from_secs(1) + pause {
+            if held >= target || last_change.elapsed() > IDLE_NO_PROGRESS + pause {
                 break;
             }
             std::thread::sleep(pause);

@@ -3,11 +3,13 @@
 
 use std::io::IsTerminal;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cell::{run_cell, Measurement, RunSettings};
 use crate::error::HarnessError;
+use crate::estimate::say;
 use crate::floor_cost::FloorCost;
 use crate::host::Hosts;
 use crate::scenario::Plan;
@@ -49,23 +51,30 @@ pub fn run_plan(
     }
     let progress = progress_bar(plan.runs() as u64);
     let plain = progress.is_hidden();
-    let started = std::time::Instant::now();
+    let cpus = crate::floor::allowed_cpus();
+    let mut left = TimeLeft::new(plan.runs_estimate(cpus));
     let mut measurements = Vec::with_capacity(plan.runs());
     for repeat in 0..plan.repeat {
         for cell in &plan.cells {
             if plain && plan.models.iter().any(|m| plan.fits(m, cell)) {
                 eprintln!(
-                    "echolab compare: run {}/{}: {} (repeat {}/{}), {:.0} s in",
+                    "echolab compare: run {}/{}: {} (repeat {}/{}), {:.0} s in, about {} left",
                     progress.position() + 1,
                     plan.runs(),
                     cell.label(),
                     repeat + 1,
                     plan.repeat,
-                    started.elapsed().as_secs_f64()
+                    left.started.elapsed().as_secs_f64(),
+                    say(left.left())
                 );
             }
             for model in plan.models.iter().filter(|m| plan.fits(m, cell)) {
-                progress.set_message(format!("{model} {} (repeat {})", cell.label(), repeat + 1));
+                progress.set_message(format!(
+                    "about {} left; {model} {} (repeat {})",
+                    say(left.left()),
+                    cell.label(),
+                    repeat + 1
+                ));
                 match run_cell(&settings, model, *cell, repeat) {
                     Ok(mut m) => {
                         m.mark_suspect(floors);
@@ -77,6 +86,7 @@ pub fn run_plan(
                         measurements.push(Measurement::could_not_run(model, *cell, repeat, &e));
                     }
                 }
+                left.done(plan.run_estimate(model, cell, cpus));
                 progress.inc(1);
             }
         }
@@ -91,9 +101,69 @@ fn progress_bar(len: u64) -> ProgressBar {
     }
     let bar = ProgressBar::new(len);
     if let Ok(style) =
-        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} eta {eta} {msg}")
+        // Our own time left in the message: the bar's would take every run as equal, and
+        // an idle crowd's run is not.
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
     {
         bar.set_style(style.progress_chars("=> "));
     }
     bar
+}
+
+/// The time a run has left: the estimate of the runs not yet made, scaled by how the
+/// runs made so far compared with their estimate (a busy machine runs slower than the
+/// figures the estimate was made from, a remote one perhaps faster).
+struct TimeLeft {
+    started: Instant,
+    total: Duration,
+    done: Duration,
+}
+
+impl TimeLeft {
+    fn new(total: Duration) -> TimeLeft {
+        TimeLeft {
+            started: Instant::now(),
+            total,
+            done: Duration::ZERO,
+        }
+    }
+
+    /// One more run made, estimated at `estimate`.
+    fn done(&mut self, estimate: Duration) {
+        self.done += estimate;
+    }
+
+    fn left(&self) -> Duration {
+        remaining(self.total, self.done, self.started.elapsed())
+    }
+}
+
+/// Of `total` estimated, `done` is made in `elapsed`: what is left at that pace (the
+/// pace bounded to between half and three times the estimate's, so one slow first run
+/// does not promise an hour).
+fn remaining(total: Duration, done: Duration, elapsed: Duration) -> Duration {
+    let rest = total.saturating_sub(done);
+    if done.is_zero() {
+        return rest;
+    }
+    let pace = (elapsed.as_secs_f64() / done.as_secs_f64()).clamp(0.5, 3.0);
+    rest.mul_f64(pace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_left_follows_the_pace_of_the_runs_made() {
+        let s = Duration::from_secs;
+        assert_eq!(remaining(s(100), s(0), s(0)), s(100));
+        // On pace.
+        assert_eq!(remaining(s(100), s(50), s(50)), s(50));
+        // Twice as slow as estimated: the rest will be too.
+        assert_eq!(remaining(s(100), s(50), s(100)), s(100));
+        // A first run far off the estimate moves it at most threefold.
+        assert_eq!(remaining(s(100), s(1), s(60)), s(297));
+        assert_eq!(remaining(s(100), s(100), s(130)), s(0));
+    }
 }

@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::error::HarnessError;
 
 /// How long each placement pings.
-const PING_FOR: Duration = Duration::from_millis(1500);
+pub(crate) const PING_FOR: Duration = Duration::from_millis(1500);
 /// Bytes per ping: the latency cell's size.
 const PING_SIZE: usize = 64;
 

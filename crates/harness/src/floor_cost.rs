@@ -23,7 +23,7 @@ use crate::error::HarnessError;
 /// Rounds per size at most: "a few thousand" is enough for a mean to hold still.
 const ROUNDS: u32 = 4_000;
 /// And at most this long per size, so 64 KiB messages on a slow machine stay quick.
-const TIME_PER_SIZE: Duration = Duration::from_millis(300);
+pub(crate) const TIME_PER_SIZE: Duration = Duration::from_millis(300);
 /// Tries of a non-blocking call that finds nothing to do before a round gives up: the
 /// loopback delivers in the sender's own call, so a healthy round never needs many.
 const MAX_SPINS: u32 = 1_000_000;

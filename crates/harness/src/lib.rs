@@ -25,6 +25,7 @@ mod columns;
 mod compare;
 mod cpu_window;
 mod error;
+mod estimate;
 mod figures;
 mod files;
 mod floor;
@@ -49,6 +50,7 @@ pub use baseline::{diff as diff_runs, render as render_diff, LoadedRun, RunDiff}
 pub use cell::{run_cell, Measurement, RunSettings, UdpFigures, CLIENT_BOUND_SHARE};
 pub use compare::run_plan;
 pub use error::HarnessError;
+pub use estimate::{minutes, say as say_duration};
 pub use files::{csv, redraw_charts, write_run, RunResults};
 pub use floor::{pin_this_thread, Floor, RoundTrip};
 pub use floor_cost::{measure as measure_floor_costs, FloorCost};
@@ -56,7 +58,7 @@ pub use host::{Host, Hosts};
 pub use machine::Machine;
 pub use marked::marked_cells;
 pub use marks::Marks;
-pub use scenario::{Cell, Pin, Plan, Scenario};
+pub use scenario::{default_cells, Cell, Pin, Plan, Scenario};
 pub use server::{
     forward_lines, serve_args, ServerExit, ServerProcess, Snapshots, SNAPSHOT_TIMEOUT,
 };

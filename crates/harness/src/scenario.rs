@@ -53,10 +53,10 @@ impl Scenario {
         Scenario::Work,
     ];
 
-    /// What a plan with no `--scenario` runs: every scenario but `work`, whose sweep
+    /// What `--full` with no `--scenario` runs: every scenario but `work`, whose sweep
     /// of three kinds of work over every model and its variants takes a quarter of an
     /// hour by itself.
-    pub const DEFAULT: [Scenario; 7] = [
+    pub const FULL: [Scenario; 7] = [
         Scenario::Latency,
         Scenario::Throughput,
         Scenario::Churn,
@@ -159,6 +159,42 @@ impl Scenario {
         }
     }
 }
+
+/// The cells of the plan with no flags: one per question the README asks, so that
+/// the whole registry answers in minutes. What does one round trip cost (latency,
+/// 1 x 64 B)? How many responses, at what server CPU, with 10 and with 100 clients
+/// (throughput, 64 B)? What does a connection cost to open and close (churn)? What does
+/// an idle connection cost in memory, and does an idle crowd slow the one active client
+/// (idle, 1,000 held)? And for the datagram models, one offered rate. `--full`, or
+/// `--scenario`, has the rest.
+pub fn default_cells() -> Vec<Cell> {
+    let cell = |scenario, conns, idle_conns, rate| Cell {
+        scenario,
+        conns,
+        size: 64,
+        idle_conns,
+        rate,
+        work: None,
+    };
+    vec![
+        cell(Scenario::Latency, 1, 0, None),
+        cell(Scenario::Throughput, 10, 0, None),
+        cell(Scenario::Throughput, 100, 0, None),
+        cell(Scenario::Churn, 10, 0, None),
+        cell(Scenario::Idle, 1, 1000, None),
+        cell(Scenario::Udp, UDP_SOCKETS, 0, Some(UDP_DEFAULT_RATE)),
+    ]
+}
+
+/// The `udp` cell of the plan with no flags: a rate every datagram model answers on
+/// the 2-core VM, with the client on the same cores.
+pub(crate) const UDP_DEFAULT_RATE: u64 = 50_000;
+
+/// Measured time per run, without `--full`: long enough for ten thousand round trips
+/// on one connection, short enough that the plan with no flags runs in minutes.
+pub(crate) const DEFAULT_DURATION: Duration = Duration::from_millis(750);
+/// Warm-up per run, without `--full`: connections made, threads spawned, caches warm.
+pub(crate) const DEFAULT_WARMUP: Duration = Duration::from_millis(250);
 
 /// Client sockets in the `udp` scenario (each its own source port, so a
 /// `SO_REUSEPORT` model spreads them).
@@ -320,15 +356,16 @@ fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 }
 
 impl Plan {
-    /// The plan for these models and scenarios (all scenarios if empty).
+    /// The plan for these models and scenarios: with none, the [`default_cells`], or
+    /// every scenario but `work` with `full`.
     pub fn new(models: Vec<String>, scenarios: &[Scenario], full: bool) -> Plan {
-        let scenarios: Vec<Scenario> = if scenarios.is_empty() {
-            Scenario::DEFAULT.to_vec()
-        } else {
-            scenarios.to_vec()
+        let cells: Vec<Cell> = match (scenarios.is_empty(), full) {
+            (true, false) => default_cells(),
+            (true, true) => Scenario::FULL.iter().flat_map(|s| s.cells(true)).collect(),
+            (false, _) => scenarios.iter().flat_map(|s| s.cells(full)).collect(),
         };
         let mut models = models;
-        if scenarios.contains(&Scenario::Work) {
+        if cells.iter().any(|c| c.scenario == Scenario::Work) {
             // Each model's variants right after it, so the tables read inline, offloaded.
             models = models
                 .iter()
@@ -342,17 +379,17 @@ impl Plan {
         }
         Plan {
             models,
-            cells: scenarios.iter().flat_map(|s| s.cells(full)).collect(),
+            cells,
             repeat: 3,
             duration: if full {
                 Duration::from_secs(3)
             } else {
-                Duration::from_secs(1)
+                DEFAULT_DURATION
             },
             warmup: if full {
                 Duration::from_secs(1)
             } else {
-                Duration::from_millis(500)
+                DEFAULT_WARMUP
             },
             full,
             pin: Pin::None,
@@ -443,6 +480,46 @@ mod tests {
     }
 
     #[test]
+    fn the_default_plan_is_one_cell_per_question_from_the_scenarios_own() {
+        let plan = Plan::new(vec!["mio".into(), "udp-mio".into()], &[], false);
+        assert_eq!(plan.cells, default_cells());
+        for cell in &plan.cells {
+            assert!(
+                cell.scenario.cells(false).contains(cell),
+                "{} is not a cell of its scenario",
+                cell.label()
+            );
+        }
+        let labels: Vec<String> = plan.cells.iter().map(Cell::label).collect();
+        assert_eq!(
+            labels,
+            [
+                "latency 1x64",
+                "throughput 10x64",
+                "throughput 100x64",
+                "churn 10x64",
+                "idle 1000+1x64",
+                "udp 4x64 @ 50.0k/s"
+            ]
+        );
+        assert_eq!(
+            (plan.duration, plan.warmup),
+            (DEFAULT_DURATION, DEFAULT_WARMUP)
+        );
+        // --full: every scenario but work, each whole.
+        let full = Plan::new(vec!["mio".into()], &[], true);
+        assert!(full.cells.iter().any(|c| c.scenario == Scenario::Crowd));
+        assert!(full.cells.iter().all(|c| c.scenario != Scenario::Work));
+        assert_eq!(
+            full.cells.len(),
+            1 + 12 + 1 + 1 + 4 + 1 + 2 * UDP_RATES_FULL.len()
+        );
+        // Asked for by name, a scenario runs its own subset as before.
+        let udp = Plan::new(vec!["udp-mio".into()], &[Scenario::Udp], false);
+        assert_eq!(udp.cells.len(), 2 * UDP_RATES.len());
+    }
+
+    #[test]
     fn names_round_trip_and_unknown_is_an_error() {
         for s in Scenario::ALL {
             assert_eq!(Scenario::parse(s.name()).unwrap(), s);
@@ -456,7 +533,7 @@ mod tests {
 
     #[test]
     fn datagram_models_run_the_udp_cells_and_only_those() {
-        let plan = Plan::new(vec!["mio".into(), "udp-mio".into()], &[], false);
+        let plan = Plan::new(vec!["mio".into(), "udp-mio".into()], &Scenario::FULL, false);
         let udp: Vec<&Cell> = plan
             .cells
             .iter()
