@@ -54,7 +54,7 @@ impl<'a> Variant<'a> {
 
     /// Whether it runs `cell`. A knob is the `work` scenario's question, so a variant
     /// runs only work cells; and a pool as large as the connection count
-    /// ([`WORK_CONNS`]) answers a blocking call's question only — for CPU work more
+    /// (`WORK_CONNS`) answers a blocking call's question only — for CPU work more
     /// threads than CPUs add nothing but switches.
     pub fn runs(&self, cell: &Cell) -> bool {
         let Some(work) = cell.work else {

@@ -10,7 +10,7 @@ use echolab_proto::Session;
 /// more data per syscall than another.
 pub const READ_BUFFER: usize = 64 * 1024;
 
-/// Why a [`read_available`] or [`write_pending`] loop stopped.
+/// Why a [`read_available`] or `write_pending` loop stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Drained {
     /// The session wants no more (input, or output to write).
