@@ -280,8 +280,18 @@ fn sigterm_drains_offloaded_work_then_the_notice(model: &Model) {
     stream.write_all(&frames(&refs)).expect("write 3 frames");
     // The first is on a worker; the other two wait in the session.
     std::thread::sleep(Duration::from_millis(50));
-    let (status, elapsed, _) = server.terminate(Duration::from_secs(10));
+    let (status, elapsed, stats) = server.terminate(Duration::from_secs(10));
     assert!(status.success(), "{}: exit {status}", model.name);
+    // A completion model polls for the pool's returns with a request of its own: a
+    // clean stop must have taken that back from the kernel too.
+    let stats = stats.expect("stats line");
+    for (name, count) in &stats.stats.kernel_held {
+        assert_eq!(
+            *count, 0,
+            "{}: the kernel still held {count} {name} at exit",
+            model.name
+        );
+    }
     let (replies, end) = read_until_close(&mut stream);
     end.expect("a clean close");
     assert_eq!(

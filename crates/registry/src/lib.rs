@@ -352,7 +352,7 @@ pub const MODELS: &[Model] = &[
         natural_limit: None,
         busy_waits: false,
         completion: true,
-        offload: false,
+        offload: true,
         serve: echolab_uring::serve,
     },
     Model {

@@ -1,5 +1,6 @@
 //! What each completion means: a new connection, bytes received (or the peer's FIN,
-//! or the end of a receive), a send done with its buffer.
+//! or the end of a receive), a send done with its buffer; and, with `--offload`, the
+//! pool's wake descriptor readable and the jobs it has given back.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd};
@@ -151,5 +152,39 @@ impl Loop<'_> {
             }
         };
         self.pump(index, outcome)
+    }
+
+    /// The poll on the pool's wake descriptor completed: clear it and poll again, unless
+    /// the drain is over (the jobs themselves are taken at the end of the turn).
+    pub(crate) fn offload_woken(&mut self, result: i32) -> io::Result<()> {
+        let Some(offload) = &mut self.offload else {
+            return Ok(());
+        };
+        offload.armed = false;
+        if result == -libc::ECANCELED || offload.cancelled {
+            return Ok(());
+        }
+        offload.wake.clear();
+        self.arm_offload()
+    }
+
+    /// `--offload`, every turn: the replies whose work is done go to their sessions,
+    /// whose sends are queued (and next jobs handed over) by `pump`.
+    pub(crate) fn take_offloaded(&mut self) -> io::Result<()> {
+        let Some(offload) = &mut self.offload else {
+            return Ok(());
+        };
+        let mut done = std::mem::take(&mut offload.done);
+        done.extend(offload.port.completed());
+        for (key, job) in done.drain(..) {
+            if let Some(index) = self.conns.offload_done(key, job, self.now) {
+                // An error here ends the loop: the jobs left in `done` go with it.
+                self.pump(index, Ok(()))?;
+            }
+        }
+        if let Some(offload) = &mut self.offload {
+            offload.done = done;
+        }
+        Ok(())
     }
 }

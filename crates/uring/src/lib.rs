@@ -49,13 +49,26 @@
 //! each, and keeps its descriptor, its slab slot and the buffer a send points at until
 //! their last completions arrive. Only then is it closed.
 //!
+//! **With work.** `--work` runs inline when a receive completes a frame, on the one
+//! thread: a blocking call holds every connection's completions in the ring until it
+//! returns. `--offload N` hands each complete frame to the shared pool of N threads
+//! (one frame out per connection, so replies stay in order); a worker that finishes
+//! one makes a wake descriptor readable, and a one-shot `IORING_OP_POLL_ADD` on it —
+//! like the shutdown poll — completes in the ring like any request, so the loop still
+//! waits in one place. Its completion clears the descriptor (one `read`) and re-arms
+//! the poll (queued for the next `io_uring_enter`) before the jobs are taken back; each
+//! turn takes them, queues their replies' sends and hands over the next frames.
+//! Not an eventfd read: it would keep a buffer of ours in the kernel for nothing;
+//! not `IORING_OP_MSG_RING`: the workers would each need a ring of their own.
+//!
 //! **Shutdown.** The shutdown poll completes; the loop first runs the completions the
 //! kernel already has (bytes that arrived before the signal are still echoed), cancels
 //! the accept and closes the listener when that cancel lands (new connects are then
 //! refused), tells every session to [`Session::begin_shutdown`], and runs until every
-//! connection has closed and every request has completed. The stats line's
-//! `kernel_held` says what the kernel still held at the end: nothing, after a clean
-//! stop.
+//! connection has closed and every request has completed (the offload poll is
+//! cancelled once no connection is left, since no job is then awaited). The stats
+//! line's `kernel_held` says what the kernel still held at the end: nothing, after a
+//! clean stop.
 //!
 //! **What the kernel must offer** (checked before binding; otherwise `echolab serve
 //! uring` says `io_uring unavailable: ...` and exits non-zero): io_uring not disabled
@@ -81,9 +94,13 @@ mod turn;
 use std::collections::VecDeque;
 use std::io;
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use echolab_server::{run_event_loop, Conns, Listen, Listening, ServerContext};
+use echolab_proto::Job;
+use echolab_server::{
+    run_event_loop, Conns, Listen, Listening, Offload, OffloadPort, ServerContext, WakeFd,
+};
 use io_uring::{cqueue, IoUring};
 
 use buf_ring::BufRing;
@@ -102,9 +119,10 @@ const RING_ENTRIES: u32 = 1024;
 const FINAL_WAIT: Duration = Duration::from_secs(1);
 
 /// The loop's state. What it does is split by responsibility: the turn and the drain
-/// (`turn.rs`), what each completion means (`complete.rs`), bringing a connection's
-/// requests in line with its session (`pump.rs`), queuing requests (`submit.rs`);
-/// `ring.rs` opens the ring, `in_flight.rs` is a connection's part.
+/// (`turn.rs`), what each completion means, the offload pool's returns included
+/// (`complete.rs`), bringing a connection's requests in line with its session and
+/// handing over its next frame (`pump.rs`), queuing requests (`submit.rs`); `ring.rs`
+/// opens the ring, `in_flight.rs` is a connection's part.
 struct Loop<'a> {
     ctx: &'a ServerContext,
     ring: IoUring,
@@ -132,6 +150,36 @@ struct Loop<'a> {
     now: Instant,
     /// When the last connection closed during the drain, with requests still in flight.
     quiet_since: Option<Instant>,
+    /// `--offload`: this loop's port to the worker pool.
+    offload: Option<Offloading>,
+}
+
+/// `--offload`: the port, the descriptor the pool wakes the loop by, and its poll.
+struct Offloading {
+    port: OffloadPort,
+    /// Shared with the port's wake callback, which may outlive the loop on a worker.
+    wake: Arc<WakeFd>,
+    /// Whether the poll on `wake` is in the kernel.
+    armed: bool,
+    /// Whether that poll has been cancelled (the drain is over).
+    cancelled: bool,
+    /// The jobs taken back this turn (kept to reuse its allocation).
+    done: Vec<(usize, Job)>,
+}
+
+impl Offloading {
+    /// A port to `pool` that wakes this loop through a descriptor of its own.
+    fn new(pool: &Offload) -> io::Result<Offloading> {
+        let wake = Arc::new(WakeFd::new()?);
+        let remote = Arc::clone(&wake);
+        Ok(Offloading {
+            port: pool.port(move || remote.wake()),
+            wake,
+            armed: false,
+            cancelled: false,
+            done: Vec::new(),
+        })
+    }
 }
 
 /// Serves every client from one thread on an io_uring until shutdown, then lets every
@@ -146,6 +194,11 @@ pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
             source,
         })?;
     let fixed_slots = register_fixed_table(&ring, ctx.config.max_conns);
+    let pool = ctx.start_offload()?;
+    let offload = match &pool {
+        Some(pool) => Some(Offloading::new(pool)?),
+        None => None,
+    };
     let listening = Listening::new(listen.bind()?)?;
     let mut lp = Loop {
         ctx,
@@ -163,15 +216,24 @@ pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
         backlog: VecDeque::with_capacity(RING_ENTRIES as usize),
         now: Instant::now(),
         quiet_since: None,
+        offload,
     };
-    let result = lp.arm_waker().and_then(|()| lp.arm_accept());
+    let result = lp.arm_waker().and_then(|()| lp.arm_offload());
+    let result = result.and_then(|()| lp.arm_accept());
     let result = result.and_then(|()| run_event_loop(&mut lp));
     let Loop {
         ring,
         bufs,
         in_flight,
+        offload,
         ..
     } = lp;
+    // Every connection has drained, so no job is out but one whose connection failed
+    // (its reply unwanted): `finish` works that off and joins.
+    drop(offload);
+    if let Some(pool) = pool {
+        pool.finish();
+    }
     ctx.stats
         .record_kernel_held("provided_buffers", bufs.missing(&ring));
     ctx.stats.record_kernel_held("requests", in_flight);

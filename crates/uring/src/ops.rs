@@ -16,10 +16,19 @@ pub(crate) enum Op {
     Send,
     /// A cancellation (its completion only says whether it found its target).
     Cancel,
+    /// `--offload`: the one-shot poll on the pool's wake descriptor.
+    Offload,
 }
 
 impl Op {
-    const ALL: [Op; 5] = [Op::Accept, Op::Waker, Op::Recv, Op::Send, Op::Cancel];
+    const ALL: [Op; 6] = [
+        Op::Accept,
+        Op::Waker,
+        Op::Recv,
+        Op::Send,
+        Op::Cancel,
+        Op::Offload,
+    ];
 
     /// The `user_data` of this request for the connection at `index` (0 when none).
     pub(crate) fn tag(self, index: usize) -> u64 {

@@ -1,6 +1,7 @@
 //! After any change to a connection, bring its requests in line with its session:
-//! one send in flight at a time, a receive armed while the session wants to read, and
-//! every request cancelled before a closing connection's descriptor is closed.
+//! its next complete frame to the offload pool (`--offload`), one send in flight at a
+//! time, a receive armed while the session wants to read, and every request cancelled
+//! before a closing connection's descriptor is closed.
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -13,8 +14,8 @@ use crate::ops::Op;
 use crate::{buf_ring, Loop};
 
 impl Loop<'_> {
-    /// After any change to a connection: queue its send, arm or cancel its receive as
-    /// the session wants, send the FIN and keep the deadline current (the readiness
+    /// After any change to a connection: hand its next frame to the offload pool,
+    /// queue its send, arm or cancel its receive as the session wants, send the FIN and keep the deadline current (the readiness
     /// core's settle); or, once it is closing, cancel what is in flight and close it
     /// when nothing is.
     pub(crate) fn pump(&mut self, index: usize, outcome: io::Result<()>) -> io::Result<()> {
@@ -55,6 +56,12 @@ impl Loop<'_> {
             }
             return Ok(());
         }
+        if let Some(offload) = &self.offload {
+            self.conns.offload_next(index, &offload.port);
+        }
+        let Some(conn) = self.conns.get_mut(index) else {
+            return Ok(());
+        };
         let fd = Fd(conn.stream.as_raw_fd());
         let fixed = conn.wait.fixed.then_some(Fixed(index as u32));
         if conn.wait.send.is_none() {

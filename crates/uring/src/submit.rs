@@ -1,5 +1,6 @@
-//! Queuing requests: the accept, the shutdown poll, cancellations, and the one place
-//! an entry enters the submission ring (whose buffers must outlive the request).
+//! Queuing requests: the accept, the shutdown poll, the offload pool's wake poll,
+//! cancellations, and the one place an entry enters the submission ring (whose buffers
+//! must outlive the request).
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -35,6 +36,39 @@ impl Loop<'_> {
         self.waker_armed = true;
         // SAFETY: the poll points at no memory of ours.
         unsafe { self.push(&poll) }
+    }
+
+    /// `--offload`: polls the pool's wake descriptor (one-shot, re-armed by
+    /// `offload_woken`).
+    pub(crate) fn arm_offload(&mut self) -> io::Result<()> {
+        let Some(offload) = &mut self.offload else {
+            return Ok(());
+        };
+        if offload.armed || offload.cancelled {
+            return Ok(());
+        }
+        let poll = opcode::PollAdd::new(Fd(offload.wake.fd().as_raw_fd()), libc::POLLIN as u32)
+            .build()
+            .user_data(Op::Offload.tag(0));
+        offload.armed = true;
+        // SAFETY: the poll points at no memory of ours, and the kernel takes its own
+        // reference to the descriptor (the drain cancels the poll, so none is left).
+        unsafe { self.push(&poll) }
+    }
+
+    /// Cancels the poll on the pool's wake descriptor, once.
+    pub(crate) fn disarm_offload(&mut self) -> io::Result<()> {
+        let Some(offload) = &mut self.offload else {
+            return Ok(());
+        };
+        if offload.cancelled {
+            return Ok(());
+        }
+        offload.cancelled = true;
+        if offload.armed {
+            self.cancel(Op::Offload.tag(0))?;
+        }
+        Ok(())
     }
 
     /// Asks the kernel to cancel the request tagged `target`; its own completion (and

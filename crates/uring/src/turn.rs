@@ -1,5 +1,6 @@
 //! The loop's turn ([`EventLoop`]): one `io_uring_enter` that submits what the turn
-//! queued and waits, then every completion in order; and the start of the drain.
+//! queued and waits, then every completion in order, then (`--offload`) the jobs the
+//! pool has given back; and the start of the drain.
 
 use std::io;
 use std::time::Instant;
@@ -34,9 +35,16 @@ impl EventLoop for Loop<'_> {
     }
 
     fn wait_and_serve(&mut self) -> io::Result<Instant> {
+        if self.conns.is_draining() && self.conns.is_empty() {
+            // No connection is left to send a job: the poll for their return can go.
+            self.disarm_offload()?;
+        }
         self.wait()?;
         self.now = Instant::now();
         self.complete_all()?;
+        // After the completions, whose offload poll (if any) cleared the wake
+        // descriptor: a job back in between wakes the re-armed poll, not lost.
+        self.take_offloaded()?;
         if self.listening.resume_if_due(self.now) {
             self.arm_accept()?;
         }
@@ -114,6 +122,7 @@ impl Loop<'_> {
             Op::Recv => self.received(index, cqe, more),
             Op::Send => self.sent(index, cqe.result()),
             Op::Cancel => Ok(()),
+            Op::Offload => self.offload_woken(cqe.result()),
         }
     }
 
