@@ -91,8 +91,9 @@ pub use children::{ChildProcess, Children, Forked, Woken};
 pub use config::ServerConfig;
 pub use context::{new_session, refuse_busy, ConnectionSlot, ServerContext};
 pub use datagram::{
-    drain, is_transient as is_transient_datagram_error, is_wait_over, recv_datagram,
-    serve_datagrams, socket_addr, Received, Responder, DRAIN_LIMIT, DRAIN_TIME, SEND_WAIT,
+    drain, is_transient as is_transient_datagram_error, is_wait_over, record_recv_buffer,
+    recv_datagram, serve_datagrams, socket_addr, Received, Responder, DRAIN_LIMIT, DRAIN_TIME,
+    SEND_WAIT,
 };
 use deadlines::{Deadlines, Slab};
 pub use each_socket::serve_each_socket;

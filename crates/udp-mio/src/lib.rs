@@ -42,7 +42,9 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use echolab_server::{drain, recv_datagram, Listen, Responder, ServerContext, DRAIN_TIME};
+use echolab_server::{
+    drain, record_recv_buffer, recv_datagram, Listen, Responder, ServerContext, DRAIN_TIME,
+};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
@@ -99,6 +101,7 @@ struct Loop<'a> {
 /// Serves datagrams from one edge-triggered loop until shutdown.
 pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
     let socket = listen.bind_udp()?;
+    record_recv_buffer(&socket, &ctx.stats);
     socket.set_nonblocking(true)?;
     let poll = Poll::new()?;
     let fd = socket.as_raw_fd();
