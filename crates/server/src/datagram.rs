@@ -223,7 +223,8 @@ impl Responder {
 /// Two syscalls per datagram, no readiness call. The thread registers in
 /// `ctx.blocked`, so shutdown reaches its blocked receive as `EINTR` (the receive
 /// timeout makes the call interruptible; see [`crate::Interrupter`], which the model
-/// starts); it then answers what has already arrived ([`drain`]) and returns.
+/// starts); it then answers what has already arrived ([`drain`]) and returns. Its
+/// socket's receive buffer goes into the stats ([`record_recv_buffer`]).
 pub fn serve_datagrams(socket: &UdpSocket, ctx: &ServerContext) -> io::Result<()> {
     record_recv_buffer(socket, &ctx.stats);
     let mut responder = Responder::new(&ctx.config);
