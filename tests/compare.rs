@@ -405,6 +405,10 @@ fn udp_scenario_runs_the_datagram_models_and_charts_loss_against_rate() {
         assert!(num(row, "client_cpu_secs") > 0.0, "{row:?}");
         let loss = num(row, "loss_pct");
         assert!((0.0..=100.0).contains(&loss), "{row:?}");
+        // What the loss is to be read against: both ends' receive buffers and drops.
+        assert!(num(row, "server_rcvbuf_bytes") > 0.0, "{row:?}");
+        assert!(num(row, "client_rcvbuf_bytes") > 0.0, "{row:?}");
+        assert!(num(row, "client_socket_drops") >= 0.0, "{row:?}");
         assert_eq!(row["server_exit_clean"], "true", "{row:?}");
     }
     let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();

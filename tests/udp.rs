@@ -386,7 +386,7 @@ fn framed_and_auth_key_file_refused_with_a_clear_message(model: &Model) {
 }
 
 fn load_verifies_every_reply_and_reports_the_kernel_counters(model: &Model) {
-    let server = ServerGuard::start(model.name, &[]);
+    let mut server = ServerGuard::start(model.name, &[]);
     let (report, _) = load_report(
         server.addr,
         &[
@@ -419,6 +419,26 @@ fn load_verifies_every_reply_and_reports_the_kernel_counters(model: &Model) {
         cpu("client_cpu_user_s") + cpu("client_cpu_sys_s") > 0.0,
         "{report}"
     );
+    // Both ends say how much their sockets hold before the kernel drops: neither sets
+    // SO_RCVBUF, so each has the system's default.
+    assert!(
+        report["kernel"].get("client_socket_drops").is_some(),
+        "{report}"
+    );
+    let default = std::fs::read_to_string("/proc/sys/net/core/rmem_default")
+        .ok()
+        .and_then(|text| text.trim().parse::<u64>().ok());
+    let client = report["recv_buffer_bytes"].as_u64();
+    let (status, _, stats) = server.terminate(IO_TIMEOUT);
+    assert!(status.success(), "{}: exit {status:?}", model.name);
+    let server_buffer = stats.as_ref().and_then(|s| s.stats.recv_buffer_bytes);
+    for (side, bytes) in [("client", client), ("server", server_buffer)] {
+        let bytes = bytes.unwrap_or_else(|| panic!("{}: no {side} SO_RCVBUF", model.name));
+        assert!(bytes > 0, "{}: {side} SO_RCVBUF 0", model.name);
+        if let Some(default) = default {
+            assert_eq!(bytes, default, "{}: {side} SO_RCVBUF", model.name);
+        }
+    }
 }
 
 /// `RUST_LOG=trace` shows each datagram (its sender and length), as it shows each

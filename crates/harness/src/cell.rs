@@ -162,12 +162,22 @@ pub struct UdpFigures {
     /// `lost` as a percentage of `sent`.
     pub loss_pct: Option<f64>,
     /// Datagrams the kernel dropped at the server's sockets (their receive buffers were
-    /// full), from `/proc/net/udp`.
+    /// full), from `/proc/net/udp`, over the whole run (warm-up included).
     pub server_socket_drops: Option<u64>,
+    /// Replies the kernel dropped at the client's sockets (their receive buffers were
+    /// full: the generator fell behind reading), from `/proc/net/udp`, over the run.
+    #[serde(default)]
+    pub client_socket_drops: Option<u64>,
+    /// `SO_RCVBUF` of the server's receiving socket, bytes (from its stats line).
+    #[serde(default)]
+    pub server_rcvbuf_bytes: Option<u64>,
+    /// `SO_RCVBUF` of each of the client's sockets, bytes.
+    #[serde(default)]
+    pub client_rcvbuf_bytes: Option<u64>,
 }
 
 impl UdpFigures {
-    fn of(report: &DatagramLoadReport) -> UdpFigures {
+    fn of(report: &DatagramLoadReport, exit: &crate::server::ServerExit) -> UdpFigures {
         UdpFigures {
             offered_rate: report.target_rate,
             sent: Some(report.sent),
@@ -175,6 +185,12 @@ impl UdpFigures {
             lost: Some(report.lost),
             loss_pct: Some(report.loss_pct),
             server_socket_drops: report.kernel.server_socket_drops,
+            client_socket_drops: report.kernel.client_socket_drops,
+            server_rcvbuf_bytes: exit
+                .stats
+                .as_ref()
+                .and_then(|line| line.stats.recv_buffer_bytes),
+            client_rcvbuf_bytes: report.recv_buffer_bytes,
         }
     }
 }
@@ -411,7 +427,10 @@ pub fn run_cell(
         exit: &exit,
     };
     let mut m = measurement(model, cell, repeat, report.as_ref(), &measured);
-    m.udp = udp.as_ref().map(UdpFigures::of).unwrap_or_default();
+    m.udp = udp
+        .as_ref()
+        .map(|report| UdpFigures::of(report, &exit))
+        .unwrap_or_default();
     if report.is_some() && agents.is_empty() {
         let cpus = config.threads.min(crate::floor::allowed_cpus());
         m.client_cpu_limit_secs = cpus as f64 * settings.duration.as_secs_f64();

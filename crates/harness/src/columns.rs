@@ -250,7 +250,7 @@ pub(crate) const COLUMNS: &[Column] = &[
         .only(Scenario::Udp)
         .about("udp: datagrams lost, % of those sent (UDP has no backpressure: past what the server answers, the kernel drops)"),
     Column::csv("server_socket_drops", |m| whole(m.udp.server_socket_drops))
-        .about("udp: datagrams the kernel dropped at the server's full receive buffers (`/proc/net/udp` drops)"),
+        .about("udp: datagrams the kernel dropped at the server's full receive buffers (`/proc/net/udp` drops; over the whole run, warm-up included)"),
     Column::csv("work", |m| {
         m.cell.work.map_or(String::new(), |w| w.spec_text().to_string())
     })
@@ -287,6 +287,12 @@ pub(crate) const COLUMNS: &[Column] = &[
         m.failure.as_deref().unwrap_or_default().replace(',', ";")
     })
     .about("why the run measured nothing (`no replies`, or `could not run: ...`); empty when it measured"),
+    Column::csv("client_socket_drops", |m| whole(m.udp.client_socket_drops))
+        .about("udp: replies the kernel dropped at the client's full receive buffers (`/proc/net/udp` drops of its sockets): the generator fell behind reading, not the server"),
+    Column::csv("server_rcvbuf_bytes", |m| whole(m.udp.server_rcvbuf_bytes))
+        .about("udp: `SO_RCVBUF` of the server's socket (its stats line), bytes: datagrams, each counted with its kernel overhead, it holds before the kernel drops"),
+    Column::csv("client_rcvbuf_bytes", |m| whole(m.udp.client_rcvbuf_bytes))
+        .about("udp: `SO_RCVBUF` of each client socket, bytes"),
     Column::csv("server_cpu_uncertain_secs", |m| format!("{:.4}", m.server_cpu_uncertain_secs))
         .about("how much `server_cpu_secs` may be off by: CPU of the children a `fork` server reaped while the readings bounding the window walked its process tree (0 when nothing exited meanwhile)"),
     Column::table("note", |s| s.note.clone())
@@ -380,7 +386,8 @@ mod tests {
              server_exit_clean,client_cpu_secs,server_errors,server_cpu_share,offered_rate,sent,\
              sent_per_sec,lost,loss_pct,server_socket_drops,work,rate,p99_fast_us,p99_slow_us,\
              latency_samples,censored_waits,censored_samples,client_cpu_limit_secs,client_bound,\
-             suspect,failure,server_cpu_uncertain_secs"
+             suspect,failure,client_socket_drops,server_rcvbuf_bytes,client_rcvbuf_bytes,\
+             server_cpu_uncertain_secs"
         );
     }
 
@@ -431,7 +438,7 @@ mod tests {
         assert_eq!(
             row.join(","),
             "iterative,latency,1,64,0,0,38637,38637.0,2.358,25.1,46.1,74.8,4018.2,,1.0000,38637,\
-             0.5500,70249.091,3616,1,1,56551,235,,,true,0.5000,,0.5500,,,,,,,,,,,38637,0,0,1.0000,,,,0.0000"
+             0.5500,70249.091,3616,1,1,56551,235,,,true,0.5000,,0.5500,,,,,,,,,,,38637,0,0,1.0000,,,,,,,0.0000"
         );
     }
 

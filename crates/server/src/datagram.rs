@@ -30,6 +30,15 @@ pub const DRAIN_LIMIT: u64 = 65_536;
 /// See [`DRAIN_LIMIT`].
 pub const DRAIN_TIME: Duration = Duration::from_secs(2);
 
+/// Records `socket`'s receive buffer (`SO_RCVBUF`) in the server's stats, so its stats
+/// line says how much the kernel holds for it before dropping: every datagram model
+/// calls this once for each socket it receives on.
+pub fn record_recv_buffer(socket: &UdpSocket, stats: &ServerStats) {
+    if let Ok(bytes) = socket2::SockRef::from(socket).recv_buffer_size() {
+        stats.record_recv_buffer(bytes as u64);
+    }
+}
+
 /// One datagram as the kernel delivered it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Received {
@@ -236,8 +245,10 @@ impl Responder {
 /// Two syscalls per datagram, no readiness call. The thread registers in
 /// `ctx.blocked`, so shutdown reaches its blocked receive as `EINTR` (the receive
 /// timeout makes the call interruptible; see [`crate::Interrupter`], which the model
-/// starts); it then answers what has already arrived ([`drain`]) and returns.
+/// starts); it then answers what has already arrived ([`drain`]) and returns. Its
+/// socket's receive buffer goes into the stats ([`record_recv_buffer`]).
 pub fn serve_datagrams(socket: &UdpSocket, ctx: &ServerContext) -> io::Result<()> {
+    record_recv_buffer(socket, &ctx.stats);
     let mut responder = Responder::new(&ctx.config);
     let mut buf = responder.buffer();
     let _registration = ctx.blocked.register();

@@ -96,8 +96,8 @@ pub use children::{ChildProcess, Children, Forked, Woken};
 pub use config::ServerConfig;
 pub use context::{new_session, refuse_busy, ConnectionSlot, ServerContext};
 pub use datagram::{
-    drain, recv_datagram, serve_datagrams, socket_addr, Received, Responder, DRAIN_LIMIT,
-    DRAIN_TIME, SEND_WAIT,
+    drain, record_recv_buffer, recv_datagram, serve_datagrams, socket_addr, Received, Responder,
+    DRAIN_LIMIT, DRAIN_TIME, SEND_WAIT,
 };
 use deadlines::{Deadlines, Slab};
 pub use each_socket::serve_each_socket;

@@ -28,8 +28,8 @@ pub struct TreeSample {
     /// CPU seconds of the children the root reaped while the tree was being read: each
     /// of them is in `cpu_secs` either live or not at all (reaped after the root was
     /// read, gone before its own turn), so `cpu_secs` may be short by up to this much.
-    /// 0 in a tree where nothing exited meanwhile; about a second per child when a
-    /// `fork` server's clients all close during the walk.
+    /// 0 in a tree where nothing exited meanwhile; each child's whole CPU (tens of
+    /// milliseconds under load) when a `fork` server's clients close during the walk.
     pub reaped_while_read_secs: f64,
 }
 

@@ -24,6 +24,8 @@ pub struct ServerStats {
     /// Accepts by worker index (a loop of `reactors`, a process of `prefork`): grown on
     /// demand; touched once per accept, never per message.
     accepted_per_worker: Mutex<Vec<u64>>,
+    /// Datagram models: the largest `SO_RCVBUF` of their sockets (0: none recorded).
+    recv_buffer_bytes: AtomicU64,
 }
 
 /// What the datagram models did, datagram by datagram (all zero for stream models).
@@ -112,6 +114,12 @@ pub struct StatsSnapshot {
     /// JSON for models with one accepting loop.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub accepted_per_worker: Vec<u64>,
+    /// Datagram models: `SO_RCVBUF` of the receiving socket (the largest, with several),
+    /// as `getsockopt` reports it: how many bytes of datagrams, each counted with its
+    /// kernel overhead, wait for the server before the kernel drops the next. Absent
+    /// for stream models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recv_buffer_bytes: Option<u64>,
 }
 
 impl ServerStats {
@@ -202,6 +210,11 @@ impl ServerStats {
         self.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
     }
 
+    /// A datagram socket's receive buffer, `SO_RCVBUF` bytes.
+    pub fn record_recv_buffer(&self, bytes: u64) {
+        self.recv_buffer_bytes.fetch_max(bytes, Ordering::Relaxed);
+    }
+
     /// Adds a snapshot taken elsewhere (a forked child's, whose counters die with it)
     /// to these counters. `active_peak` is not added: the caller counts its own.
     pub fn absorb(&self, other: &StatsSnapshot) {
@@ -225,6 +238,9 @@ impl ServerStats {
         }
         for (name, count) in &other.kernel_held {
             self.record_kernel_held(name, *count);
+        }
+        if let Some(bytes) = other.recv_buffer_bytes {
+            self.record_recv_buffer(bytes);
         }
         if !other.accepted_per_worker.is_empty() {
             let mut counts = lock(&self.accepted_per_worker);
@@ -267,6 +283,7 @@ impl ServerStats {
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
             accepted_per_worker: lock(&self.accepted_per_worker).clone(),
+            recv_buffer_bytes: Some(load(&self.recv_buffer_bytes)).filter(|&n| n > 0),
         }
     }
 }

@@ -37,8 +37,8 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
 use echolab_server::{
-    socket_addr, Interrupter, Listen, Responder, ServerContext, DRAIN_LIMIT, DRAIN_TIME,
-    NO_DEADLINE_WAIT, SEND_WAIT,
+    record_recv_buffer, socket_addr, Interrupter, Listen, Responder, ServerContext, DRAIN_LIMIT,
+    DRAIN_TIME, NO_DEADLINE_WAIT, SEND_WAIT,
 };
 use nix::errno::Errno;
 use nix::sys::socket::{
@@ -65,6 +65,7 @@ pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
     // by the time a client (or the harness counting sockets) sees `listening on`.
     let _interrupter = Interrupter::start(&ctx.shutdown, &ctx.blocked)?;
     let socket = listen.bind_udp()?;
+    record_recv_buffer(&socket, &ctx.stats);
     // The receive timeout makes a blocked `recvmmsg` return `EINTR` on the interrupter's
     // signal; at rest it never expires.
     socket.set_read_timeout(Some(NO_DEADLINE_WAIT))?;

@@ -55,7 +55,8 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use echolab_server::{
-    drain, recv_datagram, Listen, OffloadPort, Responder, ServerContext, DRAIN_TIME,
+    drain, record_recv_buffer, recv_datagram, Listen, OffloadPort, Responder, ServerContext,
+    DRAIN_TIME,
 };
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
@@ -148,6 +149,7 @@ pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
     // Before binding: a server that cannot start its workers never says it listens.
     let pool = ctx.start_offload::<Request>()?;
     let socket = listen.bind_udp()?;
+    record_recv_buffer(&socket, &ctx.stats);
     socket.set_nonblocking(true)?;
     let poll = Poll::new()?;
     let fd = socket.as_raw_fd();

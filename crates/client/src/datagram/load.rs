@@ -367,6 +367,8 @@ pub fn run(config: &DatagramLoadConfig) -> Result<DatagramLoadReport, ClientErro
         .filter_map(|s| s.local_addr().ok())
         .map(|a| a.port())
         .collect();
+    // All the client's sockets are made alike: the first one's buffer is every one's.
+    let recv_buffer_bytes = sockets.first().and_then(recv_buffer_bytes);
     let before = Snapshot::take(config.addr.port(), &ports);
     let start = Instant::now();
     let phases = Phases {
@@ -432,6 +434,7 @@ pub fn run(config: &DatagramLoadConfig) -> Result<DatagramLoadReport, ClientErro
         refused: total.refused,
         fairness: fairness(&total.per_socket),
         kernel,
+        recv_buffer_bytes,
         client_cpu_user_s: total.cpu.0.as_secs_f64(),
         client_cpu_sys_s: total.cpu.1.as_secs_f64(),
     })
@@ -451,6 +454,13 @@ fn open_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
     socket.connect(addr)?;
     socket.set_nonblocking(true)?;
     Ok(socket)
+}
+
+/// `SO_RCVBUF` of `socket`, as `getsockopt` reports it.
+fn recv_buffer_bytes(socket: &UdpSocket) -> Option<u64> {
+    nix::sys::socket::getsockopt(socket, nix::sys::socket::sockopt::RcvBuf)
+        .ok()
+        .and_then(|n| u64::try_from(n).ok())
 }
 
 /// One generator thread over its sockets, from the start to the end of the run and its

@@ -57,6 +57,12 @@ pub struct DatagramLoadReport {
     pub fairness: Fairness,
     /// The kernel's drop counters for the run: where lost datagrams went.
     pub kernel: KernelDrops,
+    /// `SO_RCVBUF` of the client's sockets, as `getsockopt` reports it (the system's
+    /// default, `net.core.rmem_default`, unless something set it): the bytes of
+    /// replies, each counted with its kernel overhead, a socket holds before the
+    /// kernel drops the next (`kernel.client_socket_drops`). `None` if it could not
+    /// be read.
+    pub recv_buffer_bytes: Option<u64>,
     /// The generator threads' own user CPU seconds in the measured window (as the TCP
     /// load's).
     pub client_cpu_user_s: f64,
@@ -84,7 +90,7 @@ impl DatagramLoadReport {
             "UDP {mode}{} sockets x {} B: {} sent ({:.0}/s), {} responses in {:.1} s = {:.0} responses/s, {:.2} MiB/s\n\
              {latency}\n\
              lost {} ({:.3}%), duplicated {}, reordered {}, corrupted {}, late {}, unsent {}, refused {}\n\
-             {}\n",
+             {}; client receive buffer (SO_RCVBUF) {} B per socket\n",
             self.sockets,
             self.size,
             self.sent,
@@ -102,6 +108,8 @@ impl DatagramLoadReport {
             self.unsent,
             self.refused,
             self.kernel.line(),
+            self.recv_buffer_bytes
+                .map_or("?".to_string(), |n| n.to_string()),
         )
     }
 }
