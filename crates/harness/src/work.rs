@@ -66,6 +66,12 @@ impl WorkPreset {
         1.0 / self.mean_service().as_secs_f64()
     }
 
+    /// Whether its messages come in kinds of different cost (a mix), so that the fast
+    /// messages' latency is reported apart.
+    pub fn has_slow_kind(self) -> bool {
+        self.spec().slow_fraction() > 0.0
+    }
+
     /// Whether some of its messages block (a pool sized for blocking calls is its
     /// question).
     pub fn blocks(self) -> bool {
