@@ -41,6 +41,7 @@ use crate::load::report::{fairness, latency, per_sec};
 use crate::load::schedule::Schedule;
 use crate::load::threads::join_all;
 use crate::load::wakeups::{Wakeups, ALARM};
+use crate::load::LoadMode;
 use crate::payload;
 
 /// Bytes of a datagram's sequence number, at its start: the smallest `--size` a run
@@ -405,9 +406,9 @@ pub fn run(config: &DatagramLoadConfig) -> Result<DatagramLoadReport, ClientErro
     let responses_per_sec = per_sec(total.responses, config.duration);
     Ok(DatagramLoadReport {
         mode: if config.rate.is_some() {
-            "open"
+            LoadMode::Open
         } else {
-            "closed"
+            LoadMode::Closed
         },
         target_rate: config.rate,
         sockets: config.sockets,

@@ -41,5 +41,5 @@ mod worker;
 
 pub use config::{default_threads, LoadConfig, COLLECT_OWED};
 pub use connected::Connected;
-pub use report::{Fairness, LatencyUs, LoadReport};
+pub use report::{Fairness, LatencyUs, LoadMode, LoadReport};
 pub use threads::{run, run_keeping_histogram};
