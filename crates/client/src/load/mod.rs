@@ -22,7 +22,7 @@
 pub mod agent;
 mod censor;
 mod classify;
-mod config;
+pub(crate) mod config;
 mod conn;
 mod connect;
 mod connected;

@@ -1,11 +1,11 @@
 //! What a UDP load run is asked to do, and what it refuses before starting.
 
-use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::{MAX_SIZE, MIN_SIZE};
 use crate::error::ClientError;
+use crate::load::config::{check_rate, invalid};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -49,13 +49,9 @@ impl DatagramLoadConfig {
     }
 
     pub(super) fn check(&self) -> Result<(), ClientError> {
-        let invalid = |what: String| ClientError::Io {
-            context: "invalid load configuration",
-            source: io::Error::new(io::ErrorKind::InvalidInput, what),
-        };
         if self.sockets == 0 || self.depth == 0 || self.threads == 0 {
             return Err(invalid(
-                "--conns (sockets), --depth and --threads must be at least 1".into(),
+                "--conns (sockets), --depth and --threads must be at least 1",
             ));
         }
         if !(MIN_SIZE..=MAX_SIZE).contains(&self.size) {
@@ -65,13 +61,8 @@ impl DatagramLoadConfig {
             )));
         }
         if self.reply_timeout.is_zero() {
-            return Err(invalid("the reply timeout must be more than 0".into()));
+            return Err(invalid("the reply timeout must be more than 0"));
         }
-        if let Some(rate) = self.rate {
-            if !(rate.is_finite() && rate > 0.0) {
-                return Err(invalid("--rate must be a positive number".into()));
-            }
-        }
-        Ok(())
+        check_rate(self.rate)
     }
 }

@@ -170,6 +170,20 @@ mod tests {
     }
 
     #[test]
+    fn a_rate_that_is_not_a_positive_number_is_refused() {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 9));
+        let config = DatagramLoadConfig {
+            rate: Some(0.0),
+            ..DatagramLoadConfig::new(addr)
+        };
+        let err = run(&config).unwrap_err();
+        assert!(std::error::Error::source(&err)
+            .unwrap()
+            .to_string()
+            .contains("--rate"));
+    }
+
+    #[test]
     fn a_run_against_an_echo_thread_verifies_every_reply() {
         let server = UdpSocket::bind("127.0.0.1:0").unwrap();
         let addr = server.local_addr().unwrap();
