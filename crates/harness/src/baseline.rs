@@ -58,11 +58,8 @@ impl LoadedRun {
     /// Reads `dir/results.json` (a directory written by `echolab compare`).
     pub fn read(dir: &Path) -> Result<LoadedRun, HarnessError> {
         let path = dir.join("results.json");
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| HarnessError::Plan(format!("cannot read {}: {e}", path.display())))?;
-        let json: Value = serde_json::from_str(&text).map_err(|e| {
-            HarnessError::Plan(format!("{} is not a results file: {e}", path.display()))
-        })?;
+        let text = std::fs::read_to_string(&path).map_err(HarnessError::read(&path))?;
+        let json: Value = serde_json::from_str(&text).map_err(HarnessError::not_results(&path))?;
         LoadedRun::from_json(&dir.display().to_string(), &json)
     }
 
@@ -321,6 +318,32 @@ pub fn render(diff: &RunDiff, old: &str, new: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::error::Error as _;
+
+    #[test]
+    fn a_results_file_that_cannot_be_read_or_parsed_says_which_and_why() {
+        let dir = std::env::temp_dir().join(format!("echolab-baseline-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        match LoadedRun::read(&dir) {
+            Err(HarnessError::Read { path, source }) => {
+                assert_eq!(path, dir.join("results.json"));
+                assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+            }
+            other => panic!("a missing file: {other:?}"),
+        }
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        std::fs::write(dir.join("results.json"), "not json").expect("a temporary file");
+        let err = LoadedRun::read(&dir).expect_err("not JSON");
+        assert!(
+            matches!(&err, HarnessError::NotResults { path, .. } if path.ends_with("results.json")),
+            "{err:?}"
+        );
+        assert!(
+            err.source().is_some(),
+            "the parse error is kept as the source"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     /// A run of `model` on one throughput cell whose repeats made `throughput`.
     fn run(name: &str, throughput: &[f64]) -> LoadedRun {

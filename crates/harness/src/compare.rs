@@ -46,8 +46,7 @@ pub fn run_plan(
     };
     if let Some(cpu) = plan.pin.client_cpu() {
         // The generator threads are spawned from this one and inherit its CPU.
-        crate::floor::pin_this_thread(cpu)
-            .map_err(|e| HarnessError::Plan(format!("cannot pin the client to CPU {cpu}: {e}")))?;
+        crate::floor::pin_this_thread(cpu).map_err(|source| HarnessError::Pin { cpu, source })?;
     }
     let progress = progress_bar(plan.runs() as u64);
     let plain = progress.is_hidden();

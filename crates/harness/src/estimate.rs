@@ -1,11 +1,12 @@
 //! How long a plan takes, said before it runs and as it goes: each run's windows, plus
-//! what a run costs around them, from the harness's own timings of every model on the
-//! 2-core VM of results/ (2026-12-07, `echolab compare` with each phase timed): a
-//! server starts in 2–20 ms and stops in 10–30 ms; a client that waits for a reply
-//! that never comes (a model that serves fewer clients than the cell has) holds the run
-//! for the collection time after its end; a UDP run past its rate's loss waits the
-//! reply timeout; the idle crowd's set-up and teardown grow with what each connection
-//! costs the model (a process, a thread, or a slot in a loop).
+//! what a run costs around them. A server's start and stop are a constant per run; a
+//! client that waits for a reply that never comes (a model that serves fewer clients
+//! than the cell has) holds the run for the collection time after its end; a UDP run
+//! past its rate's loss waits the reply timeout; the idle crowd's set-up and teardown
+//! grow with what each connection costs the model (a process, a thread, or a slot in a
+//! loop). The constants are the harness's own phase timings on the 2-core VM of
+//! results/; an estimate only orders and paces the runs, so a machine that differs
+//! makes it wrong, never a result.
 
 use std::time::Duration;
 

@@ -63,12 +63,11 @@ pub fn write_run(results_root: &Path, run: &RunResults) -> Result<PathBuf, Harne
 /// changed), leaving its numbers as they are; returns the files written.
 pub fn redraw_charts(dir: &Path) -> Result<Vec<PathBuf>, HarnessError> {
     let path = dir.join("results.json");
-    let read_error =
-        |e: &dyn std::fmt::Display| HarnessError::Plan(format!("{}: {e}", path.display()));
-    let text = std::fs::read_to_string(&path).map_err(|e| read_error(&e))?;
-    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| read_error(&e))?;
-    let summaries: Vec<Summary> =
-        serde_json::from_value(json["summaries"].clone()).map_err(|e| read_error(&e))?;
+    let text = std::fs::read_to_string(&path).map_err(HarnessError::read(&path))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(HarnessError::not_results(&path))?;
+    let summaries: Vec<Summary> = serde_json::from_value(json["summaries"].clone())
+        .map_err(HarnessError::not_results(&path))?;
     // A run from before the machine was recorded: the 2-CPU VM of the first runs.
     let cpus = json["machine"]["cores"].as_u64().map_or(2, |n| n as usize);
     charts::write_all(dir, &summaries, cpus)

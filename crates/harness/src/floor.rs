@@ -1,8 +1,9 @@
 //! The machine's own floor: what a loopback round trip costs here before any model
 //! adds anything. A trivial blocking echo (one `read`, one `write`) answers one
-//! pinging client, first with both on one CPU, then on two — measured at 17 us and
-//! 115 us on one VM, 28 us across CPUs on another — so a run's absolute latencies can
-//! be read as multiples of their own machine's floor, not compared across machines.
+//! pinging client, first with both on one CPU, then on two. The two placements differ
+//! by machine, and by several times between machines, so a run's absolute latencies
+//! are read as multiples of their own machine's floor, not compared across machines;
+//! each run records its floor (`results.json`'s `floor`, and its README).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

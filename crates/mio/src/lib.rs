@@ -218,8 +218,9 @@ impl EventLoop for Loop<'_> {
             self.conns.begin_draining();
             self.begin_drain();
         }
-        // One clock read for the whole turn: every message's deadlines come from it (a
-        // vDSO call per message was 1% of the server's CPU at 50 x 64 B).
+        // One clock read for the whole turn: every message's deadlines come from it, so
+        // the loop's clock cost is per turn, not per message (what a read per message
+        // cost: docs/models/mio.md).
         let now = Instant::now();
         if self.listening.resume_if_due(now) {
             // No new edge may come for connections already in the backlog.

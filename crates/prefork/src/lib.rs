@@ -9,11 +9,10 @@
 //!
 //! **No thundering herd.** Every idle child sleeps on the same listener, but Linux
 //! queues `accept` waiters as *exclusive*: a new connection wakes exactly one of them.
-//! `strace -f` shows one `accept4` returning the connection while the others run on
-//! to their own timeout, none returning early with `EAGAIN`; counting context switches,
-//! one worker of four wakes per connection. The herd comes back if the children wait in
-//! `poll`/`select` on the shared listener instead, which wake every waiter (measured:
-//! four of four) — so they block in `accept` itself.
+//! One `accept4` returns the connection while the others sleep on, none returning
+//! early with `EAGAIN`. The herd comes back if the children wait in `poll`/`select` on
+//! the shared listener instead, which wake every waiter — so they block in `accept`
+//! itself (the trace and the context-switch counts: `docs/models/prefork.md`).
 //!
 //! **Syscalls.** Per connection, in the child that gets it: `accept4`,
 //! `setsockopt(TCP_NODELAY)`, the blocking loop's two `setsockopt`s (read and write

@@ -12,8 +12,9 @@ pub(crate) fn open_ring() -> Result<IoUring, UringError> {
     }
     // Only this thread submits, and completions are finished when it enters the kernel
     // rather than by interrupting it (`COOP_TASKRUN`, Linux 5.19). `DEFER_TASKRUN`
-    // (6.1), which defers that work further, to the wait, measured 4% more CPU per
-    // response here (docs/benchmarking.md).
+    // (6.1), which defers that work further, to the wait, is left off: it cost more CPU
+    // per response here, not less (the runs: docs/benchmarking.md, "uring against the C multishot
+    // io_uring server").
     let ring = IoUring::builder()
         .setup_single_issuer()
         .setup_coop_taskrun()

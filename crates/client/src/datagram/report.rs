@@ -3,13 +3,13 @@
 use serde::Serialize;
 
 use super::kernel::KernelDrops;
-use crate::load::{Fairness, LatencyUs};
+use crate::load::{Fairness, LatencyUs, LoadMode};
 
 /// The outcome of `echolab load --transport udp` (its `--json` object).
 #[derive(Debug, Clone, Serialize)]
 pub struct DatagramLoadReport {
-    /// `closed` (`depth` in flight per socket) or `open` (`--rate`).
-    pub mode: &'static str,
+    /// `closed` (`depth` in flight per socket) or `open` (`--rate`); never `churn`.
+    pub mode: LoadMode,
     /// The offered rate in datagrams per second (open loop), `null` otherwise.
     pub target_rate: Option<f64>,
     /// Client sockets.

@@ -13,7 +13,7 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer}
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use super::report::{self, Fairness, LatencyUs, LoadReport};
+use super::report::{self, Fairness, LatencyUs, LoadMode, LoadReport};
 
 /// A load agent's report that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -30,7 +30,7 @@ pub enum AgentError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentReport {
     /// `closed`, `open` or `churn`.
-    pub mode: String,
+    pub mode: LoadMode,
     /// Verified responses in the measured window.
     pub responses: u64,
     /// Measured seconds.
@@ -73,7 +73,7 @@ impl AgentReport {
         threads: usize,
     ) -> Result<AgentReport, AgentError> {
         Ok(AgentReport {
-            mode: report.mode.to_string(),
+            mode: report.mode,
             responses: report.responses,
             seconds: report.seconds,
             conns: report.conns,
@@ -153,16 +153,12 @@ pub fn merge(agents: &[AgentReport]) -> Result<LoadReport, AgentError> {
     } else {
         0.0
     };
-    let mode = match first.mode.as_str() {
-        "open" => "open",
-        "churn" => "churn",
-        _ => "closed",
-    };
+    let mode = first.mode;
     let rates: Vec<f64> = agents.iter().filter_map(|a| a.target_rate).collect();
     Ok(LoadReport {
         mode,
         target_rate: (!rates.is_empty()).then(|| rates.iter().sum()),
-        connections_per_sec: (mode == "churn").then_some(responses_per_sec),
+        connections_per_sec: (mode == LoadMode::Churn).then_some(responses_per_sec),
         responses,
         seconds,
         responses_per_sec,
@@ -221,7 +217,7 @@ mod tests {
 
     fn agent(histogram: &Histogram<u64>, counts: &[u64]) -> AgentReport {
         AgentReport {
-            mode: "closed".into(),
+            mode: LoadMode::Closed,
             responses: counts.iter().sum(),
             seconds: 1.0,
             conns: counts.len(),

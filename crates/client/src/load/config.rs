@@ -96,25 +96,35 @@ impl LoadConfig {
 
     /// Refuses what cannot run at all; everything else is the run's to measure.
     pub(super) fn check(&self) -> Result<(), ClientError> {
-        let invalid = |what: &str| ClientError::Io {
-            context: "invalid load configuration",
-            source: io::Error::new(io::ErrorKind::InvalidInput, what.to_string()),
-        };
         if self.conns == 0 || self.depth == 0 || self.threads == 0 {
             return Err(invalid("--conns, --depth and --threads must be at least 1"));
         }
         if self.size > (i32::MAX as usize) {
             return Err(invalid("--size is larger than a frame can carry"));
         }
-        if let Some(rate) = self.rate {
-            if !(rate.is_finite() && rate > 0.0) {
-                return Err(invalid("--rate must be a positive number"));
-            }
-            if self.churn {
-                return Err(invalid("--rate and --churn cannot be combined"));
-            }
+        check_rate(self.rate)?;
+        if self.rate.is_some() && self.churn {
+            return Err(invalid("--rate and --churn cannot be combined"));
         }
         Ok(())
+    }
+}
+
+/// A configuration that cannot run, as both generators (TCP and UDP) refuse it.
+pub(crate) fn invalid(what: impl Into<String>) -> ClientError {
+    ClientError::Io {
+        context: "invalid load configuration",
+        source: io::Error::new(io::ErrorKind::InvalidInput, what.into()),
+    }
+}
+
+/// An open-loop rate must be a positive number, in either generator.
+pub(crate) fn check_rate(rate: Option<f64>) -> Result<(), ClientError> {
+    match rate {
+        Some(rate) if !(rate.is_finite() && rate > 0.0) => {
+            Err(invalid("--rate must be a positive number"))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -152,5 +162,38 @@ impl Phases {
             end,
             collect_until: end + config.collect_owed.min(config.reply_timeout),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(err: ClientError) -> String {
+        std::error::Error::source(&err)
+            .map(ToString::to_string)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_rate_must_be_a_positive_number() {
+        assert!(check_rate(None).is_ok());
+        assert!(check_rate(Some(0.5)).is_ok());
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let err = check_rate(Some(bad)).expect_err("not a positive number");
+            assert!(refusal(err).contains("--rate"), "{bad}");
+        }
+        let addr = SocketAddr::from(([127, 0, 0, 1], 9));
+        let config = LoadConfig {
+            rate: Some(-1.0),
+            ..LoadConfig::new(addr)
+        };
+        assert!(refusal(config.check().expect_err("refused")).contains("--rate"));
+        let churning = LoadConfig {
+            rate: Some(10.0),
+            churn: true,
+            ..LoadConfig::new(addr)
+        };
+        assert!(refusal(churning.check().expect_err("refused")).contains("--churn"));
     }
 }

@@ -6,7 +6,7 @@ use hdrhistogram::Histogram;
 
 use super::classify::WorkClass;
 use super::config::{LoadConfig, Mode};
-use super::report::{self, LoadReport};
+use super::report::{self, LoadMode, LoadReport};
 use super::tally::Tally;
 use crate::failure::FailureKind;
 
@@ -23,9 +23,9 @@ pub(super) fn report(config: &LoadConfig, tally: &Tally) -> (LoadReport, Histogr
     let censored = tally.censored.fold_into(&mut latency);
     let report = LoadReport {
         mode: match mode {
-            Mode::Closed => "closed",
-            Mode::Open(_) => "open",
-            Mode::Churn => "churn",
+            Mode::Closed => LoadMode::Closed,
+            Mode::Open(_) => LoadMode::Open,
+            Mode::Churn => LoadMode::Churn,
         },
         target_rate: config.rate.filter(|_| matches!(mode, Mode::Open(_))),
         connections_per_sec: (mode == Mode::Churn).then_some(responses_per_sec),

@@ -22,7 +22,7 @@
 pub mod agent;
 mod censor;
 mod classify;
-mod config;
+pub(crate) mod config;
 mod conn;
 mod connect;
 mod connected;
@@ -41,5 +41,5 @@ mod worker;
 
 pub use config::{default_threads, LoadConfig, COLLECT_OWED};
 pub use connected::Connected;
-pub use report::{Fairness, LatencyUs, LoadReport};
+pub use report::{Fairness, LatencyUs, LoadMode, LoadReport};
 pub use threads::{run, run_keeping_histogram};

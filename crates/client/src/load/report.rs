@@ -31,11 +31,24 @@ pub struct Fairness {
     pub max: u64,
 }
 
+/// How a run offered its load: the report's `mode`, spelled `closed`, `open` or `churn`
+/// in its JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoadMode {
+    /// `depth` in flight per connection (or socket), the next sent when a reply arrives.
+    Closed,
+    /// Sent on schedule (`--rate`).
+    Open,
+    /// One echo per connection, then reconnect.
+    Churn,
+}
+
 /// The outcome of a load run (the `--json` object).
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadReport {
-    /// `closed`, `open` (`--rate`) or `churn`.
-    pub mode: &'static str,
+    /// How the load was offered.
+    pub mode: LoadMode,
     /// The offered rate in messages per second (open loop), `null` otherwise.
     pub target_rate: Option<f64>,
     /// Completed connect + echo + close cycles per second (churn), `null` otherwise.
@@ -206,6 +219,21 @@ impl LoadReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn modes_are_spelled_as_the_reports_always_spelled_them() {
+        let modes = [LoadMode::Closed, LoadMode::Open, LoadMode::Churn];
+        let spelled: Vec<String> = modes
+            .iter()
+            .map(|m| serde_json::to_string(m).expect("a unit variant serializes"))
+            .collect();
+        assert_eq!(spelled, [r#""closed""#, r#""open""#, r#""churn""#]);
+        for (mode, text) in modes.iter().zip(&spelled) {
+            let back: LoadMode = serde_json::from_str(text).expect("its own spelling parses");
+            assert_eq!(back, *mode);
+        }
+        assert!(serde_json::from_str::<LoadMode>(r#""burst""#).is_err());
+    }
 
     #[test]
     fn jain_index_is_one_when_even_and_one_over_n_when_starved() {
