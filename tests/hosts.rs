@@ -97,7 +97,7 @@ const AGREEMENT: f64 = 0.05;
 /// reading races a thread or child exiting), the CPU a server reports for itself over a
 /// window agrees with the harness's `/proc` reading of its tree over the same window.
 fn self_measured_cpu_agrees_with_proc(model: &Model) {
-    let server = ServerGuard::start(model.name, &[]);
+    let server = ServerGuard::start(model.name, &["--snapshots"]);
     let (pid, snapshots) = (server.pid(), server.snapshots());
     let config = LoadConfig {
         // One client for a server that serves one at a time: the rest would only wait.

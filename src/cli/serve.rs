@@ -89,6 +89,13 @@ pub(crate) struct ServeArgs {
     /// of stdin only ends the `snapshot` requests.
     #[arg(long)]
     stop_on_eof: bool,
+    /// Answer a `snapshot` line on stdin with one JSON line: the stats, and the CPU,
+    /// memory, threads, processes and descriptors of the server's process tree, read
+    /// from its own `/proc` (how `echolab compare --server-host` measures a server on
+    /// another host). Off by default: it costs a thread (a process model answers in
+    /// its own loop instead), and a thread counts against a process limit.
+    #[arg(long)]
+    snapshots: bool,
 }
 
 fn nonzero(d: Duration) -> Option<Duration> {
@@ -228,15 +235,17 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
     // its `/proc` (a server on another host). A forking parent must stay
     // single-threaded, so it answers in its own loop; every other model gets a thread.
     // Requests are read only once `listening on` is out, so that it stays the first line.
-    control::install(control::answer_snapshots(
-        model.name.to_string(),
-        Arc::clone(&ctx.stats),
-    ));
+    if args.snapshots || args.stop_on_eof {
+        control::install(control::answer_snapshots(
+            model.name.to_string(),
+            Arc::clone(&ctx.stats),
+        ));
+    }
     if args.stop_on_eof {
         let shutdown = ctx.shutdown.clone();
         control::on_end(Box::new(move || shutdown.request()));
     }
-    let reader_thread = !model.forks();
+    let reader_thread = (args.snapshots || args.stop_on_eof) && !model.forks();
     // The harness and the tests wait for exactly this line, printed once the model has
     // bound every listener it needs.
     let listen = Listen::new(

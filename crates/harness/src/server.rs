@@ -124,6 +124,7 @@ impl ServerProcess {
             "--addr".into(),
             addr.into(),
             "--stop-on-eof".into(),
+            "--snapshots".into(),
         ];
         args.extend_from_slice(extra_args);
         let mut server = Self::spawn(model, host.command(&args), Stdio::piped())?;

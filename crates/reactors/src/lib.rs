@@ -49,9 +49,9 @@
 //! loop, so a hot loop's clients wait while another core idles: the imbalance is the
 //! price of sharing nothing. Out of descriptors, each loop backs off on its own (the
 //! descriptor table is the process's).
-//! A loop thread that cannot be started (process limit) stops the server before its
-//! port is announced, and a loop that fails later stops every loop: the server runs on
-//! all its loops or not at all ([`echolab_server::serve_each_socket`]).
+//! A loop thread that cannot be started (process limit) is simply absent: its listener
+//! is closed before the port is announced, and the kernel hashes over the others; a
+//! loop that fails while serving stops every loop ([`echolab_server::serve_each_socket`]).
 //!
 //! **Shutdown.** Every loop waits on the same shutdown descriptor, so SIGTERM wakes all
 //! of them: each closes its own listener and drains its own connections, exactly as

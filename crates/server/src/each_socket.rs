@@ -2,13 +2,14 @@
 //! `udp-reuseport`: a blocking loop per UDP socket), and what happens when one of them
 //! cannot start or fails.
 //!
-//! **All or none.** A server asked for N workers serves on N or not at all: when a
-//! thread cannot be started (the process limit, memory), shutdown is requested, the
-//! threads already running return (no client has been told the port yet, so they have
-//! nothing to drain), and the spawn error is returned. Serving on fewer would leave a
-//! run labelled `--workers N` measuring another shape, with nothing but a missing
-//! entry in `accepted_per_worker` to say so; and a worker that fails *later* already
-//! stops the whole server, so a failed start does the same.
+//! **What cannot start is absent; what fails stops all.** A thread that cannot be
+//! started (the process limit, memory) is left out: its socket is closed before
+//! `started` runs, that is before the port is announced, so the kernel hashes no
+//! client to it, and the rest serve — as `pool`, `prefork` and `tokio` serve with the
+//! workers that could start (the fault suite's process-limit case holds every model to
+//! that; its count in `accepted_per_worker` stays 0, and a warning is logged). A worker
+//! that fails *while serving* asks every other to shut down: by then clients are hashed
+//! to its socket, and a server that silently lost it would drop their share.
 
 use std::io;
 use std::thread;
@@ -17,10 +18,10 @@ use crate::ServerContext;
 
 /// Serves each of `sockets` on a thread of its own, named `{name}-{index}`, with a
 /// context that counts its accepts as worker `index`; socket 0 is served on the calling
-/// thread. `started` runs once every other thread has started, before socket 0 is
-/// served (a model that announces its port late does it there). A worker that returns
-/// an error asks every other one to shut down; the first error is returned once all
-/// have returned.
+/// thread. `started` runs once every other thread has started or been left out,
+/// before socket 0 is served (the model announces its port there). A worker that
+/// returns an error, or a `started` that fails, asks every other one to shut down; the
+/// first error is returned once all have returned.
 pub fn serve_each_socket<S: Send>(
     sockets: Vec<S>,
     ctx: &ServerContext,
@@ -42,7 +43,6 @@ pub fn serve_each_socket<S: Send>(
     };
     thread::scope(|scope| {
         let mut workers = Vec::new();
-        let mut result = Ok(());
         for (index, socket) in sockets {
             let worker_ctx = ctx.for_worker(index);
             let spawned = thread::Builder::new()
@@ -50,14 +50,14 @@ pub fn serve_each_socket<S: Send>(
                 .spawn_scoped(scope, move || serve_stopping_all(socket, &worker_ctx));
             match spawned {
                 Ok(worker) => workers.push(worker),
+                // The closure, and the socket in it, are dropped: closed before the
+                // port is announced.
                 Err(e) => {
-                    result = Err(e);
-                    break;
+                    tracing::warn!(index, error = %e, "{name}: no thread; serving without it")
                 }
             }
         }
-        result = result.and_then(|()| started(&first));
-        result = match result {
+        let mut result = match started(&first) {
             Ok(()) => serve_stopping_all(first, &ctx.for_worker(first_index)),
             Err(e) => {
                 // The ones already running stop too, or the scope would wait forever.

@@ -138,14 +138,29 @@ impl Listen {
     /// client's datagrams always reach the same socket (and stay in order). The first
     /// resolves port 0; announced once all are bound.
     pub fn bind_udp_reuse_port(&self, count: usize) -> io::Result<Vec<UdpSocket>> {
+        let sockets = self.bind_udp_reuse_port_unannounced(count)?;
+        self.announce_udp(&sockets[0])?;
+        Ok(sockets)
+    }
+
+    /// [`Listen::bind_udp_reuse_port`] without the announcement, for a model that starts
+    /// its workers first (`udp-reuseport`: a socket whose thread cannot start is closed
+    /// before any client is told the port); it calls [`Listen::announce_udp`] then.
+    /// Always at least one socket.
+    pub fn bind_udp_reuse_port_unannounced(&self, count: usize) -> io::Result<Vec<UdpSocket>> {
         let first = self.context(bind_udp(self.addr, true))?;
         let bound = first.local_addr()?;
         let mut sockets = vec![first];
         for _ in 1..count.max(1) {
             sockets.push(self.context(bind_udp(bound, true))?);
         }
-        self.announce_addr(bound);
         Ok(sockets)
+    }
+
+    /// Announces `socket`'s address; only the first announcement is heard.
+    pub fn announce_udp(&self, socket: &UdpSocket) -> io::Result<()> {
+        self.announce_addr(socket.local_addr()?);
+        Ok(())
     }
 
     fn context<T>(&self, result: io::Result<T>) -> io::Result<T> {

@@ -37,19 +37,19 @@ use std::io;
 use echolab_server::{serve_datagrams, serve_each_socket, Interrupter, Listen, ServerContext};
 
 /// Serves datagrams on one `SO_REUSEPORT` socket per worker, a thread each, until
-/// shutdown. A worker that cannot start, or fails, stops them all (a model that
-/// silently lost a socket would serve a share of its clients on fewer threads than it
-/// says).
+/// shutdown. A socket whose thread cannot start is closed before the port is announced
+/// (the kernel hashes nobody to it); a worker that fails while serving stops them all
+/// (a model that silently lost a socket would drop its clients' share).
 pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
-    // Started before the bind announces the server: every descriptor it opens exists
-    // by the time a client (or the harness counting sockets) sees `listening on`.
+    // Started before the server is announced: every descriptor it opens exists by the
+    // time a client (or the harness counting sockets) sees `listening on`.
     let _interrupter = Interrupter::start(&ctx.shutdown, &ctx.blocked)?;
-    let sockets = listen.bind_udp_reuse_port(ctx.config.worker_count())?;
+    let sockets = listen.bind_udp_reuse_port_unannounced(ctx.config.worker_count())?;
     serve_each_socket(
         sockets,
         ctx,
         "udp-reuseport",
-        |_| Ok(()),
+        |first| listen.announce_udp(first),
         |socket, ctx| serve_datagrams(&socket, ctx),
     )
 }
