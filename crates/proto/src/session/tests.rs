@@ -27,7 +27,8 @@ fn drain(session: &mut Session, wire: &mut Vec<u8>) {
     session.consume_output(n, Instant::now());
 }
 
-fn replies(wire: &[u8]) -> Vec<Reply> {
+/// Every reply in `wire`, which must end on a reply's boundary (the work tests use it too).
+pub(super) fn replies(wire: &[u8]) -> Vec<Reply> {
     let mut decoder = ReplyDecoder::new(u32::MAX >> 1);
     decoder.feed(wire);
     let mut out = Vec::new();

@@ -2,7 +2,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::*;
-use crate::{encode_frame, Protocol, Reply, ReplyDecoder, SessionConfig, NONCE_LEN};
+use crate::session::tests::replies;
+use crate::{encode_frame, Protocol, Reply, SessionConfig, NONCE_LEN};
 
 /// A handler that records every payload it is given.
 #[derive(Debug, Default)]
@@ -41,17 +42,6 @@ fn write_all(session: &mut Session, wire: &mut Vec<u8>, now: Instant) {
     let n = session.output().len();
     wire.extend_from_slice(session.output());
     session.consume_output(n, now);
-}
-
-fn replies(wire: &[u8]) -> Vec<Reply> {
-    let mut decoder = ReplyDecoder::new(u32::MAX >> 1);
-    decoder.feed(wire);
-    let mut out = Vec::new();
-    while let Some(reply) = decoder.next_reply().unwrap() {
-        out.push(reply);
-    }
-    assert_eq!(decoder.buffered(), 0, "trailing partial reply");
-    out
 }
 
 /// Takes and completes every job the session has, writing replies as they come.
