@@ -118,12 +118,11 @@ fn cpu_work_takes_its_time_and_its_cpu(model: &Model) {
     let mut total = Duration::ZERO;
     for i in 0..MESSAGES {
         let took = timed_echo(&mut client, &pattern(64, i as u8));
-        // Calibrated once on the thread's CPU clock, at the fastest of three runs; a CPU
-        // whose sibling hyperthread was busy then and is idle now runs the same rounds
-        // faster, so one reply may come a little early — but not the run as a whole.
+        // The work runs until the thread's CPU clock says 2 ms: wall time is at least
+        // that, whatever the CPU's speed now against its speed at the calibration.
         assert!(
-            took >= WORK * 6 / 10,
-            "{}: reply {i} took {took:?}, far under its 2 ms of work",
+            took >= WORK * 95 / 100,
+            "{}: reply {i} took {took:?}, under its 2 ms of work",
             model.name
         );
         total += took;

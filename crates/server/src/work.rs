@@ -2,11 +2,12 @@
 //! model calls — on its own thread, on its event loop, or on an [`Offload`](crate::Offload)
 //! worker — and none re-implements.
 //!
-//! - `cpu:DUR` runs SplitMix64 rounds seeded by the message, as many as take DUR of CPU
-//!   on this machine: measured once at start ([`Work::new`]) on the thread's CPU clock
+//! - `cpu:DUR` runs SplitMix64 rounds seeded by the message until the thread's CPU clock
 //!   (`CLOCK_THREAD_CPUTIME_ID`, so time spent preempted by other processes does not
-//!   count), best of three runs of about 5 ms. The result goes through
-//!   [`std::hint::black_box`], so the compiler can remove none of it.
+//!   count) has advanced DUR, reading it every ~2 µs of rounds; how many rounds make
+//!   2 µs is measured once at start ([`Work::new`], best of three runs of about 5 ms).
+//!   The result goes through [`std::hint::black_box`], so the compiler can remove none
+//!   of it.
 //! - `block:DUR` sleeps: the thread is held for DUR and uses no CPU, as in a disk read
 //!   or a database call.
 //!
@@ -25,6 +26,10 @@ const CALIBRATION_RUN: Duration = Duration::from_millis(5);
 /// Runs measured once the length is right; the fastest counts (the others were slowed
 /// by an interrupt, a cold cache, a frequency change).
 const CALIBRATION_RUNS: usize = 3;
+
+/// How much computation runs between two reads of the thread's CPU clock (a syscall of
+/// about a tenth of this).
+const CHUNK: Duration = Duration::from_micros(2);
 
 /// SplitMix64's increment.
 const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -82,12 +87,34 @@ impl Work {
         let chosen = self.spec.choose(payload);
         match chosen.kind {
             WorkKind::Cpu => {
-                let rounds = (chosen.duration.as_nanos() as f64 * self.rounds_per_ns) as u64;
-                black_box(burn(seed(payload), rounds));
+                black_box(self.burn_for(seed(payload), chosen.duration));
             }
             WorkKind::Block => std::thread::sleep(chosen.duration),
         }
         chosen
+    }
+}
+
+impl Work {
+    /// Rounds from `state` until this thread's CPU clock has advanced `duration`, in
+    /// chunks of about [`CHUNK`] as calibrated. The clock, not the calibration alone,
+    /// ends the work: a CPU that runs the rounds faster later than it did at the
+    /// calibration (its hyperthread sibling gone idle, a higher clock) would otherwise
+    /// make the work shorter than asked. Should the clock fail, the calibrated count
+    /// stands in.
+    fn burn_for(&self, mut state: u64, duration: Duration) -> u64 {
+        let chunk = ((CHUNK.as_nanos() as f64 * self.rounds_per_ns) as u64).max(1);
+        let Ok(start) = thread_cpu() else {
+            let rounds = (duration.as_nanos() as f64 * self.rounds_per_ns) as u64;
+            return burn(state, rounds);
+        };
+        loop {
+            state = burn(state, chunk);
+            match thread_cpu() {
+                Ok(now) if now.saturating_sub(start) < duration => {}
+                _ => return state,
+            }
+        }
     }
 }
 
