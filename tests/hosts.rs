@@ -8,7 +8,7 @@
 mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,7 +20,7 @@ use echolab_registry::Model;
 use echolab_server::Snapshot;
 use support::runs::{self, TempDir};
 use support::suite::{self, case, test, Case, Test};
-use support::{KillOnDrop, ServerGuard, IO_TIMEOUT};
+use support::{expect_frame, frames, read_replies, KillOnDrop, ServerGuard, IO_TIMEOUT};
 
 const CASES: &[Case] = &[
     // Measures CPU: alone, so that no neighbour's load lands in the window.
@@ -33,6 +33,12 @@ const CASES: &[Case] = &[
 ];
 
 const TESTS: &[Test] = &[
+    // A crowd of children and a race with the parent's walk: alone.
+    test(
+        "a_fork_parent_accepts_before_it_answers_the_next_snapshot",
+        a_fork_parent_accepts_before_it_answers_the_next_snapshot,
+    )
+    .alone(),
     test(
         "an_agent_sends_nothing_before_go",
         an_agent_sends_nothing_before_go,
@@ -170,6 +176,66 @@ fn eof_on_stdin_keeps_serving(model: &Model) {
     if !model.busy_waits {
         assert!(share < 0.3, "{}: {share:.2} of a core at rest", model.name);
     }
+}
+
+/// How many idle clients the `fork` parent holds while it is asked for snapshots: enough
+/// that one snapshot (every child's `/proc` read) takes tens of milliseconds.
+const CROWD: usize = 400;
+
+/// A `fork` parent answers snapshots in the loop that accepts. A client that connects
+/// while the parent reads its tree for one request, with the next request close behind,
+/// is accepted before that next request is answered, so the answer counts it. (Answered
+/// first, the requests held a client back by one whole walk over the tree after
+/// another: the sampler asks again as soon as it has an answer, and through
+/// `--server-host` the fork `idle 1000+1x64` cell measured nothing, its one client
+/// accepted after a 400 ms window had closed.)
+fn a_fork_parent_accepts_before_it_answers_the_next_snapshot() {
+    let server = ServerGuard::start("fork", &[]);
+    let snapshots = server.snapshots();
+    let crowd: Vec<TcpStream> = (0..CROWD).map(|_| server.connect()).collect();
+    // Until every client has its child, bounded in time.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (held, walk) = loop {
+        let asked = Instant::now();
+        let held = snapshots.take(SNAPSHOT_TIMEOUT).expect("a snapshot");
+        let walk = asked.elapsed();
+        let all = held.line.stats.accepted >= CROWD as u64 && held.processes > CROWD as u64;
+        if all || Instant::now() > deadline {
+            break (held, walk);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        held.line.stats.accepted == CROWD as u64 && held.processes > CROWD as u64,
+        "the crowd was not all taken in: {held:?}"
+    );
+    // One request; a quarter into the walk it starts, a client connects (into the
+    // backlog: the parent is walking) and the next request arrives.
+    snapshots.ask().expect("ask");
+    std::thread::sleep(walk / 4);
+    let mut late = server.connect();
+    late.write_all(&frames(&[b"late"])).expect("send");
+    snapshots.ask().expect("ask again");
+    let first = snapshots
+        .answer(SNAPSHOT_TIMEOUT)
+        .expect("the first answer");
+    let second = snapshots
+        .answer(SNAPSHOT_TIMEOUT)
+        .expect("the second answer");
+    let replies = read_replies(&mut late, 1);
+    assert_eq!(expect_frame(&replies[0]), b"late");
+    eprintln!(
+        "fork with {CROWD} children: a snapshot took {walk:?}; the answers counted {} and {} \
+         accepted",
+        first.line.stats.accepted, second.line.stats.accepted
+    );
+    assert_eq!(
+        second.line.stats.accepted,
+        CROWD as u64 + 1,
+        "the client that came during a walk was not accepted before the next request was \
+         answered"
+    );
+    drop(crowd);
 }
 
 /// An agent connects its share, says `ready`, and sends nothing until `go`: the test is

@@ -141,6 +141,11 @@ fn watch(probe: &Probe, from: Instant, to: Instant, stop: &AtomicBool) -> Window
     let mut window = Window::default();
     let mut readings = Vec::new();
     let mut slowest = Duration::ZERO;
+    // No reading before the window opens: `cpu_in_window` uses none, and the load is
+    // connecting then. A server on another host answers a snapshot in its own loop,
+    // and a `fork` parent walking a thousand children's `/proc` for one leaves the
+    // load's connection in its backlog meanwhile — for most of a short window.
+    std::thread::sleep(from.saturating_duration_since(Instant::now()));
     // The window's last reading is taken a little before its end: a walk over a big
     // tree takes tens of milliseconds, and the load's connections close right after the
     // end. A walk that still straddles the children exiting (it woke late, or ran
@@ -158,18 +163,13 @@ fn watch(probe: &Probe, from: Instant, to: Instant, stop: &AtomicBool) -> Window
             cpu_secs: sample.cpu_secs,
             uncertain_secs: sample.reaped_while_read_secs,
         });
-        let started = readings.iter().any(|r| r.at >= from);
         let guard = (slowest * 2).min((to - from) / 4);
         let end = to.checked_sub(guard).unwrap_or(to).max(from);
-        if (now >= end && started) || stopping {
+        if now >= end || stopping {
             break;
         }
-        // Wake at the next peak sample, but exactly at the window's edges.
-        let mut next = now + PEAK_INTERVAL.max(cost * MAX_SAMPLING_SHARE);
-        if !started {
-            next = next.min(from);
-        }
-        next = next.min(end);
+        // Wake at the next peak sample, but exactly at the window's end.
+        let next = (now + PEAK_INTERVAL.max(cost * MAX_SAMPLING_SHARE)).min(end);
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
     if let Some(cpu) = cpu_in_window(&readings, from, to) {

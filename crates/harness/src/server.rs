@@ -57,30 +57,52 @@ struct SnapshotPipe {
 impl Snapshots {
     /// Asks for a snapshot and waits up to `limit` for it.
     pub fn take(&self, limit: Duration) -> Result<Snapshot, HarnessError> {
-        // A poisoned lock only means another asker panicked; the pipe is still whole.
-        let mut pipe = self.pipe.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pipe = self.lock();
         // The late answer to an earlier request that timed out is not this one's.
         while pipe.answers.try_recv().is_ok() {}
-        let asked = match pipe.stdin.as_mut() {
+        pipe.ask()?;
+        pipe.answer(limit)
+    }
+
+    /// Asks for a snapshot without waiting for it: with [`Snapshots::answer`], how a
+    /// test keeps a request waiting in the server's stdin while it answers another.
+    /// Answers come in the order asked.
+    pub fn ask(&self) -> Result<(), HarnessError> {
+        self.lock().ask()
+    }
+
+    /// The next answer to a request made with [`Snapshots::ask`], within `limit`.
+    pub fn answer(&self, limit: Duration) -> Result<Snapshot, HarnessError> {
+        self.lock().answer(limit)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SnapshotPipe> {
+        // A poisoned lock only means another asker panicked; the pipe is still whole.
+        self.pipe.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Closes the server's stdin.
+    fn close(&self) {
+        self.lock().stdin = None;
+    }
+}
+
+impl SnapshotPipe {
+    fn ask(&mut self) -> Result<(), HarnessError> {
+        let asked = match self.stdin.as_mut() {
             Some(stdin) => writeln!(stdin, "snapshot").and_then(|()| stdin.flush()),
             None => Err(std::io::Error::other("its stdin is closed")),
         };
-        if let Err(e) = asked {
-            return Err(HarnessError::Snapshot(format!(
-                "cannot ask the server: {e}"
-            )));
-        }
-        pipe.answers.recv_timeout(limit).map_err(|e| {
+        asked.map_err(|e| HarnessError::Snapshot(format!("cannot ask the server: {e}")))
+    }
+
+    fn answer(&self, limit: Duration) -> Result<Snapshot, HarnessError> {
+        self.answers.recv_timeout(limit).map_err(|e| {
             HarnessError::Snapshot(match e {
                 mpsc::RecvTimeoutError::Timeout => format!("no answer within {limit:?}"),
                 mpsc::RecvTimeoutError::Disconnected => "the server's output ended".into(),
             })
         })
-    }
-
-    /// Closes the server's stdin.
-    fn close(&self) {
-        self.pipe.lock().unwrap_or_else(|e| e.into_inner()).stdin = None;
     }
 }
 

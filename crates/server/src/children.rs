@@ -47,6 +47,9 @@ pub struct Children<T> {
     stats_tx: UnixDatagram,
     sigchld_rx: UnixStream,
     sigchld: SigId,
+    /// A request on stdin was left for this turn because the owner's descriptor was
+    /// ready too (see [`Children::wait`]).
+    request_deferred: bool,
 }
 
 /// What ended a [`Children::wait`].
@@ -101,6 +104,7 @@ impl<T> Children<T> {
             stats_tx,
             sigchld_rx,
             sigchld,
+            request_deferred: false,
         })
     }
 
@@ -176,6 +180,15 @@ impl<T> Children<T> {
     /// (handing each to `exited`), takes in the stats sent, whatever woke it, so that
     /// nothing the children did is missed however the wait ended, and only then answers
     /// the requests: a snapshot never counts a child both live and reaped.
+    ///
+    /// A request and a ready `owner` in the same turn take turns: a snapshot of a big
+    /// tree reads every child's `/proc` (tens to hundreds of milliseconds for a thousand
+    /// children), and a client waiting in the backlog meanwhile would wait for it — for
+    /// two of them when the next request is already there, longer than a short
+    /// measurement window, which then sees no reply at all. So the request is left for
+    /// the next turn (stdin stays readable) and the owner goes first; a request left
+    /// once is answered in the next turn whatever else is ready, so a steady stream of
+    /// clients never starves the snapshots either.
     pub fn wait(
         &mut self,
         ctx: &ServerContext,
@@ -209,10 +222,13 @@ impl<T> Children<T> {
                     .and_then(PollFd::revents)
                     .is_some_and(|r| !r.is_empty())
             };
-            request_waiting = requests.is_some() && ready(requests_at);
-            if owner.is_some() && ready(owner_at) {
+            let request_ready = requests.is_some() && ready(requests_at);
+            let owner_ready = owner.is_some() && ready(owner_at);
+            if owner_ready {
                 woken = Woken::Ready;
             }
+            request_waiting = request_ready && (!owner_ready || self.request_deferred);
+            self.request_deferred = request_ready && !request_waiting;
         }
         self.drain_wakeups();
         self.reap(exited);

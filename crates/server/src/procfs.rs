@@ -91,37 +91,50 @@ pub fn pss_kb(root: u32) -> u64 {
 
 /// Open descriptors over the tree.
 pub fn fd_count(root: u32) -> u64 {
-    tree(root)
-        .iter()
-        .filter_map(|pid| fs::read_dir(format!("/proc/{pid}/fd")).ok())
-        .map(|dir| dir.count() as u64)
-        .sum()
+    tree(root).iter().map(|pid| descriptors(*pid).count).sum()
 }
 
 /// Distinct socket inodes open anywhere in the tree (a forked child's copy of the
 /// listener is the same socket, so distinct inodes count connections once whatever the
 /// model).
 pub fn socket_inodes(root: u32) -> HashSet<u64> {
-    let mut inodes = HashSet::new();
-    for pid in tree(root) {
-        let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+    tree(root)
+        .iter()
+        .flat_map(|pid| descriptors(*pid).socket_inodes)
+        .collect()
+}
+
+/// One process's open descriptors.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Descriptors {
+    /// How many are open.
+    pub count: u64,
+    /// The inodes of the sockets among them (one socket may be open twice).
+    pub socket_inodes: Vec<u64>,
+}
+
+/// The open descriptors of `pid` from one listing of its `/proc/PID/fd`; none if it is
+/// gone. (A walk over a tree reads each process's listing once for both figures.)
+pub fn descriptors(pid: u32) -> Descriptors {
+    let mut found = Descriptors::default();
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return found;
+    };
+    for fd in fds.flatten() {
+        found.count += 1;
+        let Ok(target) = fs::read_link(fd.path()) else {
             continue;
         };
-        for fd in fds.flatten() {
-            let Ok(target) = fs::read_link(fd.path()) else {
-                continue;
-            };
-            let target = target.to_string_lossy();
-            if let Some(inode) = target
-                .strip_prefix("socket:[")
-                .and_then(|rest| rest.strip_suffix(']'))
-                .and_then(|n| n.parse().ok())
-            {
-                inodes.insert(inode);
-            }
+        if let Some(inode) = target
+            .to_string_lossy()
+            .strip_prefix("socket:[")
+            .and_then(|rest| rest.strip_suffix(']'))
+            .and_then(|n| n.parse().ok())
+        {
+            found.socket_inodes.push(inode);
         }
     }
-    inodes
+    found
 }
 
 /// `root` and every descendant, root first.

@@ -4,6 +4,7 @@
 //! descriptors of the server's whole process tree. A server on another host is measured
 //! only this way; a measurement window is the difference of two snapshots.
 
+use std::collections::HashSet;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -108,9 +109,12 @@ impl Snapshot {
             max_rss_kb: own.max_rss_kb.max(reaped.max_rss_kb),
             ..Snapshot::default()
         };
-        let pids = procfs::tree(me);
-        for (i, pid) in pids.iter().enumerate() {
-            let Ok(one) = procfs::sample_process(*pid) else {
+        // One walk over the tree, each process's files read once: a process model's
+        // parent answers in its accept loop, so every file read for a thousand
+        // children is time a client waits to be accepted.
+        let mut sockets = HashSet::new();
+        for (i, pid) in procfs::tree(me).into_iter().enumerate() {
+            let Ok(one) = procfs::sample_process(pid) else {
                 continue;
             };
             if i > 0 {
@@ -120,9 +124,11 @@ impl Snapshot {
             snapshot.threads += one.threads;
             snapshot.processes += 1;
             snapshot.max_rss_kb = snapshot.max_rss_kb.max(one.peak_rss_kb);
+            let descriptors = procfs::descriptors(pid);
+            snapshot.fds += descriptors.count;
+            sockets.extend(descriptors.socket_inodes);
         }
-        snapshot.fds = procfs::fd_count(me);
-        snapshot.sockets = procfs::socket_inodes(me).len() as u64;
+        snapshot.sockets = sockets.len() as u64;
         snapshot
     }
 
