@@ -190,7 +190,7 @@ const CROWD: usize = 400;
 /// `--server-host` the fork `idle 1000+1x64` cell measured nothing, its one client
 /// accepted after a 400 ms window had closed.)
 fn a_fork_parent_accepts_before_it_answers_the_next_snapshot() {
-    let server = ServerGuard::start("fork", &[]);
+    let server = ServerGuard::start("fork", &["--snapshots"]);
     let snapshots = server.snapshots();
     let crowd: Vec<TcpStream> = (0..CROWD).map(|_| server.connect()).collect();
     // Until every client has its child, bounded in time.
