@@ -93,6 +93,17 @@ fn bad_flag_value_is_rejected_by_the_parser() {
 }
 
 #[test]
+fn zero_workers_is_a_usage_error_before_anything_starts() {
+    let output = echolab(&["serve", "pool", "--addr", "127.0.0.1:0", "--workers", "0"]);
+    assert_clean_failure(&output, "--workers must be at least 1");
+    assert_eq!(output.status.code(), Some(2), "a usage error exits 2");
+    assert!(
+        !String::from_utf8_lossy(&output.stdout).contains("listening on"),
+        "refused before it bound"
+    );
+}
+
+#[test]
 fn too_short_key_is_refused() {
     let key = support::KeyFile::with_mode(b"0123456789abcdef", 0o600);
     std::fs::write(&key.path, b"short").expect("rewrite key");

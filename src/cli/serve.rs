@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use echolab_proto::FrameLimit;
 use echolab_proto::{Protocol, SessionConfig, WorkMode, WorkSpec, DEFAULT_MAX_FRAME};
@@ -64,8 +64,8 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_BACKLOG)]
     backlog: i32,
     /// Work per message, done after a frame (a datagram, for the UDP models) is complete
-    /// and before its reply is queued: `cpu:20us` (real computation, calibrated at
-    /// start), `block:1ms` (a blocking call: the thread sleeps), `cpu:exp:50us`
+    /// and before its reply is queued: `cpu:20us` (real computation until the
+    /// thread's CPU clock has advanced 20 µs), `block:1ms` (a blocking call: the thread sleeps), `cpu:exp:50us`
     /// (exponential with that mean), or a mix such as `cpu:10us,1%block:5ms`; at most
     /// 10s per message. The bytes on the wire do not change. Framed TCP and UDP only.
     #[arg(long, value_name = "SPEC")]
@@ -103,6 +103,14 @@ fn nonzero(d: Duration) -> Option<Duration> {
 }
 
 impl ServeArgs {
+    /// Refuses `--workers 0` (exit 2), before anything is calibrated or bound.
+    fn check_workers(&self) -> Result<(), UsageError> {
+        if self.workers == Some(0) {
+            return Err(UsageError("--workers must be at least 1".into()));
+        }
+        Ok(())
+    }
+
     /// Refuses `--work` and `--offload` where they mean nothing, in one line (exit 2).
     fn check_work(&self, model: &Model) -> Result<(), UsageError> {
         let name = model.name;
@@ -206,12 +214,10 @@ impl ServeArgs {
 
 pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
     let model = find_model(&args.model)?;
+    args.check_workers()?;
     args.check_work(model)?;
     args.check_transport(model)?;
     let config = args.server_config(model)?;
-    if args.workers == Some(0) {
-        return Err(anyhow!("--workers must be at least 1"));
-    }
     if let Some(warning) = raise_descriptor_limit(config.max_conns as u64, "--max-conns") {
         // Only worth a word when asked for: the default is a ceiling, not a plan.
         if args.max_conns.is_some() {

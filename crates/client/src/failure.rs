@@ -63,8 +63,8 @@ impl FailureKind {
         FailureKind::SlotPanic,
     ];
 
-    /// The kinds the load generator meets: its reports list each one, zero or not, and
-    /// the harness's CSV writes them all. Listed by name, not as a prefix of `ALL`, so
+    /// The kinds the load generator meets: its reports (`load --json`, an agent's
+    /// report) list each one, zero or not, under these keys. Listed by name, not as a prefix of `ALL`, so
     /// reordering the enum cannot add a soak kind to every load report.
     pub(crate) const LOAD: &'static [FailureKind] = &[
         FailureKind::Mismatch,
@@ -176,8 +176,8 @@ mod tests {
 
     #[test]
     fn load_lists_the_load_generators_kinds_by_name() {
-        // The load report's keys, which the harness's CSV columns follow: a change here
-        // is a change to the report format, not a side effect of reordering the enum.
+        // The keys of the load and agent reports' `errors`: a change here is a change
+        // to the report format, not a side effect of reordering the enum.
         let names: Vec<&str> = FailureKind::LOAD.iter().map(|k| k.name()).collect();
         let expected = [
             "mismatch",

@@ -130,8 +130,10 @@ mod tests {
             ]
         );
         assert_eq!(plan.repeat, 3);
-        // 13 stream models x 5 cells and 4 datagram models x 1, three times.
-        assert_eq!(plan.runs(), (13 * 5 + 4) * 3);
+        // Each stream model x 5 cells and each datagram model x 1, three times.
+        let models = echolab_registry::MODELS;
+        let stream = models.iter().filter(|m| m.is_stream()).count();
+        assert_eq!(plan.runs(), (stream * 5 + (models.len() - stream)) * 3);
         let estimate = plan.estimate(2);
         assert!(estimate <= Duration::from_secs(300), "{}", say(estimate));
         assert!(estimate >= Duration::from_secs(180), "{}", say(estimate));

@@ -103,7 +103,7 @@ struct Loop<'a> {
 pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
     let listener = listen.bind()?;
     let pool = ctx.start_offload()?;
-    let result = serve_on(listener, ctx, pool.as_ref());
+    let result = serve_on(listener, ctx, pool.as_ref(), || Ok(()));
     // The loop has drained: every offloaded job is back, so this only joins.
     if let Some(pool) = pool {
         pool.finish();
@@ -114,11 +114,14 @@ pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
 /// The loop itself on a listener bound elsewhere: one of several loops, each with its
 /// own `SO_REUSEPORT` listener, is exactly this (the `reactors` model).
 /// With `pool` (`--offload`), each message's work runs on the pool's threads; several
-/// loops may share one pool.
+/// loops may share one pool. `set_up` runs once the loop holds every descriptor it needs
+/// (its epoll instance, its offload waker) and before it serves: `reactors` announces
+/// its port only after every loop got that far.
 pub fn serve_on(
     listener: TcpListener,
     ctx: &ServerContext,
     pool: Option<&Offload>,
+    set_up: impl FnOnce() -> io::Result<()>,
 ) -> io::Result<()> {
     let listening = Listening::new(listener)?;
     let poll = Poll::new()?;
@@ -152,7 +155,7 @@ pub fn serve_on(
         events: Events::with_capacity(1024),
         offload,
     };
-    let result = run_event_loop(&mut lp);
+    let result = set_up().and_then(|()| run_event_loop(&mut lp));
     let _ = lp.poll.registry().deregister(&mut SourceFd(&waker_fd));
     result
 }

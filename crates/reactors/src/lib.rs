@@ -49,9 +49,11 @@
 //! loop, so a hot loop's clients wait while another core idles: the imbalance is the
 //! price of sharing nothing. Out of descriptors, each loop backs off on its own (the
 //! descriptor table is the process's).
-//! A loop thread that cannot be started (process limit) is simply absent: its listener
-//! is closed before the port is announced, and the kernel hashes over the others; a
-//! loop that fails while serving stops every loop ([`echolab_server::serve_each_socket`]).
+//! A loop thread that cannot be started (process limit), or cannot open its epoll
+//! instance (out of descriptors), is simply absent: its listener is closed before the
+//! port is announced — which waits for every loop's set-up — and the kernel hashes over
+//! the others; a loop that fails while serving stops every loop
+//! ([`echolab_server::serve_each_socket`]).
 //!
 //! **Shutdown.** Every loop waits on the same shutdown descriptor, so SIGTERM wakes all
 //! of them: each closes its own listener and drains its own connections, exactly as
@@ -68,14 +70,20 @@ use echolab_server::{serve_each_socket, Listen, ServerContext};
 /// is loop 0; the port is announced once every loop runs.
 pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
     let listeners = listen.bind_reuse_port_unannounced(ctx.config.worker_count())?;
+    let port = match listeners.first() {
+        Some(first) => first.local_addr()?,
+        None => return Ok(()),
+    };
     // `--offload`: one pool for every loop, each loop with its own port to it.
     let pool = ctx.start_offload()?;
     let result = serve_each_socket(
         listeners,
         ctx,
         "echolab-loop",
-        |first| listen.announce(first),
-        |listener, ctx| echolab_mio::serve_on(listener, ctx, pool.as_ref()),
+        || listen.announce_bound(port),
+        |listener, ctx, set_up| {
+            echolab_mio::serve_on(listener, ctx, pool.as_ref(), || set_up.done())
+        },
     );
     if let Some(pool) = pool {
         pool.finish();

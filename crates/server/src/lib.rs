@@ -100,7 +100,7 @@ pub use datagram::{
     DRAIN_LIMIT, DRAIN_TIME, SEND_WAIT,
 };
 use deadlines::{Deadlines, Slab};
-pub use each_socket::serve_each_socket;
+pub use each_socket::{serve_each_socket, SetUp};
 pub use event_loop::{run_event_loop, EventLoop};
 pub use interrupt::{BlockedThreads, Interrupter, Registration};
 pub use level::{serve_level, Interest, Ready, Source, Waiter};

@@ -167,6 +167,14 @@ impl Listen {
         result.map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", self.addr)))
     }
 
+    /// Announces `bound`, an address taken from a socket earlier: for a model that
+    /// announces only after its sockets have moved to their threads
+    /// ([`crate::serve_each_socket`]).
+    pub fn announce_bound(&self, bound: SocketAddr) -> io::Result<()> {
+        self.announce_addr(bound);
+        Ok(())
+    }
+
     fn announce_addr(&self, bound: SocketAddr) {
         let announce = match self.announce.lock() {
             Ok(mut guard) => guard.take(),

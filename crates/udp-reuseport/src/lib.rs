@@ -45,11 +45,19 @@ pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
     // time a client (or the harness counting sockets) sees `listening on`.
     let _interrupter = Interrupter::start(&ctx.shutdown, &ctx.blocked)?;
     let sockets = listen.bind_udp_reuse_port_unannounced(ctx.config.worker_count())?;
+    let port = match sockets.first() {
+        Some(first) => first.local_addr()?,
+        None => return Ok(()),
+    };
     serve_each_socket(
         sockets,
         ctx,
         "udp-reuseport",
-        |first| listen.announce_udp(first),
-        |socket, ctx| serve_datagrams(&socket, ctx),
+        || listen.announce_bound(port),
+        |socket, ctx, set_up| {
+            // Nothing to set up: a blocking socket needs no more descriptors.
+            set_up.done()?;
+            serve_datagrams(&socket, ctx)
+        },
     )
 }

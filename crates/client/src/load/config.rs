@@ -102,6 +102,7 @@ impl LoadConfig {
         if self.size > (i32::MAX as usize) {
             return Err(invalid("--size is larger than a frame can carry"));
         }
+        check_reply_timeout(self.reply_timeout)?;
         check_rate(self.rate)?;
         if self.rate.is_some() && self.churn {
             return Err(invalid("--rate and --churn cannot be combined"));
@@ -116,6 +117,15 @@ pub(crate) fn invalid(what: impl Into<String>) -> ClientError {
         context: "invalid load configuration",
         source: io::Error::new(io::ErrorKind::InvalidInput, what.into()),
     }
+}
+
+/// A reply timeout of 0 would time every message out at its first check, in either
+/// generator: refused, not measured.
+pub(crate) fn check_reply_timeout(timeout: Duration) -> Result<(), ClientError> {
+    if timeout.is_zero() {
+        return Err(invalid("the reply timeout (--timeout) must be more than 0"));
+    }
+    Ok(())
 }
 
 /// An open-loop rate must be a positive number, in either generator.
@@ -195,5 +205,21 @@ mod tests {
             ..LoadConfig::new(addr)
         };
         assert!(refusal(churning.check().expect_err("refused")).contains("--churn"));
+    }
+
+    #[test]
+    fn a_zero_reply_timeout_is_refused_by_both_generators() {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 9));
+        let tcp = LoadConfig {
+            reply_timeout: Duration::ZERO,
+            ..LoadConfig::new(addr)
+        };
+        assert!(refusal(tcp.check().expect_err("refused")).contains("--timeout"));
+        let udp = crate::datagram::DatagramLoadConfig {
+            reply_timeout: Duration::ZERO,
+            ..crate::datagram::DatagramLoadConfig::new(addr)
+        };
+        let refused = crate::datagram::run_load(&udp).expect_err("refused before any I/O");
+        assert!(refusal(refused).contains("--timeout"));
     }
 }

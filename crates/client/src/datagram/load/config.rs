@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{MAX_SIZE, MIN_SIZE};
 use crate::error::ClientError;
-use crate::load::config::{check_rate, invalid};
+use crate::load::config::{check_rate, check_reply_timeout, invalid};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -60,9 +60,7 @@ impl DatagramLoadConfig {
                  {MIN_SIZE}-byte sequence number, and one datagram holds at most {MAX_SIZE} bytes"
             )));
         }
-        if self.reply_timeout.is_zero() {
-            return Err(invalid("the reply timeout must be more than 0"));
-        }
+        check_reply_timeout(self.reply_timeout)?;
         check_rate(self.rate)
     }
 }
