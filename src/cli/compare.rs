@@ -163,7 +163,7 @@ pub(crate) fn run(args: CompareArgs) -> Result<ExitCode> {
             .server_addr
             .unwrap_or_else(|| Hosts::default().server_ip),
     };
-    let machine = Machine::detect();
+    let mut machine = Machine::detect();
     eprintln!(
         "echolab compare: {} models x {} cells x {} repeats = {} runs of {} s + {} s warm-up: \
          estimated {} on {} CPUs{}",
@@ -246,6 +246,7 @@ pub(crate) fn run(args: CompareArgs) -> Result<ExitCode> {
     if !marked.is_empty() {
         print!("\n{marked}");
     }
+    machine.finish();
     let run = RunResults {
         machine,
         plan,

@@ -117,6 +117,16 @@ fn run_readme(run: &RunResults, charts: &[PathBuf]) -> String {
     let _ = writeln!(out, "- command: `{}`", m.command);
     let _ = writeln!(
         out,
+        "- load average (1, 5, 15 min): {} at the start, {} at the end{}",
+        m.load_average_start,
+        m.load_average_end.as_deref().unwrap_or("unknown"),
+        m.finished
+            .as_deref()
+            .map(|end| format!(" ({end})"))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(
+        out,
         "- plan: {} models x {} cells x {} repeats, {:.1} s measured after {:.1} s warm-up per run{}\n",
         p.models_run(),
         p.cells.len(),

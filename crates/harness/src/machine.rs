@@ -28,6 +28,13 @@ pub struct Machine {
     pub started: String,
     /// The exact command line.
     pub command: String,
+    /// `/proc/loadavg`'s 1, 5 and 15 minute load averages as the run started: other
+    /// jobs on the machine show here before they show in the figures.
+    pub load_average_start: String,
+    /// The same as the run ended ([`Machine::finish`]).
+    pub load_average_end: Option<String>,
+    /// UTC date and time the run ended ([`Machine::finish`]).
+    pub finished: Option<String>,
 }
 
 impl Machine {
@@ -55,7 +62,16 @@ impl Machine {
             commit: command_output("git", &["describe", "--always", "--dirty"]),
             started: utc_now(),
             command: std::env::args().collect::<Vec<_>>().join(" "),
+            load_average_start: load_average(),
+            load_average_end: None,
+            finished: None,
         }
+    }
+
+    /// Records the end of the run: its time and the load averages then.
+    pub fn finish(&mut self) {
+        self.load_average_end = Some(load_average());
+        self.finished = Some(utc_now());
     }
 
     /// `YYYY-MM-DD-host`, the results directory name.
@@ -85,6 +101,12 @@ fn command_output(program: &str, args: &[&str]) -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "unknown".into())
+}
+
+/// The first three fields of `/proc/loadavg` (`unknown` where it cannot be read).
+fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    non_empty(&text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
 }
 
 /// The current UTC time, formatted without a date library (civil-from-days).
@@ -134,5 +156,15 @@ mod tests {
         assert!(m.cores >= 1);
         assert_ne!(m.kernel, "unknown");
         assert!(m.run_name().len() > 11, "{}", m.run_name());
+        let loads: Vec<f64> = m
+            .load_average_start
+            .split(' ')
+            .map(|l| l.parse().expect("a load average is a number"))
+            .collect();
+        assert_eq!(loads.len(), 3, "{}", m.load_average_start);
+        let mut m = m;
+        m.finish();
+        assert!(m.finished.as_deref().is_some_and(|f| f >= m.started.as_str()));
+        assert_eq!(m.load_average_end.as_deref().map(|l| l.split(' ').count()), Some(3));
     }
 }

@@ -5,12 +5,17 @@
 //! only this way; a measurement window is the difference of two snapshots.
 
 use std::collections::HashSet;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::procfs;
+use crate::work::thread_cpu;
 use crate::{ResourceUsage, ServerStats, StatsLine};
+
+/// CPU this process has spent taking snapshots, microseconds: the cost of being measured.
+static SNAPSHOTS_CPU_US: AtomicU64 = AtomicU64::new(0);
 
 /// One answer to `snapshot`: cumulative figures since the server started, so two of them
 /// bound a window.
@@ -61,6 +66,14 @@ pub struct CpuUse {
     /// `/proc/PID/task/*/schedstat` (nanoseconds on a CPU) or clock ticks, whichever is
     /// larger (the harness's reading of one process, [`procfs::sample_process`]).
     pub live_children_us: u64,
+    /// Of the server's own CPU (`self_*`), what taking the snapshots before this one
+    /// cost (this one's walk comes after its `self_*` reading, so it is in the next
+    /// one's): the measurement's cost, not the model's. A harness reading
+    /// `/proc` itself pays that on its own CPU; over snapshots the server would pay it,
+    /// and a walk over a thousand children's files is not free. Zero in a snapshot from
+    /// a server that did not count it.
+    #[serde(default)]
+    pub snapshots_us: u64,
 }
 
 impl CpuUse {
@@ -73,9 +86,14 @@ impl CpuUse {
             + self.live_children_us
     }
 
-    /// Everything, seconds.
+    /// Everything but what taking snapshots cost, microseconds: what the model spent.
+    pub fn served_us(&self) -> u64 {
+        self.total_us().saturating_sub(self.snapshots_us)
+    }
+
+    /// [`CpuUse::served_us`], seconds.
     pub fn secs(&self) -> f64 {
-        self.total_us() as f64 / 1e6
+        self.served_us() as f64 / 1e6
     }
 }
 
@@ -88,6 +106,7 @@ impl Snapshot {
     /// readings and be counted twice or not at all. A child that has exited but is not
     /// reaped is still in `/proc` with its final times.
     pub fn take(model: &str, stats: &ServerStats, started: Instant, request: u64) -> Snapshot {
+        let began = thread_cpu().ok();
         let own = ResourceUsage::of_self();
         let reaped = ResourceUsage::of_reaped_children();
         let me = std::process::id();
@@ -105,6 +124,7 @@ impl Snapshot {
                 reaped_user_us: reaped.user_us,
                 reaped_system_us: reaped.system_us,
                 live_children_us: 0,
+                snapshots_us: 0,
             },
             max_rss_kb: own.max_rss_kb.max(reaped.max_rss_kb),
             ..Snapshot::default()
@@ -129,6 +149,14 @@ impl Snapshot {
             sockets.extend(descriptors.socket_inodes);
         }
         snapshot.sockets = sockets.len() as u64;
+        // `own` was read before this walk: its CPU shows in the next snapshot's `self_*`,
+        // and so it is subtracted from the next one.
+        let walked = match (began, thread_cpu()) {
+            (Some(began), Ok(now)) => now.saturating_sub(began),
+            _ => Duration::ZERO,
+        };
+        let walked_us = u64::try_from(walked.as_micros()).unwrap_or(u64::MAX);
+        snapshot.cpu.snapshots_us = SNAPSHOTS_CPU_US.fetch_add(walked_us, Ordering::Relaxed);
         snapshot
     }
 
@@ -144,7 +172,7 @@ impl Snapshot {
     pub fn since(&self, earlier: &Snapshot) -> SnapshotWindow {
         SnapshotWindow {
             seconds: self.uptime_us.saturating_sub(earlier.uptime_us) as f64 / 1e6,
-            cpu_secs: self.cpu.total_us().saturating_sub(earlier.cpu.total_us()) as f64 / 1e6,
+            cpu_secs: self.cpu.served_us().saturating_sub(earlier.cpu.served_us()) as f64 / 1e6,
             voluntary_ctx_switches: self
                 .line
                 .rusage
@@ -185,6 +213,14 @@ mod tests {
         // Another test of this binary may have a child running.
         assert!(snapshot.processes >= 1, "{snapshot:?}");
         assert!(snapshot.cpu.total_us() > 0);
+        let next = Snapshot::take("mio", &stats, Instant::now(), 2);
+        assert!(
+            next.cpu.snapshots_us > snapshot.cpu.snapshots_us,
+            "the first walk's own cost is counted in the next: {:?} then {:?}",
+            snapshot.cpu,
+            next.cpu
+        );
+        assert!(next.cpu.served_us() < next.cpu.total_us());
         let text = serde_json::to_string(&snapshot).unwrap();
         assert_eq!(Snapshot::parse(&text), Some(snapshot.clone()));
         // The counters sit at the top level, as in the stats line.

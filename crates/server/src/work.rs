@@ -155,7 +155,7 @@ fn burn(mut state: u64, rounds: u64) -> u64 {
 }
 
 /// This thread's CPU time so far.
-fn thread_cpu() -> Result<Duration, WorkError> {
+pub(crate) fn thread_cpu() -> Result<Duration, WorkError> {
     let now = clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).map_err(WorkError::Clock)?;
     Ok(Duration::from(now))
 }
