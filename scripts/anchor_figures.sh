@@ -14,7 +14,7 @@
 #
 # usage: scripts/anchor_figures.sh [LOG]        (default LOG: /tmp/anchor-figures.log)
 # env:   PAIRS (vs_anchor pairs, default 7), ANCH (default /tmp/anchors-bin, built by
-#        ../shared/anchors/build.sh), QUICK=1 (fewer pairs and shorter runs: a smoke test)
+#        tools/anchors/build.sh), QUICK=1 (fewer pairs and shorter runs: a smoke test)
 # Takes about 8 minutes; nothing else should run on the machine meanwhile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,15 +25,14 @@ secs=4
 repeats=3
 if [[ ${QUICK:-} == 1 ]]; then pairs=1 secs=1 repeats=1; fi
 [[ -x $ANCH/epoll_et && -x $ANCH/tcp-echo-benchmark ]] ||
-    { echo "no reference servers in $ANCH: run ../shared/anchors/build.sh" >&2; exit 1; }
+    { echo "no reference servers in $ANCH: run tools/anchors/build.sh" >&2; exit 1; }
 cargo build --release --quiet --bin echolab
 
 section() { printf '\n## %s\n\n' "$*"; }
 {
     echo "# anchor figures, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) CPUs," \
-        "kernel $(uname -r), $(rustc --version), commit $(git describe --always --dirty)"
-    echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    machine_line
+    echo "$(rustc --version)"
 
     section "mio / epoll_et, responses per server CPU-second, 50 x 64 B"
     scripts/vs_anchor.sh mio epoll_et 50 64 "$pairs" "$secs"

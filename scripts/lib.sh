@@ -85,3 +85,12 @@ tree_wakeups() {
     for pid in $(tree_pids "$1"); do files+=(/proc/"$pid"/task/*/status); done
     cat "${files[@]}" 2>/dev/null | awk '/^voluntary_ctxt_switches:/ { t += $2 } END { print t + 0 }'
 }
+
+# machine_line: the CPU, CPU count, kernel, commit (marked when the tree has changes),
+# date and load average, on one line: every log a script writes starts with it, so a
+# figure quoted from the log carries where and when it was made.
+machine_line() {
+    echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) CPUs," \
+        "kernel $(uname -r), commit $(git describe --always --dirty 2>/dev/null || echo unknown)," \
+        "$(date -u +%Y-%m-%dT%H:%M:%SZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+}

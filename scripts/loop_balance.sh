@@ -24,8 +24,7 @@ tck=$(getconf CLK_TCK)
 WORK=$(mktemp -d)
 trap 'stop_server; rm -rf "$WORK"' EXIT
 
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores," \
-    "kernel $(uname -r), commit $(git rev-parse --short HEAD)"
+machine_line
 echo "load: $CONNS conns x $SIZE B, depth 1, ${DURATION} s after 1 s warm-up, $REPEATS rounds${SERVE_ARGS:+; serve $SERVE_ARGS}"
 printf '%-9s %5s %12s %7s %14s  %s\n' model round responses/s jain 'server µs/resp' accepted_per_worker
 for round in $(seq 1 "$REPEATS"); do

@@ -6,7 +6,7 @@
 # server model; each client's CPU (user+sys) comes from /usr/bin/time.
 #
 # Knobs: MODELS, CONNS, SIZE, DURATION, REPEATS, LOAD_ARGS (extra `echolab load` flags).
-# A MODELS entry with a slash is a reference server taking a PORT (../shared/anchors):
+# A MODELS entry with a slash is a reference server taking a PORT (tools/anchors):
 #   MODELS=/tmp/anchors-bin/epoll_et scripts/side_by_side.sh
 # Needs tcp-echo-benchmark on PATH or in $TEB (kept out of this repository):
 #   cargo install tcp-echo-benchmark --root /tmp/tools && export TEB=/tmp/tools/bin/tcp-echo-benchmark
@@ -32,8 +32,7 @@ cargo build --release --quiet --bin echolab
 WORK=$(mktemp -d)
 trap 'stop_server; rm -rf "$WORK"' EXIT
 
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores," \
-    "kernel $(uname -r), $(rustc --version), commit $(git rev-parse --short HEAD)"
+machine_line
 echo "load: $CONNS conns x $SIZE B, depth 1, ${DURATION} s, raw protocol, $REPEATS runs per tool, echolab load --warmup $WARMUP${LOAD_ARGS:+; echolab load $LOAD_ARGS}"
 
 # Prints "responses cpu_seconds" for one run of one client.

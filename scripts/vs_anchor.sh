@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Responses per server CPU-second of an echolab model against a C reference server, as
-# ../shared/anchors/README.md defines the figure: tcp-echo-benchmark drives each server
+# tools/anchors/README.md defines the figure: tcp-echo-benchmark drives each server
 # in turn, interleaved (the order alternates every pair), and the server's own CPU
 # (utime + stime of its whole process tree, /proc/PID/stat) is read just before and
 # after each run; the ratio per pair, and its median. Both servers start once and serve
@@ -10,7 +10,7 @@
 #
 # usage: scripts/vs_anchor.sh MODEL ANCHOR [CONNS] [LEN] [PAIRS] [SECS]
 #   MODEL  an echolab model (served with --protocol raw)
-#   ANCHOR a reference server built by ../shared/anchors/build.sh: epoll_et,
+#   ANCHOR a reference server built by tools/anchors/build.sh: epoll_et,
 #          uring_echo or uring_multishot (or a path to any server taking a PORT)
 # env: FIGURE=p50 measures latency instead: `echolab load --protocol raw` (closed loop,
 #      depth 1) against each server in turn, and the ratio of the p50 round trips

@@ -418,7 +418,8 @@ fn readme_layout_names_every_crate_docs_page_and_script() {
     // A model's crate is named as the model and covered by the one `crates/<model>` line:
     // adding a model does not touch the README.
     for name in entries("crates") {
-        let model_crate = MODELS.iter().any(|m| m.name == name) && layout.contains("crates/<model> ");
+        let model_crate =
+            MODELS.iter().any(|m| m.name == name) && layout.contains("crates/<model> ");
         if !model_crate && !layout.contains(&format!("crates/{name} ")) {
             missing.push(format!("crates/{name}"));
         }
@@ -507,5 +508,28 @@ fn every_cited_run_and_log_is_committed() {
         missing.is_empty(),
         "docs cite runs or logs that are not committed:\n{}",
         missing.join("\n")
+    );
+}
+
+#[test]
+fn every_checked_prediction_cites_its_log() {
+    // The sweeps that check a page's prediction were once "made for this section" and
+    // never committed; a reader could not open them. The paragraph that introduces them
+    // names the committed log (scripts/sweep.py writes it), which the test above then
+    // requires to exist.
+    let mut uncited = Vec::new();
+    for model in MODELS {
+        let path = root().join("docs/models").join(format!("{}.md", model.name));
+        let text = read(&path);
+        for (at, _) in text.match_indices("**The prediction, checked**") {
+            let paragraph = text[at..].split("\n\n").next().unwrap_or_default();
+            if !paragraph.contains("results/") {
+                uncited.push(model.name);
+            }
+        }
+    }
+    assert!(
+        uncited.is_empty(),
+        "these pages check a prediction without naming the committed log it was read from: {uncited:?}"
     );
 }
