@@ -42,6 +42,8 @@ def short(x):
 
 
 def micros(us):
+    if us >= 1e6:
+        return f"{us / 1e6:.3g} s"
     if us >= 1000:
         return f"{us / 1000:.3g} ms"
     return f"{us:.3g} µs"

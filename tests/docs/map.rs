@@ -151,9 +151,11 @@ fn regions() -> Vec<(&'static str, Vec<Region>)> {
                         let mut cells = vec![m.name.into(), g.get("syscalls per message").into()];
                         match old {
                             Some(old) if old.len() == 6 => cells.extend_from_slice(&old[2..]),
-                            _ => cells.extend(["– (not in the cited run)".to_string()].into_iter().chain(
-                                std::iter::repeat_n("–".to_string(), 3),
-                            )),
+                            _ => cells.extend(
+                                ["– (not in the cited run)".to_string()]
+                                    .into_iter()
+                                    .chain(std::iter::repeat_n("–".to_string(), 3)),
+                            ),
                         }
                         cells
                     },
@@ -220,7 +222,11 @@ fn rebuild(text: &str, region: &Region, models: &[(&Model, Glance)]) -> Result<S
         .filter_map(|c| Some((c.first()?.trim_matches('`').to_string(), c)))
         .collect();
     let rows: Vec<String> = match region {
-        Region::Table { models: wanted, row, .. } => models
+        Region::Table {
+            models: wanted,
+            row,
+            ..
+        } => models
             .iter()
             .filter(|(m, _)| wanted(m))
             .map(|(m, g)| table_row(&row(m, g, old.get(m.name).map(Vec::as_slice))))
@@ -257,7 +263,11 @@ fn per_model_rows_are_built_from_the_registry_and_the_pages() {
     let mut problems = Vec::new();
     let mut models = Vec::new();
     for model in MODELS {
-        let page = read(&root().join("docs/models").join(format!("{}.md", model.name)));
+        let page = read(
+            &root()
+                .join("docs/models")
+                .join(format!("{}.md", model.name)),
+        );
         match glance(&page) {
             Ok(g) => models.push((model, g)),
             Err(e) => problems.push(format!("docs/models/{}.md: {e}", model.name)),
@@ -300,10 +310,14 @@ fn a_page_glance_is_read_and_a_broken_one_is_refused() {
     let missing = PAGE.replace("- what wakes it: K\n", "");
     assert!(glance(&missing).unwrap_err().contains("expected"));
     let typo = PAGE.replace("- waits in: W", "- waits on: W");
-    assert!(glance(&typo).unwrap_err().contains("unknown key `waits on`"));
+    assert!(glance(&typo)
+        .unwrap_err()
+        .contains("unknown key `waits on`"));
     let piped = PAGE.replace("- waits in: W", "- waits in: a | b");
     assert!(glance(&piped).unwrap_err().contains("plain table cells"));
-    assert!(glance("# m\n").unwrap_err().contains("no `**At a glance**`"));
+    assert!(glance("# m\n")
+        .unwrap_err()
+        .contains("no `**At a glance**`"));
 }
 
 #[test]
@@ -311,7 +325,8 @@ fn a_missing_row_comes_back_and_figures_stay() {
     let g = || glance(PAGE).expect("glance");
     let first = MODELS.first().expect("a model");
     let models = [(first, g())];
-    let doc = "intro\n\n| model | syscalls per message | a | b | c | d |\n|---|---|---|---|---|---|\n\
+    let doc =
+        "intro\n\n| model | syscalls per message | a | b | c | d |\n|---|---|---|---|---|---|\n\
                | gone | x | 1 | 2 | 3 | 4 |\n\nafter\n";
     let region = Region::Table {
         header: "| model | syscalls per message",
@@ -323,7 +338,10 @@ fn a_missing_row_comes_back_and_figures_stay() {
         },
     };
     let rebuilt = rebuild(doc, &region, &models).expect("rebuilt");
-    assert!(!rebuilt.contains("| gone |"), "a row of no registered model stays: {rebuilt}");
+    assert!(
+        !rebuilt.contains("| gone |"),
+        "a row of no registered model stays: {rebuilt}"
+    );
     assert!(rebuilt.contains(&format!("| {} | S | – | – | – | – |", first.name)));
     let with_figures = rebuilt.replace("| S | – | – | – | – |", "| S | 1 | 2 | 3 | 4 |");
     assert_eq!(

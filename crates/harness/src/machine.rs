@@ -22,7 +22,8 @@ pub struct Machine {
     pub memory_mib: u64,
     /// `rustc --version`, or `unknown`.
     pub rustc: String,
-    /// `git describe --always --dirty` of the working tree, or `unknown`.
+    /// `git describe --always --dirty` of the checkout the binary sits in, else of the
+    /// tree it was built from, or `unknown`.
     pub commit: String,
     /// UTC date and time the run started (`YYYY-MM-DDTHH:MM:SSZ`).
     pub started: String,
@@ -59,7 +60,7 @@ impl Machine {
             kernel: non_empty(read("/proc/sys/kernel/osrelease").trim()),
             memory_mib: status_field(&meminfo, "MemTotal:").map_or(0, |kb| kb / 1024),
             rustc: command_output("rustc", &["--version"]),
-            commit: command_output("git", &["describe", "--always", "--dirty"]),
+            commit: commit(),
             started: utc_now(),
             command: std::env::args().collect::<Vec<_>>().join(" "),
             load_average_start: load_average(),
@@ -92,6 +93,21 @@ fn non_empty(s: &str) -> String {
     }
 }
 
+/// The commit of the checkout the running binary sits in (`target/release/echolab`: the
+/// tree as it is now, `-dirty` included), else the one it was built from (a copy run
+/// elsewhere), else `unknown`. Never the current directory's: a run started from another
+/// repository would record that repository's commit.
+fn commit() -> String {
+    let beside_binary = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.display().to_string()))
+        .map(|dir| command_output("git", &["-C", &dir, "describe", "--always", "--dirty"]));
+    match beside_binary {
+        Some(commit) if commit != "unknown" => commit,
+        _ => non_empty(env!("ECHOLAB_BUILD_COMMIT")),
+    }
+}
+
 fn command_output(program: &str, args: &[&str]) -> String {
     Command::new(program)
         .args(args)
@@ -106,7 +122,13 @@ fn command_output(program: &str, args: &[&str]) -> String {
 /// The first three fields of `/proc/loadavg` (`unknown` where it cannot be read).
 fn load_average() -> String {
     let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    non_empty(&text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+    non_empty(
+        &text
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
 }
 
 /// The current UTC time, formatted without a date library (civil-from-days).
@@ -164,7 +186,27 @@ mod tests {
         assert_eq!(loads.len(), 3, "{}", m.load_average_start);
         let mut m = m;
         m.finish();
-        assert!(m.finished.as_deref().is_some_and(|f| f >= m.started.as_str()));
-        assert_eq!(m.load_average_end.as_deref().map(|l| l.split(' ').count()), Some(3));
+        assert!(m
+            .finished
+            .as_deref()
+            .is_some_and(|f| f >= m.started.as_str()));
+        assert_eq!(
+            m.load_average_end.as_deref().map(|l| l.split(' ').count()),
+            Some(3)
+        );
+    }
+
+    #[test]
+    fn names_the_commit_built_from_wherever_the_binary_runs() {
+        // Built inside a checkout (as here and in CI), the build baked its commit in: a
+        // copy of the binary run outside any repository still names it.
+        let built = env!("ECHOLAB_BUILD_COMMIT");
+        if built.is_empty() {
+            return; // built from a tarball: nothing to name, and `unknown` is the truth
+        }
+        let now = commit();
+        assert_ne!(now, "unknown");
+        let hash = |c: &str| c.trim_end_matches("-dirty").rsplit("-g").next().map(str::to_owned);
+        assert_eq!(hash(&now), hash(built), "now {now}, built {built}");
     }
 }

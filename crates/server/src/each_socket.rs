@@ -69,7 +69,9 @@ impl SetUp<'_> {
                         // Every other worker has said or dropped its word.
                         Err(mpsc::RecvTimeoutError::Disconnected) => break,
                         Err(mpsc::RecvTimeoutError::Timeout) => {
-                            tracing::warn!("workers still setting up after {SET_UP_LIMIT:?}; announcing");
+                            tracing::warn!(
+                                "workers still setting up after {SET_UP_LIMIT:?}; announcing"
+                            );
                             break;
                         }
                     }
@@ -279,7 +281,10 @@ mod tests {
             result.expect_err("the start failed").to_string(),
             "cannot announce"
         );
-        assert!(!served_after_start.load(Ordering::Relaxed), "socket 0 served after a failed start");
+        assert!(
+            !served_after_start.load(Ordering::Relaxed),
+            "socket 0 served after a failed start"
+        );
         assert!(ctx.shutdown.is_requested());
     }
 
