@@ -114,7 +114,12 @@ class Run:
         return os.path.relpath(self.dir / "README.md", from_dir)
 
     def is_datagram(self, model):
-        return model in self.plan.get("datagram_models", [])
+        # Older runs list the datagram models in the plan; newer ones do not, and a model
+        # whose every cell is the udp scenario is one.
+        if model in self.plan.get("datagram_models", []):
+            return True
+        mine = self.by_model.get(model, {})
+        return bool(mine) and all(k[0] == "udp" for k in mine)
 
     def cells(self, model):
         """The model's summaries in plan order."""
@@ -127,6 +132,9 @@ class Run:
     def reproduce(self):
         words = self.machine.get("command", "").split()
         args = words[words.index("compare"):] if "compare" in words else ["compare"]
+        if "--out" in args:  # where the run was written is the runner's, not the reader's
+            at = args.index("--out")
+            args = args[:at] + args[at + 2:]
         return "cargo run --release -- " + " ".join(args)
 
 
@@ -167,7 +175,8 @@ def udp_row(s):
 
 def table(headers, rows):
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    # A note may join several reasons with "|", which would split the Markdown cell.
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
