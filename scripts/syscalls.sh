@@ -33,7 +33,10 @@ run() { # run NAME COMMAND...: one server, counted while COMMAND drives it
     shift
     start_server "$dir/server.out" "$model"
     port=${SERVER_ADDR##*:}
-    perf stat -x, -e 'syscalls:sys_enter_*' -p "$SERVER_PID" -o "$dir/perf.csv" &
+    # Every process of the server's tree: perf follows what is forked after it attaches
+    # (fork's children), not the workers prefork made before.
+    perf stat -x, -e 'syscalls:sys_enter_*' -p "$(tree_pids "$SERVER_PID" | paste -sd, -)" \
+        -o "$dir/perf.csv" &
     local perf=$!
     sleep 0.3
     "$@" --addr "127.0.0.1:$port" > /dev/null

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use echolab_registry::MODELS;
 
+#[path = "docs/map.rs"]
 mod map;
 
 fn root() -> PathBuf {
