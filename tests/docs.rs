@@ -520,7 +520,9 @@ fn every_checked_prediction_cites_its_log() {
     // requires to exist.
     let mut uncited = Vec::new();
     for model in MODELS {
-        let path = root().join("docs/models").join(format!("{}.md", model.name));
+        let path = root()
+            .join("docs/models")
+            .join(format!("{}.md", model.name));
         let text = read(&path);
         for (at, _) in text.match_indices("**The prediction, checked**") {
             let paragraph = text[at..].split("\n\n").next().unwrap_or_default();
