@@ -30,11 +30,12 @@ const CASES: &[Case] = &[
         Model::one_client_per_worker,
         third_client_waits_for_a_free_worker,
     ),
-    // Only worker threads are fed by a queue of the server's own, bounded by
-    // `--max-conns`.
+    // Only worker threads that an acceptor feeds have a queue of the server's own,
+    // bounded by `--max-conns` (workers that accept for themselves leave the rest in the
+    // kernel's backlog).
     case_where(
         "queue_is_bounded_by_max_conns",
-        |model| model.runs == Runs::WorkerThreads,
+        |model| model.runs == Runs::WorkerThreads && !model.accepts_only_what_it_serves(),
         queue_is_bounded_by_max_conns,
     ),
     // Only worker processes keep counters apart (each child its own, sent home at

@@ -31,9 +31,10 @@ const SERVED_WITHIN: Duration = Duration::from_secs(2);
 /// Whether `model` holds a descriptor per connection in the accepting process (see the
 /// module doc). A model with processes never does: `fork`'s parent closes its copy of
 /// each socket, and each of `prefork`'s workers holds one client in a descriptor table
-/// of its own.
+/// of its own. Nor does one that accepts only what it serves (`iterative`, and workers
+/// each blocking in `accept`): the rest wait in the backlog, holding no descriptor.
 fn runs_out(model: &Model) -> bool {
-    model.concurrent() && !model.forks()
+    !model.accepts_only_what_it_serves() && !model.forks()
 }
 
 pub(crate) fn out_of_descriptors_backs_off_then_serves_the_queue(model: &Model) {

@@ -29,7 +29,7 @@ pub enum Runs {
     /// A new process per connection (`fork`).
     ProcessEach,
     /// A fixed set of worker threads (`--workers`), each serving one connection at a
-    /// time.
+    /// time (whether they accept for themselves is [`Model::accepts_when_free`]).
     WorkerThreads,
     /// A fixed set of worker processes (`--workers`).
     WorkerProcesses,
@@ -138,6 +138,14 @@ pub struct Model {
     pub completion: bool,
     /// Whether it takes `--offload N` (see [`Model::takes_offload`]).
     pub offload: bool,
+    /// Whether a connection is accepted only by a thread or process free to serve it
+    /// (`iterative`'s one loop; workers each blocking in `accept`), so that clients past
+    /// what it serves at once wait in the kernel's listen backlog, unaccepted; otherwise
+    /// an accept loop of the server's own (an acceptor, the parent, each event loop)
+    /// takes every connection as it comes, up to `--max-conns`. Not given by [`Runs`]:
+    /// `pool` and `prethreaded` both run connections on worker threads, but only
+    /// `prethreaded`'s workers accept. False for a datagram model: it accepts nothing.
+    pub accepts_when_free: bool,
     /// Its entry point.
     pub serve: ServeFn,
 }
@@ -174,10 +182,11 @@ impl Model {
     }
 
     /// Whether it accepts a connection only when it can serve it (one at a time, or one
-    /// per idle worker process blocked in `accept`): the rest wait in the kernel's
-    /// backlog, so it never reaches `--max-conns` and never sends the busy notice.
+    /// per idle worker blocked in `accept`): the rest wait in the kernel's backlog, so
+    /// with `--max-conns` above what it serves at once it never reaches the limit and
+    /// never sends the busy notice (see [`Model::accepts_when_free`]).
     pub fn accepts_only_what_it_serves(&self) -> bool {
-        matches!(self.runs, Runs::InTurn | Runs::WorkerProcesses)
+        self.accepts_when_free
     }
 
     /// Whether `--offload N` applies: an event loop that can hand each message's work
@@ -221,6 +230,7 @@ pub const MODELS: &[Model] = &[
         busy_waits: false,
         completion: false,
         offload: false,
+        accepts_when_free: true,
         serve: echolab_iterative::serve,
     },
     Model {
@@ -232,6 +242,7 @@ pub const MODELS: &[Model] = &[
         busy_waits: false,
         completion: false,
         offload: false,
+        accepts_when_free: false,
         serve: echolab_fork::serve,
     },
     Model {
@@ -243,6 +254,7 @@ pub const MODELS: &[Model] = &[
         busy_waits: false,
         completion: false,
         offload: false,
+        accepts_when_free: false,
         serve: echolab_threads::serve,
     },
     Model {
@@ -254,7 +266,20 @@ pub const MODELS: &[Model] = &[
         busy_waits: false,
         completion: false,
         offload: false,
+        accepts_when_free: false,
         serve: echolab_pool::serve,
+    },
+    Model {
+        name: "prethreaded",
+        summary: "fixed worker threads started up front, each blocking in accept on the shared listener",
+        runs: Runs::WorkerThreads,
+        transport: Transport::Stream,
+        natural_limit: None,
+        busy_waits: false,
+        completion: false,
+        offload: false,
+        accepts_when_free: true,
+        serve: echolab_prethreaded::serve,
     },
     Model {
         name: "prefork",
@@ -266,6 +291,7 @@ pub const MODELS: &[Model] = &[
         busy_waits: false,
         completion: false,
         offload: false,
+        accepts_when_free: true,
         serve: echolab_prefork::serve,
     },
     Model {
@@ -277,6 +303,7 @@ pub const MODELS: &[Model] = &[
         busy_waits: true,
         completion: false,
         offload: true,
+        accepts_when_free: false,
         serve: echolab_spin::serve,
     },
     Model {
@@ -288,6 +315,7 @@ pub const MODELS: &[Model] = &[
         busy_waits: false,
         completion: false,
         offload: true,
+        accepts_when_free: false,
         serve: echolab_select::serve,
     },
     Model {
@@ -299,6 +327,7 @@ pub const MODELS: &[Model] = &[
         busy_waits: false,
         completion: false,
         offload: true,
+        accepts_when_free: false,
         serve: echolab_poll::serve,
     },
     Model {
@@ -310,6 +339,7 @@ pub const MODELS: &[Model] = &[
         busy_waits: false,
         completion: false,
         offload: true,
+        accepts_when_free: false,
         serve: echolab_polling::serve,
     },
     Model {
@@ -321,6 +351,7 @@ pub const MODELS: &[Model] = &[
         busy_waits: false,
         completion: false,
         offload: true,
+        accepts_when_free: false,
         serve: echolab_mio::serve,
     },
     Model {
@@ -332,6 +363,7 @@ pub const MODELS: &[Model] = &[
         busy_waits: false,
         completion: false,
         offload: true,
+        accepts_when_free: false,
         serve: echolab_reactors::serve,
     },
     Model {
@@ -343,6 +375,7 @@ pub const MODELS: &[Model] = &[
         busy_waits: false,
         completion: false,
         offload: true,
+        accepts_when_free: false,
         serve: echolab_tokio::serve,
     },
     Model {
@@ -354,6 +387,7 @@ pub const MODELS: &[Model] = &[
         busy_waits: false,
         completion: true,
         offload: true,
+        accepts_when_free: false,
         serve: echolab_uring::serve,
     },
     Model {
@@ -365,6 +399,7 @@ pub const MODELS: &[Model] = &[
         busy_waits: false,
         completion: false,
         offload: false,
+        accepts_when_free: false,
         serve: echolab_udp_iterative::serve,
     },
     Model {
@@ -376,6 +411,7 @@ pub const MODELS: &[Model] = &[
         busy_waits: false,
         completion: false,
         offload: true,
+        accepts_when_free: false,
         serve: echolab_udp_mio::serve,
     },
     Model {
@@ -387,6 +423,7 @@ pub const MODELS: &[Model] = &[
         busy_waits: false,
         completion: false,
         offload: false,
+        accepts_when_free: false,
         serve: echolab_udp_batch::serve,
     },
     Model {
@@ -398,6 +435,7 @@ pub const MODELS: &[Model] = &[
         busy_waits: false,
         completion: false,
         offload: false,
+        accepts_when_free: false,
         serve: echolab_udp_reuseport::serve,
     },
 ];
@@ -429,7 +467,14 @@ mod tests {
         };
         assert_eq!(
             members(Family::Blocking),
-            ["iterative", "threads", "fork", "pool", "prefork"]
+            [
+                "iterative",
+                "fork",
+                "threads",
+                "pool",
+                "prethreaded",
+                "prefork"
+            ]
         );
         assert_eq!(
             members(Family::ReadinessLoops),
@@ -440,5 +485,25 @@ mod tests {
             members(Family::Datagram),
             ["udp-iterative", "udp-mio", "udp-batch", "udp-reuseport"]
         );
+    }
+
+    /// Who accepts is a property of its own, not of who runs the connection: `pool`'s
+    /// acceptor takes every client, `prethreaded`'s workers only the ones they serve.
+    #[test]
+    fn who_accepts_is_a_property_of_its_own() {
+        let when_free: Vec<&str> = MODELS
+            .iter()
+            .filter(|m| m.accepts_only_what_it_serves())
+            .map(|m| m.name)
+            .collect();
+        assert_eq!(when_free, ["iterative", "prethreaded", "prefork"]);
+        for model in MODELS {
+            if model.runs == Runs::InTurn && model.is_stream() {
+                assert!(model.accepts_when_free, "{}: serves in turn", model.name);
+            }
+            if !model.is_stream() {
+                assert!(!model.accepts_when_free, "{}: accepts nothing", model.name);
+            }
+        }
     }
 }
