@@ -82,18 +82,6 @@ pub const CHILD_GRACE: Duration = Duration::from_secs(4);
 /// previous one in its place was forked; a failed fork is retried after this too.
 pub const RESPAWN_BACKOFF: Duration = Duration::from_secs(1);
 
-/// How many worker processes to fork: `--workers`, unless `--max-conns` caps how many
-/// may be served at once at or below it — then that many, plus one that turns the next
-/// client away with the busy notice (with every worker busy, a client would otherwise
-/// wait in the backlog unanswered).
-pub fn processes(workers: usize, max_conns: usize) -> usize {
-    if max_conns <= workers {
-        max_conns + 1
-    } else {
-        workers
-    }
-}
-
 /// Forks the workers, keeps them at strength until shutdown, then stops and reaps them.
 pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
     // First: refuses a multi-threaded process, which cannot fork safely.
@@ -104,7 +92,7 @@ pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
     // signal interrupts it (EINTR) instead of restarting it, so SIGTERM reaches an idle
     // worker; the timeout itself is an hour, so at rest a worker never wakes.
     SockRef::from(&listener).set_read_timeout(Some(NO_DEADLINE_WAIT))?;
-    let count = processes(ctx.config.worker_count(), ctx.config.max_conns);
+    let count = ctx.config.accepting_workers();
     let board = Scoreboard::new(count)?;
     let mut parent = Parent {
         ctx,

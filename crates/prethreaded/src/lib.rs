@@ -39,7 +39,7 @@
 //! against the count every thread shares; when it caps the workers (`--max-conns` ≤
 //! `--workers`), that many start plus one, and the extra worker turns the next client
 //! away with the busy notice instead of leaving it in the backlog — `prefork`'s rule,
-//! [`echolab_prefork::processes`]. If fewer threads start than asked for (`ulimit -u`),
+//! `ServerConfig::accepting_workers`. If fewer threads start than asked for (`ulimit -u`),
 //! those that did serve; if none does, `serve` fails.
 //!
 //! **Stats.** Each worker counts its accepts as its own (`accepted_per_worker`): how the
@@ -87,7 +87,7 @@ pub fn serve(listen: &Listen, ctx: &ServerContext) -> io::Result<()> {
     SockRef::from(&listener).set_read_timeout(Some(NO_DEADLINE_WAIT))?;
     let result = thread::scope(|scope| {
         let mut workers = Vec::new();
-        let count = echolab_prefork::processes(ctx.config.worker_count(), ctx.config.max_conns);
+        let count = ctx.config.accepting_workers();
         for index in 0..count {
             let (listener, worker_ctx) = (&listener, ctx.for_worker(index));
             let spawned = thread::Builder::new()

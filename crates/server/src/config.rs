@@ -55,4 +55,37 @@ impl ServerConfig {
             })
             .max(1)
     }
+
+    /// How many workers to start when each accepts its own clients (`prefork`,
+    /// `prethreaded`): [`ServerConfig::worker_count`], unless `--max-conns` caps how many
+    /// may be served at once at or below it — then that many, plus one that turns the next
+    /// client away with the busy notice (with every worker busy, a client would otherwise
+    /// wait in the backlog unanswered).
+    pub fn accepting_workers(&self) -> usize {
+        let workers = self.worker_count();
+        if self.max_conns <= workers {
+            self.max_conns + 1
+        } else {
+            workers
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepting_workers_add_a_spare_only_when_max_conns_caps_them() {
+        let config = |workers, max_conns| ServerConfig {
+            workers: Some(workers),
+            max_conns,
+            ..ServerConfig::default()
+        };
+        assert_eq!(config(4, 100).accepting_workers(), 4);
+        assert_eq!(config(4, 5).accepting_workers(), 4);
+        // Every worker busy with max_conns clients: one more accepts only to refuse.
+        assert_eq!(config(4, 4).accepting_workers(), 5);
+        assert_eq!(config(4, 1).accepting_workers(), 2);
+    }
 }
