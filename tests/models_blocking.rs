@@ -35,7 +35,7 @@ const CASES: &[Case] = &[
     // kernel's backlog).
     case_where(
         "queue_is_bounded_by_max_conns",
-        |model| model.runs == Runs::WorkerThreads && !model.accepts_only_what_it_serves(),
+        |model| model.runs == Runs::WorkerThreads && !model.accepts_when_free,
         queue_is_bounded_by_max_conns,
     ),
     // Only worker processes keep counters apart (each child its own, sent home at

@@ -110,7 +110,7 @@ pub(crate) fn unauthenticated_flood_capped_and_dropped(model: &Model) {
         .count();
     // Only a model that accepts beyond what it serves at once refuses (see the module
     // doc).
-    let expected_refused = if !model.accepts_only_what_it_serves() {
+    let expected_refused = if !model.accepts_when_free {
         flood - MAX_CONNS
     } else {
         0

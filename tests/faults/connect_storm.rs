@@ -142,7 +142,7 @@ pub(crate) fn two_thousand_simultaneous_connects(model: &Model) {
     let mut finished = Vec::new();
     // Models that accept only as many as they serve (one, or one per worker process)
     // never reach `--max-conns 500`: nobody is refused, the rest wait in the backlog.
-    let refusals = if model.accepts_only_what_it_serves() {
+    let refusals = if model.accepts_when_free {
         0
     } else {
         CLIENTS - MAX_CONNS

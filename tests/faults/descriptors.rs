@@ -34,7 +34,7 @@ const SERVED_WITHIN: Duration = Duration::from_secs(2);
 /// of its own. Nor does one that accepts only what it serves (`iterative`, and workers
 /// each blocking in `accept`): the rest wait in the backlog, holding no descriptor.
 fn runs_out(model: &Model) -> bool {
-    !model.accepts_only_what_it_serves() && !model.forks()
+    !model.accepts_when_free && !model.forks()
 }
 
 pub(crate) fn out_of_descriptors_backs_off_then_serves_the_queue(model: &Model) {

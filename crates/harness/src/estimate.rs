@@ -79,7 +79,7 @@ impl Plan {
         if cell.idle_conns > 0 {
             let idle = cell.idle_conns as u32;
             run += CONNECT * idle + per_idle_connection(registered) * idle;
-            if registered.accepts_only_what_it_serves() {
+            if registered.accepts_when_free {
                 // It stops taking the crowd; the harness waits to see no progress.
                 run += IDLE_NO_PROGRESS + Duration::from_millis(100);
             }

@@ -144,7 +144,9 @@ pub struct Model {
     /// an accept loop of the server's own (an acceptor, the parent, each event loop)
     /// takes every connection as it comes, up to `--max-conns`. Not given by [`Runs`]:
     /// `pool` and `prethreaded` both run connections on worker threads, but only
-    /// `prethreaded`'s workers accept. False for a datagram model: it accepts nothing.
+    /// `prethreaded`'s workers accept. With `--max-conns` above what it serves at once,
+    /// such a model never reaches the limit and never sends the busy notice. False for a
+    /// datagram model: it accepts nothing.
     pub accepts_when_free: bool,
     /// Its entry point.
     pub serve: ServeFn,
@@ -179,14 +181,6 @@ impl Model {
     /// at a time, to its end: clients past `--workers` wait, unread.
     pub fn one_client_per_worker(&self) -> bool {
         matches!(self.runs, Runs::WorkerThreads | Runs::WorkerProcesses)
-    }
-
-    /// Whether it accepts a connection only when it can serve it (one at a time, or one
-    /// per idle worker blocked in `accept`): the rest wait in the kernel's backlog, so
-    /// with `--max-conns` above what it serves at once it never reaches the limit and
-    /// never sends the busy notice (see [`Model::accepts_when_free`]).
-    pub fn accepts_only_what_it_serves(&self) -> bool {
-        self.accepts_when_free
     }
 
     /// Whether `--offload N` applies: an event loop that can hand each message's work
@@ -493,7 +487,7 @@ mod tests {
     fn who_accepts_is_a_property_of_its_own() {
         let when_free: Vec<&str> = MODELS
             .iter()
-            .filter(|m| m.accepts_only_what_it_serves())
+            .filter(|m| m.accepts_when_free)
             .map(|m| m.name)
             .collect();
         assert_eq!(when_free, ["iterative", "prethreaded", "prefork"]);
